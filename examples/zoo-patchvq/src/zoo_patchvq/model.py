@@ -1,0 +1,82 @@
+"""A toy patch-VQ image tokenizer: the smallest real model a plugin can ship.
+
+Example:
+    >>> import torch
+    >>> m = PatchVQ(PatchVQConfig())
+    >>> tokens = m.encode(torch.zeros(2, 3, 32, 32))
+    >>> tuple(tokens.ids.shape), m.decode(tokens).shape
+    ((2, 64), torch.Size([2, 3, 32, 32]))
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
+from zoo.interfaces import Tokens, as_tokens
+from zoo.weights import load_safetensors
+
+
+@dataclass
+class PatchVQConfig:
+    image_size: int = 32
+    patch_size: int = 4
+    dim: int = 8
+    codebook_size: int = 64
+
+
+class PatchVQ(torch.nn.Module):
+    """Patches -> linear -> nearest code; codes -> linear -> patches."""
+
+    def __init__(self, config: PatchVQConfig):
+        super().__init__()
+        self.cfg = config
+        self.image_size = config.image_size
+        patch_dim = 3 * config.patch_size**2
+        self.proj_in = torch.nn.Linear(patch_dim, config.dim)
+        self.codebook = torch.nn.Parameter(torch.randn(config.codebook_size, config.dim))
+        self.proj_out = torch.nn.Linear(config.dim, patch_dim)
+
+    def _check(self, x: torch.Tensor) -> None:
+        s = self.cfg.image_size
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[-2:] != (s, s):
+            raise ValueError(f"patchvq expects [B, 3, {s}, {s}] images in [-1, 1], got {tuple(x.shape)}")
+
+    def encode(self, x: torch.Tensor) -> Tokens:
+        """``[B, 3, H, W]`` in [-1, 1] -> Tokens of ``(H/p)*(W/p)`` ids, row-major."""
+        self._check(x)
+        p = self.cfg.patch_size
+        patches = F.unfold(x, p, stride=p).transpose(1, 2)  # [B, N, 3*p*p]
+        z = self.proj_in(patches)
+        ids = torch.cdist(z, self.codebook[None].expand(len(z), -1, -1)).argmin(-1)
+        return Tokens(ids=ids, codebook_size=self.cfg.codebook_size, tokenizer=getattr(getattr(self, "card", None), "name", "patchvq"))
+
+    def decode(self, tokens) -> torch.Tensor:
+        """Tokens (any prefix) -> images; patches past a prefix are mid-grey."""
+        tokens = as_tokens(tokens, self.cfg.codebook_size)
+        n = (self.cfg.image_size // self.cfg.patch_size) ** 2
+        patches = self.proj_out(self.codebook[tokens.ids])  # [B, k, 3*p*p]
+        valid = torch.arange(tokens.max_length)[None, :] < tokens.lengths[:, None]
+        patches = patches * valid[..., None].to(patches)
+        full = patches.new_zeros(len(tokens), n, patches.shape[-1])
+        full[:, : tokens.max_length] = patches
+        p = self.cfg.patch_size
+        return F.fold(full.transpose(1, 2), self.cfg.image_size, p, stride=p).clamp(-1, 1)
+
+
+class PatchVQBuilder(ModelBuilder):
+    """Release format: ``model.safetensors`` with the config as JSON in metadata key ``config``."""
+
+    name = "patchvq"
+    config_class = PatchVQConfig
+
+    def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
+        state, meta = load_safetensors(files["model.safetensors"])
+        return Checkpoint(state_dict=state, config=json.loads(meta.get("config", "{}")))
+
+    def build(self, config: PatchVQConfig) -> PatchVQ:
+        return PatchVQ(config)

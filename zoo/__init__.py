@@ -1,0 +1,39 @@
+"""zoo: one registry and one interface for multimodal tokenizers, generators and token reducers.
+
+Example:
+    >>> import zoo
+    >>> names = zoo.list_models()            # does not import torch
+    >>> # model = zoo.load("flextok")         # a ready model (downloads its pinned weights)
+
+``import zoo`` and ``zoo.list_models()`` do not import torch; ``zoo.load`` does.
+"""
+
+from __future__ import annotations
+
+from zoo.api import download, get_card, info, list_models, load, plugins
+from zoo.errors import (
+    CardError,
+    CheckpointError,
+    ConfigError,
+    HubError,
+    PluginError,
+    UnknownModelError,
+    ZooError,
+)
+from zoo.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "load", "list_models", "info", "plugins", "download", "get_card", "hookimpl",
+    "ZooError", "UnknownModelError", "CardError", "PluginError", "ConfigError", "CheckpointError", "HubError",
+    "Tokens",
+]
+
+
+def __getattr__(name: str):
+    if name == "Tokens":  # lazily: the tokens type imports torch
+        from zoo.interfaces import Tokens
+
+        return Tokens
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

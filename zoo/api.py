@@ -1,0 +1,203 @@
+"""Public API: ``load``, ``list_models``, ``info``, ``plugins``, ``download``.
+
+Example:
+    >>> import zoo
+    >>> isinstance(zoo.list_models(), list)
+    True
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from zoo.builders import CheckpointFiles
+from zoo.cards import ModelCard
+from zoo.errors import CheckpointError, ZooError
+from zoo.registry import get_registry
+
+__all__ = ["load", "list_models", "info", "plugins", "download", "get_card"]
+
+log = logging.getLogger("zoo")
+_DTYPES = {
+    "float32": "float32", "fp32": "float32", "float": "float32",
+    "float16": "float16", "fp16": "float16", "half": "float16",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+}
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def list_models(pattern: str = "*", kind: str | None = None, modality: str | None = None, *, with_weights: bool = False) -> list[str]:
+    """Names of registered models matching an fnmatch ``pattern``, in natural sort order.
+
+    Does not import torch.
+
+    Example:
+        >>> list_models("no-such-family.*")
+        []
+    """
+    cards = get_registry().cards.values()
+    out = [
+        c.name for c in cards
+        if fnmatch.fnmatchcase(c.name, pattern.lower())
+        and (kind is None or c.kind == kind)
+        and (modality is None or c.modality == modality)
+        and (not with_weights or c.weights_available)
+    ]
+    return sorted(out, key=_natural_key)
+
+
+def get_card(name: str) -> ModelCard:
+    """The :class:`~zoo.cards.ModelCard` a name refers to (family alone = its default)."""
+    return get_registry().find_card(name)[0]
+
+
+def info(name: str) -> dict[str, Any]:
+    """A JSON-able record of a model: its card, licence, where the weights come from.
+
+    Example:
+        >>> import json, zoo
+        >>> all(json.dumps(zoo.info(n)) for n in zoo.list_models())
+        True
+    """
+    registry = get_registry()
+    card, revision = registry.find_card(name)
+    record = card.to_dict()
+    record["family"] = card.family
+    record["registered_by"] = registry.card_owner(card.name)
+    record["requested_revision"] = revision
+    record["revision_pinned"] = bool(card.revision and re.fullmatch(r"[0-9a-f]{40}", card.revision))
+    lic = card.license
+    record["license_summary"] = (
+        f"code: {lic.code}; weights: {lic.weights or lic.code}"
+        + ("; RESEARCH USE ONLY" if lic.research_only else "")
+        + (f"; {lic.notes}" if lic.notes else "")
+    )
+    return record
+
+
+def plugins() -> list[dict[str, Any]]:
+    """Loaded plugins (and the ones that failed to load) with the hooks they implement."""
+    return [p.to_dict() for p in get_registry().plugins()]
+
+
+def download(name: str, *, revision: str | None = None, cache_dir: str | Path | None = None, force: bool = False) -> CheckpointFiles:
+    """Fetch a model's files (and its dependencies') into the cache; returns their paths."""
+    from zoo.hub import resolve_files
+
+    registry = get_registry()
+    card, name_revision = registry.find_card(name)
+    return resolve_files(card, registry.cards, revision=revision or name_revision, cache_dir=cache_dir, force_download=force)
+
+
+def _local_files(card: ModelCard, weights: str | Path) -> CheckpointFiles:
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        names = card.files or sorted(p.name for p in path.iterdir() if p.is_file())
+        missing = [n for n in names if not (path / n).is_file()]
+        if missing:
+            raise CheckpointError(f"{path} lacks {missing}, which {card.name} needs (its release files: {card.files})")
+        return CheckpointFiles({n: path / n for n in names}, origin=f"local-dir:{path}")
+    if path.is_file():
+        key = card.files[0] if card.files else path.name
+        return CheckpointFiles({key: path}, origin=f"local-file:{path}")
+    raise CheckpointError(f"weights={str(weights)!r}: no such file or directory")
+
+
+def _resolve_dtype(dtype: Any):
+    import torch
+
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    key = str(dtype).replace("torch.", "").lower()
+    if key not in _DTYPES:
+        raise ZooError(f"unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}")
+    return getattr(torch, _DTYPES[key])
+
+
+def load(
+    name: str,
+    *,
+    pretrained: bool = True,
+    weights: str | Path | None = None,
+    revision: str | None = None,
+    device: Any = None,
+    dtype: Any = None,
+    attn_backend: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool | None = None,
+    **overrides: Any,
+):
+    """Build a ready model from its card: files -> config -> module -> strict weights.
+
+    Args:
+        name: ``family.tag[@revision]``, a family (its default tag), or ``hf-hub:org/repo[@rev]``.
+        pretrained: load weights; ``False`` builds the architecture randomly, no download.
+        weights: a local file or directory in the model's original release format (no download
+            of the model's own files; dependencies still resolve from the cache/hub).
+        revision: overrides the card's pinned revision.
+        device, dtype: where and in which precision to put the model (``"bf16"`` etc. accepted).
+        attn_backend: ``"sdpa"``, ``"math"`` or ``"xformers"`` for every attention in the model.
+        cache_dir, local_files_only: passed to every hub download (``HF_HUB_OFFLINE`` honoured).
+        **overrides: config fields (a typo is an error naming the field).
+
+    Example:
+        >>> import zoo
+        >>> zoo.load("no_such_model")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        zoo.errors.UnknownModelError: unknown model 'no_such_model'.
+    """
+    from zoo.config import merge_config
+    from zoo.hub import resolve_files
+    from zoo.nn.attention import resolve_backend, set_model_backend
+    from zoo.weights import load_state_dict_strict, no_init
+
+    registry = get_registry()
+    card, name_revision = registry.find_card(name)
+    builder = registry.builder_for(card)
+    torch_dtype = _resolve_dtype(dtype)
+
+    files: CheckpointFiles | None = None
+    if weights is not None:
+        files = _local_files(card, weights)
+        for role, dep in card.dependencies.items():
+            files.deps[role] = resolve_files(registry.cards[dep], registry.cards, cache_dir=cache_dir, local_files_only=local_files_only)
+    elif pretrained and (card.hub_repo or card.package_dir):
+        files = resolve_files(card, registry.cards, revision=revision or name_revision, cache_dir=cache_dir, local_files_only=local_files_only)
+    elif pretrained and not card.weights_available:
+        raise ZooError(f"{card.name} has no published weights; use zoo.load({card.name!r}, pretrained=False) for a randomly initialised model")
+
+    checkpoint = builder.read_checkpoint(files) if files is not None else None
+    config = merge_config(
+        builder.config_class,
+        [
+            (f"card {card.name} ({card.source})", card.config),
+            (f"checkpoint {files.origin}" if files else "checkpoint", checkpoint.config if checkpoint else None),
+            ("overrides", overrides),
+        ],
+    )
+    if checkpoint is not None:
+        with no_init():
+            model = builder.build(config)
+        state = builder.convert(checkpoint.state_dict, config)
+        load_state_dict_strict(model, state, what=f"{card.name} (from {files.origin})")
+    else:
+        model = builder.build(config)
+    model = builder.finalize(model, files, config)
+    if hasattr(model, "to") and (device is not None or torch_dtype is not None):
+        model = model.to(device=device, dtype=torch_dtype)
+    if hasattr(model, "eval"):
+        model.eval()
+    if attn_backend is not None:
+        set_model_backend(model, attn_backend)
+        chosen = resolve_backend(attn_backend, device or "cpu")
+        log.info("%s: attention backend %s (asked for %s)", card.name, chosen, attn_backend)
+    model.card = card
+    model.config = config
+    return model

@@ -1,0 +1,85 @@
+"""The ModelBuilder protocol: how a plugin turns release files + config into a module.
+
+Example (a builder whose release format is one safetensors file):
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class TinyConfig:
+    ...     width: int = 8
+    >>> class TinyBuilder(ModelBuilder):
+    ...     name = "tiny"
+    ...     config_class = TinyConfig
+    ...     def build(self, config):
+    ...         import torch
+    ...         return torch.nn.Linear(config.width, config.width)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # torch is imported lazily
+    import torch
+
+__all__ = ["CheckpointFiles", "Checkpoint", "ModelBuilder"]
+
+
+@dataclass
+class CheckpointFiles:
+    """Local paths of a card's files, keyed by the file names the card lists.
+
+    ``deps`` holds the resolved files of the card's dependencies by role (e.g. ``"vae"``).
+    ``primary`` is the first file of the card.
+    """
+
+    paths: dict[str, Path]
+    deps: dict[str, "CheckpointFiles"] = field(default_factory=dict)
+    origin: str = ""
+
+    def __getitem__(self, name: str) -> Path:
+        try:
+            return self.paths[name]
+        except KeyError:
+            raise KeyError(f"no file {name!r} among {sorted(self.paths)} ({self.origin})") from None
+
+    @property
+    def primary(self) -> Path:
+        return next(iter(self.paths.values()))
+
+
+@dataclass
+class Checkpoint:
+    """What a builder read from the release files: the raw state dict (original key layout) and
+    the config stored inside the files (already mapped onto the builder's config fields)."""
+
+    state_dict: Mapping[str, "torch.Tensor"]
+    config: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelBuilder:
+    """Base class for builders; plugins override what differs.
+
+    The default ``read_checkpoint`` reads the primary file (safetensors, or a pickle loaded with
+    ``weights_only=True``) and its safetensors metadata is ignored; ``convert`` is the identity.
+    """
+
+    name: str = ""
+    config_class: type = dict
+
+    def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
+        from zoo.weights import load_weights_file
+
+        state, _meta = load_weights_file(files.primary)
+        return Checkpoint(state_dict=state)
+
+    def build(self, config: Any) -> "torch.nn.Module":
+        raise NotImplementedError(f"builder {self.name!r} does not implement build()")
+
+    def convert(self, state_dict: Mapping[str, "torch.Tensor"], config: Any) -> Mapping[str, "torch.Tensor"]:
+        return state_dict
+
+    def finalize(self, model: "torch.nn.Module", files: CheckpointFiles | None, config: Any) -> "torch.nn.Module":
+        """Hook after weights are loaded (e.g. attach a dependency such as a VAE); default: no-op."""
+        return model

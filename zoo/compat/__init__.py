@@ -1,0 +1,1 @@
+"""Compatibility shims for the environments zoo runs in (applied only where needed)."""

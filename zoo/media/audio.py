@@ -1,0 +1,183 @@
+"""How audio enters and leaves zoo: read, resample, mix to mono, write.
+
+Conventions: a waveform is a float32 tensor ``[C, L]`` (channels first, values in [-1, 1]);
+a 1-D tensor ``[L]`` is mono.
+
+* **Reading/writing** uses ``soundfile`` (libsndfile: wav, flac, ogg, ...), the ``[audio]``
+  extra. Integer PCM is scaled to [-1, 1]; ``save_audio`` clips to [-1, 1] and writes 16-bit
+  PCM by default.
+* **Resampling** (:func:`resample`) is band-limited windowed-sinc interpolation in polyphase
+  form: the rate ratio is reduced by its gcd to ``orig/new``; for each of the ``new`` output
+  phases a filter of ``2 * width + orig`` taps is built from a sinc with cutoff
+  ``rolloff * min(orig, new) / 2`` (``rolloff = 0.99``) over ``lowpass_filter_width = 6``
+  zero crossings, tapered by a Hann window (``cos^2``); one strided conv1d applies all phases.
+  The output has ``ceil(new * L / orig)`` samples. With these defaults it reproduces
+  ``torchaudio.functional.resample`` (the reference models' resampler) to ~1e-6, without
+  needing torchaudio.
+* **Mixing to mono** (:func:`to_mono`) averages the channels with equal weight
+  (``mean`` over C), the rule of the reference codecs' ``convert_audio``; no pan law, so a
+  signal present in only one of two channels comes out 6 dB lower.
+
+Example:
+    >>> import torch
+    >>> x = torch.randn(2, 44100)
+    >>> y = prepare_audio(x, 44100, 24000)       # mono, 24 kHz
+    >>> tuple(y.shape)
+    (24000,)
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["load_audio", "save_audio", "resample", "to_mono", "prepare_audio", "AudioError"]
+
+try:
+    from zoo.errors import ZooError as _Base
+except ImportError:  # pragma: no cover - zoo.errors always exists in the package
+    _Base = Exception
+
+
+class AudioError(_Base, ValueError):
+    """Audio that zoo cannot read or use: bad shape, rate or file."""
+
+
+def _soundfile():
+    try:
+        import soundfile  # noqa: PLC0415
+    except ImportError:
+        raise AudioError("reading/writing audio files needs soundfile: `pip install 'zoo[audio]'` (or `pip install soundfile`)") from None
+    return soundfile
+
+
+def load_audio(path: str | Path, *, sample_rate: int | None = None, mono: bool = False) -> tuple[torch.Tensor, int]:
+    """Read a wav/flac/ogg file -> ``(waveform [C, L] float32, sample_rate)``.
+
+    With ``sample_rate`` the audio is resampled to it; with ``mono`` channels are averaged
+    (the result is then ``[1, L]``).
+
+    Example:
+        >>> import tempfile, os, torch
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.wav")
+        >>> save_audio(p, torch.zeros(2, 100), 16000)
+        >>> wav, sr = load_audio(p)
+        >>> tuple(wav.shape), sr
+        ((2, 100), 16000)
+    """
+    sf = _soundfile()
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile.LibsndfileError and friends
+        raise AudioError(f"could not read {path} as audio ({exc}); supported: {', '.join(sorted(sf.available_formats()))}") from exc
+    wav = torch.from_numpy(data.T.copy())
+    if mono:
+        wav = to_mono(wav)[None]
+    if sample_rate is not None and sample_rate != sr:
+        wav, sr = resample(wav, sr, sample_rate), sample_rate
+    return wav, int(sr)
+
+
+def save_audio(path: str | Path, waveform: torch.Tensor, sample_rate: int, *, subtype: str = "PCM_16") -> None:
+    """Write ``[C, L]`` or ``[L]`` (values clipped to [-1, 1]) to ``path``; format from the suffix.
+
+    Example:
+        >>> import tempfile, os, torch
+        >>> save_audio(os.path.join(tempfile.mkdtemp(), "b.flac"), torch.zeros(100), 24000)
+    """
+    sf = _soundfile()
+    wav = _as_2d(waveform, "save_audio").detach().float().cpu().clamp(-1.0, 1.0)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), wav.T.numpy(), int(sample_rate), subtype=subtype)
+
+
+def _as_2d(waveform: torch.Tensor, where: str) -> torch.Tensor:
+    if not isinstance(waveform, torch.Tensor):
+        raise AudioError(f"{where}: expected a torch.Tensor waveform, got {type(waveform).__name__}")
+    if waveform.dim() == 1:
+        return waveform[None]
+    if waveform.dim() == 2:
+        return waveform
+    raise AudioError(f"{where}: expected a waveform [L] or [C, L], got shape {tuple(waveform.shape)}")
+
+
+def to_mono(waveform: torch.Tensor) -> torch.Tensor:
+    """``[C, L]`` -> ``[L]`` by averaging channels with equal weight; ``[L]`` passes through.
+
+    Example:
+        >>> to_mono(torch.tensor([[1.0, 0.0], [0.0, 0.0]])).tolist()
+        [0.5, 0.0]
+    """
+    wav = _as_2d(waveform, "to_mono")
+    return wav.mean(dim=0) if wav.shape[0] > 1 else wav[0]
+
+
+@lru_cache(maxsize=32)
+def _sinc_kernel(orig: int, new: int, width_zc: int, rolloff: float, dtype: torch.dtype, device: str) -> tuple[torch.Tensor, int]:
+    """Polyphase filter bank ``[new, 1, 2 * width + orig]`` and ``width`` (taps each side)."""
+    cutoff = min(orig, new) * rolloff  # in units of the gcd-reduced rate
+    width = math.ceil(width_zc * orig / cutoff)
+    taps = torch.arange(-width, width + orig, dtype=torch.float64) / orig  # input positions (in output-phase units)
+    phases = -torch.arange(new, dtype=torch.float64)[:, None] / new
+    t = (phases + taps[None, :]) * cutoff
+    t = t.clamp(-width_zc, width_zc)
+    window = torch.cos(t * math.pi / width_zc / 2) ** 2
+    x = t * math.pi
+    sinc = torch.where(x == 0, torch.ones_like(x), torch.sin(x) / torch.where(x == 0, torch.ones_like(x), x))
+    kernel = sinc * window * (cutoff / orig)
+    return kernel[:, None].to(dtype=dtype, device=device), width
+
+
+def resample(waveform: torch.Tensor, orig_sr: int, new_sr: int, *, lowpass_filter_width: int = 6,
+             rolloff: float = 0.99) -> torch.Tensor:
+    """Resample ``[..., L]`` from ``orig_sr`` to ``new_sr`` Hz (Hann-windowed sinc, polyphase).
+
+    Returns ``[..., ceil(new_sr * L / orig_sr)]`` in the input's float dtype.
+
+    Example:
+        >>> import torch
+        >>> y = resample(torch.randn(1, 16000), 16000, 24000)
+        >>> tuple(y.shape)
+        (1, 24000)
+    """
+    if not isinstance(waveform, torch.Tensor) or not waveform.is_floating_point():
+        raise AudioError(f"resample: expected a float tensor, got {getattr(waveform, 'dtype', type(waveform).__name__)}")
+    if int(orig_sr) <= 0 or int(new_sr) <= 0:
+        raise AudioError(f"resample: sample rates must be positive integers, got {orig_sr} -> {new_sr}")
+    if orig_sr == new_sr:
+        return waveform
+    g = math.gcd(int(orig_sr), int(new_sr))
+    orig, new = int(orig_sr) // g, int(new_sr) // g
+    kernel, width = _sinc_kernel(orig, new, lowpass_filter_width, rolloff, waveform.dtype, str(waveform.device))
+    shape = waveform.shape
+    x = waveform.reshape(-1, 1, shape[-1])
+    length = shape[-1]
+    x = F.pad(x, (width, width + orig))
+    y = F.conv1d(x, kernel, stride=orig)  # [N, new, frames]: phase-major
+    y = y.transpose(1, 2).reshape(x.shape[0], -1)
+    out_len = math.ceil(new * length / orig)
+    return y[..., :out_len].reshape(*shape[:-1], out_len)
+
+
+def prepare_audio(waveform: torch.Tensor, sample_rate: int, target_rate: int, *, mono: bool = True) -> torch.Tensor:
+    """Make model input: mix to mono (``[C, L]`` or ``[L]`` -> ``[L]``) then resample.
+
+    Mixing first is cheaper and equal to resampling each channel (both are linear).
+    With ``mono=False`` returns ``[C, L]`` resampled.
+    """
+    wav = _as_2d(waveform, "prepare_audio")
+    if not wav.is_floating_point():
+        raise AudioError(f"prepare_audio: expected float samples in [-1, 1], got dtype {wav.dtype}; "
+                         "divide integer PCM by its full scale (e.g. 32768 for int16)")
+    if wav.shape[-1] == 0:
+        raise AudioError("prepare_audio: the waveform has 0 samples")
+    if mono:
+        wav = to_mono(wav)
+    return resample(wav.float() if wav.dtype == torch.float64 else wav, int(sample_rate), int(target_rate))

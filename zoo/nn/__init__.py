@@ -1,0 +1,1 @@
+"""Shared layers: the attention dispatch and mask types (model code lives in plugins)."""

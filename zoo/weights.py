@@ -1,0 +1,108 @@
+"""Reading weight files and loading them strictly, with errors that say what to fix.
+
+Example:
+    >>> import torch, tempfile, os
+    >>> from safetensors.torch import save_file
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+    >>> save_file({"weight": torch.zeros(2, 2)}, path, metadata={"k": "v"})
+    >>> sd, meta = load_weights_file(path)
+    >>> list(sd), meta
+    (['weight'], {'k': 'v'})
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import torch
+
+from zoo.errors import CheckpointError
+
+__all__ = ["load_safetensors", "load_pickle", "load_weights_file", "load_state_dict_strict", "no_init"]
+
+
+def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(state_dict, metadata)`` of a safetensors file; a corrupt file is a CheckpointError."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            return {k: f.get_tensor(k) for k in f.keys()}, meta
+    except FileNotFoundError:
+        raise CheckpointError(f"weights file not found: {path}") from None
+    except Exception as exc:  # SafetensorError and friends: truncated, bad header, ...
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({exc}). If it came from the hub, "
+            "re-download it with `zoo download NAME --force`."
+        ) from exc
+
+
+def load_pickle(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a pickled checkpoint with ``weights_only=True`` (no code runs from the file)."""
+    path = Path(path)
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=False)
+    except FileNotFoundError:
+        raise CheckpointError(f"weights file not found: {path}") from None
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path} could not be read as a weights-only pickle ({type(exc).__name__}: {exc}). "
+            "zoo never unpickles arbitrary objects; convert it with `zoo convert` or re-download it."
+        ) from exc
+
+
+def load_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read safetensors (with metadata) or a weights-only pickle (``.bin``, ``.pt``, ``.ckpt``)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_safetensors(path)
+    return load_pickle(path), {}
+
+
+def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, what: str = "model") -> None:
+    """``module.load_state_dict(state_dict, strict=True)`` with one error listing every missing
+    key, unexpected key and shape mismatch."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state_dict))
+        if tuple(own[k].shape) != tuple(state_dict[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        lines = [f"weights do not fit {what}:"]
+        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+            if items:
+                shown = ", ".join(items[:12]) + (f", ... ({len(items) - 12} more)" if len(items) > 12 else "")
+                lines.append(f"  {title} ({len(items)}): {shown}")
+        lines.append("  Check that the weights belong to this card (or its config overrides match the file).")
+        raise CheckpointError("\n".join(lines))
+    module.load_state_dict(state_dict, strict=True)
+
+
+_INIT_FUNCS = (
+    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "xavier_uniform_",
+    "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
+)
+
+
+@contextlib.contextmanager
+def no_init() -> Iterator[None]:
+    """Skip random initialisation while building a module whose weights are loaded next.
+
+    Parameters are allocated but ``torch.nn.init`` functions become no-ops, so building a large
+    model costs no RNG time. Deterministic buffers computed in ``__init__`` are unaffected.
+    """
+    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCS}
+    try:
+        for name in _INIT_FUNCS:
+            setattr(torch.nn.init, name, lambda tensor, *a, **k: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.nn.init, name, fn)
