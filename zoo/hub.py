@@ -34,6 +34,16 @@ def is_offline(environ: Mapping[str, str] | None = None) -> bool:
     return env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
 
 
+def default_cache_dir() -> str | None:
+    """The hub cache from ``HF_HUB_CACHE`` or ``HF_HOME`` as set *now* (huggingface_hub reads
+    them once at import); ``None`` means huggingface_hub's default."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
 def download_file(
     repo_id: str,
     filename: str,
@@ -57,7 +67,7 @@ def download_file(
             repo_id,
             filename,
             revision=revision,
-            cache_dir=str(cache_dir) if cache_dir is not None else None,
+            cache_dir=str(cache_dir) if cache_dir is not None else default_cache_dir(),
             local_files_only=offline,
             force_download=force_download,
             endpoint=os.environ.get("HF_ENDPOINT") or None,
@@ -82,9 +92,15 @@ def download_file(
         raise HubError(f"hub repository {repo_id!r} not found (or private); check the card's hub_repo") from exc
     except hf_errors.HfHubHTTPError as exc:
         raise HubError(f"hub error for {where}: {exc}") from exc
-    except (OSError, ValueError) as exc:  # connection dropped, truncated body, size mismatch
+    except Exception as exc:
+        # a dropped connection / truncated body / size mismatch, from whichever HTTP stack the
+        # installed huggingface_hub uses; anything else is not ours to translate
+        transport = type(exc).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore", "httpcore2", "h11", "requests", "urllib3"}
+        if not (transport or isinstance(exc, (OSError, ValueError))):
+            raise
         raise HubError(
-            f"download of {where} failed ({type(exc).__name__}: {exc}); nothing was added to the cache, retry the command"
+            f"download of {where} failed ({type(exc).__name__}: {exc}); the partial file stays out of the "
+            "cache's snapshots (it is resumed next time): retry the command"
         ) from exc
     return Path(path)
 

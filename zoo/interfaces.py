@@ -109,6 +109,8 @@ def as_tokens(tokens: "Tokens | torch.Tensor | Sequence[torch.Tensor]", codebook
         if out.codebook_size != codebook_size:
             raise ValueError(f"tokens come from a codebook of {out.codebook_size} ({out.tokenizer or 'unknown'}), this tokenizer has {codebook_size}")
     elif isinstance(tokens, torch.Tensor):
+        if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+            raise TypeError(f"token ids must be an integer tensor, got {tokens.dtype}")
         if tokens.dim() == 1:
             tokens = tokens[None]
         out = Tokens(ids=tokens.long(), codebook_size=codebook_size, tokenizer=tokenizer)
@@ -118,6 +120,8 @@ def as_tokens(tokens: "Tokens | torch.Tensor | Sequence[torch.Tensor]", codebook
         items = []
         for i, t in enumerate(tokens):
             t = torch.as_tensor(t)
+            if t.is_floating_point() or t.dtype == torch.bool:
+                raise TypeError(f"token sequence {i} must hold integer ids, got {t.dtype}")
             if t.dim() == 2 and t.shape[0] == 1:
                 t = t[0]
             if t.dim() != 1 or t.numel() == 0:

@@ -45,7 +45,7 @@ def _one(image: Any, size: int | tuple[int, int] | None) -> torch.Tensor:
         arr = np.repeat(arr[..., None], 3, axis=-1)
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
         raise ValueError(f"image must be HxWx3 (or HxWx4), got shape {arr.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float()
+    t = torch.from_numpy(np.array(arr[..., :3], copy=True)).permute(2, 0, 1).float()
     if size is not None and not isinstance(image, Image.Image):
         t = _resize_tensor(t, size)
     return t / 127.5 - 1.0

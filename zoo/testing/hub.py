@@ -71,20 +71,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._error(404, "EntryNotFound", f"{filename} does not exist at {revision}")
         data = path.read_bytes()
         etag = hashlib.sha256(data).hexdigest()
-        self.send_response(200)
+        start = 0
+        range_header = self.headers.get("Range", "")
+        if self.command == "GET" and range_header.startswith("bytes="):
+            start = int(range_header[len("bytes="):].split("-", 1)[0] or 0)
+        body = data[start:]
+        self.send_response(206 if start else 200)
         self.send_header("X-Repo-Commit", commit)
         self.send_header("ETag", f'"{etag}"')
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(len(body)))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         if self.command == "GET":
             if filename in hub.truncate:
-                self.wfile.write(data[: len(data) // 2])
+                # the connection drops half-way; resumed requests drop before any byte
+                self.wfile.write(b"" if start else body[: len(body) // 2])
                 self.wfile.flush()
                 self.close_connection = True
                 return
-            self.wfile.write(data)
+            self.wfile.write(body)
 
     do_GET = _route
     do_HEAD = _route
@@ -95,7 +103,8 @@ class HubStandIn:
 
     Attributes:
         url: the endpoint to put in ``HF_ENDPOINT``.
-        truncate: file names whose GET bodies are cut in half (then the connection closes).
+        truncate: file names whose downloads break: the first GET stops half-way, resumed
+            (``Range``) GETs stop before any byte. ``Range`` is honoured otherwise.
         extra_revisions: ``{repo_id: {revision, ...}}`` accepted besides ``main`` and the commit.
         requests: ``(method, path)`` of every request received.
     """
@@ -112,7 +121,7 @@ class HubStandIn:
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.hub = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
