@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_installed_example_plugin_is_discovered_and_runs(tmp_path):
     target = tmp_path / "site"
+    source = tmp_path / "zoo-patchvq"  # build from a copy: setuptools writes build/ and egg-info in-tree
+    shutil.copytree(ROOT / "examples" / "zoo-patchvq", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     pip = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), str(ROOT / "examples" / "zoo-patchvq")],
+         "--target", str(target), str(source)],
         capture_output=True, text=True,
     )
     assert pip.returncode == 0, pip.stderr
