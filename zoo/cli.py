@@ -50,7 +50,12 @@ def list_cmd(pattern: str, kind: str | None, modality: str | None, as_json: bool
     rows = []
     for n in names:
         card = zoo.get_card(n)
-        weights = "yes" if card.weights_available else "none published"
+        if card.hub_repo:
+            weights = "hub"
+        elif card.package_dir:
+            weights = "embedded"
+        else:
+            weights = "none needed" if card.kind == "token_reducer" and card.weights_available else "none published"
         rows.append((n + (" *" if card.default else ""), card.kind, card.modality, card.license.weights or card.license.code, weights))
     widths = [max(len(r[i]) for r in rows + [("NAME", "KIND", "MODALITY", "LICENCE", "WEIGHTS")]) for i in range(5)]
     for r in [("NAME", "KIND", "MODALITY", "LICENCE", "WEIGHTS")] + rows:
