@@ -1,0 +1,176 @@
+"""The catalogue generators (scripts/docs/zoo_docs.py): every registered model, nothing hand-listed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import zoo
+from tests.docs.conftest import ROOT
+
+
+def _table_names(markdown: str) -> list[str]:
+    """Model names in the first column of a generated table."""
+    return re.findall(r"^\| (?:\*\*)?\[`([a-z0-9_.]+)`\]", markdown, flags=re.MULTILINE)
+
+
+def test_index_lists_every_registered_model_once(gen):
+    pages = gen.catalogue_pages()
+    names = _table_names(pages["models/index.md"])
+    assert sorted(names) == sorted(zoo.list_models())
+    assert len(names) == len(set(names))
+
+
+def test_one_page_per_family_with_an_anchor_per_model(gen):
+    pages = gen.catalogue_pages()
+    families = {name.split(".")[0] for name in zoo.list_models()}
+    assert {p for p in pages if p != "models/index.md"} == {f"models/{f}.md" for f in families}
+    for name in zoo.list_models():
+        page = pages[f"models/{name.split('.')[0]}.md"]
+        assert f"{{ #{gen.anchor(name)} }}" in page, name
+        assert f'zoo.load("{name}")' in page
+        assert "## Example" in page and "```python" in page
+
+
+def test_index_links_point_at_family_page_anchors(gen):
+    index = gen.catalogue_pages()["models/index.md"]
+    for name in zoo.list_models():
+        assert f"({name.split('.')[0]}.md#{gen.anchor(name)})" in index
+
+
+def test_a_plugin_card_adds_its_row_and_page_with_no_edit(gen, patchvq_plugin):
+    pages = gen.catalogue_pages()
+    assert "patchvq.tiny" in _table_names(pages["models/index.md"])
+    page = pages["models/patchvq.md"]
+    assert "Registered by plugin `patchvq-test`" in page
+    assert 'tok = zoo.load("patchvq")' in page  # the family's default card loads by family name
+
+
+def test_nav_has_the_index_then_families_sorted(gen):
+    nav = gen.nav_entries({"models/index.md": "", "models/titok.md": "", "models/flextok.md": ""})
+    assert nav == [{"Catalogue": "models/index.md"}, {"flextok": "models/flextok.md"}, {"titok": "models/titok.md"}]
+
+
+@pytest.mark.parametrize(
+    "parity, status",
+    [
+        ("untested", "untested"),
+        ("", "untested"),
+        ("not applicable (example)", "n/a"),
+        ("random-weight parity with bytedance/1d-tokenizer (legacy VQ path): ids equal", "✓ vs bytedance/1d-tokenizer"),
+        ("random-weight parity with apple/ml-flextok@87d00cc: manifest equal", "✓ vs apple/ml-flextok"),
+        ("features atol 1e-4 vs facebookresearch/ToMe on seeded timm ViT", "✓ vs facebookresearch/ToMe"),
+        ("kept indices equal to vbdi/divprune on Gaussian tokens", "✓ vs vbdi/divprune"),
+        ("ids equal on recorded fixtures", "✓ (see page)"),
+    ],
+)
+def test_parity_status(gen, parity, status):
+    assert gen.parity_status(parity) == status
+
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        ({"hub_repo": "org/m", "revision": SHA}, f"[org/m](https://huggingface.co/org/m/tree/{SHA}) @ `{SHA[:12]}`"),
+        ({"hub_repo": "org/m", "revision": None}, "[org/m](https://huggingface.co/org/m/tree/main) (revision not pinned: the repo's head)"),
+        ({"hub_repo": "org/m", "revision": "main"}, "[org/m](https://huggingface.co/org/m/tree/main) @ `main` (not pinned)"),
+        ({"package_dir": "zoo_plugins.flextok:demo/tiny"}, "in package: `zoo_plugins.flextok:demo/tiny`"),
+        ({"weights_available": False}, "no weights published"),
+    ],
+)
+def test_revision_label(gen, record, expected):
+    assert gen.revision_label(record) == expected
+
+
+def _record(**changes):
+    rec = {
+        "name": "fam.a", "family": "fam", "kind": "tokenizer", "modality": "image", "default": True,
+        "license": {"code": "MIT", "weights": None, "research_only": False, "notes": ""},
+        "license_summary": "code: MIT; weights: MIT", "registered_by": "fam-plugin", "source": "plugin fam",
+        "tokens": {"length": "32", "codebook_size": 4096, "notes": ""}, "parity": "untested",
+        "description": "A | B", "hub_repo": "org/a", "revision": None, "files": ["model.safetensors"],
+    }
+    rec.update(changes)
+    return rec
+
+
+def test_research_only_family_gets_a_warning(gen):
+    free = gen.family_page("fam", [_record()])
+    research = gen.family_page("fam", [_record(license={"code": "X", "weights": "Y", "research_only": True, "notes": ""})])
+    assert "Research use only" not in free
+    assert '!!! warning "Research use only"' in research
+
+
+def test_table_cells_escape_pipes(gen):
+    rec = _record(tokens={"length": "1|2", "codebook_size": None, "notes": ""})
+    index = gen.index_page([rec])
+    row = next(line for line in index.splitlines() if "fam.a" in line)
+    assert "1\\|2" in row and row.count(" | ") == 7  # 8 columns, none split by the pipe
+
+
+@pytest.mark.parametrize(
+    "kind, modality, expect",
+    [
+        ("tokenizer", "image", "tok.encode(images)"),
+        ("tokenizer", "audio", "tok.encode(wave, sr)"),
+        ("token_reducer", "image", "reducer.reduce("),
+        ("generator", "image", "gen.generate("),
+    ],
+)
+def test_generated_example_fits_kind_and_modality(gen, kind, modality, expect):
+    code = gen.family_example({"name": "fam.a", "kind": kind, "modality": modality})
+    assert expect in code and 'zoo.load("fam.a")' in code
+    compile(code.split("```python\n", 1)[1].rsplit("```", 1)[0], "example", "exec")
+
+
+def test_hand_written_examples_belong_to_registered_families_and_compile(gen):
+    families = {n.split(".")[0] for n in zoo.list_models()}
+    examples = sorted(gen.EXAMPLES.glob("*.py"))
+    assert examples, "docs/examples/ holds the hand-written family examples"
+    for path in examples:
+        assert path.stem in families, f"docs/examples/{path.name}: no registered family {path.stem!r}"
+        compile(path.read_text(), str(path), "exec")
+        assert path.read_text().strip() in gen.catalogue_pages()[f"models/{path.stem}.md"]
+
+
+def test_divprune_example_runs(gen):
+    path = gen.EXAMPLES / "divprune.py"
+    if "divprune" not in {n.split(".")[0] for n in zoo.list_models()}:
+        pytest.skip("the divprune family is not registered")
+    namespace: dict = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    assert tuple(namespace["out"].tokens.shape) == (2, 58, 1024)
+
+
+def test_gallery_shows_existing_figures_and_commands_for_missing_ones(gen, tmp_path):
+    missing = gen.figure_page(tmp_path)
+    assert missing.count('!!! info "Not generated in this build"') == len(gen.FIGURES)
+    for fig in gen.FIGURES:
+        assert fig["command"] in missing
+        target = tmp_path / fig["files"][0]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"")
+    present = gen.figure_page(tmp_path)
+    assert "Not generated" not in present
+    for fig in gen.FIGURES:
+        assert f"]({fig['files'][0]})" in present
+
+
+def test_figure_commands_name_scripts_that_exist(gen):
+    for fig in gen.FIGURES:
+        script = fig["command"].split()[1]
+        assert (ROOT / script).is_file(), fig["command"]
+
+
+def test_family_page_shows_its_figure_when_it_exists(gen, tmp_path):
+    fig = next(f for f in gen.FIGURES if f.get("families"))
+    family = fig["families"][0]
+    assert "![" not in gen.family_page(family, [_record(name=f"{family}.a", family=family)], docs_dir=tmp_path)
+    (tmp_path / fig["files"][0]).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / fig["files"][0]).write_bytes(b"")
+    page = gen.family_page(family, [_record(name=f"{family}.a", family=family)], docs_dir=tmp_path)
+    assert f"](../{fig['files'][0]})" in page
