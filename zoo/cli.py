@@ -193,6 +193,9 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
             if token_counts:
                 _fail(ZooError("--tokens applies to image tokenizers; audio tokens cover the whole signal"))
             audio = model.decode(tokens, **_decode_kwargs(model, generator=generator))
+        lengths = tokens.meta.get("num_samples")  # decoders emit whole hops: trim to the input's length
+        if lengths:
+            audio = audio[..., : int(lengths[0])]
         save_audio(out, audio, model.sample_rate)
         click.echo(f"wrote {out} ({tokens.max_length} tokens, {audio.shape[-1] / model.sample_rate:.2f} s)")
         return

@@ -12,7 +12,7 @@ a 1-D tensor ``[L]`` is mono.
   ``rolloff * min(orig, new) / 2`` (``rolloff = 0.99``) over ``lowpass_filter_width = 6``
   zero crossings, tapered by a Hann window (``cos^2``); one strided conv1d applies all phases.
   The output has ``ceil(new * L / orig)`` samples. With these defaults it reproduces
-  ``torchaudio.functional.resample`` (the reference models' resampler) to ~1e-6, without
+  ``torchaudio.functional.resample`` (the reference models' resampler) to ~1e-5, without
   needing torchaudio.
 * **Mixing to mono** (:func:`to_mono`) averages the channels with equal weight
   (``mean`` over C), the rule of the reference codecs' ``convert_audio``; no pan law, so a

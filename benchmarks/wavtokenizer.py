@@ -1,0 +1,116 @@
+"""WavTokenizer: real-time factor of encode and decode, zoo vs the reference, same weights, one run.
+
+    python benchmarks/wavtokenizer.py --ref /tmp/ref/wavtok [--seconds 10 60] [--config frame75] [--threads 1]
+
+``--ref`` is a checkout of github.com/jishengpeng/WavTokenizer (its imports need torchaudio's
+Python parts and einops on PYTHONPATH); without it only zoo is timed. Both models get the
+same seeded weights (the parity recipe: ``zoo_plugins.wavtokenizer.testing``) and the same
+seeded audio. Timings are CPU seconds of this process (``time.process_time``, robust to other
+load on a shared machine), median of ``--repeats`` after a warm-up, zoo and reference
+interleaved. RTF = compute seconds / audio seconds (lower is better); "speedup" = ref / zoo.
+
+* encode: ref ``encode_infer(wav, bandwidth_id=0)`` vs zoo ``encode_ids(wav)`` (24 kHz mono);
+* decode: ref ``decode(codes_to_features(ids), bandwidth_id=0)`` vs zoo ``decode_ids(ids)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+YAML = {
+    "frame75": "configs/wavtokenizer_smalldata_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml",
+    "frame40": "configs/wavtokenizer_smalldata_frame40_3s_nq1_code4096_dim512_kmeans200_attn.yaml",
+}
+
+
+def build_zoo(config_name: str):
+    from zoo.testing.weights import load_manifest
+    from zoo_plugins.wavtokenizer.builder import WavTokenizerBuilder
+    from zoo_plugins.wavtokenizer.config import WavTokenizerConfig, config_from_state_dict
+    from zoo_plugins.wavtokenizer.testing import CODEBOOK_KEY, calibrated_codebook, parity_state_dict
+
+    sd = parity_state_dict(load_manifest(ROOT / f"tests/fixtures/wavtokenizer/manifest_{config_name}.json"))
+    builder = WavTokenizerBuilder()
+    config = WavTokenizerConfig(**config_from_state_dict(sd))
+    model = builder.build(config).eval()
+    model.load_state_dict(builder.convert(sd, config))
+    sd[CODEBOOK_KEY] = calibrated_codebook(lambda w: model.latents(w), sd[CODEBOOK_KEY].shape[0])
+    model.load_state_dict(builder.convert(sd, config))
+    return model, sd
+
+
+def build_ref(ref_dir: Path, config_name: str, sd: dict):
+    sys.path.insert(0, str(ref_dir))
+    from decoder.pretrained import WavTokenizer  # noqa: PLC0415  (reference code, from --ref)
+
+    ref = WavTokenizer.from_hparams0802(str(ref_dir / YAML[config_name])).eval()
+    ref.load_state_dict(sd)
+    return ref
+
+
+def median_cpu(fns: dict, repeats: int) -> dict:
+    times = {k: [] for k in fns}
+    for f in fns.values():  # warm-up
+        f()
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t = time.process_time()
+            f()
+            times[k].append(time.process_time() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ref", type=Path, default=None)
+    p.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0])
+    p.add_argument("--config", choices=sorted(YAML), default="frame75")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    from zoo_plugins.wavtokenizer.testing import test_signal
+
+    model, sd = build_zoo(args.config)
+    ref = None
+    if args.ref is not None and (args.ref / "decoder" / "pretrained.py").is_file():
+        ref = build_ref(args.ref.resolve(), args.config, sd)
+    else:
+        print(f"reference not found ({args.ref}); timing zoo only")
+    bw = torch.tensor([0])
+    rows = []
+    with torch.inference_mode():
+        for seconds in args.seconds:
+            wav = test_signal(int(seconds * model.sample_rate), seed=7)
+            ids = model.encode_ids(wav)
+            enc = {"zoo": lambda: model.encode_ids(wav)}
+            dec = {"zoo": lambda: model.decode_ids(ids)}
+            if ref is not None:
+                _, codes = ref.encode_infer(wav, bandwidth_id=bw)
+                same = float((codes[0] == ids).float().mean())
+                diff = float((ref.decode(ref.codes_to_features(codes), bandwidth_id=bw) - model.decode_ids(codes[0])).abs().max())
+                print(f"{seconds:g} s: ids equal {same:.4f}, decode max|diff| {diff:.2e}")
+                enc["ref"] = lambda: ref.encode_infer(wav, bandwidth_id=bw)
+                dec["ref"] = lambda: ref.decode(ref.codes_to_features(codes), bandwidth_id=bw)
+            for what, fns in (("encode", enc), ("decode", dec)):
+                t = median_cpu(fns, args.repeats)
+                rows.append((what, seconds, t.get("ref"), t["zoo"]))
+    print(f"\nWavTokenizer {args.config}, {args.threads} thread(s), CPU seconds (median of {args.repeats}); RTF = time / audio length")
+    print(f"| {'op':6} | {'audio':>6} | {'ref s':>7} | {'zoo s':>7} | {'ref RTF':>8} | {'zoo RTF':>8} | {'speedup':>7} |")
+    print("|--------|--------|---------|---------|----------|----------|---------|")
+    for what, seconds, tr, tz in rows:
+        ref_s = f"{tr:7.2f}" if tr is not None else "      -"
+        ref_rtf = f"{tr / seconds:8.4f}" if tr is not None else "       -"
+        speed = f"{tr / tz:6.2f}x" if tr is not None else "      -"
+        print(f"| {what:6} | {seconds:5g}s | {ref_s} | {tz:7.2f} | {ref_rtf} | {tz / seconds:8.4f} | {speed} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Adapters: where a reducer hooks into a model family and how it reads the signals."""

@@ -1,0 +1,207 @@
+"""The reducer objects ``zoo.load`` returns: one per method, all with the same interface.
+
+* ``apply(model, **schedule) -> handle``: patch a transformer in place (``handle.remove()``
+  restores it bit-exactly); the model family is found among the registered adapters.
+* ``reduce(tokens, keep=..., **signals) -> ReducedTokens``: reduce ``[B, N, D]`` tokens directly
+  (e.g. the visual tokens an encoder hands to a language model).
+
+Example:
+    >>> import torch
+    >>> out = DivPrune().reduce(torch.randn(2, 16, 8), keep=4)
+    >>> out.indices.shape
+    torch.Size([2, 4])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from .adapters.base import ReducerHandle, find_adapter
+from .types import ReducedTokens, ReducerError
+
+__all__ = ["MCTF", "REDUCERS", "DiffRate", "DivPrune", "EViT", "Reducer", "ToMe"]
+
+
+class Reducer:
+    """Base class. ``needs`` lists the signals the method reads; ``training`` its training status."""
+
+    name: str = ""
+    needs: tuple[str, ...] = ()
+    training: str = "training-free"
+    in_model: bool = True
+    post_encoder: bool = False
+
+    def __init__(self, **options: Any):
+        self.options = options
+
+    # -- the generic-loader courtesy methods (zoo.load calls .to / .eval when present)
+    def to(self, *args: Any, **kwargs: Any) -> Reducer:
+        return self
+
+    def eval(self) -> Reducer:
+        return self
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}({opts})"
+
+    def policy(self, **schedule: Any) -> Any:
+        raise ReducerError(f"{self.name} reduces tokens after an encoder; call reduce(tokens, keep=...) instead of apply()")
+
+    def apply(self, model: torch.nn.Module, *, trace_source: bool = False, backend: str | None = None,
+              adapter: str | None = None, **schedule: Any) -> ReducerHandle:
+        """Patch ``model`` in place with this method at ``schedule``; returns the handle.
+
+        ``trace_source`` records where every input token ends (``handle.source``); ``backend``
+        forces an attention backend; ``adapter`` picks a registered adapter by name.
+        """
+        policy = self.policy(**schedule)
+        return find_adapter(model, adapter).patch(model, policy, trace_source=trace_source, backend=backend)
+
+    def reduce(self, tokens: torch.Tensor, keep: float = 0.5, **signals: Any) -> ReducedTokens:
+        raise ReducerError(f"{self.name} works inside a transformer; use apply(model, ...)")
+
+
+def _check_tokens(tokens: torch.Tensor) -> None:
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3 or not tokens.is_floating_point():
+        shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+        raise ReducerError(f"reduce() expects floating tokens [B, N, D], got {shape}")
+
+
+class ToMe(Reducer):
+    """Token Merging (Bolya et al., ICLR 2023). Schedule: ``r`` (int, ``(r, inflection)`` or a
+    per-layer list); ``prop_attn`` (default True) adds ``log(size)`` to attention logits."""
+
+    name = "tome"
+    needs = ("keys", "sizes")
+    post_encoder = True
+
+    def __init__(self, prop_attn: bool = True, **options: Any):
+        super().__init__(prop_attn=prop_attn, **options)
+        self.prop_attn = prop_attn
+
+    def policy(self, r: Any = 0, prop_attn: bool | None = None) -> Any:
+        from .policies.tome import ToMePolicy
+
+        return ToMePolicy(r=r, prop_attn=self.prop_attn if prop_attn is None else prop_attn)
+
+    def reduce(self, tokens: torch.Tensor, keep: float = 0.5, metric: torch.Tensor | None = None,
+               num_prefix: int = 0, sizes: torch.Tensor | None = None) -> ReducedTokens:
+        """Merge ``tokens`` down to ``keep`` (count or ratio) by repeated bipartite matching."""
+        from .policies.divprune import resolve_keep
+        from .policies.tome import tome_reduce
+
+        _check_tokens(tokens)
+        return tome_reduce(tokens, resolve_keep(keep, tokens.shape[1]), metric=metric, num_prefix=num_prefix, size=sizes)
+
+
+class DiffRate(Reducer):
+    """DiffRate (Chen et al., ICCV 2023) at a published schedule: ``apply(model, flops=2.9)``
+    (architecture inferred from the width for DeiT-T/S/B, or ``arch="ViT-B-MAE"``), or explicit
+    ``prune_kept=[...], merge_kept=[...]`` per block."""
+
+    name = "diffrate"
+    needs = ("cls_attn", "hidden_states", "sizes")
+    training = "training-free on frozen weights; the per-layer rates were searched (published for DeiT/MAE)"
+
+    _WIDTH_TO_ARCH: ClassVar[dict[int, str]] = {192: "ViT-T-DeiT", 384: "ViT-S-DeiT", 768: "ViT-B-DeiT", 1024: "ViT-L-MAE", 1280: "ViT-H-MAE"}
+
+    def policy(self, flops: str | float | None = None, arch: str | None = None,
+               prune_kept: Sequence[int] | None = None, merge_kept: Sequence[int] | None = None,
+               _width: int | None = None) -> Any:
+        from .policies.diffrate import DiffRatePolicy, published_schedule
+
+        if prune_kept is not None or merge_kept is not None:
+            if prune_kept is None or merge_kept is None:
+                raise ReducerError("give both prune_kept and merge_kept (or neither, with flops=)")
+            return DiffRatePolicy(prune_kept, merge_kept)
+        if flops is None:
+            raise ReducerError("DiffRate needs a schedule: flops=<published GFLOPs, e.g. 2.9> or prune_kept/merge_kept")
+        if arch is None:
+            arch = self._WIDTH_TO_ARCH.get(_width or -1)
+            if arch is None:
+                raise ReducerError(f"cannot infer the DiffRate architecture from width {_width}; pass arch=")
+        return DiffRatePolicy(*published_schedule(arch, flops))
+
+    def apply(self, model: torch.nn.Module, *, trace_source: bool = False, backend: str | None = None,
+              adapter: str | None = None, **schedule: Any) -> ReducerHandle:
+        schedule.setdefault("_width", getattr(model, "embed_dim", None))
+        policy = self.policy(**schedule)
+        return find_adapter(model, adapter).patch(model, policy, trace_source=trace_source, backend=backend)
+
+
+class EViT(Reducer):
+    """EViT inattentive-token fusion (Liang et al., ICLR 2022): ``apply(model, keep_rate=0.7,
+    locations=(3, 6, 9), fuse=True)``; ``reduce(tokens, keep, cls_attn=[B, N])`` on tokens."""
+
+    name = "evit"
+    needs = ("cls_attn",)
+    training = "trained in the paper (fine-tuned DeiT); applied here training-free"
+    post_encoder = True
+
+    def policy(self, keep_rate: Any = 0.7, locations: Sequence[int] = (3, 6, 9), fuse: bool = True) -> Any:
+        from .policies.evit import EViTPolicy
+
+        return EViTPolicy(keep_rate=keep_rate, locations=locations, fuse=fuse)
+
+    def reduce(self, tokens: torch.Tensor, keep: float = 0.5, cls_attn: torch.Tensor | None = None,
+               fuse: bool = True) -> ReducedTokens:
+        """Keep the ``keep`` most attended tokens (by ``cls_attn`` ``[B, N]``), fuse the rest."""
+        from .policies.divprune import resolve_keep
+        from .policies.evit import evit_plan
+
+        _check_tokens(tokens)
+        if cls_attn is None or cls_attn.shape != tokens.shape[:2]:
+            raise ReducerError(f"EViT.reduce needs cls_attn [B, N] = {tuple(tokens.shape[:2])} (the class token's attention)")
+        n = tokens.shape[1]
+        k = resolve_keep(keep, n)
+        plan = evit_plan(tokens, cls_attn, 0, k / n, fuse)
+        if plan is None:
+            idx = torch.arange(n, device=tokens.device).expand(tokens.shape[0], n)
+            return ReducedTokens(tokens, idx, torch.ones_like(tokens[..., :1]), idx)
+        slots = plan.slots()
+        out, sizes = plan.merge(tokens, None)
+        rep = torch.full(out.shape[:2], n, dtype=torch.long, device=tokens.device)
+        rep.scatter_reduce_(1, slots.clamp(min=0), torch.arange(n, device=tokens.device).expand_as(slots), reduce="amin")
+        return ReducedTokens(out, rep, sizes, slots)
+
+
+class MCTF(Reducer):
+    """MCTF multi-criteria token fusion, training-free (Lee et al., CVPR 2024):
+    ``apply(model, r=16, layers=None, tau_sim=1, tau_info=20, tau_size=40, bidirection=True,
+    pooling="attn")`` (the published setting; ``layers`` default: every block but the first)."""
+
+    name = "mctf"
+    needs = ("attn_column_means", "hidden_states", "sizes", "full_attention_map")
+    training = "the paper fine-tunes with token-reduction consistency; this is its training-free mode"
+
+    def policy(self, r: float = 16, layers: Sequence[int] | None = None, tau_sim: float = 1.0, tau_info: float = 20.0,
+               tau_size: float = 40.0, bidirection: bool = True, pooling: str = "attn", prop_attn: bool = True) -> Any:
+        from .policies.mctf import MCTFPolicy
+
+        return MCTFPolicy(r=r, layers=layers, tau_sim=tau_sim, tau_info=tau_info, tau_size=tau_size,
+                          bidirection=bidirection, pooling=pooling, prop_attn=prop_attn)
+
+
+class DivPrune(Reducer):
+    """DivPrune (Alvar et al., CVPR 2025): ``reduce(tokens, keep=0.1)`` keeps a max-min diverse subset."""
+
+    name = "divprune"
+    needs = ("tokens",)
+    in_model = False
+    post_encoder = True
+
+    def reduce(self, tokens: torch.Tensor, keep: float = 0.1, **signals: Any) -> ReducedTokens:
+        """Keep ``keep`` tokens (count, or ratio of N rounded like the reference)."""
+        from .policies.divprune import divprune_reduce
+
+        _check_tokens(tokens)
+        if signals:
+            raise ReducerError(f"DivPrune reads only the tokens; unexpected signals {sorted(signals)}")
+        return divprune_reduce(tokens, keep)
+
+
+REDUCERS: dict[str, type[Reducer]] = {cls.name: cls for cls in (ToMe, DiffRate, EViT, MCTF, DivPrune)}

@@ -1,0 +1,84 @@
+"""Value types shared by every reducer: the result of ``reduce`` and the per-layer plan.
+
+Example:
+    >>> import torch
+    >>> from zoo_plugins.reducers.types import ReducedTokens
+    >>> out = ReducedTokens(torch.zeros(1, 2, 4), torch.tensor([[0, 3]]), torch.ones(1, 2, 1))
+    >>> out.num_tokens
+    2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from zoo.interfaces import ReducedTokens as _CoreReducedTokens
+
+__all__ = ["Plan", "ReducedTokens", "ReducerError", "Signals"]
+
+
+class ReducerError(ValueError):
+    """A reducer was given something it cannot work with; the message names the fix."""
+
+
+@dataclass
+class ReducedTokens(_CoreReducedTokens):
+    """The output of ``reducer.reduce(tokens, keep=...)`` (``zoo.interfaces.ReducedTokens`` plus
+    the assignment of every input token).
+
+    Attributes:
+        tokens: ``[B, K, D]`` kept (or merged) tokens.
+        indices: ``[B, K]`` long; for pruning, the kept input positions (ascending); for merging,
+            the smallest input position among the tokens merged into each output token.
+        sizes: ``[B, K, 1]`` float; how many input tokens each output token stands for.
+        assignment: optional ``[B, N]`` long; the output slot of every input token (-1 = dropped).
+    """
+
+    assignment: torch.Tensor | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.tokens.shape[1])
+
+
+@dataclass
+class Plan:
+    """How one layer reduces its tokens: produced by a policy, run by an adapter.
+
+    ``merge(x, size) -> (x, size)`` maps ``[B, N, C]`` hidden states and ``[B, N, 1]`` sizes
+    (None = all ones) to the reduced sequence. ``slots()`` returns ``[B, N]`` long: the output
+    position of every input token (-1 where it is dropped); it is only called when sources are
+    tracked (visualisation, ``forward_intermediates``), so policies may compute it lazily.
+    """
+
+    merge: Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]
+    slots: Callable[[], torch.Tensor]
+    num_out: int
+    merge_attention: Callable[..., torch.Tensor] | None = None
+
+
+@dataclass
+class Signals:
+    """What an adapter hands a policy at one layer, after attention and its residual.
+
+    Attributes:
+        layer: block index.
+        x: ``[B, N, C]`` hidden states (attention residual applied, MLP not yet).
+        size: ``[B, N, 1]`` token sizes, or None while no token has been merged.
+        num_prefix: how many leading tokens are protected (CLS, distillation, registers).
+        keys: ``[B, N, Dh]`` attention keys averaged over heads (if the policy asked for them).
+        cls_attn: ``[B, N]`` attention of the first token over all tokens, averaged over heads.
+        attn: ``[B, H, N, N]`` attention probabilities of the block's input (pre-attention
+            policies only, e.g. MCTF; ``x`` is then the block input).
+    """
+
+    layer: int
+    x: torch.Tensor
+    size: torch.Tensor | None
+    num_prefix: int
+    keys: torch.Tensor | None = None
+    cls_attn: torch.Tensor | None = None
+    attn: torch.Tensor | None = None
