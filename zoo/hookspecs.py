@@ -22,7 +22,7 @@ PROJECT = "zoo"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-__all__ = ["hookspec", "hookimpl", "register_cards", "register_builders", "register_commands"]
+__all__ = ["hookspec", "hookimpl", "register_cards", "register_builders", "register_commands", "register_reducer_adapters"]
 
 
 @hookspec
@@ -53,4 +53,16 @@ def register_commands(cli: Any) -> None:
 
     ``cli`` is the top-level :class:`click.Group`; decorate new commands with ``@cli.command()``.
     Called once when the ``zoo`` command starts.
+    """
+
+
+@hookspec
+def register_reducer_adapters(register: Callable[[Any], None]) -> None:
+    """Teach token reducers a new model family.
+
+    Call ``register(adapter)`` with an object that has ``name``, ``supports(model) -> bool`` and
+    ``patch(model, policy, *, trace_source, backend) -> handle`` (see
+    ``zoo_plugins.reducers.adapters.base.ModelAdapter``). Adapters registered here take precedence
+    over the built-in timm ViT adapter. Called the first time a reducer is applied; may import
+    torch.
     """

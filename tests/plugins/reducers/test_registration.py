@@ -140,3 +140,24 @@ def test_reduce_viz_command(tmp_path, timm):
         result = CliRunner().invoke(cli, ["reduce-viz", str(src), "--r", "2", "--out", str(dst)])
     assert result.exit_code == 0, result.output
     assert Image.open(dst).size == (32, 32)
+
+
+def test_third_party_adapter_through_the_register_reducer_adapters_hook(monkeypatch):
+    import types
+
+    from zoo.hookspecs import hookimpl
+    from zoo.testing.plugins import temporary_plugin
+    from zoo_plugins.reducers.adapters import base
+
+    plugin = types.ModuleType("toy_adapter_plugin")
+
+    @hookimpl
+    def register_reducer_adapters(register):
+        register(_ToyAdapter())
+
+    plugin.register_reducer_adapters = register_reducer_adapters
+    monkeypatch.setattr(base, "_ADAPTERS", {})
+    monkeypatch.setattr(base, "_builtin_done", False)
+    with temporary_plugin(plugin):
+        assert find_adapter(_Toy()).name == "toy"
+        assert [a.name for a in adapters()][0] == "toy"  # hook adapters precede the built-in one
