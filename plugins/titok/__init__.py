@@ -1,0 +1,16 @@
+"""TiTok and One-D-Piece: 1D image tokenizers (32-256 tokens per 256x256 image).
+
+Registers the ``titok`` builder; the cards (``titok.*``, ``one_d_piece.*``) live in zoo's
+``registry.yaml``. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from zoo.hookspecs import hookimpl
+
+
+@hookimpl
+def register_builders(register):
+    from .builder import TiTokBuilder
+
+    register(TiTokBuilder())
