@@ -225,6 +225,15 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
     click.echo(f"wrote {out}: {len(inputs)} image(s) x {len(counts)} token counts ({', '.join(map(str, counts))})")
 
 
+def _add_core_commands() -> None:
+    from zoo.generation_commands import add_commands
+
+    add_commands(cli)
+
+
+_add_core_commands()
+
+
 def _add_plugin_commands() -> None:
     from zoo.registry import get_registry
 

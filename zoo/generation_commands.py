@@ -1,0 +1,128 @@
+"""``zoo generate`` and ``zoo convert``: commands that work for every generator / builder.
+
+The ``zoo`` CLI adds them at start-up (:func:`add_commands` is idempotent). Importing this
+module does not import torch.
+
+Example:
+    >>> import click
+    >>> group = click.Group()
+    >>> add_commands(group); add_commands(group)
+    >>> sorted(group.commands)
+    ['convert', 'generate']
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["add_commands", "convert_checkpoint"]
+
+
+def convert_checkpoint(name: str, src: str | Path, out: str | Path) -> Path:
+    """Read ``src`` in ``name``'s release format (pickles with ``weights_only=True``), check that
+    it loads strictly into the model, and write it as safetensors (same keys; the card name and
+    the checkpoint's config in the metadata).
+
+    Example:
+        >>> convert_checkpoint("no_such.model", "x.bin", "x.safetensors")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        zoo.errors.UnknownModelError: unknown model 'no_such.model'.
+    """
+    from safetensors.torch import save_file
+
+    from zoo.builders import CheckpointFiles
+    from zoo.config import merge_config
+    from zoo.registry import get_registry
+    from zoo.weights import load_state_dict_strict, no_init
+
+    registry = get_registry()
+    card, _ = registry.find_card(name)
+    builder = registry.builder_for(card)
+    src, out = Path(src), Path(out)
+    key = card.files[0] if card.files else src.name
+    ckpt = builder.read_checkpoint(CheckpointFiles({key: src}, origin=f"local-file:{src}"))
+    config = merge_config(builder.config_class, [(f"card {card.name}", card.config), (f"checkpoint {src}", ckpt.config)])
+    with no_init():
+        model = builder.build(config)
+    load_state_dict_strict(model, builder.convert(ckpt.state_dict, config), what=f"{card.name} (from {src})")
+    tensors = {k: v.detach().contiguous().clone() for k, v in ckpt.state_dict.items()}
+    meta = {"zoo_model": card.name, "format": "pt", "source": src.name, "config": json.dumps(ckpt.config, sort_keys=True, default=str)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata=meta)
+    return out
+
+
+def _save_media(media: Any, out: Path, meta: dict) -> None:
+    if out.suffix.lower() in (".wav", ".flac"):
+        from zoo.media.audio import save_audio
+
+        wav = media[0] if media.dim() > 2 else media
+        save_audio(out, wav, int(meta.get("sample_rate", 24000)))
+        return
+    from zoo.media.image import save_grid
+
+    save_grid([[img for img in media]], out)  # one row of images
+
+
+def add_commands(cli: click.Group) -> None:
+    """Add ``generate`` and ``convert`` to ``cli`` unless present."""
+    if "generate" not in cli.commands:
+        cli.add_command(generate)
+    if "convert" not in cli.commands:
+        cli.add_command(convert)
+
+
+@click.command()
+@click.argument("condition", nargs=-1, required=True)
+@click.option("--model", "model_name", required=True, help="Generator name, e.g. outetts or maskgit.titok_l32.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output: .wav for audio, .png for images.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--weights", type=click.Path(exists=True), default=None, help="Local weights in the release format.")
+@click.option("--pretrained/--random", default=True, help="--random: random weights (smoke tests, no download).")
+@click.option("--max-new-tokens", type=int, default=None, help="AR generators: most tokens to sample.")
+def generate(condition, model_name, out, seed, device, weights, pretrained, max_new_tokens) -> None:
+    """Generate from CONDITION (text for text-to-speech, class ids for class-conditional models)."""
+    import zoo
+    from zoo.errors import ZooError
+
+    try:
+        model = zoo.load(model_name, device=device, weights=weights, pretrained=pretrained)
+    except ZooError as exc:
+        raise click.ClickException(str(exc)) from None
+    if model.card.kind != "generator":
+        raise click.ClickException(f"{model.card.name} is a {model.card.kind}; `zoo list --kind generator` lists generators")
+    if model.card.modality == "audio":
+        cond: Any = " ".join(condition)
+    else:
+        try:
+            cond = [int(c) for c in condition]
+        except ValueError:
+            raise click.ClickException(f"{model.card.name} is class-conditional: give class ids (0..999), got {condition}") from None
+    kwargs = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+    try:
+        result = model.generate(cond, seed=seed, progress=True, **kwargs)
+    except (ValueError, TypeError, ZooError) as exc:
+        raise click.ClickException(str(exc)) from None
+    _save_media(result.media, Path(out), result.meta)
+    click.echo(f"wrote {out} ({result.tokens.ids.shape[-1]} tokens)")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False), required=False)
+def convert(name: str, src: str, out: str | None) -> None:
+    """Convert a model's release file SRC (e.g. a .bin pickle) to safetensors at OUT."""
+    from zoo.errors import ZooError
+
+    target = Path(out) if out else Path(src).with_suffix(".safetensors")
+    try:
+        path = convert_checkpoint(name, src, target)
+    except ZooError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {path}; load it with zoo.load({name!r}, weights={str(path)!r})")
