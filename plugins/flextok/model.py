@@ -35,13 +35,14 @@ from torch import nn
 
 from zoo.interfaces import Tokens, as_tokens
 from zoo.nn.masks import AdditiveBias, DenseMask, Mask
+from zoo.sampling import APG, sample_flow
 
 from .config import DecoderConfig, EncoderConfig, FlexTokConfig
 from .fsq import FSQ
 from .layers import Ragged, TimestepEmbedder, Trunk, make_norm, sincos_posemb_2d
 from .vae_adapter import VAEWrapper
 
-__all__ = ["FlexTok", "FlexTokDecoder", "FlexTokEncoder", "guide", "patchify", "unpatchify"]
+__all__ = ["FlexTok", "FlexTokDecoder", "FlexTokEncoder", "patchify", "unpatchify"]
 
 GuidanceScale = Union[float, Callable[[float], float]]  # noqa: UP007 - runtime alias
 
@@ -393,41 +394,6 @@ def _segments(n_patches: int, n_regs: int, device: torch.device) -> torch.Tensor
 # ----------------------------------------------------------------------------- guidance
 
 
-def guide(
-    cond: torch.Tensor,
-    uncond: torch.Tensor,
-    scale: float,
-    norm_guidance: bool,
-    running: torch.Tensor | None,
-    momentum: float = -0.5,
-    norm_threshold: float = 2.5,
-    eta: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """CFG, or APG (Sadat et al. 2024; "norm guidance") per image over ``[C, H, W]``.
-
-    Returns the guided velocity and APG's updated momentum average.
-
-    Example:
-        >>> import torch
-        >>> c, u = torch.ones(1, 2, 2, 2), torch.zeros(1, 2, 2, 2)
-        >>> guide(c, u, 2.0, False, None)[0].mean().item()
-        2.0
-    """
-    if not norm_guidance:
-        return uncond + scale * (cond - uncond), None
-    diff = cond - uncond
-    running = diff if running is None else diff + momentum * running
-    diff = running
-    if norm_threshold > 0:
-        norm = diff.norm(p=2, dim=[-1, -2, -3], keepdim=True)
-        diff = diff * torch.minimum(torch.ones_like(diff), norm_threshold / norm)
-    v0, v1 = diff.double(), F.normalize(cond.double(), dim=[-1, -2, -3])
-    par = (v0 * v1).sum(dim=[-1, -2, -3], keepdim=True) * v1
-    orth = (v0 - par).to(diff.dtype)
-    update = orth + eta * par.to(diff.dtype)
-    return cond + (scale - 1) * update, running
-
-
 # ----------------------------------------------------------------------------- the tokenizer
 
 
@@ -568,18 +534,13 @@ class FlexTok(nn.Module):
             x = torch.cat([torch.randn((1, lc, *hw), generator=generator, device=self.device) for _ in range(b)])
         else:
             x = noise.to(self.device)
-        x = x.to(torch.float32)
-        dt = 1.0 / steps
-        running = None
-        for i in range(steps, 0, -1):
-            tt = torch.full((1,), i / steps, device=self.device)
-            v = dec.forward_ragged(x.to(self.dtype), tt, plan).float()
-            if do_cfg:
-                s = scale(i / steps) if callable(scale) else float(scale)
-                v, running = guide(v[:b], v[b:], s, apg, running, cfg.apg_momentum, cfg.apg_norm_threshold, cfg.apg_eta)
-            x = x - dt * v
-            if progress is not None:
-                progress(steps - i + 1, steps)
+        norm = APG(cfg.apg_momentum, cfg.apg_norm_threshold, cfg.apg_eta) if apg else False
+
+        def velocity(xx: torch.Tensor, t: float, guided: bool) -> torch.Tensor:
+            # the ragged plan already holds the conditional and the null rows: patches go in once
+            return dec.forward_ragged(xx[:b].to(self.dtype), torch.full((1,), t, device=self.device), plan)
+
+        x = sample_flow(velocity, x, steps=steps, guidance=scale if do_cfg else None, norm_guidance=norm, progress=progress)
         return x
 
     @torch.no_grad()

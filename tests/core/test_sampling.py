@@ -380,19 +380,6 @@ def test_two_generations_interleave_without_shared_state():
     assert torch.equal(a1.ids, b1.ids) and a2.ids.shape == (1, 4)
 
 
-def test_apg_matches_the_flextok_plugin_guidance():
-    """zoo_plugins.flextok's own guide() and zoo.sampling agree, so FlexTok can switch drivers."""
-    flextok = pytest.importorskip("zoo_plugins.flextok.model")
-    g = torch.Generator().manual_seed(0)
-    c, u = torch.randn(2, 4, 3, 3, generator=g), torch.randn(2, 4, 3, 3, generator=g)
-    run_a = run_b = None
-    for _ in range(3):
-        a, run_a = flextok.guide(c, u, 7.5, True, run_a)
-        b, run_b = apg_combine(c, u, 7.5, run_b)
-        assert torch.allclose(a, b, atol=1e-6) and torch.allclose(run_a, run_b)
-        c, u = c * 0.9 + 0.1, u * 1.1
-
-
 def test_drivers_without_generator_leave_the_global_rng_alone():
     state = torch.get_rng_state()
     generate_ar(TinyLM().step, torch.tensor([[1]]), 3, StaticKVCache(2, 1, 2, 8, 8), generator=None)

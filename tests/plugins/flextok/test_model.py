@@ -8,7 +8,8 @@ import pytest
 import torch
 from zoo_plugins.flextok import images_to_tensor
 from zoo_plugins.flextok.builder import FlexTokBuilder, FlexTokVAEBuilder
-from zoo_plugins.flextok.model import FlexTok, _prefix_mask, guide, patchify, unpatchify
+from zoo.sampling import APG, apg_combine
+from zoo_plugins.flextok.model import FlexTok, _prefix_mask, patchify, unpatchify
 from zoo_plugins.flextok.testing import sample_images, tiny_variant
 
 from zoo.interfaces import Tokens
@@ -67,12 +68,12 @@ def test_collapsed_keys_equal_repeated_keys():
 def test_apg_reduces_to_projection():
     c = torch.randn(2, 4, 3, 3)
     u = torch.randn(2, 4, 3, 3)
-    out, running = guide(c, u, 5.0, True, None, momentum=-0.5, norm_threshold=0.0)
+    out, running = apg_combine(c, u, 5.0, None, APG(momentum=-0.5, norm_threshold=0.0))
     # the guided update is orthogonal to cond, per image
     upd = (out - c).flatten(1)
     assert torch.allclose((upd * c.flatten(1)).sum(1), torch.zeros(2), atol=1e-4)
     assert torch.equal(running, c - u)
-    _, running2 = guide(c, u, 5.0, True, running)
+    _, running2 = apg_combine(c, u, 5.0, running, APG())
     torch.testing.assert_close(running2, (c - u) * 0.5)
 
 
