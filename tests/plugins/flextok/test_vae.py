@@ -1,6 +1,6 @@
 """FlexTok's VAE (zoo_plugins.flextok.vae) against diffusers' AutoencoderKL.
 
-Fixtures (tests/fixtures/flextok/vae_*) were recorded from diffusers by ``vae_record.py`` with
+Fixtures (tests/fixtures/flextok/vae_*) were recorded from diffusers by ``scripts/parity/record_flextok_vae.py`` with
 weights from ``zoo.testing.seeded_state_dict(manifest, seed=0)``; here the same weights are
 regenerated and zoo must reproduce the recorded outputs.
 
@@ -41,7 +41,7 @@ FIX = Path(__file__).resolve().parents[2] / "fixtures" / "flextok"
 CONFIGS = json.loads((FIX / "vae_configs.json").read_text())
 LATENT_ATOL = 3e-5
 IMAGE_ATOL = 1e-4
-NOISE_SEED = 1234  # as in vae_record.py
+NOISE_SEED = 1234  # as in scripts/parity/record_flextok_vae.py
 
 
 @pytest.fixture(autouse=True)
