@@ -16,6 +16,18 @@ if str(EXAMPLE_SRC) not in sys.path:
 pytest_plugins = ["zoo.testing.fixtures"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One torch thread for the suite: most tests run tiny models, where thread start-up
+    dominates, and a 2-core CI machine gains little from intra-op threads."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def patchvq_plugin():
     """The example plugin registered in the process-wide registry for one test."""

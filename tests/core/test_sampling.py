@@ -35,12 +35,6 @@ from zoo.sampling import (
 from zoo.nn.attention import attention
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 from zoo.nn.masks import CausalMask, KeyPaddingMask
 
 
