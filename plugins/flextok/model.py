@@ -423,6 +423,18 @@ class FlexTok(nn.Module):
         return self.decoder.n_registers
 
     @property
+    def latent_grid(self) -> tuple[int, int]:
+        """The decoder's native VAE-latent grid: its patch posemb grid x patch size (32x32 for the
+        published 256px models, 8x8 for ``flextok.demo_tiny``); ``decode``'s default."""
+        d = self.config.decoder
+        return (d.posemb_max_sizes[0] * d.patch_size[0], d.posemb_max_sizes[1] * d.patch_size[1])
+
+    @property
+    def image_size(self) -> int:
+        """Native image side in pixels (256 for the published models); ``zoo reconstruct`` reads images at it."""
+        return self.latent_grid[0] * self.vae.downsample_factor
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -489,7 +501,7 @@ class FlexTok(nn.Module):
         guidance_scale: GuidanceScale | None = None,
         norm_guidance: bool | None = None,
         generator: torch.Generator | None = None,
-        latent_size: int | Sequence[int] = 32,
+        latent_size: int | Sequence[int] | None = None,
         noise: torch.Tensor | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
@@ -499,6 +511,7 @@ class FlexTok(nn.Module):
         generator=generator)`` (the reference's draw), unless ``noise`` is given.
         """
         cfg = self.config
+        latent_size = self.latent_grid if latent_size is None else latent_size
         steps = cfg.default_steps if steps is None else int(steps)
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
@@ -551,7 +564,7 @@ class FlexTok(nn.Module):
         guidance_scale: GuidanceScale | None = None,
         norm_guidance: bool | None = None,
         generator: torch.Generator | None = None,
-        latent_size: int | Sequence[int] = 32,
+        latent_size: int | Sequence[int] | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Tokens (``Tokens``, ``[B, k]`` ids, or a list of per-image ``[1, k]`` tensors, ragged)
