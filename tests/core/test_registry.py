@@ -234,3 +234,12 @@ def test_temporary_plugin_is_removed_afterwards():
     with temporary_plugin(plugin):
         assert "temp.only" in zoo.list_models()
     assert "temp.only" not in zoo.list_models()
+
+
+def test_temporary_plugin_leaves_an_installed_plugin_alone():
+    plugin = cards_plugin("installed.only")
+    with isolated_registry(plugin) as registry:
+        with temporary_plugin(plugin):
+            assert "installed.only" in zoo.list_models()
+        assert registry.pm.is_registered(plugin)  # still there after the block
+        assert "installed.only" in zoo.list_models()

@@ -27,8 +27,15 @@ __all__ = ["temporary_plugin", "isolated_registry"]
 
 @contextmanager
 def temporary_plugin(plugin: Any, name: str | None = None) -> Iterator[Registry]:
-    """Register ``plugin`` in the process-wide registry for the duration of the block."""
+    """Register ``plugin`` in the process-wide registry for the duration of the block.
+
+    A plugin that is already registered (e.g. installed through its entry point) is left as it
+    is, so a plugin's tests pass whether or not the plugin is installed.
+    """
     registry = get_registry()
+    if registry.pm.is_registered(plugin):
+        yield registry
+        return
     name = name or f"temporary-{id(plugin)}"
     if not registry.register_plugin(plugin, name):
         raise RuntimeError(f"plugin {name!r} was rejected; see the warning")
