@@ -17,7 +17,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 import time
@@ -29,15 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts" / "parity"))
 
 
-@contextlib.contextmanager
-def routed_rng(seed: int):
-    saved = torch.rand_like
-    torch.manual_seed(seed)
-    torch.rand_like = lambda t, dtype=None, **kw: torch.full_like(t, 0.5, dtype=dtype or t.dtype)
-    try:
-        yield
-    finally:
-        torch.rand_like = saved
+from record_generators import _routed_rng as routed_rng  # noqa: E402 - the recorder's RNG routing, shared
 
 
 def seeded(model):
