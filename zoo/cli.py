@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import json
 import sys
-from pathlib import Path
 
 import click
 
