@@ -75,11 +75,9 @@ def _routed_rng(seed: int):
 
 
 def _seeded(model):
-    from zoo.testing.weights import seeded_state_dict, state_manifest
+    from zoo.testing.weights import load_seeded
 
-    manifest = state_manifest(model)
-    model.load_state_dict(seeded_state_dict(manifest), strict=True)
-    return manifest
+    return load_seeded(model)
 
 
 def record_maskgit(ref: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 
 import torch
 
-__all__ = ["key_seed", "seeded_tensor", "seeded_state_dict", "state_manifest", "assert_manifest_equal", "save_manifest", "load_manifest"]
+__all__ = ["key_seed", "seeded_tensor", "seeded_state_dict", "load_seeded", "state_manifest", "assert_manifest_equal", "save_manifest", "load_manifest"]
 
 Manifest = dict[str, tuple[tuple[int, ...], str]]
 
@@ -66,6 +66,24 @@ def seeded_state_dict(manifest: Mapping[str, tuple], *, seed: int = 0, init: Cal
         mean, std = init(key, shape)
         out[key] = seeded_tensor(key, shape, getattr(torch, str(dtype).replace("torch.", "")), seed=seed, std=std, mean=mean)
     return out
+
+
+def load_seeded(model: torch.nn.Module, expected: Mapping[str, tuple] | None = None, *, seed: int = 0) -> Manifest:
+    """Fill ``model`` with :func:`seeded_state_dict` weights (strict); returns its manifest.
+
+    With ``expected`` (e.g. a recorded reference manifest) the model's keys and shapes must
+    equal it first.
+
+    Example:
+        >>> m = torch.nn.Linear(2, 3)
+        >>> load_seeded(m)["weight"]
+        ((3, 2), 'float32')
+    """
+    manifest = state_manifest(model)
+    if expected is not None:
+        assert_manifest_equal(manifest, {k: (tuple(s), d) for k, (s, d) in expected.items()})
+    model.load_state_dict(seeded_state_dict(manifest, seed=seed), strict=True)
+    return manifest
 
 
 def state_manifest(module_or_state: torch.nn.Module | Mapping[str, torch.Tensor]) -> Manifest:

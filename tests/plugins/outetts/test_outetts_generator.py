@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from zoo.sampling import SamplerSettings, generate_ar
-from zoo.testing.weights import assert_manifest_equal, seeded_state_dict, state_manifest
+from zoo.testing.weights import assert_manifest_equal, load_seeded, state_manifest
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "outetts"
 
@@ -31,10 +31,8 @@ def tiny():
     from zoo_plugins.outetts.model import OuteTTS
 
     d = fixtures()
-    man = {k: (tuple(s), t) for k, (s, t) in d["manifest"].items()}
     model = OuteTTS(OuteTTSConfig(**d["config"])).eval()
-    assert_manifest_equal(state_manifest(model), man)
-    model.load_state_dict(seeded_state_dict(man), strict=True)
+    load_seeded(model, d["manifest"])
     return model
 
 

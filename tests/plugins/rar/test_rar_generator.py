@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo.testing.weights import assert_manifest_equal, seeded_state_dict, state_manifest
+from zoo.testing.weights import assert_manifest_equal, load_seeded, seeded_state_dict, state_manifest
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "rar"
 SIZES = {"rar.b": "rar_b", "rar.l": "rar_l", "rar.xl": "rar_xl", "rar.xxl": "rar_xxl"}
@@ -32,10 +32,8 @@ def tiny():
     from zoo_plugins.rar.model import RAR
 
     d = fixtures()
-    man = {k: (tuple(s), t) for k, (s, t) in d["manifest"].items()}
     model = RAR(RARConfig(**d["config"])).eval()
-    assert_manifest_equal(state_manifest(model), man)
-    model.load_state_dict(seeded_state_dict(man), strict=True)
+    load_seeded(model, d["manifest"])
     return model
 
 
