@@ -35,10 +35,10 @@ from torch import nn
 
 from zoo.interfaces import Tokens, as_tokens
 from zoo.nn.masks import AdditiveBias, DenseMask, Mask
+from zoo.nn.quantize import FSQ
 from zoo.sampling import APG, sample_flow
 
 from .config import DecoderConfig, EncoderConfig, FlexTokConfig
-from .fsq import FSQ
 from .layers import Ragged, TimestepEmbedder, Trunk, make_norm, sincos_posemb_2d
 from .vae_adapter import VAEWrapper
 

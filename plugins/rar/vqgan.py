@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
+from zoo.nn.quantize import lookup_codes, nearest_code
 
 __all__ = ["VQGANConfig", "MaskGITVQGAN", "MaskGITVQGANBuilder"]
 
@@ -91,13 +92,10 @@ class _Quantize(nn.Module):
 
     def codes(self, z: torch.Tensor) -> torch.Tensor:
         """Nearest codebook entry per position of ``z`` ``[B, C, h, w]`` -> ids ``[B, h*w]``."""
-        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        e = self.embedding.weight
-        d = torch.addmm(flat.pow(2).sum(1, keepdim=True) + e.t().pow(2).sum(0, keepdim=True), flat, e.t(), alpha=-2.0)
-        return d.argmin(dim=1).view(z.shape[0], -1)
+        return nearest_code(z.flatten(2).transpose(1, 2), self.embedding.weight)
 
     def lookup(self, ids: torch.Tensor, side: int) -> torch.Tensor:
-        return self.embedding(ids).view(ids.shape[0], side, side, -1).permute(0, 3, 1, 2)
+        return lookup_codes(ids, self.embedding.weight).view(ids.shape[0], side, side, -1).permute(0, 3, 1, 2)
 
 
 class MaskGITVQGAN(nn.Module):

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.nn.quantize import lookup_codes, nearest_code
+
 __all__ = ["PaddedConv1d", "SEANetResBlock", "SEANetEncoder", "SkipLSTM", "Codebook", "receptive_field"]
 
 
@@ -148,8 +150,8 @@ def receptive_field(encoder: SEANetEncoder) -> int:
 class Codebook(nn.Module):
     """Nearest-neighbour VQ on a fixed codebook (the EMA/k-means training state is dropped).
 
-    Distances use the reference's expression ``|x|^2 - 2 x.e + |e|^2`` so that ids agree at
-    near-ties as far as float rounding allows.
+    The search and lookup are core's :mod:`zoo.nn.quantize`; this module owns the buffer
+    (``embed``) under the checkpoint's name.
     """
 
     def __init__(self, size: int = 4096, dim: int = 512):
@@ -162,18 +164,8 @@ class Codebook(nn.Module):
 
     def encode(self, z: torch.Tensor) -> torch.Tensor:
         """Latents ``[B, D, T]`` -> ids ``[B, T]`` (int64)."""
-        b, d, t = z.shape
-        x = z.transpose(1, 2).reshape(-1, d)
-        e = self.embed
-        dist = x.pow(2).sum(1, keepdim=True) - 2 * x @ e.t() + e.pow(2).sum(1)[None, :]
-        return dist.argmin(dim=-1).view(b, t)
+        return nearest_code(z.transpose(1, 2), self.embed)
 
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
         """Ids ``[B, T]`` -> features ``[B, D, T]``."""
-        if ids.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"WavTokenizer ids must be an integer tensor, got {ids.dtype}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.size):
-            raise ValueError(
-                f"WavTokenizer ids out of range: min {int(ids.min())}, max {int(ids.max())}, codebook has {self.size} entries"
-            )
-        return F.embedding(ids.long(), self.embed).transpose(1, 2)
+        return lookup_codes(ids, self.embed, what="WavTokenizer ids").transpose(1, 2)

@@ -1,1 +1,1 @@
-"""Shared layers: the attention dispatch and mask types (model code lives in plugins)."""
+"""Shared layers: the attention dispatch, mask types and quantizers (model code lives in plugins)."""

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
 from zoo.interfaces import Tokens, as_tokens
+from zoo.nn.quantize import nearest_code
 from zoo.weights import load_safetensors
 
 
@@ -52,7 +53,7 @@ class PatchVQ(torch.nn.Module):
         p = self.cfg.patch_size
         patches = F.unfold(x, p, stride=p).transpose(1, 2)  # [B, N, 3*p*p]
         z = self.proj_in(patches)
-        ids = torch.cdist(z, self.codebook[None].expand(len(z), -1, -1)).argmin(-1)
+        ids = nearest_code(z, self.codebook)  # core's shared codebook search
         return Tokens(ids=ids, codebook_size=self.cfg.codebook_size, tokenizer=getattr(getattr(self, "card", None), "name", "patchvq"))
 
     def decode(self, tokens) -> torch.Tensor:

@@ -1,0 +1,132 @@
+"""Quantizers shared by the tokenizer plugins: finite scalar quantisation and codebook search.
+
+* :class:`FSQ` — finite scalar quantisation (Mentzer et al. 2023), no parameters (FlexTok).
+* :func:`nearest_code` / :func:`lookup_codes` — nearest-codeword search and lookup over a
+  ``[K, D]`` codebook, optionally L2-normalised (TiTok, MaskGIT-VQGAN, WavTokenizer). The
+  plugins keep their own parameter names (``embedding.weight``, ``embed``) so official
+  checkpoints load unchanged, and call these for the arithmetic.
+* :func:`check_token_ids` — the one error users see for ids of the wrong dtype or range.
+
+Example:
+    >>> import torch
+    >>> book = torch.eye(4)
+    >>> nearest_code(torch.tensor([[0.1, 0.9, 0.0, 0.0]]), book).tolist()
+    [1]
+    >>> lookup_codes(torch.tensor([2]), book).tolist()
+    [[0.0, 0.0, 1.0, 0.0]]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["FSQ", "check_token_ids", "lookup_codes", "nearest_code", "squared_distances"]
+
+_INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8)
+
+
+def check_token_ids(ids: torch.Tensor, codebook_size: int, *, what: str = "token ids") -> None:
+    """Raise ``TypeError`` for non-integer ids and ``ValueError`` for ids outside
+    ``[0, codebook_size)``, naming the range found and the one expected.
+
+    Example:
+        >>> check_token_ids(torch.tensor([0, 3]), 4)
+        >>> check_token_ids(torch.tensor([4]), 4)
+        Traceback (most recent call last):
+        ...
+        ValueError: token ids must be in [0, 4) (the codebook has 4 entries), got range [4, 4]
+    """
+    if not isinstance(ids, torch.Tensor) or ids.dtype not in _INT_DTYPES:
+        got = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise TypeError(f"{what} must be an integer tensor (int64/int32), got {got}; convert with .long()")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= codebook_size):
+        raise ValueError(
+            f"{what} must be in [0, {codebook_size}) (the codebook has {codebook_size} entries), "
+            f"got range [{int(ids.min())}, {int(ids.max())}]"
+        )
+
+
+def squared_distances(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """``|x|^2 + |e|^2 - 2 x.e`` for rows ``x`` ``[M, D]`` against codewords ``[K, D]`` -> ``[M, K]``.
+
+    This is the expression the reference implementations use (not ``cdist``), so the argmin
+    agrees with them wherever the gap between the two nearest codewords exceeds float rounding.
+    """
+    if x.dim() != 2 or codebook.dim() != 2 or x.shape[1] != codebook.shape[1]:
+        raise ValueError(f"squared_distances expects x [M, D] and codebook [K, D], got {tuple(x.shape)} and {tuple(codebook.shape)}")
+    base = x.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1)[None, :]
+    return torch.addmm(base, x, codebook.t(), alpha=-2.0)
+
+
+def nearest_code(x: torch.Tensor, codebook: torch.Tensor, *, l2_norm: bool = False) -> torch.Tensor:
+    """Index of the nearest codeword for every row of ``x`` ``[..., D]`` -> ids ``[...]`` (int64).
+
+    The search runs in float32; with ``l2_norm`` both sides are L2-normalised first (cosine
+    search, as TiTok's quantizer does).
+    """
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, x.shape[-1]).float()
+    book = codebook.float()
+    if l2_norm:
+        flat, book = F.normalize(flat, dim=-1), F.normalize(book, dim=-1)
+    return squared_distances(flat, book).argmin(dim=-1).view(lead)
+
+
+def lookup_codes(ids: torch.Tensor, codebook: torch.Tensor, *, l2_norm: bool = False,
+                 what: str = "token ids") -> torch.Tensor:
+    """Codewords for ``ids`` ``[...]`` -> ``[..., D]``, after :func:`check_token_ids` (``what``
+    names the ids in its error)."""
+    check_token_ids(ids, codebook.shape[0], what=what)
+    z = F.embedding(ids.long(), codebook)
+    return F.normalize(z, dim=-1) if l2_norm else z
+
+
+class FSQ(nn.Module):
+    """Finite scalar quantisation: ``z [..., d] -> (codes in [-1, 1] [..., d], ids [...])``
+    with ``d = len(levels)`` and a codebook of ``prod(levels)`` implicit entries.
+
+    Example:
+        >>> fsq = FSQ([8, 8, 8, 5, 5, 5])
+        >>> fsq.codebook_size
+        64000
+        >>> codes, ids = fsq(torch.randn(2, 7, 6))
+        >>> bool((fsq.indices_to_codes(ids) == codes).all())
+        True
+    """
+
+    def __init__(self, levels: Sequence[int], eps: float = 1e-3):
+        super().__init__()
+        levels_t = torch.tensor([int(x) for x in levels], dtype=torch.int32)
+        self.register_buffer("_levels", levels_t, persistent=False)
+        basis = torch.cumprod(torch.tensor([1] + [int(x) for x in levels[:-1]]), dim=0, dtype=torch.int32)
+        self.register_buffer("_basis", basis, persistent=False)
+        self.eps = eps
+        self.dim = len(levels)
+        self.codebook_size = math.prod(int(x) for x in levels)
+
+    def bound(self, z: torch.Tensor) -> torch.Tensor:
+        """Squash ``z`` so that rounding lands on the level grid."""
+        half_l = (self._levels - 1) * (1 + self.eps) / 2
+        offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
+        shift = (offset / half_l).atanh()
+        return (z + shift).tanh() * half_l - offset
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if z.shape[-1] != self.dim:
+            raise ValueError(f"FSQ expects a last dimension of {self.dim} (one per level), got {tuple(z.shape)}")
+        half_width = self._levels // 2
+        codes = self.bound(z.float()).round() / half_width
+        ids = ((codes * half_width + half_width) * self._basis).sum(dim=-1).to(torch.int32).long()
+        return codes, ids
+
+    def indices_to_codes(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids ``[...]`` -> codes ``[..., d]`` in [-1, 1]."""
+        check_token_ids(ids, self.codebook_size)
+        half_width = self._levels // 2
+        digits = (ids.long()[..., None] // self._basis) % self._levels
+        return (digits - half_width) / half_width
