@@ -1,4 +1,4 @@
-"""Token reducers: ToMe, DiffRate, EViT, MCTF (inside a ViT) and DivPrune (after an encoder).
+"""Token reducers: ToMe, DiffRate, EViT, MCTF (inside a ViT) and DivPrune, MMTok, HiPrune, DyMU (after an encoder).
 
 ``zoo.load("tome").apply(model, r=13)`` patches a timm ViT in place; ``handle.remove()`` undoes
 it. ``zoo.load("divprune").reduce(tokens, keep=0.1)`` prunes ``[B, N, D]`` tokens. Third-party

@@ -21,7 +21,7 @@ class ReducerConfig:
 
 
 class ReducersBuilder(ModelBuilder):
-    """Builds ToMe / DiffRate / EViT / MCTF / DivPrune reducer objects from their cards."""
+    """Builds ToMe / DiffRate / EViT / MCTF / DivPrune / MMTok / HiPrune / DyMU reducer objects from their cards."""
 
     name = "reducers"
     config_class = ReducerConfig

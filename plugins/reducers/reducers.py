@@ -22,7 +22,7 @@ import torch
 from .adapters.base import ReducerHandle, find_adapter
 from .types import ReducedTokens, ReducerError
 
-__all__ = ["MCTF", "REDUCERS", "DiffRate", "DivPrune", "EViT", "Reducer", "ToMe"]
+__all__ = ["MCTF", "REDUCERS", "DiffRate", "DivPrune", "DyMU", "EViT", "HiPrune", "MMTok", "Reducer", "ToMe"]
 
 
 class Reducer:
@@ -204,4 +204,110 @@ class DivPrune(Reducer):
         return divprune_reduce(tokens, keep)
 
 
-REDUCERS: dict[str, type[Reducer]] = {cls.name: cls for cls in (ToMe, DiffRate, EViT, MCTF, DivPrune)}
+class MMTok(Reducer):
+    """MMTok multimodal coverage (Dong et al., 2025): ``reduce(tokens, keep=64, text=[B, T, D])``
+    keeps the visual tokens that best cover the text tokens and the visual tokens (greedy).
+
+    Options (also per call): ``alpha`` (weight of vision coverage, 0.5), ``text_temperature``
+    (0.02), ``vision_temperature`` (0.2): the official defaults.
+    """
+
+    name = "mmtok"
+    needs = ("tokens", "text_embeddings", "vision_features (optional)")
+    in_model = False
+    post_encoder = True
+
+    def __init__(self, alpha: float = 0.5, text_temperature: float = 0.02, vision_temperature: float = 0.2, **options: Any):
+        super().__init__(alpha=alpha, text_temperature=text_temperature, vision_temperature=vision_temperature, **options)
+
+    def reduce(self, tokens: torch.Tensor, keep: float = 64, text: torch.Tensor | None = None,
+               text_mask: torch.Tensor | None = None, vision: torch.Tensor | None = None,
+               exclude: torch.Tensor | None = None, **options: Any) -> ReducedTokens:
+        """Keep ``keep`` tokens (count or ratio) covering ``text`` ``[B, T, D]`` (embeddings in the
+        space of ``tokens``, e.g. the LLM's input embeddings beside projected visual tokens; a
+        ``[1, T, D]`` text is shared by the batch) and the visual tokens. ``text_mask`` ``[B, T]``
+        marks real text tokens; ``vision`` ``[B, N, Dv]`` are the features for vision-vision
+        coverage (the encoder's, before the projector; default ``tokens``); ``exclude`` ``[B, N]``
+        bool tokens never to keep (padding patches)."""
+        from .policies.mmtok import mmtok_reduce
+
+        _check_tokens(tokens)
+        unknown = set(options) - {"alpha", "text_temperature", "vision_temperature"}
+        if unknown:
+            raise ReducerError(f"MMTok.reduce: unexpected signals {sorted(unknown)}; it reads text=, text_mask=, vision=, exclude=")
+        opts = {k: v for k, v in self.options.items() if k in ("alpha", "text_temperature", "vision_temperature")}
+        opts.update(options)
+        return mmtok_reduce(tokens, keep, text, text_mask=text_mask, vision=vision, exclude=exclude, **opts)
+
+
+class HiPrune(Reducer):
+    """HiPrune hierarchical-attention pruning (Liu et al., 2025): ``reduce(tokens, keep=0.334,
+    object_attn=[B, N], deep_attn=[B, N], grid=(H, W))`` keeps anchor tokens (top attention at a
+    middle layer), their grid neighbours (buffers) and register tokens (top attention at a deep
+    layer). ``alpha`` (0.1) is the anchor + buffer share; ``buffer="flat"`` (official) or ``"grid"``.
+    """
+
+    name = "hiprune"
+    needs = ("object_layer_attn_column_means", "deep_layer_attn_column_means", "grid")
+    in_model = False
+    post_encoder = True
+
+    def __init__(self, alpha: float = 0.1, buffer: str = "flat", **options: Any):
+        super().__init__(alpha=alpha, buffer=buffer, **options)
+
+    def reduce(self, tokens: torch.Tensor, keep: float = 0.334, object_attn: torch.Tensor | None = None,
+               deep_attn: torch.Tensor | None = None, grid: int | tuple[int, int] | None = None,
+               alpha: float | None = None, buffer: str | None = None) -> ReducedTokens:
+        """Keep ``keep`` tokens (count or ratio) of ``tokens`` ``[B, N, D]`` (patch tokens only, no
+        CLS). ``object_attn`` / ``deep_attn``: per-token attention scores at the object layer (the
+        official default: layer 9 of CLIP ViT-L) and the deep layer (the feature layer), e.g.
+        :func:`~zoo_plugins.reducers.policies.hiprune.attention_scores` of the encoder's maps;
+        ``grid``: the patch grid ``(H, W)`` (inferred when N is a square)."""
+        from .policies.hiprune import hiprune_reduce
+
+        _check_tokens(tokens)
+        return hiprune_reduce(tokens, keep, object_attn, deep_attn, grid=grid,
+                              alpha=self.options["alpha"] if alpha is None else alpha,
+                              buffer=self.options["buffer"] if buffer is None else buffer)
+
+
+class DyMU(Reducer):
+    """DyMU dynamic token merging, DToMe (Wang et al., 2025): ``reduce(tokens, threshold=0.8)``
+    merges every bipartite pair more similar than the threshold (variable length per sample,
+    padded; ``out.lengths``); ``reduce(tokens, keep=...)`` is a calibration step that merges
+    ``N - keep`` tokens per image on average and returns the batch threshold in ``out.threshold``.
+    Virtual Token Unmerging (inside the language model) is not included.
+    """
+
+    name = "dymu"
+    needs = ("keys_or_tokens", "thresholds", "sizes")
+    training = "training-free: per-layer thresholds calibrated on a batch of images (no gradients)"
+    in_model = False
+    post_encoder = True
+
+    def reduce(self, tokens: torch.Tensor, keep: float | None = None, threshold: float | Sequence[float] | None = None,
+               metric: torch.Tensor | None = None, num_prefix: int = 0, sizes: torch.Tensor | None = None,
+               padding_mask: torch.Tensor | None = None) -> ReducedTokens:
+        """Merge ``tokens`` ``[B, N, D]`` by ``threshold`` (a float, or one per step), or by
+        ``keep`` (count or ratio; one calibration step, at most half of the mergeable tokens).
+        ``metric`` ``[B, N, C]``: the similarity features (attention keys; default the tokens);
+        ``num_prefix`` leading tokens are never merged; ``sizes`` ``[B, N, 1]`` and
+        ``padding_mask`` ``[B, N]`` continue from an earlier merge."""
+        from .policies.divprune import resolve_keep
+        from .policies.dymu import dymu_reduce
+
+        _check_tokens(tokens)
+        r = None
+        if keep is not None:
+            n = tokens.shape[1]
+            r = n - resolve_keep(keep, n)
+            if r > (n - num_prefix) // 2:
+                raise ReducerError(f"one DToMe step merges at most half of the {n - num_prefix} mergeable tokens; "
+                                   f"keep={keep} asks for {r} merges (use a larger keep, or thresholds over several steps)")
+        return dymu_reduce(tokens, threshold=threshold, r=r, metric=metric, num_prefix=num_prefix, sizes=sizes,
+                           padding_mask=padding_mask)
+
+
+REDUCERS: dict[str, type[Reducer]] = {
+    cls.name: cls for cls in (ToMe, DiffRate, EViT, MCTF, DivPrune, MMTok, HiPrune, DyMU)
+}

@@ -10,6 +10,13 @@ outputs (features, token sources, kept indices) to ``tests/fixtures/reducers/``.
 
 The cases themselves live in ``tests/plugins/reducers/parity_cases.py`` so the tests rebuild the
 same models and inputs.
+
+Post-encoder section (MMTok, HiPrune, DyMU; cases in ``post_encoder_cases.py``): each reference's
+selection / merging functions are taken from its source files at record time and run on seeded
+tensors (the full VLMs need LLaVA / CUDA):
+
+    python scripts/parity/record_reducers.py --mmtok /tmp/ref/mmtok --hiprune /tmp/ref/hiprune \
+        --dymu /tmp/ref/dymu        # DyMU's tome.py needs einops on PYTHONPATH
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "plugins" / "reducers"))
 
 import parity_cases as pc
+import post_encoder_cases as pec
 
 OUT = ROOT / "tests" / "fixtures" / "reducers"
 
@@ -163,9 +171,141 @@ def record_divprune(ref: Path, out: dict) -> None:
         print("divprune", case["id"], len(kept[0]))
 
 
+# ---------------------------------------------------------------- post-encoder: MMTok, HiPrune, DyMU
+
+
+def _reference_defs(src_path: Path, names: set[str], ns: dict) -> dict:
+    """Execute only the named top-level functions / classes / methods of a reference source file
+    (its module imports pull in whole VLM stacks) in namespace ``ns``; returns ``ns``."""
+    tree = ast.parse(src_path.read_text())
+    ns.setdefault("__name__", f"reference_{src_path.stem}")  # TorchScript wants a module name
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names:
+            exec(compile(ast.Module(body=[node], type_ignores=[]), str(src_path), "exec"), ns)  # noqa: S102 - reference code, at record time only
+    missing = names - set(ns)
+    if missing:
+        raise SystemExit(f"{src_path}: did not find {sorted(missing)} (reference layout changed?)")
+    return ns
+
+
+def record_mmtok(ref: Path, out: dict) -> None:
+    import os
+    from typing import List, Optional, Tuple  # noqa: UP035 - names the reference's annotations use
+
+    ns = _reference_defs(ref / "mmtok" / "core" / "semantic_selector.py", {"greedy_merged_jit_kernel", "SemanticTokenSelector"},
+                         {"torch": torch, "F": torch.nn.functional, "os": os, "List": List, "Optional": Optional, "Tuple": Tuple})  # noqa: UP006
+    for case in pec.MMTOK_CASES:
+        x = pec.mmtok_inputs(case)
+        selector = ns["SemanticTokenSelector"](target_vision_tokens=case["keep"], alpha=case.get("alpha", 0.5))
+        kept = []
+        for b in range(x["tokens"].shape[0]):  # the reference is one sample at a time, its own text
+            pad = x["exclude"][b].nonzero()[:, 0].tolist() if x["exclude"] is not None else None
+            idx, _ = selector.mm_coverage_selection(x["text"][b, : case["text"][b]], x["tokens"][b], x["vision"][b],
+                                                    tv_temp=case.get("text_temperature", 0.02),
+                                                    vv_temp=case.get("vision_temperature", 0.2), padding_patch_indices=pad)
+            kept.append(idx)
+        out[case["id"]] = {"kept": kept}
+        print("mmtok", case["id"], len(kept[0]))
+
+
+def record_hiprune(ref: Path, out: dict) -> None:
+    import os
+
+    ns = _reference_defs(ref / "LLaVA" / "llava" / "model" / "llava_arch.py", {"encode_images"}, {"torch": torch, "os": os})
+    for case in pec.HIPRUNE_CASES:
+        obj, deep = pec.hiprune_maps(case)
+        n = obj.shape[-1] - 1
+        feats = torch.zeros(obj.shape[0], n, 4)
+        attentions = [None] * 24  # CLIP ViT-L: 24 layers; the reference reads [object_layer - 1] and [-2]
+        attentions[8], attentions[-2] = obj, deep
+        def tower(images, feats=feats, attentions=attentions):
+            return feats, attentions
+
+        model = types.SimpleNamespace(get_vision_tower=lambda tower=tower: tower, mm_projector=lambda f: f)
+        holder = types.SimpleNamespace(get_model=lambda model=model: model, config=types.SimpleNamespace(mm_vision_select_layer=-2))
+        env = {"HIPRUNE_RETENTION": str(case["keep"] * obj.shape[0]), "HIPRUNE_ALPHA": str(case["alpha"]), "HIPRUNE_OBJECT_LAYER": "9"}
+        saved_env, saved_cuda = {k: os.environ.get(k) for k in env}, torch.Tensor.cuda
+        os.environ.update(env)
+        torch.Tensor.cuda = lambda self, *a, **k: self  # the reference moves the maps to CUDA
+        try:
+            _, masks = ns["encode_images"](holder, None)
+        finally:
+            torch.Tensor.cuda = saved_cuda
+            for k, v in saved_env.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        out[case["id"]] = {"kept": [m.nonzero()[:, 0].tolist() for m in masks]}
+        print("hiprune", case["id"], [int(m.sum()) for m in masks])
+
+
+def _dymu_step(ns: dict, x: torch.Tensor, prefix: int, threshold=None, r: int = 0, size=None, padding=None, pos=None):
+    """One reference DToMe step with metric = x: instance-level path for one sample with a
+    threshold (as DyMU does at inference), batch-level path otherwise. With a threshold the
+    reference only needs the layer's r > 0 (it gates the layer); its value is not used."""
+    r = r or x.shape[1]
+    if threshold is not None and x.shape[0] == 1 and padding is None:
+        merge, _ = ns["bipartite_soft_matching"](x, r, bool(prefix), False, specified_threshold=threshold)
+        x, size, pos = ns["merge_wavg"](merge, x, size, pos_tracking=pos)
+        return x, size, None, pos, None
+    merge, _, stat = ns["batch_level_bipartite_soft_matching"](x, r, bool(prefix), False, padding_mask=padding,
+                                                               specified_threshold=threshold)
+    if merge is ns["do_nothing"]:
+        return x, size, padding, pos, stat
+    x, size, padding, pos = ns["batch_level_merge_wavg"](merge, x, size, pos_tracking=pos, cls_token=bool(prefix))
+    return x, size, padding, pos, stat
+
+
+def _dymu_summary(x: torch.Tensor, size: torch.Tensor, padding, pos: torch.Tensor) -> dict:
+    b, k = x.shape[:2]
+    lengths = [k] * b if padding is None else (padding < 0.5).sum(dim=1).tolist()
+    first = torch.where(pos.sum(dim=-1) > 0, pos.to(torch.float32).argmax(dim=-1), torch.full((b, k), -1))
+    return {"lengths": lengths, "sizes": [size[i, :n, 0].round().int().tolist() for i, n in enumerate(lengths)],
+            "first_source": [first[i, :n].tolist() for i, n in enumerate(lengths)],
+            "token_sums": [_rounded(x[i, :n].sum(dim=-1)) for i, n in enumerate(lengths)],
+            "head": [_rounded(x[i, :4]) for i in range(b)]}
+
+
+def record_dymu(ref: Path, out: dict) -> None:
+    import math
+    from typing import Callable, Optional, Tuple  # noqa: UP035 - names the reference's annotations use
+
+    try:
+        from einops import rearrange
+    except ModuleNotFoundError as exc:
+        raise SystemExit("DyMU's tome.py needs einops: pip install --target /tmp/pylib_dymu einops; PYTHONPATH=/tmp/pylib_dymu") from exc
+    names = {"do_nothing", "bipartite_soft_matching", "merge_wavg", "batch_level_bipartite_soft_matching",
+             "batch_level_merge_wavg", "threshold_running_avg"}
+    ns = _reference_defs(ref / "src" / "open_clip" / "tome.py", names,
+                         {"torch": torch, "math": math, "rearrange": rearrange, "dist": torch.distributed,
+                          "Callable": Callable, "Optional": Optional, "Tuple": Tuple})  # noqa: UP006
+    for case in pec.DYMU_CASES:
+        x = pec.dymu_tokens(case)
+        b, n = x.shape[:2]
+        pos = torch.eye(n, dtype=torch.int32)[None].expand(b, n, n)  # source tracking, as DyMU's ViT does
+        size = padding = stat = None
+        for t in case["threshold"] if isinstance(case.get("threshold"), list) else [case.get("threshold")]:
+            x, size, padding, pos, stat = _dymu_step(ns, x, case["prefix"], threshold=t, r=case.get("r", 0),
+                                                     size=size, padding=padding, pos=pos)
+        out[case["id"]] = {**_dymu_summary(x, size, padding, pos), "threshold": None if stat is None else float(stat)}
+        print("dymu", case["id"], out[case["id"]]["lengths"])
+    cal = pec.DYMU_CALIBRATION
+    meter = types.SimpleNamespace(threshold=torch.tensor(1.0), threshold_count=1.0)
+    stats = []
+    for x in pec.dymu_calibration_batches(cal):
+        _, _, stat = ns["batch_level_bipartite_soft_matching"](x, cal["r"], bool(cal["prefix"]), False)
+        stats.append(float(stat))
+        ns["threshold_running_avg"](meter, stat)
+    out[cal["id"]] = {"batch_thresholds": stats, "threshold": float(meter.threshold)}
+    print("dymu", cal["id"], stats, float(meter.threshold))
+
+
+POST_ENCODER = (("mmtok", record_mmtok), ("hiprune", record_hiprune), ("dymu", record_dymu))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("tome", "diffrate", "evit", "mctf", "divprune"):
+        ap.add_argument(f"--{name}", type=Path, help=f"checkout of the {name} reference (skipped if absent)")
+    for name, _ in POST_ENCODER:
         ap.add_argument(f"--{name}", type=Path, help=f"checkout of the {name} reference (skipped if absent)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
@@ -173,7 +313,7 @@ def main() -> None:
     pc.import_timm()
     args.out.mkdir(parents=True, exist_ok=True)
     for name, fn in (("tome", record_tome), ("diffrate", record_diffrate), ("evit", record_evit), ("mctf", record_mctf),
-                     ("divprune", record_divprune)):
+                     ("divprune", record_divprune), *POST_ENCODER):
         ref = getattr(args, name)
         if ref is None or not ref.exists():
             print(f"skip {name}: no reference checkout given")
