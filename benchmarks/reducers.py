@@ -10,7 +10,9 @@ machine, equal to wall time for one uncontended thread); on CUDA it is synchroni
     python benchmarks/reducers.py --device cuda --dtype bf16 --backends sdpa xformers   # on a GPU
 
 GMACs are analytic from the tokens entering each block: per block ``12·N·D² + 2·N²·D`` (qkv, proj,
-MLP 4x, QK^T and AV), plus the patch embedding.
+MLP 4x, QK^T and AV), plus the patch embedding. They count every row of the last block, although
+zoo's patched ``forward`` computes only the class row there (``--all-rows`` also times zoo ToMe
+without that shortcut).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def _timm():
 
 
 def build_configs(name: str, ref_tome: Path | None, rs: list[int], backend: str | None,
-                  methods: tuple[str, ...] = ("tome", "diffrate", "evit", "mctf")):
+                  methods: tuple[str, ...] = ("tome", "diffrate", "evit", "mctf"), all_rows: bool = False):
     """[(label, model, handle-or-None)]: the unreduced model, zoo's reducers, the reference ToMe."""
     from zoo_plugins.reducers.reducers import MCTF, DiffRate, EViT, ToMe
 
@@ -54,6 +56,11 @@ def build_configs(name: str, ref_tome: Path | None, rs: list[int], backend: str 
     for r in rs if "tome" in methods else []:
         m = copy.deepcopy(base)
         configs.append((f"zoo tome r={r}", m, ToMe().apply(m, r=r, backend=backend)))
+        if all_rows:  # the same, without computing only the class row in the last block
+            m = copy.deepcopy(base)
+            handle = ToMe().apply(m, r=r, backend=backend)
+            handle.state.head_rows_only = False
+            configs.append((f"zoo tome r={r} all rows", m, handle))
         if ref_tome is not None:
             if str(ref_tome) not in sys.path:
                 sys.path.insert(0, str(ref_tome))
@@ -82,7 +89,7 @@ def run(args) -> list[dict]:
     rows = []
     for name in args.models:
         for backend in args.backends:
-            configs = build_configs(name, args.ref_tome, args.r, backend, tuple(args.methods))
+            configs = build_configs(name, args.ref_tome, args.r, backend, tuple(args.methods), args.all_rows)
             for _, m, _ in configs:
                 m.to(args.device, dtype)
             x = torch.randn(args.batch, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(args.device, dtype)
@@ -139,6 +146,8 @@ def main() -> None:
     ap.add_argument("--r", nargs="+", type=int, default=[8, 13, 16])
     ap.add_argument("--methods", nargs="+", default=["tome", "diffrate", "evit", "mctf"],
                     help="in-model reducers to include (tome runs beside the reference ToMe)")
+    ap.add_argument("--all-rows", action="store_true",
+                    help="also time zoo ToMe with every row computed in the last block (no class-row shortcut)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)

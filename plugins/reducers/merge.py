@@ -64,26 +64,43 @@ def bipartite_plan(metric: torch.Tensor, r: int, num_prefix: int = 0) -> Plan | 
         if num_prefix:
             unm_idx = unm_idx.sort(dim=1)[0]
     n_out = t - r
+    b = metric.shape[0]
+    dev = metric.device
+    # Output order [prefix, unmerged A, B] as flat row indices into x.reshape(B*N, C), and each
+    # merged A token's row / its destination's output row: one index_select and one index_add_
+    # per merge (row copies) instead of gathers and scatters over expanded [B, k, C] indices.
+    with torch.no_grad():
+        unm_pos = unm_idx[..., 0] * 2
+        b_pos = torch.arange(1, t, 2, device=dev).expand(b, -1)
+        j = torch.arange(t // 2, device=dev)
+        if pb:
+            order = torch.cat([torch.arange(num_prefix, device=dev).expand(b, -1), unm_pos[:, pa:], b_pos[:, pb:]], dim=1)
+            dst_out = torch.where(j < pb, 2 * j + 1, num_prefix + (n_a - r - pa) + (j - pb))[dst_idx[..., 0]]
+        else:
+            order = torch.cat([unm_pos, b_pos], dim=1)
+            dst_out = dst_idx[..., 0] + (n_a - r)
+        base_in = torch.arange(b, device=dev)[:, None] * t
+        rows = (order + base_in).flatten()
+        src_rows = (src_idx[..., 0] * 2 + base_in).flatten()
+        dst_rows = (dst_out + torch.arange(b, device=dev)[:, None] * n_out).flatten()
 
     def merge(x: torch.Tensor, size: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Size-weighted average of each merged group: ``sum(x * size) / sum(size)``."""
+        bx, _, c = x.shape
+        flat = x.reshape(-1, c)
+        out, src = flat.index_select(0, rows), flat.index_select(0, src_rows)
         if size is None:
-            size = torch.ones_like(x[..., :1])
-        x, size = _merge_sum(x * size), _merge_sum(size)
-        return x / size, size
-
-    def _merge_sum(x: torch.Tensor) -> torch.Tensor:
-        src, dst = x[..., ::2, :], x[..., 1::2, :]
-        n, _, c = src.shape
-        unm = src.gather(dim=-2, index=unm_idx.expand(n, n_a - r, c))
-        src = src.gather(dim=-2, index=src_idx.expand(n, r, c))
-        dst = dst.scatter_reduce(-2, dst_idx.expand(n, r, c), src, reduce="sum")
-        if pb:  # a prefix token sits in set B: restore the original prefix order
-            return torch.cat([x[:, :num_prefix], unm[:, pa:], dst[:, pb:]], dim=1)
-        return torch.cat([unm, dst], dim=1)
+            new_size = torch.ones(bx * n_out, 1, dtype=x.dtype, device=x.device)
+            new_size.index_add_(0, dst_rows, torch.ones(bx * r, 1, dtype=x.dtype, device=x.device))
+        else:  # weight only the rows kept, in place (the same products as (x * size)[rows])
+            sflat = size.reshape(-1, 1)
+            s_out, s_src = sflat.index_select(0, rows), sflat.index_select(0, src_rows)
+            out.mul_(s_out)
+            src.mul_(s_src)
+            new_size = s_out.index_add_(0, dst_rows, s_src)
+        return out.index_add_(0, dst_rows, src).div_(new_size).view(bx, n_out, c), new_size.view(bx, n_out, 1)
 
     def slots() -> torch.Tensor:
-        b = metric.shape[0]
-        dev = metric.device
         n_unm = n_a - r
         pos_a = torch.empty(b, n_a, dtype=torch.long, device=dev)
         unm_pos = torch.arange(n_unm, device=dev).expand(b, n_unm)

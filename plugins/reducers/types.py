@@ -52,12 +52,19 @@ class Plan:
     (None = all ones) to the reduced sequence. ``slots()`` returns ``[B, N]`` long: the output
     position of every input token (-1 where it is dropped); it is only called when sources are
     tracked (visualisation, ``forward_intermediates``), so policies may compute it lazily.
+
+    Pre-attention policies (MCTF) also merge the block's attention map: ``merge_keys(p)`` sums
+    the key columns of probabilities ``[B, H, Nq, N] -> [B, H, Nq, N_out]`` (any query chunk),
+    ``merge_queries(o, size)`` averages per-query outputs ``[B, H, N, D] -> [B, H, N_out, D]``;
+    ``merge_attention(p, size)`` does both on a full ``[B, H, N, N]`` map.
     """
 
     merge: Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]
     slots: Callable[[], torch.Tensor]
     num_out: int
     merge_attention: Callable[..., torch.Tensor] | None = None
+    merge_keys: Callable[[torch.Tensor], torch.Tensor] | None = None
+    merge_queries: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None
 
 
 @dataclass
@@ -72,7 +79,10 @@ class Signals:
         keys: ``[B, N, Dh]`` attention keys averaged over heads (if the policy asked for them).
         cls_attn: ``[B, N]`` attention of the first token over all tokens, averaged over heads.
         attn: ``[B, H, N, N]`` attention probabilities of the block's input (pre-attention
-            policies only, e.g. MCTF; ``x`` is then the block input).
+            policies only, e.g. MCTF; ``x`` is then the block input). Adapters that bound
+            memory pass ``attn_col_mean`` instead and leave this None.
+        attn_col_mean: ``[B, N]`` mean attention each token receives (over heads and queries),
+            computed in query chunks so the full map need not exist.
     """
 
     layer: int
@@ -82,3 +92,4 @@ class Signals:
     keys: torch.Tensor | None = None
     cls_attn: torch.Tensor | None = None
     attn: torch.Tensor | None = None
+    attn_col_mean: torch.Tensor | None = None

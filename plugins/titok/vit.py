@@ -61,6 +61,16 @@ class SelfAttention(nn.Module):
         out = attention(q, k, v, backend=self.attn_backend)  # [B, H, Lq, D]
         return self.out_proj(out.transpose(1, 2).reshape(b, -1, w))
 
+    def project(self, x: torch.Tensor, rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(q, k, v)`` heads ``[B, H, *, D]`` as ``forward`` computes them (``q`` for ``rows``)."""
+        b, l, w = x.shape
+        h, d = self.heads, w // self.heads
+        if rows is None:
+            return F.linear(x, self.in_proj_weight, self.in_proj_bias).view(b, l, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
+        k, v = F.linear(x, self.in_proj_weight[w:], self.in_proj_bias[w:]).view(b, l, 2, h, d).permute(2, 0, 3, 1, 4)
+        q = F.linear(x[:, rows], self.in_proj_weight[:w], self.in_proj_bias[:w])
+        return q.view(b, -1, h, d).transpose(1, 2), k, v
+
 
 class ResidualAttentionBlock(nn.Module):
     """Pre-LN transformer block: ``x + attn(ln_1 x)``, then ``x + mlp(ln_2 x)`` (GELU, ratio 4)."""
@@ -82,6 +92,18 @@ class ResidualAttentionBlock(nn.Module):
         y = self.attn(self.ln_1(x), rows)
         x = (x if rows is None else x[:, rows]) + y
         return x + self.mlp(self.ln_2(x))
+
+    # token-reducer protocol (zoo_plugins.reducers.adapters.zoo_blocks): the block split at
+    # attention / MLP, so ToMe & co. can merge tokens between them
+    def reducer_qkv(self, x: torch.Tensor, rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.attn.project(self.ln_1(x), rows)
+
+    def reducer_attn_out(self, out: torch.Tensor) -> torch.Tensor:
+        b, h, n, d = out.shape
+        return self.attn.out_proj(out.transpose(1, 2).reshape(b, n, h * d))
+
+    def reducer_mlp(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.ln_2(x))
 
 
 def _blocks(width: int, layers: int, heads: int) -> nn.ModuleList:
@@ -136,6 +158,15 @@ class TiTokEncoder(nn.Module):
         else:
             z = F.linear(x, weight, self.conv_out.bias).transpose(1, 2)  # [B, T, N]
         return z.unsqueeze(2)  # [B, T, 1, N]
+
+    # token-reducer protocol (zoo_plugins.reducers.adapters.zoo_blocks)
+    def reducer_blocks(self) -> list[nn.Module]:
+        """The blocks a token reducer hooks into (``zoo.load("tome").apply(encoder, r=...)``)."""
+        return list(self.transformer)
+
+    def reducer_protected(self) -> tuple[int, int]:
+        """Never merged: the leading class token and the trailing latent tokens (the output)."""
+        return 1, self.num_latent_tokens
 
 
 class TiTokDecoder(nn.Module):

@@ -124,7 +124,8 @@ def find_adapter(model: torch.nn.Module, name: str | None = None) -> ModelAdapte
     raise ReducerError(
         f"no reducer adapter supports {type(model).__module__}.{type(model).__name__}; registered adapters: "
         f"{[a.name for a in found]}. Implement zoo_plugins.reducers.adapters.base.ModelAdapter and "
-        "register_adapter() it, or pass a timm VisionTransformer.")
+        "register_adapter() it, implement the reducer_blocks() protocol of "
+        "zoo_plugins.reducers.adapters.zoo_blocks, or pass a timm VisionTransformer.")
 
 
 _builtin_done = False
@@ -136,11 +137,14 @@ def _ensure_builtin() -> None:
         return
     _builtin_done = True
     from .timm_vit import TimmViTAdapter
+    from .zoo_blocks import ZooBlocksAdapter
 
-    if TimmViTAdapter.name not in _ADAPTERS:  # built-ins go first, so user adapters take precedence
+    builtin = [a for a in (TimmViTAdapter, ZooBlocksAdapter) if a.name not in _ADAPTERS]
+    if builtin:  # built-ins go first, so user adapters take precedence
         user = dict(_ADAPTERS)
         _ADAPTERS.clear()
-        _ADAPTERS[TimmViTAdapter.name] = TimmViTAdapter()
+        for cls in builtin:
+            _ADAPTERS[cls.name] = cls()
         _ADAPTERS.update(user)
     _call_adapter_hook()
 

@@ -10,7 +10,10 @@ attention is an additive ``log(size)`` bias; keys come from the qkv projection (
 norm); the class token's attention is computed as one row. Every prefix token (class,
 distillation, registers: ``model.num_prefix_tokens``) is protected. ``avg`` pooling is
 weighted by token size and a ``map`` attention-pool head gets the ``log(size)`` bias.
-``forward_intermediates`` returns intermediates un-merged onto the full patch grid.
+``forward_intermediates`` returns intermediates un-merged onto the full patch grid. When
+``forward`` reads only the class token, the last block computes only that row (same logits;
+``handle.state.head_rows_only = False`` turns it off). MCTF's attention maps are built in query
+chunks (``_attn_maps``).
 
 Example:
     >>> import timm, torch
@@ -53,6 +56,8 @@ class _RunState:
         self.backend = backend
         self.patched: list[tuple[torch.nn.Module, str]] = []
         self.record = False
+        self.head_rows_only = True  # forward(): the last block computes only the rows the head reads
+        self.rows: slice | None = None
         self._clear()
 
     def _clear(self) -> None:
@@ -68,24 +73,33 @@ class _RunState:
 
     def __getstate__(self) -> dict:  # run tensors are not part of a saved model
         state = dict(self.__dict__)
-        state.update(size=None, source=None, layer_sources={}, tokens_per_layer=[], record=False)
+        state.update(size=None, source=None, layer_sources={}, tokens_per_layer=[], record=False, rows=None)
         return state
 
 
 def _attend(attn: torch.nn.Module, x: torch.Tensor, mask: Any, want_keys: bool, want_cls: bool,
-            backend: str | None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """timm ``Attention.forward`` through zoo's dispatch, plus the keys / class-attention row."""
+            backend: str | None, rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """timm ``Attention.forward`` through zoo's dispatch, plus the keys / class-attention row;
+    with ``rows`` only those query rows (keys and values of every token)."""
     from zoo.nn.attention import attention
 
     b, n, _ = x.shape
     h, dh = attn.num_heads, attn.head_dim
     gate = getattr(attn, "gate", None)
-    gate = gate(x).sigmoid() if gate is not None else None
-    qkv = attn.qkv(x).reshape(b, n, 3, h, dh).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.unbind(0)
+    if rows is None:
+        gate = gate(x).sigmoid() if gate is not None else None
+        qkv = attn.qkv(x).reshape(b, n, 3, h, dh).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+    else:
+        gate = gate(x[:, rows]).sigmoid() if gate is not None else None
+        w, bias = attn.qkv.weight, attn.qkv.bias
+        kv = torch.nn.functional.linear(x, w[h * dh:], None if bias is None else bias[h * dh:])
+        k, v = kv.reshape(b, n, 2, h, dh).permute(2, 0, 3, 1, 4).unbind(0)
+        q = torch.nn.functional.linear(x[:, rows], w[:h * dh], None if bias is None else bias[:h * dh])
+        q = q.reshape(b, -1, h, dh).transpose(1, 2)
     q, k = attn.q_norm(q), attn.k_norm(k)
     out = attention(q, k, v, mask=mask, scale=attn.scale, backend=backend)
-    out = out.transpose(1, 2).reshape(b, n, h * dh)
+    out = out.transpose(1, 2).reshape(b, q.shape[2], h * dh)
     norm = getattr(attn, "norm", None)
     if norm is not None:
         out = norm(out)
@@ -139,6 +153,16 @@ def _block_forward(state: _RunState, layer: int, block: torch.nn.Module, x: torc
     if needs and (attn_mask is not None or is_causal):
         raise ReducerError("token reduction does not support attn_mask / is_causal inputs; call the model without them")
     post = state.post_norm[layer]
+    rows = state.rows if layer == state.num_layers - 1 else None
+    if rows is not None:  # the head reads only these rows: compute nothing else (no reduction)
+        y, _, _ = _attend(block.attn, x if post else block.norm1(x), mask, False, False,
+                          state.backend or getattr(block.attn, "attn_backend", None), rows)
+        x = x[:, rows]
+        x = x + block.drop_path1(block.norm1(y) if post else block.ls1(y))
+        if size is not None:
+            state.size = size[:, rows]
+        m = block.mlp(x if post else block.norm2(x))
+        return x + block.drop_path2(block.norm2(m) if post else block.ls2(m))
     if policy.pre_attention and needs:
         x, y = _pre_attention_reduce(state, layer, block, x, mask)
         x = x + block.drop_path1(block.ls1(y))
@@ -162,8 +186,11 @@ def _block_forward(state: _RunState, layer: int, block: torch.nn.Module, x: torc
 
 def _pre_attention_reduce(state: _RunState, layer: int, block: torch.nn.Module, x: torch.Tensor,
                           mask: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reduce before attention from the block's full attention map, then apply the merged map to
-    the merged values (one-step-ahead, as MCTF does); returns (reduced x, attention branch)."""
+    """Reduce before attention from the block's attention map (column means, in query chunks),
+    then apply the merged map to the merged values (one-step-ahead, as MCTF does); returns
+    (reduced x, attention branch)."""
+    from ._attn_maps import column_means, merged_attention
+
     attn = block.attn
     if state.post_norm[layer]:
         raise ReducerError(f"{type(state.policy).__name__} needs pre-norm blocks; block {layer} is a ResPostBlock")
@@ -172,24 +199,25 @@ def _pre_attention_reduce(state: _RunState, layer: int, block: torch.nn.Module, 
     nh, dh = attn.num_heads, attn.head_dim
     q, k, v = attn.qkv(h).reshape(b, n, 3, nh, dh).permute(2, 0, 3, 1, 4).unbind(0)
     q, k = attn.q_norm(q), attn.k_norm(k)
-    logits = (q @ k.transpose(-2, -1)) * attn.scale
     bias = getattr(mask, "bias", None)
-    if bias is not None:
-        logits = logits + bias.to(logits.dtype)
-    probs = logits.softmax(dim=-1)
+    col, probs = column_means(q, k, attn.scale, bias)
     size = state.size
-    plan = state.policy.plan(layer, Signals(layer, x, size, state.num_prefix, attn=probs))
+    plan = state.policy.plan(layer, Signals(layer, x, size, state.num_prefix, attn=probs, attn_col_mean=col))
     if plan is not None:
         if state.source is not None:
             state.source = compose_slots(state.source, plan.slots())
         x, state.size = plan.merge(x, size)
-        probs = plan.merge_attention(probs, size)
         h = block.norm1(x)
         n = x.shape[1]
         w_v = attn.qkv.weight[2 * nh * dh:]
         b_v = attn.qkv.bias[2 * nh * dh:] if attn.qkv.bias is not None else None
-        v = torch.nn.functional.linear(h, w_v, b_v).reshape(b, n, nh, dh).transpose(1, 2)
-    out = (probs.to(v.dtype) @ v).transpose(1, 2).reshape(b, n, nh * dh)
+        v_new = torch.nn.functional.linear(h, w_v, b_v).reshape(b, n, nh, dh).transpose(1, 2)
+        out = merged_attention(q, k, attn.scale, bias, probs, plan, size, v_new)
+    else:
+        from zoo.nn.attention import attention
+
+        out = attention(q, k, v, mask=mask, scale=attn.scale, backend=state.backend or getattr(attn, "attn_backend", None))
+    out = out.transpose(1, 2).reshape(b, n, nh * dh)
     norm = getattr(attn, "norm", None)
     if norm is not None:
         out = norm(out)
@@ -197,6 +225,29 @@ def _pre_attention_reduce(state: _RunState, layer: int, block: torch.nn.Module, 
     if gate is not None:
         out = out * gate(h).sigmoid()
     return x, attn.proj_drop(attn.proj(out))
+
+
+def _class_token_head(model: torch.nn.Module) -> bool:
+    """Whether ``forward`` reads only the class token of the last block (timm's own forward,
+    ``global_pool="token"``, no attention pool)."""
+    vt = _timm().models.vision_transformer.VisionTransformer
+    cls = type(model)
+    return (cls.forward is vt.forward and cls.forward_features is vt.forward_features and cls.forward_head is vt.forward_head
+            and cls.pool is vt.pool and getattr(model, "attn_pool", None) is None
+            and getattr(model, "global_pool", None) == "token" and getattr(model, "has_class_token", False))
+
+
+def _forward(state: _RunState, model: torch.nn.Module, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """``VisionTransformer.forward``. When the head reads only the class token, the last block
+    computes only that row: every op but attention is per token, so the logits are the same
+    (``handle.state.head_rows_only = False`` turns this off; never with ``trace_source``)."""
+    plain = not args and all(v is None or v is False for v in kwargs.values())
+    if state.head_rows_only and plain and not state.trace_source and _class_token_head(model):
+        state.rows = slice(0, 1)
+    try:
+        return type(model).forward(model, x, *args, **kwargs)
+    finally:
+        state.rows = None
 
 
 def _pool(state: _RunState, model: torch.nn.Module, x: torch.Tensor, pool_type: str | None = None) -> torch.Tensor:
@@ -302,9 +353,10 @@ class TimmViTAdapter(ModelAdapter):
             blk.forward = partial(_block_forward, state, i, blk)
             state.patched.append((blk, "forward"))
         model.pool = partial(_pool, state, model)
+        model.forward = partial(_forward, state, model)
         model.forward_intermediates = partial(_forward_intermediates, state, model)
         model._zoo_reducer = state
-        state.patched += [(model, "pool"), (model, "forward_intermediates"), (model, "_zoo_reducer")]
+        state.patched += [(model, "pool"), (model, "forward"), (model, "forward_intermediates"), (model, "_zoo_reducer")]
         return ReducerHandle(model, state, [partial(unpatch, model)])
 
 

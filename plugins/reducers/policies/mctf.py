@@ -59,7 +59,8 @@ class MCTFPolicy(InModelPolicy):
     def plan(self, layer: int, s: Signals) -> Plan | None:
         if s.num_prefix > 1:
             raise ReducerError("MCTF protects at most one prefix (class) token, as the original does")
-        return mctf_plan(s.x, s.attn, s.size, self.r, s.num_prefix, *self.taus, bidirection=self.bidirection,
+        col_mean = s.attn_col_mean if s.attn_col_mean is not None else None if s.attn is None else s.attn.mean(dim=[1, 2])
+        return mctf_plan(s.x, col_mean, s.size, self.r, s.num_prefix, *self.taus, bidirection=self.bidirection,
                          pooling=self.pooling)
 
 
@@ -72,7 +73,13 @@ def _expand(idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def mctf_plan(x: torch.Tensor, attn: torch.Tensor | None, size: torch.Tensor | None, r: float, num_prefix: int,
               tau_sim: float, tau_info: float, tau_size: float, bidirection: bool = True,
               pooling: str = "attn") -> Plan | None:
-    """Plan one MCTF step on block inputs ``x`` ``[B, N, C]`` (see the module docstring)."""
+    """Plan one MCTF step on block inputs ``x`` ``[B, N, C]`` (see the module docstring).
+
+    ``attn`` is the attention map ``[B, H, N, N]`` or, to keep memory bounded, just its column
+    means ``[B, N]`` (the mean attention each token receives: all that MCTF reads of the map).
+    """
+    if attn is not None and attn.dim() == 4:
+        attn = attn.mean(dim=[1, 2])
     b, t, _ = x.shape
     p = num_prefix
     if t - r < 10:
@@ -87,7 +94,7 @@ def mctf_plan(x: torch.Tensor, attn: torch.Tensor | None, size: torch.Tensor | N
         a, bb = metric[..., ::2, :], metric[..., 1::2, :]
         scores = ((a @ bb.transpose(-1, -2) + 1) / 2) ** (1 / tau_sim) if tau_sim else torch.ones(b, n_a, n_b, device=x.device)
         if tau_info > 0 and attn is not None:
-            info = 1 / attn.mean(dim=[1, 2])
+            info = 1 / attn
             info = info / info.max(1, keepdim=True)[0]
             scores = scores * (info[..., ::2, None] * info[..., 1::2, None].transpose(1, 2)) ** (1 / tau_info)
         if tau_size and size is not None:
@@ -120,7 +127,7 @@ def mctf_plan(x: torch.Tensor, attn: torch.Tensor | None, size: torch.Tensor | N
         unm = unm.scatter_reduce(-2, _expand(dst_idx2, unm), dst.gather(-2, _expand(src_idx2, dst)), reduce="sum")
         return torch.cat([unm, unm2], dim=-2)
 
-    attn_m = attn.mean(dim=[1, 2])[..., None] if pooling == "attn" else None
+    attn_m = attn[..., None] if pooling == "attn" else None
 
     def weights(sz: torch.Tensor) -> torch.Tensor:
         return sz if attn_m is None else attn_m * (sz / sz.amax(dim=-2, keepdim=True))
@@ -133,11 +140,18 @@ def mctf_plan(x: torch.Tensor, attn: torch.Tensor | None, size: torch.Tensor | N
 
     def merge_attention(probs: torch.Tensor, sz: torch.Tensor | None) -> torch.Tensor:
         """Merge ``[B, H, N, N]`` probabilities: keys summed, queries averaged with the pooling weights."""
+        return merge_queries(merge_keys(probs), sz)
+
+    def merge_keys(probs: torch.Tensor) -> torch.Tensor:
+        """Sum the key columns of ``[B, H, Nq, N]`` probabilities (any chunk of queries)."""
+        return merge_sum(probs[..., None]).squeeze(-1)
+
+    def merge_queries(o: torch.Tensor, sz: torch.Tensor | None) -> torch.Tensor:
+        """Average ``[B, H, N, D]`` per-query rows with the pooling weights."""
         if sz is None:
-            sz = torch.ones(b, t, 1, dtype=probs.dtype, device=probs.device)
+            sz = torch.ones(b, t, 1, dtype=o.dtype, device=o.device)
         w = weights(sz)
-        keyed = merge_sum(probs[..., None]).squeeze(-1)
-        return merge_sum(keyed * w[:, None]) / merge_sum(w)[:, None]
+        return merge_sum(o * w[:, None]) / merge_sum(w)[:, None]
 
     def slots() -> torch.Tensor:
         dev = x.device
@@ -154,4 +168,5 @@ def mctf_plan(x: torch.Tensor, attn: torch.Tensor | None, size: torch.Tensor | N
         out[:, ::2], out[:, 1::2] = pos_a, pos_b
         return out
 
-    return Plan(merge=merge, slots=slots, num_out=t - r, merge_attention=merge_attention)
+    return Plan(merge=merge, slots=slots, num_out=t - r, merge_attention=merge_attention, merge_keys=merge_keys,
+                merge_queries=merge_queries)
