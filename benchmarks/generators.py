@@ -6,10 +6,17 @@ sampler settings, same seeds, measured in one run (interleaved repetitions, medi
 * OuteTTS-0.1-350M's LM (Llama 20x896): tokens/s against transformers' ``generate``.
 
 Weights are random (regenerated per key); the reference runs with its random draws routed to
-the same seed, so the benchmark also reports whether the generated ids are equal.
+the same seed, so the benchmark also reports whether the generated ids are equal. Throughput is
+computed from the process's CPU time (``time.process_time``; the machine is shared), with the
+wall-time ratio alongside.
+
+``--roofline`` adds the bandwidth arithmetic for the autoregressive models: the fp32 weight
+bytes one decode step reads (zoo and reference), the streaming read bandwidth measured in the
+same run (``sum`` over a 1 GiB buffer) and the tokens/s ceiling it implies at batch 1.
 
 Usage:
-    python benchmarks/generators.py --ref-1d /tmp/ref/1d-tokenizer [--threads 1] [--reps 3]
+    python benchmarks/generators.py --ref-1d /tmp/ref/1d-tokenizer [--threads 1] [--reps 3] [--roofline]
+    realistic batches: --maskgit-batch 8 --rar-batch 8 --tts-batch 4
     (transformers must be importable for the MaskGIT and OuteTTS references; parts whose
     reference is missing are skipped.)
 """
@@ -17,6 +24,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -40,20 +48,29 @@ def seeded(model):
 
 
 def timed(fn):
-    t0 = time.perf_counter()
+    """(CPU seconds of this process, wall seconds, result)."""
+    c0, t0 = time.process_time(), time.perf_counter()
     out = fn()
-    return time.perf_counter() - t0, out
+    return time.process_time() - c0, time.perf_counter() - t0, out
 
 
 def interleave(ref_fn, zoo_fn, reps: int):
+    """Run ref, zoo, ref, zoo... (after one warm-up each); medians of CPU and wall time."""
     ref_fn(), zoo_fn()  # warm-up
-    rt, zt, outs = [], [], None
+    rc, rw, zc, zw, outs = [], [], [], [], None
     for _ in range(reps):
-        a, ra = timed(ref_fn)
-        b, za = timed(zoo_fn)
-        rt.append(a), zt.append(b)
+        a, aw, ra = timed(ref_fn)
+        b, bw, za = timed(zoo_fn)
+        rc.append(a), rw.append(aw), zc.append(b), zw.append(bw)
         outs = (ra, za)
-    return statistics.median(rt), statistics.median(zt), outs
+    med = statistics.median
+    return (med(rc), med(rw)), (med(zc), med(zw)), outs
+
+
+def row(model: str, unit: str, work: float, rt, zt, ids_equal: bool) -> dict:
+    """A table row: throughput from CPU time (and the wall-time ratio alongside)."""
+    return {"model": model, "unit": unit, "ref": work / rt[0], "zoo": work / zt[0], "ratio_wall": rt[1] / zt[1],
+            "ids_equal": ids_equal}
 
 
 def bench_maskgit(ref: Path, batch: int, reps: int) -> dict:
@@ -79,8 +96,13 @@ def bench_maskgit(ref: Path, batch: int, reps: int) -> dict:
         return z.generate(labels, seed=0, decode=False, num_steps=8, **s).tokens.ids
 
     rt, zt, (ra, za) = interleave(ref_fn, zoo_fn, reps)
-    return {"model": f"MaskGIT TiTok-L-32 (B={batch}, 8 steps)", "unit": "images/s", "ref": batch / rt, "zoo": batch / zt,
-            "ids_equal": bool(torch.equal(ra, za))}
+    out = row(f"MaskGIT TiTok-L-32 (B={batch}, 8 steps, CFG)", "images/s", batch, rt, zt, bool(torch.equal(ra, za)))
+    # transformer FLOPs both run (linear CFG: step 0 unguided, B rows; steps 1..7 guided, 2B rows)
+    d, f, layers, n = 768, 3072, 24, 33
+    rows = batch + 7 * 2 * batch
+    out["gflop"] = rows * n * layers * 2 * (4 * d * d + 2 * d * f + 2 * n * d) / 1e9
+    out["cpu_s"] = (rt[0], zt[0])
+    return out
 
 
 def bench_rar(ref: Path, batch: int, seq: int, reps: int) -> dict:
@@ -107,12 +129,10 @@ def bench_rar(ref: Path, batch: int, seq: int, reps: int) -> dict:
         return z.generate(labels, seed=0, decode=False, **s).tokens.ids
 
     rt, zt, (ra, za) = interleave(ref_fn, zoo_fn, reps)
-    n = batch * seq
-    return {"model": f"RAR-B (B={batch}, {seq} tokens, CFG)", "unit": "tokens/s", "ref": n / rt, "zoo": n / zt,
-            "ids_equal": bool(torch.equal(ra, za))}
+    return row(f"RAR-B (B={batch}, {seq} tokens, CFG)", "tokens/s", batch * seq, rt, zt, bool(torch.equal(ra, za)))
 
 
-def bench_outetts(prompt_len: int, new: int, reps: int, dtype: torch.dtype = torch.float32) -> dict:
+def bench_outetts(prompt_len: int, new: int, reps: int, dtype: torch.dtype = torch.float32, batch: int = 1) -> dict:
     from transformers import LlamaConfig, LlamaForCausalLM  # noqa: PLC0415 - the reference
     from record_generators import OUTETTS_CONFIG  # noqa: PLC0415
 
@@ -125,7 +145,7 @@ def bench_outetts(prompt_len: int, new: int, reps: int, dtype: torch.dtype = tor
     z = LlamaLM(OuteTTSConfig(**OUTETTS_CONFIG)).eval()
     z.load_state_dict(sd, strict=True)
     r, z = r.to(dtype), z.to(dtype)
-    prompt = torch.randint(3, 60000, (1, prompt_len), generator=torch.Generator().manual_seed(0))
+    prompt = torch.randint(3, 60000, (batch, prompt_len), generator=torch.Generator().manual_seed(0))
     settings = dict(temperature=0.1, repetition_penalty=1.1, top_k=50)
 
     def ref_fn():
@@ -134,12 +154,46 @@ def bench_outetts(prompt_len: int, new: int, reps: int, dtype: torch.dtype = tor
             return r.generate(prompt, do_sample=True, max_new_tokens=new, min_new_tokens=new, top_p=1.0, pad_token_id=0, **settings)[:, prompt_len:]
 
     def zoo_fn():
-        return generate_ar(z.step, prompt, new, z.new_cache(1, prompt_len + new), generator=torch.Generator().manual_seed(0),
+        return generate_ar(z.step, prompt, new, z.new_cache(batch, prompt_len + new), generator=torch.Generator().manual_seed(0),
                            sampler=SamplerSettings(**settings)).ids
 
     rt, zt, (ra, za) = interleave(ref_fn, zoo_fn, reps)
-    return {"model": f"OuteTTS-0.1-350M LM (prompt {prompt_len}, {new} new, {str(dtype).split('.')[-1]})", "unit": "tokens/s", "ref": new / rt, "zoo": new / zt,
-            "ids_equal": bool(torch.equal(ra, za))}
+    name = f"OuteTTS-0.1-350M LM (B={batch}, prompt {prompt_len}, {new} new, {str(dtype).split('.')[-1]})"
+    return row(name, "tokens/s", batch * new, rt, zt, bool(torch.equal(ra, za)))
+
+
+def read_bandwidth(gib: float = 1.0, reps: int = 5) -> float:
+    """Streaming read bandwidth in GB/s (median of ``reps`` sums over a ``gib`` GiB fp32 buffer)."""
+    buf = torch.ones(int(gib * 2**30) // 4)
+    buf.sum()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        buf.sum()
+        times.append(time.perf_counter() - t0)
+    return buf.numel() * 4 / statistics.median(times) / 1e9
+
+
+def gemm_gflops(m: int = 528, k: int = 768, n: int = 3072, reps: int = 20) -> float:
+    """fp32 GEMM throughput (GFLOP/s, CPU time) at a MaskGIT-like shape, measured now."""
+    a, b = torch.randn(m, k), torch.randn(n, k)
+    torch.nn.functional.linear(a, b)
+    c0 = time.process_time()
+    for _ in range(reps):
+        torch.nn.functional.linear(a, b)
+    return 2 * m * k * n * reps / (time.process_time() - c0) / 1e9
+
+
+def decode_bytes() -> list[tuple[str, float, float]]:
+    """(model, zoo bytes, reference bytes) of fp32 weights read per decode step at batch 1."""
+    d, f, L = 768, 3072, 24  # RAR-B
+    block = 4 * d * d + 2 * d * f  # qkv, proj, fc1, fc2
+    adaln = 6 * d * d
+    rar_zoo = L * block + d * 1024 + (L * adaln + 2 * d * d) / 32  # adaLN computed once per 32 positions
+    rar_ref = L * (block + adaln) + 2 * d * d + d * 1024
+    h, hd, heads, kv, inter, layers, vocab = 896, 56, 16, 8, 3584, 20, 67584  # OuteTTS-0.1-350M
+    llama = layers * (h * heads * hd * 2 + 2 * h * kv * hd + 3 * h * inter) + h * vocab
+    return [("RAR-B (2 rows: CFG)", 4 * rar_zoo, 4 * rar_ref), ("OuteTTS-0.1-350M LM", 4 * llama, 4 * llama)]
 
 
 def main() -> None:
@@ -152,8 +206,10 @@ def main() -> None:
     ap.add_argument("--rar-tokens", type=int, default=256)
     ap.add_argument("--tts-prompt", type=int, default=48)
     ap.add_argument("--tts-new", type=int, default=64)
+    ap.add_argument("--tts-batch", type=int, default=1)
     ap.add_argument("--tts-dtype", default="float32", choices=["float32", "bfloat16"], help="both implementations in this dtype")
     ap.add_argument("--only", default="maskgit,rar,outetts")
+    ap.add_argument("--roofline", action="store_true", help="print bytes/token and the bandwidth ceiling")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     todo = set(args.only.split(","))
@@ -165,16 +221,32 @@ def main() -> None:
         rows.append(bench_rar(args.ref_1d, args.rar_batch, args.rar_tokens, args.reps) if have_ref else {"model": "RAR", "skipped": "no --ref-1d"})
     if "outetts" in todo:
         try:
-            rows.append(bench_outetts(args.tts_prompt, args.tts_new, args.reps, getattr(torch, args.tts_dtype)))
+            rows.append(bench_outetts(args.tts_prompt, args.tts_new, args.reps, getattr(torch, args.tts_dtype), args.tts_batch))
         except ImportError as exc:
             rows.append({"model": "OuteTTS", "skipped": f"transformers not importable ({exc})"})
-    print(f"\ntorch {torch.__version__}, {args.threads} thread(s), median of {args.reps} interleaved runs\n")
-    print("| model | unit | reference | zoo | zoo / ref | ids equal |\n|---|---|---|---|---|---|")
+    print(f"\ntorch {torch.__version__}, {args.threads} thread(s), median of {args.reps} interleaved runs; "
+          f"throughput from process CPU time (wall-time ratio alongside), load average {os.getloadavg()[0]:.1f}\n")
+    print("| model | unit | reference | zoo | zoo / ref (CPU) | zoo / ref (wall) | ids equal |\n|---|---|---|---|---|---|---|")
     for r in rows:
         if "skipped" in r:
-            print(f"| {r['model']} | skipped: {r['skipped']} | | | | |")
+            print(f"| {r['model']} | skipped: {r['skipped']} | | | | | |")
         else:
-            print(f"| {r['model']} | {r['unit']} | {r['ref']:.3g} | {r['zoo']:.3g} | {r['zoo'] / r['ref']:.2f}x | {r['ids_equal']} |")
+            print(f"| {r['model']} | {r['unit']} | {r['ref']:.3g} | {r['zoo']:.3g} | {r['zoo'] / r['ref']:.2f}x | "
+                  f"{r['ratio_wall']:.2f}x | {r['ids_equal']} |")
+
+    if args.roofline:
+        peak = gemm_gflops()
+        for r in rows:
+            if "gflop" in r:
+                ref_s, zoo_s = r["cpu_s"]
+                print(f"\n{r['model']}: {r['gflop']:.0f} GFLOP of transformer GEMMs per run (same in both); achieved "
+                      f"{r['gflop'] / ref_s:.1f} GFLOP/s (reference), {r['gflop'] / zoo_s:.1f} GFLOP/s (zoo); "
+                      f"fp32 GEMM peak measured in this run: {peak:.1f} GFLOP/s")
+        bw = read_bandwidth()
+        print(f"\nstreaming read bandwidth (1 thread, this run): {bw:.1f} GB/s\n")
+        print("| model | weight bytes / decode step (zoo) | (reference) | ceiling steps/s at that bandwidth |\n|---|---|---|---|")
+        for name, zb, rb in decode_bytes():
+            print(f"| {name} | {zb / 1e6:.0f} MB | {rb / 1e6:.0f} MB | {bw * 1e9 / zb:.1f} |")
 
 
 if __name__ == "__main__":

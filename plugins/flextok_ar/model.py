@@ -26,6 +26,7 @@ from torch import nn
 
 from zoo.builders import ModelBuilder
 from zoo.nn.attention import attention
+from zoo.nn.blocks import Linear, merge_heads, split_qkv
 from zoo.nn.masks import CausalMask
 
 __all__ = ["FlexTokARConfig", "FlexTokAR", "FlexTokARBuilder"]
@@ -53,20 +54,19 @@ class _Block(nn.Module):
         super().__init__()
         self.heads = heads
         self.norm1 = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)
+        self.proj = Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = Linear(dim, hidden)
+        self.fc2 = Linear(hidden, dim)
         self.attn_backend: Optional[str] = None
 
     def forward(self, x: torch.Tensor, layer: int, cache=None) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = split_qkv(self.qkv(self.norm1(x)), self.heads)
         if cache is not None:
             k, v = cache.update(layer, k, v)
-        a = attention(q, k, v, mask=CausalMask() if n > 1 else None, backend=self.attn_backend)
-        x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
+        a = attention(q, k, v, mask=CausalMask() if x.shape[1] > 1 else None, backend=self.attn_backend)
+        x = x + self.proj(merge_heads(a))
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
 
 
@@ -83,7 +83,7 @@ class FlexTokAR(nn.Module):
         self.pos_emb = nn.Parameter(torch.zeros(cfg.max_tokens, cfg.dim))
         self.blocks = nn.ModuleList(_Block(cfg.dim, cfg.heads, int(cfg.dim * cfg.mlp_ratio)) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
-        self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        self.head = Linear(cfg.dim, cfg.vocab_size, bias=False)
         self.apply(self._init)
         nn.init.normal_(self.pos_emb, std=0.02)
 

@@ -1,7 +1,8 @@
 """MaskGIT generators: ``ImageBert`` (BERT, post-LN) and ``UViTBert`` (U-ViT with long skips).
 
 Module and parameter names follow the official checkpoints (bytedance/1d-tokenizer,
-turingmotors/One-D-Piece), so they load with ``strict=True`` unchanged.
+turingmotors/One-D-Piece), so they load with ``strict=True`` unchanged; U-ViT's attention and
+MLP are :class:`zoo.nn.blocks.SelfAttention` / :class:`zoo.nn.blocks.Mlp` (same key names).
 
 Token space (both): ``[0, K)`` image tokens, ``K`` the mask token, ``K + 1 + c`` class ``c``,
 ``K + 1 + C`` the null class (classifier-free guidance).
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.nn.attention import attention
+from zoo.nn.blocks import Mlp, SelfAttention, merge_heads
 
 from .config import MaskGITConfig
 
@@ -102,10 +104,10 @@ class _BertLayer(nn.Module):
         self.attn_backend: Optional[str] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
+        b, n, _ = x.shape
         s = self.attention.self
         q, k, v = (lin(x).view(b, n, self.heads, -1).transpose(1, 2) for lin in (s.query, s.key, s.value))
-        a = attention(q, k, v, backend=self.attn_backend).transpose(1, 2).reshape(b, n, d)
+        a = merge_heads(attention(q, k, v, backend=self.attn_backend))
         o = self.attention.output
         x = o.LayerNorm(o.dense(a) + x)
         h = F.gelu(self.intermediate.dense(x))
@@ -131,37 +133,13 @@ class _BertModel(nn.Module):
 # ----------------------------------------------------------------------------- U-ViT
 
 
-class _UViTAttention(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=False)
-        self.proj = nn.Linear(dim, dim)
-        self.attn_backend: Optional[str] = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        return self.proj(attention(q, k, v, backend=self.attn_backend).transpose(1, 2).reshape(b, n, d))
-
-
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
 class _UViTBlock(nn.Module):
     def __init__(self, dim: int, heads: int, hidden: int, skip: bool):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = _UViTAttention(dim, heads)
+        self.attn = SelfAttention(dim, heads, qkv_bias=False)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = _Mlp(dim, hidden)
+        self.mlp = Mlp(dim, hidden)
         self.skip_linear = nn.Linear(2 * dim, dim) if skip else None
 
     def forward(self, x: torch.Tensor, skip: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.nn.attention import attention
+from zoo.nn.blocks import Linear, linear
 from zoo.nn.masks import CausalMask, KeyPaddingMask
 
 from .config import OuteTTSConfig
@@ -55,10 +56,10 @@ class _Attention(nn.Module):
         super().__init__()
         d, hd = cfg.hidden_size, cfg.head_dim or cfg.hidden_size // cfg.num_attention_heads
         self.heads, self.kv_heads, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, hd
-        self.q_proj = nn.Linear(d, self.heads * hd, bias=False)
-        self.k_proj = nn.Linear(d, self.kv_heads * hd, bias=False)
-        self.v_proj = nn.Linear(d, self.kv_heads * hd, bias=False)
-        self.o_proj = nn.Linear(self.heads * hd, d, bias=False)
+        self.q_proj = Linear(d, self.heads * hd, bias=False)
+        self.k_proj = Linear(d, self.kv_heads * hd, bias=False)
+        self.v_proj = Linear(d, self.kv_heads * hd, bias=False)
+        self.o_proj = Linear(self.heads * hd, d, bias=False)
         self.attn_backend: Optional[str] = None
 
     def forward(self, x, cos, sin, layer: int, cache=None, key_valid=None):
@@ -81,9 +82,9 @@ class _Attention(nn.Module):
 class _MLP(nn.Module):
     def __init__(self, cfg: OuteTTSConfig):
         super().__init__()
-        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+        self.gate_proj = Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.up_proj = Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -119,7 +120,7 @@ class LlamaLM(nn.Module):
         self.cfg = cfg
         self.model = _Model(cfg)
         if not cfg.tie_word_embeddings:
-            self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+            self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         hd = cfg.head_dim or cfg.hidden_size // cfg.num_attention_heads
         inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
         self.register_buffer("inv_freq", inv, persistent=False)
@@ -151,7 +152,7 @@ class LlamaLM(nn.Module):
         (the LM head runs on that position only)."""
         h = self.hidden(step.ids, step.positions, cache, step.key_valid)
         cache.advance(step.ids.shape[1])
-        return F.linear(h[:, -1], self.head_weight)
+        return linear(h[:, -1], self.head_weight)
 
     def new_cache(self, batch: int, max_len: int):
         from zoo.sampling import StaticKVCache

@@ -1,7 +1,9 @@
 """RAR (Randomized AutoRegressive visual generation, Yu et al. 2024): a class-conditional
 decoder-only transformer over MaskGIT-VQGAN tokens with adaLN conditioning per position.
 
-Key names follow the official ``rar_{b,l,xl,xxl}.bin`` checkpoints. Generation uses zoo's AR
+Key names follow the official ``rar_{b,l,xl,xxl}.bin`` checkpoints (the blocks' attention and
+MLP are :class:`zoo.nn.blocks.SelfAttention` / :class:`zoo.nn.blocks.Mlp`, whose parameter names
+are the release's ``attn.qkv``, ``attn.q_norm``, ``mlp.fc1``...). Generation uses zoo's AR
 driver: a static KV cache (prefill ``[cls, class]``, then one token per step), CFG as one
 batch of 2B rows, MDT's power-cosine guidance schedule, and ``torch.multinomial`` draws from
 the caller's generator (the reference's draws, so a seed reproduces its ids).
@@ -23,11 +25,9 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from zoo.nn.attention import attention
-from zoo.nn.masks import CausalMask
+from zoo.nn.blocks import Linear, Mlp, SelfAttention
 
 from .config import RARConfig
 
@@ -38,48 +38,18 @@ def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torc
     return x * (1 + scale) + shift
 
 
-class _Attention(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=True)
-        self.q_norm = nn.LayerNorm(dim // heads, eps=1e-6)
-        self.k_norm = nn.LayerNorm(dim // heads, eps=1e-6)
-        self.proj = nn.Linear(dim, dim)
-        self.attn_backend: Optional[str] = None
-
-    def forward(self, x: torch.Tensor, layer: int, cache=None) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        q, k = self.q_norm(q), self.k_norm(k)
-        if cache is not None:
-            k, v = cache.update(layer, k, v)
-        mask = CausalMask() if n > 1 else None
-        return self.proj(attention(q, k, v, mask=mask, backend=self.attn_backend).transpose(1, 2).reshape(b, n, d))
-
-
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
 class _Block(nn.Module):
     def __init__(self, dim: int, heads: int, hidden: int):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = _Attention(dim, heads)
+        self.attn = SelfAttention(dim, heads, qkv_bias=True, qk_norm=True, norm_eps=1e-6)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = _Mlp(dim, hidden)
+        self.mlp = Mlp(dim, hidden)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, layer: int, cache=None, mod: Optional[torch.Tensor] = None) -> torch.Tensor:
         sh1, sc1, g1, sh2, sc2, g2 = (self.adaLN_modulation(c) if mod is None else mod).chunk(6, dim=-1)
-        x = x + g1 * self.attn(_modulate(self.norm1(x), sh1, sc1), layer, cache)
+        x = x + g1 * self.attn(_modulate(self.norm1(x), sh1, sc1), causal=True, cache=cache, layer=layer)
         return x + g2 * self.mlp(_modulate(self.norm2(x), sh2, sc2))
 
 
@@ -112,7 +82,7 @@ class RAR(nn.Module):
         self.target_aware_pos_embed = nn.Parameter(torch.zeros(1, n + 1024, d))
         self.timesteps_embeddings = nn.Parameter(torch.zeros(1, n + 100, d))
         self.adaln_before_head = _FinalLayer(d)
-        self.lm_head = nn.Linear(d, cfg.codebook_size)
+        self.lm_head = Linear(d, cfg.codebook_size)
         for p in (self.pos_embed, self.target_aware_pos_embed, self.timesteps_embeddings):
             nn.init.trunc_normal_(p, std=0.02)
         self.none_condition_id = cfg.condition_num_classes + cfg.codebook_size + 1
