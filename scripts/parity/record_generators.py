@@ -151,7 +151,7 @@ def record_vqgan(ref: Path) -> None:
         m.quantize = VectorQuantizer(c["num_embeddings"], c["z_channels"], 0.25)
         return m.eval()
 
-    out = FIX / "rar"
+    out = FIX / "titok"  # the tokenizer lives in the TiTok family
     with no_init(), torch.device("meta"):
         full = build(dict(hidden_channels=128, channel_mult=[1, 1, 2, 2, 4], num_res_blocks=2, z_channels=256, num_embeddings=1024, resolution=256))
     manifest_full = {k: [list(s), d] for k, (s, d) in state_manifest(full).items()}

@@ -2,8 +2,9 @@
 released in ``fun-research/TiTok/maskgit-vqgan-imagenet-f16-256.bin``.
 
 Images in [-1, 1] (zoo's convention; the model itself works in [0, 1]) -> 16x16 = 256 ids,
-and back. The decoder is TiTok's MaskGIT-VQGAN pixel decoder
-(:class:`zoo_plugins.titok.pixel_decoder.PixelDecoder`, same weights layout); the encoder
+and back. The decoder is the MaskGIT-VQGAN pixel decoder that TiTok's legacy path also uses
+(:class:`zoo_plugins.titok.pixel_decoder.PixelDecoder`, same weights layout), which is why this
+tokenizer lives in the TiTok family (both come from bytedance/1d-tokenizer); the encoder
 mirrors it (3x3 "same" convolutions, GroupNorm-SiLU residual blocks, 2x2 average pooling).
 
 Example:
@@ -45,7 +46,7 @@ class VQGANConfig:
 class _Down(nn.Module):
     def __init__(self, c_in: int, c_out: int, n: int, downsample: bool):
         super().__init__()
-        from zoo_plugins.titok.pixel_decoder import ResnetBlock
+        from .pixel_decoder import ResnetBlock
 
         blocks = []
         for _ in range(n):
@@ -63,7 +64,7 @@ class _Down(nn.Module):
 class _Encoder(nn.Module):
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
-        from zoo_plugins.titok.pixel_decoder import ResnetBlock
+        from .pixel_decoder import ResnetBlock
 
         h, mult = cfg.hidden_channels, list(cfg.channel_mult)
         self.conv_in = nn.Conv2d(3, h, 3, padding=1, bias=False)
@@ -105,7 +106,7 @@ class MaskGITVQGAN(nn.Module):
     def __init__(self, cfg: VQGANConfig | None = None):
         super().__init__()
         cfg = cfg or VQGANConfig()
-        from zoo_plugins.titok.pixel_decoder import PixelDecoder
+        from .pixel_decoder import PixelDecoder
 
         self.cfg = cfg
         self.encoder = _Encoder(cfg)
