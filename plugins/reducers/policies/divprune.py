@@ -9,8 +9,8 @@ at every step): O(N·K) work after the O(N²) distance matrix.
 Example:
     >>> import torch
     >>> x = torch.tensor([[[1.0, 0.0], [0.99, 0.1], [0.0, 1.0], [-1.0, 0.0]]])
-    >>> divprune_select(x, 2).tolist()
-    [[2, 3]]
+    >>> divprune_select(x, 2).tolist()  # token 3 is the most isolated, then token 0 is farthest from it
+    [[0, 3]]
 """
 
 from __future__ import annotations
