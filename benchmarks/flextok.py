@@ -1,24 +1,26 @@
-# ruff: noqa: B023  (timing closures are called inside the iteration that defines them)
 """FlexTok: reference (apple/ml-flextok) vs zoo, same weights and inputs, one run.
 
-    PYTHONPATH=.:/tmp/pylib_flextok python benchmarks/flextok.py --ref /tmp/ref/flextok \
-        --size d12_d12 --batch 1 8 --steps 20
+    PYTHONPATH=.:/tmp/pylib_flextok nice -n 5 python benchmarks/flextok.py --ref /tmp/ref/flextok \
+        --size d12_d12 --batch 1 8 --steps 20 --reps 3 1
 
-Prints encode and decode images/s at each batch size (decode: ``--steps`` Euler steps with
-CFG ``--cfg`` and norm guidance, the reference README's defaults) and zoo/reference ratios,
-after checking that both produce the same ids and the same decoded latents. ``--fit`` measures
-decode at two step counts and extrapolates to ``--steps`` (decode time is affine in the step
-count: VAE decode + per-step cost), which keeps a CPU run short; the table says when it did.
-``--profile`` prints where the reference spends a decode. Without ``--ref`` only zoo runs.
-Weights are random (seeded per key) in the official layout at the reconstructed published size.
+Times full encodes and full decodes (``--steps`` Euler steps with CFG ``--cfg`` and norm
+guidance, the reference README's defaults; nothing extrapolated), reference and zoo
+interleaved (ref, zoo, ref, zoo, ...), ``--reps`` repetitions per batch size (one number per
+``--batch``, or one for all), and prints medians of process CPU seconds, split into VAE encode /
+transformer encode / FSQ and decoder steps / VAE decode, plus images/s and zoo/reference
+ratios, after one untimed warm-up (a 1-step decode). The first repetition checks that both
+produce the same ids and the same decoded latents. ``--profile`` prints torch.profiler tables
+(self CPU time per op) of one encode and a 2-step decode for each side. ``--bf16`` adds zoo
+with the whole model in bfloat16 (opt-in, inexact; ratios are reference / bf16). Without
+``--ref`` only zoo runs. Weights are random (seeded per key) in the official layout at the
+reconstructed published size.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
-import pstats
+import copy
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -77,19 +79,62 @@ def ref_decode_latents(ref, token_list, steps, cfg_scale, apg, seed, size):
     return d
 
 
+def zoo_stages(model, x, toks, steps, cfg_scale, apg, seed, lat, dec_ids=None):
+    """Zoo's encode and decode split into timed stages: ({stage: seconds}, ids, latents, images).
+    ``dec_ids``: decode these ids instead of the ones just encoded."""
+    t = {}
+    latents, t["vae encode"] = timed(lambda: model.encode_latents(x))
+    z, t["transformer encode"] = timed(lambda: model.encoder(latents.to(model.dtype)))
+    (_, ids), t["FSQ"] = timed(lambda: model.regularizer(z))
+    t["encode total"] = t["vae encode"] + t["transformer encode"] + t["FSQ"]
+    zl, t["decoder steps"] = timed(lambda: model.decode_latents(
+        toks(ids if dec_ids is None else dec_ids), steps=steps, guidance_scale=cfg_scale, norm_guidance=apg,
+        generator=torch.Generator().manual_seed(seed), latent_size=lat))
+    img, t["vae decode"] = timed(lambda: model.vae.decode(zl))
+    t["decode total"] = t["decoder steps"] + t["vae decode"]
+    return t, ids, zl, img
+
+
+def ref_stages(ref, x, toks, steps, cfg_scale, apg, seed, lat):
+    """The reference's encode (``tokenize``) and decode (``detokenize``) split the same way."""
+    t = {}
+    d = {ref.vae.images_read_key: x.split(1)}
+    d, t["vae encode"] = timed(lambda: ref.vae.encode(d))
+    d, t["transformer encode"] = timed(lambda: ref.encoder(d))
+    d, t["FSQ"] = timed(lambda: ref.regularizer(d))
+    t["encode total"] = t["vae encode"] + t["transformer encode"] + t["FSQ"]
+    ids = torch.cat(d[ref.token_write_key])
+    d, t["decoder steps"] = timed(lambda: ref_decode_latents(ref, toks(ids), steps, cfg_scale, apg, seed, lat))
+    zl = torch.cat(d["vae_latents_reconst"])
+    d, t["vae decode"] = timed(lambda: ref.vae.decode(d))
+    t["decode total"] = t["decoder steps"] + t["vae decode"]
+    return t, ids, zl, torch.cat(d[ref.image_write_key])
+
+
+def profile_table(fn, rows: int = 12) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ref", type=Path, default=None)
     ap.add_argument("--size", default="d12_d12")
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--reps", type=int, nargs="+", default=[3, 1],
+                    help="interleaved repetitions per batch size (one value, or one per --batch)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--cfg", type=float, default=7.5)
     ap.add_argument("--no-apg", action="store_true")
     ap.add_argument("--image-size", type=int, default=256)
-    ap.add_argument("--fit", type=int, nargs=2, default=None, metavar=("S1", "S2"),
-                    help="measure decode at S1 and S2 steps and extrapolate to --steps")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also time zoo with the whole model in bfloat16 (opt-in and inexact: "
+                         "zoo.load('flextok', dtype='bf16')), decoding the float32 ids")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
                     help="cpu: process CPU seconds (default; fair on a shared machine with --threads 1)")
@@ -98,6 +143,9 @@ def main() -> int:
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     apg = not args.no_apg
+    reps = args.reps * len(args.batch) if len(args.reps) == 1 else args.reps
+    if len(reps) != len(args.batch):
+        ap.error(f"--reps takes one value or one per --batch ({len(args.batch)}), got {len(reps)}")
 
     model, cfg, sd = build_zoo(args.size, args.seed)
     ref = None
@@ -106,78 +154,82 @@ def main() -> int:
     elif args.ref is not None:
         print(f"reference not found at {args.ref}: timing zoo only")
     del sd
+    model16 = copy.deepcopy(model).to(torch.bfloat16) if args.bf16 else None
     lat = args.image_size // 8
     g = torch.Generator().manual_seed(1)
     images = torch.rand(max(args.batch), 3, args.image_size, args.image_size, generator=g) * 2 - 1
+    common = (args.steps, args.cfg, apg, args.seed, lat)
 
-    rows = []
+    stages = ["vae encode", "transformer encode", "FSQ", "encode total", "decoder steps", "vae decode", "decode total"]
+    results = []
     with torch.inference_mode():
-        for b in args.batch:
+        for b, n_rep in zip(args.batch, reps):
             x = images[:b]
-            # -- encode
-            tokens, tz = timed(lambda: model.encode(x))
-            ids = tokens.ids
-            tr = None
-            if ref is not None:
-                rids, tr = timed(lambda: torch.cat(ref.tokenize(x)))
-                assert torch.equal(rids, ids), "encode: zoo and reference ids differ"
-            rows.append(("encode", b, tz, tr, ""))
-            # -- decode (ragged prefixes, as a user would truncate)
-            keeps = [max(1, 256 >> (i % 9)) for i in range(b)]
-            toks = [ids[i : i + 1, :k] for i, k in enumerate(keeps)]
+            keeps = [max(1, 256 >> (i % 9)) for i in range(b)]  # ragged prefixes, as a user would truncate
 
-            def zoo_lat(steps):
-                return model.decode_latents(toks, steps=steps, guidance_scale=args.cfg, norm_guidance=apg,
-                                            generator=torch.Generator().manual_seed(args.seed), latent_size=lat)
+            def toks(ids, keeps=keeps):
+                return [ids[i : i + 1, :k] for i, k in enumerate(keeps)]
 
-            def ref_lat(steps):
-                d = ref_decode_latents(ref, toks, steps, args.cfg, apg, args.seed, lat)
-                return d, torch.cat(d["vae_latents_reconst"])
-
-            # decode = Euler steps (latents) + one VAE decode; both timed, outputs compared.
-            counts = list(args.fit) if args.fit else [args.steps]
-            zl = [timed(lambda s=s: zoo_lat(s)) for s in counts]
-            zimg, tz_vae = timed(lambda: model.vae.decode(zl[-1][0]))
-            if ref is not None:
-                rl = [timed(lambda s=s: ref_lat(s)) for s in counts]
-                rimg, tr_vae = timed(lambda: torch.cat(ref.vae.decode(rl[-1][0][0])[ref.image_write_key]))
-                for (z, _), ((_, r), _) in zip(zl, rl):
-                    err = float((z - r).abs().max())
+            if b == args.batch[0]:  # untimed warm-up (first-call allocations, oneDNN primitives)
+                for fn in ([ref_stages] if ref is not None else []) + [zoo_stages]:
+                    fn(ref if fn is ref_stages else model, x, toks, 1, *common[1:])
+            zt, rt, bt = [], [], []
+            for rep in range(n_rep):
+                if ref is not None:
+                    t, rids, rl, rimg = ref_stages(ref, x, toks, *common)
+                    rt.append(t)
+                t, ids, zl, zimg = zoo_stages(model, x, toks, *common)
+                zt.append(t)
+                if model16 is not None:
+                    t16, ids16, _, img16 = zoo_stages(model16, x, toks, *common, dec_ids=ids)
+                    bt.append(t16)
+                    if rep == 0:
+                        print(f"batch {b}: bf16 ids equal to float32 {float((ids16 == ids).float().mean()):.3f}, "
+                              f"bf16 images max|diff| vs float32 {float((img16.float() - zimg).abs().max()):.2e}", flush=True)
+                if ref is not None and rep == 0:
+                    assert torch.equal(rids, ids), "encode: zoo and reference ids differ"
+                    err = float((zl - rl).abs().max())
                     assert err < 1e-3, f"decode: zoo and reference latents differ by {err}"
-                img_err = float((zimg - rimg).abs().max())
-                print(f"batch {b}: decoded latents max|diff| {err:.2e}, images max|diff| {img_err:.2e}")
+                    print(f"batch {b}: ids equal; decoded latents max|diff| {err:.2e}, "
+                          f"images max|diff| {float((zimg - rimg).abs().max()):.2e}", flush=True)
+                print(f"batch {b} rep {rep}: zoo encode {t['encode total']:.2f}s decode {t['decode total']:.2f}s"
+                      + (f" | ref encode {rt[-1]['encode total']:.2f}s decode {rt[-1]['decode total']:.2f}s" if rt else ""),
+                      flush=True)
+            med = {k: statistics.median(r[k] for r in zt) for k in stages}
+            rmed = {k: statistics.median(r[k] for r in rt) for k in stages} if rt else None
+            bmed = {k: statistics.median(r[k] for r in bt) for k in stages} if bt else None
+            results.append((b, n_rep, med, rmed, bmed))
 
-            def total(times, t_vae):
-                if len(times) == 1:
-                    return times[0] + t_vae
-                (s1, s2), (t1, t2) = counts, times
-                return t1 + (t2 - t1) / (s2 - s1) * (args.steps - s1) + t_vae
+        if args.profile:
+            x = images[:1]
 
-            tzd = total([t for _, t in zl], tz_vae)
-            trd = total([t for _, t in rl], tr_vae) if ref is not None else None
-            note = f"steps fit from {counts[0]},{counts[1]}" if args.fit else ""
-            rows.append(("decode", b, tzd, trd, note))
+            def toks1(ids):
+                return [ids[:1]]
 
-        if args.profile and ref is not None:
-            toks = [ids[i : i + 1] for i in range(min(2, ids.shape[0]))]
-            pr = cProfile.Profile()
-            pr.enable()
-            d = ref_decode_latents(ref, toks, 2, args.cfg, apg, args.seed, lat)
-            ref.vae.decode(d)
-            pr.disable()
-            s = io.StringIO()
-            pstats.Stats(pr, stream=s).sort_stats("cumulative").print_stats(25)
-            print(s.getvalue())
+            for name, fn in [("zoo", lambda: zoo_stages(model, x, toks1, 2, *common[1:]))] + (
+                    [("reference", lambda: ref_stages(ref, x, toks1, 2, *common[1:]))] if ref is not None else []):
+                print(f"\n-- {name}: one encode + a 2-step decode, batch 1, self CPU time per op")
+                print(profile_table(fn))
 
     print(f"\nFlexTok {args.size}, {args.image_size}px, decode {args.steps} steps, CFG {args.cfg}"
-          f"{' + APG' if apg else ''}, {args.threads} thread(s), {args.clock} clock, torch {torch.__version__}")
+          f"{' + APG' if apg else ''}, {args.threads} thread(s), {args.clock} clock (median seconds), "
+          f"torch {torch.__version__}")
     print("decode tokens per image: 256, 128, 64, ... (ragged prefixes); ids and decoded latents checked equal")
-    print(f"{'op':8} {'batch':>5} {'zoo img/s':>10} {'ref img/s':>10} {'ratio':>6}  note")
-    for op, b, tz, tr, note in rows:
-        zi = b / tz
-        ri = b / tr if tr else float("nan")
-        ratio = f"{tr / tz:6.2f}" if tr else "   n/a"
-        print(f"{op:8} {b:5d} {zi:10.4f} {ri:10.4f} {ratio}  {note}")
+    for b, n_rep, med, rmed, bmed in results:
+        print(f"\nbatch {b} ({n_rep} interleaved rep(s))")
+        print(f"{'stage':20} {'zoo s':>9} {'ref s':>9} {'ratio':>6}" + (f" {'bf16 s':>9} {'ratio':>6}" if bmed else ""))
+        for k in stages:
+            r = f"{rmed[k]:9.2f} {rmed[k] / med[k]:6.2f}" if rmed else f"{'n/a':>9} {'n/a':>6}"
+            if bmed:
+                r += f" {bmed[k]:9.2f} " + (f"{rmed[k] / bmed[k]:6.2f}" if rmed else f"{'n/a':>6}")
+            print(f"{k:20} {med[k]:9.2f} {r}")
+    print(f"\n{'op':8} {'batch':>5} {'zoo img/s':>10} {'ref img/s':>10} {'ratio':>6}")
+    for b, _, med, rmed, _ in results:
+        for op in ("encode", "decode"):
+            tz = med[f"{op} total"]
+            tr = rmed[f"{op} total"] if rmed else None
+            ri = f"{b / tr:10.4f} {tr / tz:6.2f}" if tr else f"{'n/a':>10} {'n/a':>6}"
+            print(f"{op:8} {b:5d} {b / tz:10.4f} {ri}")
     return 0
 
 

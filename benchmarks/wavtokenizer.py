@@ -11,11 +11,16 @@ interleaved. RTF = compute seconds / audio seconds (lower is better); "speedup" 
 
 * encode: ref ``encode_infer(wav, bandwidth_id=0)`` vs zoo ``encode_ids(wav)`` (24 kHz mono);
 * decode: ref ``decode(codes_to_features(ids), bandwidth_id=0)`` vs zoo ``decode_ids(ids)``.
+
+``--bf16`` adds zoo with the whole model in bfloat16 (opt-in and inexact, what
+``zoo.load("wavtokenizer", dtype="bf16")`` gives; the ISTFT stays float32), decoding the
+float32 ids; its id agreement and waveform difference to float32 zoo are printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -74,6 +79,7 @@ def main() -> None:
     p.add_argument("--config", choices=sorted(YAML), default="frame75")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--bf16", action="store_true", help="also time zoo in bfloat16 (opt-in, inexact)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from zoo_plugins.wavtokenizer.testing import test_signal
@@ -85,6 +91,7 @@ def main() -> None:
     else:
         print(f"reference not found ({args.ref}); timing zoo only")
     bw = torch.tensor([0])
+    m16 = copy.deepcopy(model).to(torch.bfloat16) if args.bf16 else None
     rows = []
     with torch.inference_mode():
         for seconds in args.seconds:
@@ -92,6 +99,13 @@ def main() -> None:
             ids = model.encode_ids(wav)
             enc = {"zoo": lambda: model.encode_ids(wav)}
             dec = {"zoo": lambda: model.decode_ids(ids)}
+            if m16 is not None:
+                same16 = float((m16.encode_ids(wav) == ids).float().mean())
+                diff16 = float((m16.decode_ids(ids).float() - model.decode_ids(ids)).abs().max())
+                print(f"{seconds:g} s: bf16 ids equal to float32 {same16:.4f}, bf16 decode max|diff| {diff16:.2e} "
+                      f"(float32 peak {float(model.decode_ids(ids).abs().max()):.2f})")
+                enc["bf16"] = lambda: m16.encode_ids(wav)
+                dec["bf16"] = lambda: m16.decode_ids(ids)
             if ref is not None:
                 _, codes = ref.encode_infer(wav, bandwidth_id=bw)
                 same = float((codes[0] == ids).float().mean())
@@ -101,15 +115,17 @@ def main() -> None:
                 dec["ref"] = lambda: ref.decode(ref.codes_to_features(codes), bandwidth_id=bw)
             for what, fns in (("encode", enc), ("decode", dec)):
                 t = median_cpu(fns, args.repeats)
-                rows.append((what, seconds, t.get("ref"), t["zoo"]))
+                rows.append((what, seconds, t.get("ref"), t["zoo"], t.get("bf16")))
     print(f"\nWavTokenizer {args.config}, {args.threads} thread(s), CPU seconds (median of {args.repeats}); RTF = time / audio length")
-    print(f"| {'op':6} | {'audio':>6} | {'ref s':>7} | {'zoo s':>7} | {'ref RTF':>8} | {'zoo RTF':>8} | {'speedup':>7} |")
-    print("|--------|--------|---------|---------|----------|----------|---------|")
-    for what, seconds, tr, tz in rows:
+    print(f"| {'op':6} | {'audio':>6} | {'ref s':>7} | {'zoo s':>7} | {'ref RTF':>8} | {'zoo RTF':>8} | {'speedup':>7} |"
+          + (" bf16 s | bf16 speedup |" if m16 is not None else ""))
+    print("|--------|--------|---------|---------|----------|----------|---------|" + ("--------|--------------|" if m16 is not None else ""))
+    for what, seconds, tr, tz, tb in rows:
+        extra = "" if tb is None else f" {tb:6.2f} | " + (f"{tr / tb:11.2f}x |" if tr is not None else "           - |")
         ref_s = f"{tr:7.2f}" if tr is not None else "      -"
         ref_rtf = f"{tr / seconds:8.4f}" if tr is not None else "       -"
         speed = f"{tr / tz:6.2f}x" if tr is not None else "      -"
-        print(f"| {what:6} | {seconds:5g}s | {ref_s} | {tz:7.2f} | {ref_rtf} | {tz / seconds:8.4f} | {speed} |")
+        print(f"| {what:6} | {seconds:5g}s | {ref_s} | {tz:7.2f} | {ref_rtf} | {tz / seconds:8.4f} | {speed} |" + extra)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.nn.attention import attention
-from zoo.nn.masks import Mask
+from zoo.nn.masks import CausalMask, Mask
 
 from .config import TransformerConfig
 
-__all__ = ["Attention", "Block", "Fp32LayerNorm", "Mlp", "Ragged", "TimestepEmbedder", "Trunk", "make_norm", "sincos_posemb_2d"]
+__all__ = ["Attention", "Block", "Fp32LayerNorm", "Mlp", "PrefixLM", "Ragged", "TimestepEmbedder", "Trunk", "make_norm", "sincos_posemb_2d"]
 
 
 class Fp32LayerNorm(nn.LayerNorm):
@@ -69,44 +69,123 @@ class Attention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, mask: Mask | None = None, layout: Ragged | None = None) -> torch.Tensor:
-        if layout is None:
-            q = self.q_norm(self._heads(self.wq(x)))
+    def forward(self, x: torch.Tensor, mask: Mask | None = None, layout: Ragged | PrefixLM | None = None,
+                out_from: int = 0) -> torch.Tensor:
+        """Self-attention of ``x`` [B, L, D] (or ``[N, D]`` with a :class:`Ragged` layout).
+        ``out_from > 0``: only positions ``out_from..L-1`` are queried and returned (the keys
+        and values still cover all of ``x``); ``mask`` must then be None or a bottom-right
+        :class:`~zoo.nn.masks.CausalMask`."""
+        if not isinstance(layout, Ragged):
+            q = self.q_norm(self._heads(self.wq(x[:, out_from:] if out_from else x)))
             k = self.k_norm(self._heads(self.wk(x)))
             v = self._heads(self.wv(x))
-            out = attention(q, k, v, mask=mask, scale=self.scale, backend=self.attn_backend)
+            if isinstance(layout, PrefixLM):
+                out = layout.attention(q, k, v, out_from, self.scale, self.attn_backend)
+            else:
+                if out_from and mask is not None and not isinstance(mask, CausalMask):
+                    raise ValueError(f"Attention(out_from={out_from}) needs mask None or CausalMask, got {type(mask).__name__}")
+                out = attention(q, k, v, mask=mask, scale=self.scale, backend=self.attn_backend)
             b, h, n, d = out.shape
             return self.proj(out.transpose(1, 2).reshape(b, n, h * d))
-        # ragged rows: x is [N, D] (valid tokens only); attention runs on [rows, Lmax] with padding
+        # ragged rows: x is [N, D] (valid tokens only); attention runs per group of equal rows
         n, h, d = x.shape[0], self.num_heads, self.head_dim
         q = self.q_norm(self.wq(x).view(n, h, d))
         k = self.k_norm(self.wk(x).view(n, h, d))
         v = self.wv(x).view(n, h, d)
-        q, k, v = (layout.pad(t).transpose(1, 2) for t in (q, k, v))
-        out = attention(q, k, v, mask=mask, scale=self.scale, backend=self.attn_backend)
-        return self.proj(layout.unpad(out.transpose(1, 2)).reshape(n, h * d))
+        out = layout.attention(q, k, v, self.scale, self.attn_backend)
+        return self.proj(out.view(n, h * d))
+
+
+class PrefixLM:
+    """FlexTok's ``causal_last`` mask over ``[prefix | suffix]`` without a dense mask: prefix
+    tokens attend to the prefix only (one unmasked attention), suffix tokens to the prefix and
+    to earlier suffix tokens (a bottom-right :class:`~zoo.nn.masks.CausalMask`).
+
+    Example:
+        >>> q = k = v = torch.randn(1, 2, 5, 8)
+        >>> PrefixLM(3).attention(q, k, v, 0, 8**-0.5, None).shape
+        torch.Size([1, 2, 5, 8])
+    """
+
+    def __init__(self, n_prefix: int):
+        self.n_prefix = n_prefix
+
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_from: int, scale: float,
+                  backend: str | None) -> torch.Tensor:
+        """Attention for queries at positions ``q_from..L-1`` over all ``L`` keys ([B, H, *, d])."""
+        from zoo.nn.masks import CausalMask
+
+        p, outs = self.n_prefix, []
+        n_pre = max(0, p - q_from)
+        if n_pre:
+            outs.append(attention(q[:, :, :n_pre], k[:, :, :p], v[:, :, :p], scale=scale, backend=backend))
+        if q.shape[2] > n_pre:
+            outs.append(attention(q[:, :, n_pre:], k, v, mask=CausalMask(), scale=scale, backend=backend))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 2)
 
 
 class Ragged:
-    """Rows of different lengths stored as valid tokens only (``[N, ...]``); ``pad`` scatters
-    them into ``[rows, Lmax, ...]`` for attention and ``unpad`` gathers them back. Linear layers
-    then cost nothing for padding."""
+    """Rows of different lengths stored as valid tokens only (``[N, ...]``, row after row).
 
-    def __init__(self, lengths: Sequence[int], device: torch.device):
+    Attention runs per *group* of consecutive rows of equal length, each a free
+    ``[g, L, ...]`` view of the token buffer: no padding, no copies, and rows without a
+    bias take SDPA's unmasked path. ``mults[r] > 1`` says that row ``r``'s last token stands
+    for that many identical keys (its logit gets ``+log(mult)``, exactly the softmax over the
+    repeated keys). Linear layers never see padding.
+
+    Example:
+        >>> lay = Ragged([3, 2, 2], torch.device("cpu"), mults=[1, 1, 4])
+        >>> [(g.start, g.rows, g.length) for g in lay.groups]
+        [(0, 1, 3), (3, 2, 2)]
+    """
+
+    class Group:
+        """``rows`` consecutive rows of ``length`` tokens from token ``start``; ``mask`` or None."""
+
+        def __init__(self, start: int, rows: int, length: int, mask: Mask | None):
+            self.start, self.rows, self.length, self.mask = start, rows, length, mask
+
+    def __init__(self, lengths: Sequence[int], device: torch.device, mults: Sequence[int] | None = None):
+        from zoo.nn.masks import AdditiveBias
+
+        mults = [1] * len(lengths) if mults is None else list(mults)
+        if len(mults) != len(lengths):
+            raise ValueError(f"Ragged: {len(lengths)} lengths but {len(mults)} multiplicities")
         self.rows, self.lmax = len(lengths), max(lengths)
-        pos = [r * self.lmax + i for r, n in enumerate(lengths) for i in range(n)]
-        self.index = torch.tensor(pos, dtype=torch.long, device=device)
-        self.dense = sum(lengths) == self.rows * self.lmax
+        self.lengths, self.mults = list(lengths), mults
+        self.groups: list[Ragged.Group] = []
+        start, r = 0, 0
+        while r < len(lengths):
+            e = r
+            while e + 1 < len(lengths) and lengths[e + 1] == lengths[r]:
+                e += 1
+            g, n = e - r + 1, lengths[r]
+            mask = None
+            if any(m > 1 for m in mults[r : e + 1]):
+                bias = torch.zeros(g, n)
+                for i, m in enumerate(mults[r : e + 1]):
+                    if m > 1:
+                        bias[i, n - 1] = math.log(m)
+                mask = AdditiveBias(bias[:, None, None, :].to(device))
+            self.groups.append(Ragged.Group(start, g, n, mask))
+            start += g * n
+            r = e + 1
 
-    def pad(self, t: torch.Tensor) -> torch.Tensor:
-        if self.dense:
-            return t.reshape(self.rows, self.lmax, *t.shape[1:])
-        out = t.new_zeros(self.rows * self.lmax, *t.shape[1:])
-        return out.index_copy_(0, self.index, t).view(self.rows, self.lmax, *t.shape[1:])
-
-    def unpad(self, t: torch.Tensor) -> torch.Tensor:
-        t = t.reshape(self.rows * self.lmax, *t.shape[2:])
-        return t if self.dense else t.index_select(0, self.index)
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+                  backend: str | None) -> torch.Tensor:
+        """Per-row attention of ``[N, H, d]`` queries/keys/values -> ``[N, H, d]``."""
+        n, h, d = q.shape
+        if len(self.groups) == 1:
+            grp = self.groups[0]
+            qq, kk, vv = (t.view(grp.rows, grp.length, h, d).transpose(1, 2) for t in (q, k, v))
+            return attention(qq, kk, vv, mask=grp.mask, scale=scale, backend=backend).transpose(1, 2).reshape(n, h, d)
+        out = q.new_empty(n, h, d)
+        for grp in self.groups:
+            sl = slice(grp.start, grp.start + grp.rows * grp.length)
+            qq, kk, vv = (t[sl].view(grp.rows, grp.length, h, d).transpose(1, 2) for t in (q, k, v))
+            o = attention(qq, kk, vv, mask=grp.mask, scale=scale, backend=backend)
+            out[sl].view(grp.rows, grp.length, h, d).copy_(o.transpose(1, 2))
+        return out
 
 
 class Mlp(nn.Module):
@@ -146,7 +225,15 @@ class Block(nn.Module):
             self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, cfg.adaln_expansion * 6 * cfg.dim))
 
     def forward(self, x: torch.Tensor, mask: Mask | None = None, mod: tuple | None = None,
-                layout: Ragged | None = None) -> torch.Tensor:
+                layout: Ragged | PrefixLM | None = None, out_from: int = 0) -> torch.Tensor:
+        """``out_from > 0`` (no adaLN, ``[B, L, D]`` input): return only the outputs of positions
+        ``out_from..L-1``, computing queries, attention output and MLP for those alone."""
+        if out_from:
+            if mod is not None or isinstance(layout, Ragged):
+                raise ValueError("Block(out_from>0) is for unmodulated [B, L, D] inputs")
+            x_out = x[:, out_from:]
+            x_out = x_out + self.attn(self.norm1(x), mask, layout, out_from)
+            return x_out + self.mlp(self.norm2(x_out))
         if mod is None:
             x = x + self.attn(self.norm1(x), mask, layout)
             return x + self.mlp(self.norm2(x))
@@ -164,13 +251,15 @@ class Trunk(nn.Module):
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
 
     def modulations(self, emb: torch.Tensor) -> torch.Tensor:
-        """All blocks' adaLN outputs for a time embedding ``emb`` [B, D] in one matmul:
+        """All blocks' adaLN outputs for a time embedding ``emb`` [B, D]:
         ``[B, depth, expansion, 6, D]`` (order gate_msa, gate_mlp, shift_msa, scale_msa,
         shift_mlp, scale_mlp)."""
         cfg = self.cfg
-        w = torch.cat([blk.adaLN_modulation[1].weight for blk in self.blocks], 0)
-        b = torch.cat([blk.adaLN_modulation[1].bias for blk in self.blocks], 0)
-        return F.linear(F.silu(emb), w, b).view(emb.shape[0], cfg.depth, cfg.adaln_expansion, 6, cfg.dim)
+        e = F.silu(emb)
+        # one GEMV per block: concatenating the weights first would copy depth * 6 * exp * D^2
+        # floats (340 MB at d12) on every Euler step
+        mods = [blk.adaLN_modulation[1](e) for blk in self.blocks]
+        return torch.stack(mods, 1).view(emb.shape[0], cfg.depth, cfg.adaln_expansion, 6, cfg.dim)
 
     @staticmethod
     def block_mod(allmod: torch.Tensor, i: int, seg_idx: torch.Tensor | None, flat: bool = False) -> tuple:
@@ -195,12 +284,17 @@ class Trunk(nn.Module):
         mask: Mask | None = None,
         allmod: torch.Tensor | None = None,
         seg_idx: torch.Tensor | None = None,
-        layout: Ragged | None = None,
+        layout: Ragged | PrefixLM | None = None,
+        out_from: int = 0,
     ) -> torch.Tensor:
-        flat = layout is not None
+        """Run the blocks; ``out_from > 0``: the last block computes (and the trunk returns)
+        only positions ``out_from..L-1`` (e.g. FlexTok's encoder, whose output is its registers)."""
+        flat = isinstance(layout, Ragged)
+        last = len(self.blocks) - 1
         for i, blk in enumerate(self.blocks):
-            x = blk(x, mask, None if allmod is None else self.block_mod(allmod, i, seg_idx, flat), layout)
-        return x
+            mod = None if allmod is None else self.block_mod(allmod, i, seg_idx, flat)
+            x = blk(x, mask, mod, layout, out_from if i == last else 0)
+        return x[:, out_from:] if out_from and not self.blocks else x
 
 
 class TimestepEmbedder(nn.Module):

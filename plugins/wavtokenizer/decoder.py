@@ -162,14 +162,27 @@ class ISTFTHead(nn.Module):
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Windowed time-domain frames ``[B, T, n_fft]`` (before overlap-add)."""
-        mag, phase = self.out(x).chunk(2, dim=-1)
+        """Windowed time-domain frames ``[B, T, n_fft]`` (before overlap-add), float32 or wider
+        even when the model runs in bfloat16/float16 (the spectrum and ISTFT stay float32)."""
+        mag, phase = self.out(x).to(self.float_dtype(x)).chunk(2, dim=-1)
         mag = torch.exp(mag).clip(max=1e2)
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
-        return torch.fft.irfft(spec, self.n_fft, dim=-1, norm="backward") * self.window
+        return torch.fft.irfft(spec, self.n_fft, dim=-1, norm="backward") * self.window_for(spec.real)
+
+    @staticmethod
+    def float_dtype(x: torch.Tensor) -> torch.dtype:
+        """The ISTFT's dtype: ``x``'s when float32/float64, else float32."""
+        return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+
+    def window_for(self, like: torch.Tensor) -> torch.Tensor:
+        """The Hann window in ``like``'s dtype (recomputed exactly if the buffer was cast down)."""
+        if self.window.dtype in (torch.float32, torch.float64):
+            return self.window.to(like.dtype)
+        return torch.hann_window(self.n_fft, dtype=like.dtype, device=like.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return istft_same(self.frames(x), self.window, self.hop_length)
+        frames = self.frames(x)
+        return istft_same(frames, self.window_for(frames), self.hop_length)
 
 
 def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:

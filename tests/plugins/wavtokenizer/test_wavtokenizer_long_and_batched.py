@@ -110,3 +110,18 @@ def test_decode_accepts_ids_tensors_and_ragged_lists(small_model):
     out = small_model.decode([a, b])
     assert [o.shape[-1] for o in out] == [5 * 320, 9 * 320]
     assert small_model.sample_rate == 24000 and small_model.frame_rate == 75.0
+
+
+@pytest.mark.parametrize("chunk_seconds", [0, 0.13])
+def test_bfloat16_decode_is_opt_in_and_close(small_model, chunk_seconds):
+    """``model.to(torch.bfloat16)`` (``zoo.load(..., dtype="bf16")``) decodes; the ISTFT stays
+    float32, so the output is float32 and close to the float32 model's (bf16 matmuls: ~1e-2)."""
+    import copy
+
+    ids = small_model.encode_ids(test_signal(12000 + 123, seed=6))
+    want = small_model.decode_ids(ids, chunk_seconds=chunk_seconds)
+    m16 = copy.deepcopy(small_model).to(torch.bfloat16)
+    got = m16.decode_ids(ids, chunk_seconds=chunk_seconds)
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    assert (got - want).abs().max() <= 0.05 * float(want.abs().max())
+    assert small_model.head.window.dtype == torch.float32  # the float32 model is untouched
