@@ -27,13 +27,13 @@ __version__ = "0.1.0"
 __all__ = [
     "load", "list_models", "info", "plugins", "download", "get_card", "hookimpl",
     "ZooError", "UnknownModelError", "CardError", "PluginError", "ConfigError", "CheckpointError", "HubError",
-    "Tokens",
+    "Tokens", "Latents",
 ]
 
 
 def __getattr__(name: str):
-    if name == "Tokens":  # lazily: the tokens type imports torch
-        from zoo.interfaces import Tokens
+    if name in ("Tokens", "Latents"):  # lazily: the token types import torch
+        import zoo.interfaces
 
-        return Tokens
+        return getattr(zoo.interfaces, name)
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

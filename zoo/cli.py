@@ -167,7 +167,9 @@ def _decode_kwargs(model, **candidates):
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--weights", type=click.Path(exists=True), default=None, help="Local weights in the model's release format.")
 def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, seed, device, weights) -> None:
-    """Encode INPUTS and decode them back: a coarse-to-fine grid for images, a file for audio."""
+    """Encode INPUTS and decode them back: a coarse-to-fine grid for images, a file for audio.
+
+    Works for discrete (token ids) and continuous (latent) image tokenizers alike."""
     import torch
     from tqdm.auto import tqdm
 
@@ -218,7 +220,10 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
             kw = dict(kwargs)
             if "generator" in inspect.signature(model.decode).parameters:
                 kw["generator"] = torch.Generator(device).manual_seed(seed)
-            columns.append(model.decode(tokens.truncate(k), **kw))
+            try:  # Tokens or Latents; a model that decodes only the full length says so
+                columns.append(model.decode(tokens.truncate(k), **kw))
+            except ZooError as exc:
+                _fail(exc)
     rows = [[images[i]] + [col[i] for col in columns] for i in range(len(inputs))]
     save_grid(rows, out, col_labels=["input"] + [f"{k} tok" for k in counts])
     click.echo(f"wrote {out}: {len(inputs)} image(s) x {len(counts)} token counts ({', '.join(map(str, counts))})")

@@ -1,4 +1,5 @@
-"""The shared interface: Tokenizer / Generator / TokenReducer protocols and the Tokens type.
+"""The shared interface: Tokenizer / Generator / TokenReducer protocols, the Tokens type and its
+continuous sibling Latents.
 
 Example:
     >>> import torch
@@ -16,7 +17,10 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import torch
 
-__all__ = ["Tokens", "Tokenizer", "Generator", "TokenReducer", "ReducerHandle", "ReducedTokens", "as_tokens"]
+__all__ = [
+    "Tokens", "Latents", "Tokenizer", "Generator", "TokenReducer", "ReducerHandle", "ReducedTokens", "as_tokens",
+    "as_latents",
+]
 
 
 @dataclass
@@ -138,13 +142,141 @@ def as_tokens(tokens: "Tokens | torch.Tensor | Sequence[torch.Tensor]", codebook
     return out
 
 
+
+def _keep_counts(keep: int | Sequence[int] | torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``keep`` as one count per item, each in ``[1, lengths[b]]``."""
+    keep_t = torch.as_tensor(keep, dtype=torch.long).cpu()
+    if keep_t.dim() == 0:
+        keep_t = keep_t.expand(len(lengths))
+    if keep_t.shape != lengths.shape:
+        raise ValueError(f"truncate: need one count per item ({len(lengths)}), got {keep_t.tolist()}")
+    if (keep_t < 1).any() or (keep_t > lengths).any():
+        raise ValueError(f"truncate: counts must lie in [1, length] per item; lengths {lengths.tolist()}, asked {keep_t.tolist()}")
+    return keep_t.clone()
+
+
+@dataclass
+class Latents:
+    """Continuous tokens (a VAE-style tokenizer's output) with their valid lengths: the float
+    sibling of :class:`Tokens`.
+
+    ``values`` is ``[B, N, C]`` (N tokens of C channels), right-padded with zeros;
+    ``lengths[b]`` tokens of item ``b`` are valid. ``truncate``, ``lengths``, ``max_length`` and
+    ``to_list`` work as on :class:`Tokens`, so code that handles prefixes (``zoo reconstruct
+    --tokens``) treats both alike; whether a model *decodes* a shorter prefix is the model's
+    call (it raises a clear error when it only decodes the full length).
+
+    Example:
+        >>> import torch
+        >>> z = Latents(values=torch.ones(2, 4, 3), tokenizer="demo.vae")
+        >>> z.max_length, z.dim, z.truncate([1, 3]).lengths.tolist()
+        (4, 3, [1, 3])
+        >>> z.truncate([1, 3]).values[0, :, 0].tolist()  # dropped tokens are zeroed
+        [1.0, 0.0, 0.0]
+    """
+
+    values: torch.Tensor
+    tokenizer: str = ""
+    lengths: torch.Tensor | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.values, torch.Tensor) or not self.values.is_floating_point():
+            got = self.values.dtype if isinstance(self.values, torch.Tensor) else type(self.values).__name__
+            raise TypeError(f"Latents.values must be a float tensor, got {got}")
+        if self.values.dim() != 3:
+            raise ValueError(f"Latents.values must be [B, N, C] (batch first), got shape {tuple(self.values.shape)}")
+        if self.lengths is None:
+            self.lengths = torch.full((self.values.shape[0],), self.values.shape[1], dtype=torch.long)
+        self.lengths = torch.as_tensor(self.lengths, dtype=torch.long).cpu()
+        if self.lengths.shape != (self.values.shape[0],):
+            raise ValueError(f"Latents.lengths must be [B]={self.values.shape[0]}, got {tuple(self.lengths.shape)}")
+        if (self.lengths < 0).any() or (self.lengths > self.values.shape[1]).any():
+            raise ValueError(f"Latents.lengths must lie in [0, {self.values.shape[1]}], got {self.lengths.tolist()}")
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def batch_size(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def max_length(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def dim(self) -> int:
+        """Channels per token (C)."""
+        return self.values.shape[2]
+
+    def truncate(self, keep: int | Sequence[int] | torch.Tensor) -> "Latents":
+        """Keep the first ``keep`` tokens of every item (an int, or one count per item); the
+        rest are zeroed and ``values`` is cut to the longest kept prefix."""
+        keep_t = _keep_counts(keep, self.lengths)
+        new_max = int(keep_t.max())
+        values = self.values[:, :new_max].clone()
+        pad = torch.arange(new_max, device=values.device)[None, :] >= keep_t.to(values.device)[:, None]
+        values[pad] = 0
+        return replace(self, values=values, lengths=keep_t)
+
+    def to_list(self) -> list[torch.Tensor]:
+        """Per-item ``[1, length, C]`` tensors."""
+        return [self.values[b : b + 1, : int(n)] for b, n in enumerate(self.lengths)]
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Latents":
+        return replace(self, values=self.values.to(device=device, dtype=dtype))
+
+
+def as_latents(latents: "Latents | torch.Tensor | Sequence[torch.Tensor]", dim: int | None = None, tokenizer: str = "") -> Latents:
+    """Accept ``Latents``, a float ``[B, N, C]`` (or ``[N, C]``) tensor, or a list of per-item
+    ``[1, k, C]`` / ``[k, C]`` tensors (ragged allowed) and return :class:`Latents`, checking
+    that every token has ``dim`` channels when ``dim`` is given.
+
+    Example:
+        >>> import torch
+        >>> as_latents([torch.zeros(1, 3, 16), torch.zeros(2, 16)], dim=16).lengths.tolist()
+        [3, 2]
+    """
+    if isinstance(latents, Latents):
+        out = latents
+    elif isinstance(latents, torch.Tensor):
+        if not latents.is_floating_point():
+            raise TypeError(f"latents must be a float tensor [B, N, C], got {latents.dtype} (integer ids are Tokens)")
+        out = Latents(values=latents[None] if latents.dim() == 2 else latents, tokenizer=tokenizer)
+    elif isinstance(latents, (list, tuple)):
+        if not latents:
+            raise ValueError("no latent sequences given")
+        items = []
+        for i, t in enumerate(latents):
+            if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+                raise TypeError(f"latent sequence {i} must be a float tensor [1, k, C] or [k, C]")
+            if t.dim() == 3 and t.shape[0] == 1:
+                t = t[0]
+            if t.dim() != 2 or t.shape[0] == 0:
+                raise ValueError(f"latent sequence {i} must be [1, k, C] or [k, C] with k >= 1, got shape {tuple(t.shape)}")
+            items.append(t)
+        if len({t.shape[1] for t in items}) != 1:
+            raise ValueError(f"latent sequences have different channel counts: {[t.shape[1] for t in items]}")
+        lengths = torch.tensor([t.shape[0] for t in items])
+        values = items[0].new_zeros(len(items), int(lengths.max()), items[0].shape[1])
+        for i, t in enumerate(items):
+            values[i, : len(t)] = t
+        out = Latents(values=values, tokenizer=tokenizer, lengths=lengths)
+    else:
+        raise TypeError(f"expected Latents, a float tensor, or a list of tensors, got {type(latents).__name__}")
+    if dim is not None and out.dim != dim:
+        raise ValueError(f"latents have {out.dim} channels per token ({out.tokenizer or 'unknown'}), this tokenizer takes {dim}")
+    return out
+
 @runtime_checkable
 class Tokenizer(Protocol):
-    """Turns media into tokens and back."""
+    """Turns media into tokens and back: :class:`Tokens` for discrete tokenizers, :class:`Latents`
+    for continuous ones."""
 
-    def encode(self, x: Any, **kwargs: Any) -> Tokens: ...
+    def encode(self, x: Any, **kwargs: Any) -> Tokens | Latents: ...
 
-    def decode(self, tokens: Tokens | torch.Tensor | Sequence[torch.Tensor], **kwargs: Any) -> Any: ...
+    def decode(self, tokens: Tokens | Latents | torch.Tensor | Sequence[torch.Tensor], **kwargs: Any) -> Any: ...
 
 
 @runtime_checkable

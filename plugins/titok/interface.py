@@ -2,8 +2,10 @@
 
 TiTok itself takes RGB in [0, 1]; the conversion happens here so callers never see it.
 VQ models return :class:`zoo.interfaces.Tokens` (ids ``[B, N]``); VAE models return their
-continuous tokens (posterior mean) as a float tensor ``[B, N, C]``. One-D-Piece models
-(``strict_length_assertion=False``) decode any prefix 1..N, chosen per image.
+continuous tokens (posterior mean) as :class:`zoo.interfaces.Latents` (``values`` ``[B, N, C]``).
+One-D-Piece models (``strict_length_assertion=False``) decode any prefix 1..N, chosen per image.
+TiTok's VAE models decode only all N tokens: the reference decoder asserts the full length and
+they were trained without tail drop, so a truncated ``Latents`` is rejected with a clear error.
 """
 
 from __future__ import annotations
@@ -72,14 +74,15 @@ class TokenizerMixin:
 
         VQ: :class:`zoo.interfaces.Tokens` with ids ``[B, N]`` (N = 32/64/128/256, codebook
         4096 or 8192). ``num_tokens`` (One-D-Piece only) keeps the first ``k`` tokens of every
-        image, or ``k_b`` per image. VAE: the posterior mean ``[B, N, C]`` (float).
+        image, or ``k_b`` per image. VAE: :class:`zoo.interfaces.Latents` holding the posterior
+        mean (``values`` ``[B, N, C]``, float32).
 
         Example:
             >>> tok = model.encode(zoo.media.image.load_images(["cat.png"], size=256))  # doctest: +SKIP
             >>> tok.ids.shape                                                            # doctest: +SKIP
             torch.Size([1, 32])
         """
-        from zoo.interfaces import Tokens
+        from zoo.interfaces import Latents, Tokens
         from zoo.media.image import to_unit
 
         x = self._check_images(images)
@@ -87,7 +90,7 @@ class TokenizerMixin:
         if self.config.quantize_mode == "vae":
             if num_tokens is not None:
                 raise TokenizerInputError("num_tokens applies to One-D-Piece (VQ, variable length) models only")
-            return z.flatten(2).transpose(1, 2).contiguous()  # [B, N, C]
+            return Latents(values=z.flatten(2).transpose(1, 2).contiguous(), tokenizer=self._name())  # [B, N, C]
         tokens = Tokens(ids=z, codebook_size=self.codebook_size, tokenizer=self._name())
         if num_tokens is not None:
             if not self.variable_length:
@@ -103,8 +106,9 @@ class TokenizerMixin:
         ``tokens``: :class:`zoo.interfaces.Tokens`, an id tensor ``[B, n]`` (or the reference's
         ``[B, 1, n]``), or a list of per-image id tensors of different lengths. One-D-Piece
         models decode each image from its own prefix length (``tokens.lengths``, or
-        ``num_tokens``: one int or one per image). VAE models take the float ``[B, N, C]``
-        returned by :meth:`encode`.
+        ``num_tokens``: one int or one per image). VAE models take the
+        :class:`zoo.interfaces.Latents` returned by :meth:`encode` (or its float ``values``
+        ``[B, N, C]``), all N tokens of every image.
 
         Example:
             >>> model = zoo.load("one_d_piece.l_256")                    # doctest: +SKIP
@@ -114,6 +118,8 @@ class TokenizerMixin:
         from zoo.media.image import from_unit
 
         if self.config.quantize_mode == "vae":
+            if num_tokens is not None:
+                raise TokenizerInputError("num_tokens applies to One-D-Piece (VQ, variable length) models only")
             out = self.decode_latents(self._vae_latents(tokens))
         else:
             out = self._decode_ids(tokens, num_tokens)
@@ -121,12 +127,21 @@ class TokenizerMixin:
         return out.clamp(-1.0, 1.0) if clamp else out
 
     def _vae_latents(self, z) -> torch.Tensor:
+        from zoo.interfaces import as_latents
+
         c, n = int(self.config.token_size), self.num_latent_tokens
-        if not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.dim() != 3 or z.shape[-1] != c:
-            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise TokenizerInputError(f"this VAE model decodes float latents [B, {n}, {c}] as returned by encode, got {got}")
+        try:
+            z = as_latents(z, dim=c, tokenizer=self._name())
+        except (TypeError, ValueError) as exc:
+            raise TokenizerInputError(f"this VAE model decodes Latents (float [B, {n}, {c}]) as returned by encode: {exc}") from None
+        if z.max_length != n or (z.lengths != n).any():
+            raise TokenizerInputError(
+                f"{self._name()} decodes exactly {n} continuous tokens per image, got lengths {z.lengths.tolist()}: "
+                "TiTok's VAE decoder takes the full sequence (the reference asserts it; no tail-drop training), "
+                "so prefixes of its latents are not decodable"
+            )
         p = next(self.parameters())
-        return z.to(device=p.device, dtype=p.dtype).transpose(1, 2).unsqueeze(2)
+        return z.values.to(device=p.device, dtype=p.dtype).transpose(1, 2).unsqueeze(2)
 
     def _decode_ids(self, tokens, num_tokens) -> torch.Tensor:
         from zoo.interfaces import as_tokens

@@ -85,3 +85,52 @@ def test_image_helper_errors(bad, message):
 def test_differently_sized_images_need_size():
     with pytest.raises(ValueError, match="pass size="):
         to_tensor([np.zeros((4, 4, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)])
+
+
+def test_latents_truncate_zeroes_the_tail_and_keeps_lengths():
+    from zoo.interfaces import Latents
+
+    z = Latents(values=torch.arange(1.0, 13.0).view(2, 3, 2), tokenizer="x.vae")
+    assert (len(z), z.max_length, z.dim, z.lengths.tolist()) == (2, 3, 2, [3, 3])
+    r = z.truncate([1, 2])
+    assert r.values.tolist() == [[[1, 2], [0, 0]], [[7, 8], [9, 10]]] and r.lengths.tolist() == [1, 2]
+    assert [x.shape for x in r.to_list()] == [(1, 1, 2), (1, 2, 2)] and r.tokenizer == "x.vae"
+    assert z.values[0, 1].tolist() == [3, 4]  # truncate copies
+    with pytest.raises(ValueError, match="counts must lie in \\[1, length\\]"):
+        r.truncate([2, 2])
+    with pytest.raises(ValueError, match="one count per item"):
+        z.truncate([1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    "given, lengths",
+    [
+        (torch.zeros(2, 3, 4), [3, 3]),
+        (torch.zeros(3, 4), [3]),
+        ([torch.zeros(1, 3, 4), torch.zeros(2, 4)], [3, 2]),
+    ],
+)
+def test_as_latents_accepts_tensors_and_ragged_lists(given, lengths):
+    from zoo.interfaces import as_latents
+
+    z = as_latents(given, dim=4)
+    assert z.lengths.tolist() == lengths and z.values.shape == (len(lengths), max(lengths), 4)
+
+
+@pytest.mark.parametrize(
+    "given, error, message",
+    [
+        (torch.zeros(1, 3, 4, dtype=torch.long), TypeError, "integer ids are Tokens"),
+        (torch.zeros(1, 3, 5), ValueError, "5 channels per token"),
+        (torch.zeros(1, 1, 3, 4), ValueError, "\\[B, N, C\\]"),
+        ([torch.zeros(2, 4), torch.zeros(2, 5)], ValueError, "different channel counts"),
+        ([torch.zeros(0, 4)], ValueError, "k >= 1"),
+        ([], ValueError, "no latent sequences"),
+        ("z.pt", TypeError, "expected Latents"),
+    ],
+)
+def test_as_latents_rejects(given, error, message):
+    from zoo.interfaces import as_latents
+
+    with pytest.raises(error, match=message):
+        as_latents(given, dim=4)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from zoo.interfaces import Tokens
+from zoo.interfaces import Latents, Tokens
 
 
 def _images(tk, name):
@@ -47,11 +47,15 @@ def test_one_d_piece_per_image_prefixes(tk):
     torch.testing.assert_close(same, data["decoded_1"] * 2 - 1, atol=2e-4, rtol=0)
 
 
-def test_vae_encode_decode_shapes(tk):
+def test_vae_encode_returns_latents_that_decode(tk):
+    """VAE models return zoo Latents (posterior mean); decode takes them or their raw values."""
     model = tk.case_model("vae")
     z = model.encode(_images(tk, "vae"))
-    assert z.shape == (2, 16, 16) and z.is_floating_point()
-    assert model.decode(z).shape == (2, 3, 48, 48)
+    assert isinstance(z, Latents) and z.values.shape == (2, 16, 16) and z.values.dtype == torch.float32
+    assert z.lengths.tolist() == [16, 16] and z.max_length == 16 and z.dim == 16
+    out = model.decode(z)
+    assert out.shape == (2, 3, 48, 48) and torch.equal(out, model.decode(z.values))
+    assert torch.equal(out, model.decode(z.to_list()))  # per-image [1, N, C] tensors
 
 
 @pytest.mark.parametrize(
@@ -67,6 +71,11 @@ def test_vae_encode_decode_shapes(tk):
         ("one_d_piece", lambda m: m.decode(torch.zeros(1, 25, dtype=torch.long)), ValueError, "at most 24"),
         ("one_d_piece", lambda m: m.decode(torch.zeros(2, 24, dtype=torch.long), num_tokens=[0, 3]), ValueError, "1..24"),
         ("vae", lambda m: m.decode(torch.zeros(1, 16, dtype=torch.long)), ValueError, r"\[B, 16, 16\]"),
+        ("vae", lambda m: m.decode(torch.zeros(1, 16, 8)), ValueError, r"\[B, 16, 16\]"),
+        ("vae", lambda m: m.decode(Latents(torch.zeros(2, 16, 16)).truncate([16, 8])), ValueError, "exactly 16 continuous"),
+        ("vae", lambda m: m.decode(torch.zeros(1, 8, 16)), ValueError, "exactly 16 continuous"),
+        ("vae", lambda m: m.decode(torch.zeros(1, 16, 16), num_tokens=8), ValueError, "One-D-Piece"),
+        ("vae", lambda m: m.encode(torch.zeros(1, 3, 48, 48), num_tokens=8), ValueError, "One-D-Piece"),
     ],
 )
 def test_errors_name_the_problem(tk, case, call, error, match):
@@ -80,9 +89,9 @@ def test_errors_name_the_problem(tk, case, call, error, match):
 
 @pytest.fixture(scope="module")
 def release(tk, tmp_path_factory):
-    """The legacy (TiTok hub layout: model.safetensors + config.json) and One-D-Piece (hub
-    layout: pytorch_model.bin, config on the card) cases written as released, and a registry
-    holding a card for each: ``titok_test.hub`` and ``titok_test.odp``."""
+    """The legacy (TiTok hub layout: model.safetensors + config.json), VAE (same layout) and
+    One-D-Piece (hub layout: pytorch_model.bin, config on the card) cases written as released,
+    and a registry holding a card for each: ``titok_test.hub``, ``titok_test.vae``, ``titok_test.odp``."""
     from safetensors.torch import save_file
     from zoo_plugins.titok.config import from_reference_config
 
@@ -92,6 +101,9 @@ def release(tk, tmp_path_factory):
     sd = tk.case_state_dict("legacy_vq")
     save_file({k: v.contiguous() for k, v in sd.items()}, str(hub / "model.safetensors"))
     (hub / "config.json").write_text(json.dumps(tk.cases()["legacy_vq"]["config"]))
+    vae = tmp_path_factory.mktemp("titok_vae")
+    save_file({k: v.contiguous() for k, v in tk.case_state_dict("vae").items()}, str(vae / "model.safetensors"))
+    (vae / "config.json").write_text(json.dumps(tk.cases()["vae"]["config"]))
     odp = tmp_path_factory.mktemp("titok_odp")
     torch.save(tk.case_state_dict("one_d_piece"), odp / "pytorch_model.bin")
 
@@ -100,10 +112,12 @@ def release(tk, tmp_path_factory):
         def register_cards(self, register):
             base = {"kind": "tokenizer", "plugin": "titok", "modality": "image", "license": {"code": "Apache-2.0"}}
             register({**base, "name": "titok_test.hub", "hub_repo": "x/hub", "files": ["model.safetensors", "config.json"]})
+            register({**base, "name": "titok_test.vae", "hub_repo": "x/vae", "files": ["model.safetensors", "config.json"]})
             register({**base, "name": "titok_test.odp", "hub_repo": "x/odp", "files": ["pytorch_model.bin"],
                       "config": from_reference_config(tk.cases()["one_d_piece"]["config"])})
 
-    return {"titok_test.hub": (hub, "legacy_vq"), "titok_test.odp": (odp, "one_d_piece"), "cards": Cards()}
+    return {"titok_test.hub": (hub, "legacy_vq"), "titok_test.vae": (vae, "vae"), "titok_test.odp": (odp, "one_d_piece"),
+            "cards": Cards()}
 
 
 def _registry(release):
@@ -149,6 +163,36 @@ def test_cli_reconstruct_prefix_grid(tk, release, tmp_path):
     grid = Image.open(out)
     assert grid.width > 4 * 48 and grid.height >= 48
 
+
+
+def test_cli_reconstruct_continuous_tokens(tk, release, tmp_path):
+    """`zoo reconstruct` on a TiTok VAE model (Latents): the full length works and matches the
+    reference's decode; a shorter prefix is refused with a clear error, not a traceback."""
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from zoo.cli import cli
+
+    data = tk.case_data("vae")
+    img = tmp_path / "in.png"
+    Image.fromarray(data["images_uint8"][0].permute(1, 2, 0).numpy()).save(img)
+    out = tmp_path / "grid.png"
+    with _registry(release):
+        args = ["reconstruct", str(img), "--model", "titok_test.vae", "--weights", str(release["titok_test.vae"][0]),
+                "--out", str(out)]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert "1 image(s) x 1 token counts (16)" in result.output
+        full = CliRunner().invoke(cli, args + ["--tokens", "16"])
+        short = CliRunner().invoke(cli, args + ["--tokens", "8,16"])
+    assert full.exit_code == 0, full.output
+    assert short.exit_code != 0 and "exactly 16 continuous tokens" in short.output and "Traceback" not in short.output
+    grid = np.asarray(Image.open(out).convert("RGB"))
+    assert grid.shape[0] >= 48 and grid.shape[1] > 2 * 48
+    want = (data["decoded"][0].clamp(0, 1) * 255).round().permute(1, 2, 0).numpy()
+    cells = [grid[y : y + 48, x : x + 48].astype(float) for y in range(grid.shape[0] - 47) for x in range(grid.shape[1] - 47)]
+    assert min(np.abs(c - want).max() for c in cells) <= 2  # the decoded cell is in the grid
 
 def test_unknown_checkpoint_key_is_reported(tk, tmp_path):
     from zoo_plugins.titok.builder import TiTokBuilder
