@@ -70,16 +70,18 @@ def build_configs(name: str, ref_tome: Path | None, rs: list[int], backend: str 
             tome.patch.timm(m)
             m.r = r
             configs.append((f"ref tome r={r}", m, None))
-    arch = {384: ("ViT-S-DeiT", "2.9"), 768: ("ViT-B-DeiT", "8.7"), 192: ("ViT-T-DeiT", "0.8")}.get(base.embed_dim)
-    if arch is not None and "diffrate" in methods:
+    # several schedules per method: DiffRate's published FLOPs targets, EViT keep rates, MCTF r
+    arch = {384: ("ViT-S-DeiT", ("2.3", "2.9")), 768: ("ViT-B-DeiT", ("8.7", "11.5")),
+            192: ("ViT-T-DeiT", ("0.6", "0.8"))}.get(base.embed_dim)
+    for flops in arch[1] if arch is not None and "diffrate" in methods else ():
         m = copy.deepcopy(base)
-        configs.append((f"zoo diffrate {arch[0]} {arch[1]}G", m, DiffRate().apply(m, arch=arch[0], flops=arch[1], backend=backend)))
-    if "evit" in methods:
+        configs.append((f"zoo diffrate {arch[0]} {flops}G", m, DiffRate().apply(m, arch=arch[0], flops=flops, backend=backend)))
+    for keep in (0.5, 0.7) if "evit" in methods else ():
         m = copy.deepcopy(base)
-        configs.append(("zoo evit 0.7@3,6,9", m, EViT().apply(m, keep_rate=0.7, backend=backend)))
-    if "mctf" in methods:
+        configs.append((f"zoo evit {keep}@3,6,9", m, EViT().apply(m, keep_rate=keep, backend=backend)))
+    for r in (8, 16) if "mctf" in methods else ():
         m = copy.deepcopy(base)
-        configs.append(("zoo mctf r=16", m, MCTF().apply(m, r=16, backend=backend)))
+        configs.append((f"zoo mctf r={r}", m, MCTF().apply(m, r=r, backend=backend)))
     return configs
 
 

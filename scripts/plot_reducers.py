@@ -4,7 +4,7 @@ Writes an SVG (no plotting dependency): x = speed-up over the unreduced model (s
 y = feature cosine to the unreduced model (random weights), one colour per method, one panel
 per model.
 
-    python scripts/plot_reducers.py rows.json docs/img/reducers.svg
+    python scripts/plot_reducers.py rows.json [more.json ...] docs/assets/figures/reducers.svg
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-COLOURS = {"zoo tome": "#1f77b4", "ref tome": "#ff7f0e", "zoo diffrate": "#2ca02c", "zoo evit": "#d62728", "baseline": "#000000"}
+COLOURS = {"zoo tome": "#1f77b4", "ref tome": "#ff7f0e", "zoo diffrate": "#2ca02c", "zoo evit": "#d62728",
+           "zoo mctf": "#9467bd", "baseline": "#000000"}
 W, H, PAD = 420, 300, 50
 
 
@@ -65,11 +66,21 @@ def render(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("rows", type=Path)
+    ap.add_argument("rows", type=Path, nargs="+", help="one or more --json outputs (ratios are per run)")
     ap.add_argument("out", type=Path)
     args = ap.parse_args()
+    rows, seen = [], set()
+    for path in args.rows:  # later files win for the same (model, config); diagnostic rows are left out
+        for r in json.loads(path.read_text()):
+            if r["config"].endswith("all rows"):
+                continue
+            key = (r["model"], r["config"])
+            if key in seen:
+                rows = [x for x in rows if (x["model"], x["config"]) != key]
+            seen.add(key)
+            rows.append(r)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(json.loads(args.rows.read_text())))
+    args.out.write_text(render(rows))
     print("wrote", args.out)
 
 

@@ -50,7 +50,7 @@ FIGURES: list[dict[str, Any]] = [
                    "move, not accuracy), for each reducer at several strengths. Measured on the CPU of the "
                    "machine that ran the script: compare ratios, not absolute numbers.",
         "command": "python scripts/docs/figures.py reducers",
-        "families": ["tome", "diffrate", "evit"],
+        "families": ["tome", "diffrate", "evit", "mctf"],
     },
 ]
 
