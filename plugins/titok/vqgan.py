@@ -28,6 +28,8 @@ from torch import nn
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
 from zoo.nn.quantize import lookup_codes, nearest_code
 
+from .pixel_decoder import PixelDecoder, ResnetBlock
+
 __all__ = ["VQGANConfig", "MaskGITVQGAN", "MaskGITVQGANBuilder"]
 
 
@@ -46,7 +48,6 @@ class VQGANConfig:
 class _Down(nn.Module):
     def __init__(self, c_in: int, c_out: int, n: int, downsample: bool):
         super().__init__()
-        from .pixel_decoder import ResnetBlock
 
         blocks = []
         for _ in range(n):
@@ -64,7 +65,6 @@ class _Down(nn.Module):
 class _Encoder(nn.Module):
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
-        from .pixel_decoder import ResnetBlock
 
         h, mult = cfg.hidden_channels, list(cfg.channel_mult)
         self.conv_in = nn.Conv2d(3, h, 3, padding=1, bias=False)
@@ -106,7 +106,6 @@ class MaskGITVQGAN(nn.Module):
     def __init__(self, cfg: VQGANConfig | None = None):
         super().__init__()
         cfg = cfg or VQGANConfig()
-        from .pixel_decoder import PixelDecoder
 
         self.cfg = cfg
         self.encoder = _Encoder(cfg)
