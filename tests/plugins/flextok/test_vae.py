@@ -44,13 +44,6 @@ IMAGE_ATOL = 1e-4
 NOISE_SEED = 1234  # as in scripts/parity/record_flextok_vae.py
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _seeded(cfg: dict) -> AutoencoderKL:
     vae = AutoencoderKL.from_config(cfg).eval()

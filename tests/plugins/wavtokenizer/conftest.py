@@ -45,7 +45,6 @@ def build_parity_model(name: str):
 
 @pytest.fixture(scope="session", params=CONFIGS)
 def parity(request):
-    torch.set_num_threads(1)
     model, sd = build_parity_model(request.param)
     tensors, meta = load_fixture(request.param)
     return {"name": request.param, "model": model, "state": sd, "ref": tensors, "meta": meta}

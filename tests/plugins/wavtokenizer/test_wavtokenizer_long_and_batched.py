@@ -18,7 +18,6 @@ def small_model():
     from zoo_plugins.wavtokenizer.model import WavTokenizer
     from zoo_plugins.wavtokenizer.testing import calibrated_codebook
 
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     cfg = WavTokenizerConfig(n_filters=8, dimension=32, codebook_size=256, backbone_dim=64, intermediate_dim=96, num_layers=3)
     model = WavTokenizer(cfg).eval()
