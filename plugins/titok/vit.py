@@ -48,21 +48,11 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
         """``x``: [B, L, W] -> [B, L, W]; with ``rows`` only those query rows are computed."""
-        b, l, w = x.shape
-        h, d = self.heads, w // self.heads
-        if rows is None:
-            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-            q, k, v = qkv.view(b, l, 3, h, d).permute(2, 0, 3, 1, 4)
-        else:
-            kv = F.linear(x, self.in_proj_weight[w:], self.in_proj_bias[w:])
-            k, v = kv.view(b, l, 2, h, d).permute(2, 0, 3, 1, 4)
-            q = F.linear(x[:, rows], self.in_proj_weight[:w], self.in_proj_bias[:w])
-            q = q.view(b, -1, h, d).transpose(1, 2)
-        out = attention(q, k, v, backend=self.attn_backend)  # [B, H, Lq, D]
-        return self.out_proj(out.transpose(1, 2).reshape(b, -1, w))
+        q, k, v = self.project(x, rows)
+        return self.output(attention(q, k, v, backend=self.attn_backend))
 
     def project(self, x: torch.Tensor, rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(q, k, v)`` heads ``[B, H, *, D]`` as ``forward`` computes them (``q`` for ``rows``)."""
+        """``(q, k, v)`` heads ``[B, H, *, D]`` (``q`` only for ``rows``)."""
         b, l, w = x.shape
         h, d = self.heads, w // self.heads
         if rows is None:
@@ -70,6 +60,11 @@ class SelfAttention(nn.Module):
         k, v = F.linear(x, self.in_proj_weight[w:], self.in_proj_bias[w:]).view(b, l, 2, h, d).permute(2, 0, 3, 1, 4)
         q = F.linear(x[:, rows], self.in_proj_weight[:w], self.in_proj_bias[:w])
         return q.view(b, -1, h, d).transpose(1, 2), k, v
+
+    def output(self, out: torch.Tensor) -> torch.Tensor:
+        """Attention output heads ``[B, H, n, D]`` -> ``out_proj`` of the merged heads ``[B, n, W]``."""
+        b, h, n, d = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, h * d))
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -91,7 +86,7 @@ class ResidualAttentionBlock(nn.Module):
         positions are still attended to)."""
         y = self.attn(self.ln_1(x), rows)
         x = (x if rows is None else x[:, rows]) + y
-        return x + self.mlp(self.ln_2(x))
+        return x + self.reducer_mlp(x)
 
     # token-reducer protocol (zoo_plugins.reducers.adapters.zoo_blocks): the block split at
     # attention / MLP, so ToMe & co. can merge tokens between them
@@ -99,8 +94,7 @@ class ResidualAttentionBlock(nn.Module):
         return self.attn.project(self.ln_1(x), rows)
 
     def reducer_attn_out(self, out: torch.Tensor) -> torch.Tensor:
-        b, h, n, d = out.shape
-        return self.attn.out_proj(out.transpose(1, 2).reshape(b, n, h * d))
+        return self.attn.output(out)
 
     def reducer_mlp(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.ln_2(x))
