@@ -79,6 +79,19 @@ class _RunState:
         return state
 
 
+def _attn_output(attn: torch.nn.Module, out: torch.Tensor, gate_input: torch.Tensor) -> torch.Tensor:
+    """The tail of timm ``Attention.forward`` on attention heads ``[B, H, n, D]``: merge heads,
+    the optional output norm, the optional sigmoid gate (of ``gate_input``), ``proj``."""
+    b, h, n, d = out.shape
+    out = out.transpose(1, 2).reshape(b, n, h * d)
+    norm = getattr(attn, "norm", None)
+    if norm is not None:
+        out = norm(out)
+    gate = getattr(attn, "gate", None)
+    if gate is not None:
+        out = out * gate(gate_input).sigmoid()
+    return attn.proj_drop(attn.proj(out))
+
 def _attend(attn: torch.nn.Module, x: torch.Tensor, mask: Any, want_keys: bool, want_cls: bool,
             backend: str | None, rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """timm ``Attention.forward`` through zoo's dispatch, plus the keys / class-attention row;
@@ -87,27 +100,18 @@ def _attend(attn: torch.nn.Module, x: torch.Tensor, mask: Any, want_keys: bool, 
 
     b, n, _ = x.shape
     h, dh = attn.num_heads, attn.head_dim
-    gate = getattr(attn, "gate", None)
     if rows is None:
-        gate = gate(x).sigmoid() if gate is not None else None
         qkv = attn.qkv(x).reshape(b, n, 3, h, dh).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
     else:
-        gate = gate(x[:, rows]).sigmoid() if gate is not None else None
         w, bias = attn.qkv.weight, attn.qkv.bias
         kv = torch.nn.functional.linear(x, w[h * dh:], None if bias is None else bias[h * dh:])
         k, v = kv.reshape(b, n, 2, h, dh).permute(2, 0, 3, 1, 4).unbind(0)
         q = torch.nn.functional.linear(x[:, rows], w[:h * dh], None if bias is None else bias[:h * dh])
         q = q.reshape(b, -1, h, dh).transpose(1, 2)
     q, k = attn.q_norm(q), attn.k_norm(k)
-    out = attention(q, k, v, mask=mask, scale=attn.scale, backend=backend)
-    out = out.transpose(1, 2).reshape(b, q.shape[2], h * dh)
-    norm = getattr(attn, "norm", None)
-    if norm is not None:
-        out = norm(out)
-    if gate is not None:
-        out = out * gate
-    out = attn.proj_drop(attn.proj(out))
+    out = _attn_output(attn, attention(q, k, v, mask=mask, scale=attn.scale, backend=backend),
+                       x if rows is None else x[:, rows])
     keys = k.mean(1) if want_keys else None
     cls = None
     if want_cls:
@@ -219,14 +223,7 @@ def _pre_attention_reduce(state: _RunState, layer: int, block: torch.nn.Module, 
         from zoo.nn.attention import attention
 
         out = attention(q, k, v, mask=mask, scale=attn.scale, backend=state.backend or getattr(attn, "attn_backend", None))
-    out = out.transpose(1, 2).reshape(b, n, nh * dh)
-    norm = getattr(attn, "norm", None)
-    if norm is not None:
-        out = norm(out)
-    gate = getattr(attn, "gate", None)
-    if gate is not None:
-        out = out * gate(h).sigmoid()
-    return x, attn.proj_drop(attn.proj(out))
+    return x, _attn_output(attn, out, h)
 
 
 def _class_token_head(model: torch.nn.Module) -> bool:
