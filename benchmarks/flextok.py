@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from _record import add_results_option, start
 
 CLOCK = time.process_time  # CPU seconds: on a shared machine wall time measures the neighbours
 
@@ -138,6 +139,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
                     help="cpu: process CPU seconds (default; fair on a shared machine with --threads 1)")
+    add_results_option(ap)
     args = ap.parse_args()
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -148,12 +150,15 @@ def main() -> int:
         ap.error(f"--reps takes one value or one per --batch ({len(args.batch)}), got {len(reps)}")
 
     model, cfg, sd = build_zoo(args.size, args.seed)
+    checks = []  # parity and bf16 differences, for the JSON record
     ref = None
     if args.ref is not None and (args.ref / "flextok").is_dir():
         ref = build_reference(args.ref, cfg, sd)
     elif args.ref is not None:
         print(f"reference not found at {args.ref}: timing zoo only")
     del sd
+    run = start("flextok", title=f"FlexTok {args.size} encode/decode", kind="tokenizer", threads=args.threads,
+                settings=vars(args), reference=args.ref if ref is not None else None, results=args.results)
     model16 = copy.deepcopy(model).to(torch.bfloat16) if args.bf16 else None
     lat = args.image_size // 8
     g = torch.Generator().manual_seed(1)
@@ -184,12 +189,17 @@ def main() -> int:
                     t16, ids16, _, img16 = zoo_stages(model16, x, toks, *common, dec_ids=ids)
                     bt.append(t16)
                     if rep == 0:
-                        print(f"batch {b}: bf16 ids equal to float32 {float((ids16 == ids).float().mean()):.3f}, "
-                              f"bf16 images max|diff| vs float32 {float((img16.float() - zimg).abs().max()):.2e}", flush=True)
+                        checks.append({"batch": b, "check": "bf16 vs float32 zoo",
+                                       "ids_equal_fraction": float((ids16 == ids).float().mean()),
+                                       "max_abs_diff": float((img16.float() - zimg).abs().max())})
+                        print(f"batch {b}: bf16 ids equal to float32 {checks[-1]['ids_equal_fraction']:.3f}, "
+                              f"bf16 images max|diff| vs float32 {checks[-1]['max_abs_diff']:.2e}", flush=True)
                 if ref is not None and rep == 0:
                     assert torch.equal(rids, ids), "encode: zoo and reference ids differ"
                     err = float((zl - rl).abs().max())
                     assert err < 1e-3, f"decode: zoo and reference latents differ by {err}"
+                    checks.append({"batch": b, "check": "zoo vs reference", "ids_equal_fraction": 1.0,
+                                   "max_abs_diff": err, "tolerance": 1e-3})
                     print(f"batch {b}: ids equal; decoded latents max|diff| {err:.2e}, "
                           f"images max|diff| {float((zimg - rimg).abs().max()):.2e}", flush=True)
                 print(f"batch {b} rep {rep}: zoo encode {t['encode total']:.2f}s decode {t['decode total']:.2f}s"
@@ -230,6 +240,19 @@ def main() -> int:
             tr = rmed[f"{op} total"] if rmed else None
             ri = f"{b / tr:10.4f} {tr / tz:6.2f}" if tr else f"{'n/a':>10} {'n/a':>6}"
             print(f"{op:8} {b:5d} {b / tz:10.4f} {ri}")
+    rows = []
+    for b, n_rep, med, rmed, bmed in results:
+        for op in ("encode", "decode"):
+            tz, tr = med[f"{op} total"], (rmed[f"{op} total"] if rmed else None)
+            tb = bmed[f"{op} total"] if bmed else None
+            rows.append({"model": f"flextok {args.size}", "op": op, "batch": b, "reps": n_rep, "unit": "img/s",
+                         "zoo_s": tz, "ref_s": tr, "zoo_per_s": b / tz, "ref_per_s": b / tr if tr else None,
+                         "speedup": tr / tz if tr else None, "bf16_s": tb,
+                         "stages_zoo_s": med, "stages_ref_s": rmed})
+    setting = (f"{args.image_size}px images, decode {args.steps} Euler steps, CFG {args.cfg}"
+               f"{' + APG' if apg else ''}; ragged prefixes 256, 128, 64, ... tokens per image")
+    run.write(rows, notes=[setting,
+                           f"{args.clock} clock; speedup = reference seconds / zoo seconds"], extra={"checks": checks})
     return 0
 
 

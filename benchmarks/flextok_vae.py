@@ -23,6 +23,8 @@ import statistics
 import sys
 import time
 
+from _record import add_results_option, start
+
 
 def _load_reference(path: str | None):
     if not path:
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per implementation (median reported)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared: default 1)")
     ap.add_argument("--no-winograd", action="store_true", help="skip the zoo+winograd row (opt-in mode, +~0.4 GB)")
+    add_results_option(ap)
     args = ap.parse_args(argv)
 
     import torch
@@ -66,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         ref = ref_cls.from_config(cfg).eval()
         ref.load_state_dict(sd, strict=True)
 
+    run = start("flextok_vae", title=f"FlexTok VAE c{args.latent_channels} encode/decode", kind="tokenizer",
+                threads=args.threads, settings=vars(args), reference=args.ref if ref is not None else None,
+                results=args.results)
     x = torch.rand(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
     impls = {"zoo": (lambda im: ours.encode(im), lambda z: ours.decode(z))}
     if not args.no_winograd:
@@ -94,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"FlexTok VAE c{args.latent_channels}, {args.batch}x3x{args.size}x{args.size}, fp32, "
           f"{args.threads} thread(s), torch {torch.__version__}, median of {args.repeats}")
     print(f"{'stage':8} {'impl':10} {'cpu-s':>8} {'wall-s':>8} {'img/s':>8} {'speed-up':>9} {'max|diff|':>10}")
+    rows = []
     for stage in ("encode", "decode"):
         base = statistics.median(times[("diffusers", stage)]) if ref is not None else None
         for n in impls:
@@ -103,6 +110,16 @@ def main(argv: list[str] | None = None) -> int:
                     if ref is not None else "         -")
             wall = statistics.median(walls[(n, stage)])
             print(f"{stage:8} {n:10} {t:8.3f} {wall:8.3f} {args.batch / t:8.3f} {ratio} {diff}")
+            if n == "diffusers":
+                continue
+            rows.append({"model": f"flextok_vae c{args.latent_channels}" + (" winograd" if n == "zoo+wino" else ""),
+                         "op": stage, "batch": args.batch, "unit": "img/s", "zoo_s": t, "ref_s": base,
+                         "zoo_per_s": args.batch / t, "ref_per_s": args.batch / base if base else None,
+                         "speedup": base / t if base else None, "zoo_wall_s": wall,
+                         "max_abs_diff_vs_ref": float((outs[(n, stage)] - outs[("diffusers", stage)]).abs().max())
+                         if ref is not None else None})
+    run.write(rows, notes=[f"{args.batch}x3x{args.size}x{args.size} fp32, median of {args.repeats}",
+                           "speedup = diffusers seconds / zoo seconds (CPU time)"])
     return 0
 
 

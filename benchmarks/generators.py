@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from _record import add_results_option, start
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts" / "parity"))
@@ -55,36 +56,44 @@ def timed(fn):
 
 
 def interleave(ref_fn, zoo_fn, reps: int):
-    """Run ref, zoo, ref, zoo... (after one warm-up each); medians of CPU and wall time."""
-    ref_fn(), zoo_fn()  # warm-up
+    """Run ref, zoo, ref, zoo... (after one warm-up each); medians of CPU and wall time.
+    ``ref_fn=None`` times zoo alone (the reference's times are then None)."""
+    if ref_fn is not None:
+        ref_fn()
+    zoo_fn()  # warm-up
     rc, rw, zc, zw, outs = [], [], [], [], None
     for _ in range(reps):
-        a, aw, ra = timed(ref_fn)
+        a, aw, ra = timed(ref_fn) if ref_fn is not None else (None, None, None)
         b, bw, za = timed(zoo_fn)
         rc.append(a), rw.append(aw), zc.append(b), zw.append(bw)
         outs = (ra, za)
     med = statistics.median
-    return (med(rc), med(rw)), (med(zc), med(zw)), outs
+    ref_t = (med(rc), med(rw)) if ref_fn is not None else None
+    return ref_t, (med(zc), med(zw)), outs
 
 
-def row(model: str, unit: str, work: float, rt, zt, ids_equal: bool) -> dict:
-    """A table row: throughput from CPU time (and the wall-time ratio alongside)."""
-    return {"model": model, "unit": unit, "ref": work / rt[0], "zoo": work / zt[0], "ratio_wall": rt[1] / zt[1],
-            "ids_equal": ids_equal}
+def row(model: str, unit: str, work: float, rt, zt, ids_equal: bool | None) -> dict:
+    """A table row: throughput from CPU time (and the wall-time ratio alongside); ``rt=None``: zoo only."""
+    return {"model": model, "unit": unit, "ref": work / rt[0] if rt else None, "zoo": work / zt[0],
+            "ratio_wall": rt[1] / zt[1] if rt else None, "ids_equal": ids_equal, "zoo_s": zt[0],
+            "ref_s": rt[0] if rt else None}
 
 
-def bench_maskgit(ref: Path, batch: int, reps: int) -> dict:
-    sys.path.insert(0, str(ref))
-    from modeling.maskgit import ImageBert  # noqa: PLC0415 - the reference
-    from record_generators import _maskgit_ref_config  # noqa: PLC0415
-
+def bench_maskgit(ref: Path | None, batch: int, reps: int) -> dict:
     from zoo_plugins.maskgit.config import MaskGITConfig
     from zoo_plugins.maskgit.model import build_generator
 
-    r = ImageBert(_maskgit_ref_config("ViT", 768, 24, 16, 3072, 32)).eval()
-    sd = seeded(r)
     z = build_generator(MaskGITConfig(image_seq_len=32)).eval()
-    z.load_state_dict({k: v for k, v in sd.items() if k in z.state_dict()}, strict=True)
+    if ref is not None:
+        sys.path.insert(0, str(ref))
+        from modeling.maskgit import ImageBert  # noqa: PLC0415 - the reference
+        from record_generators import _maskgit_ref_config  # noqa: PLC0415
+
+        r = ImageBert(_maskgit_ref_config("ViT", 768, 24, 16, 3072, 32)).eval()
+        sd = seeded(r)
+        z.load_state_dict({k: v for k, v in sd.items() if k in z.state_dict()}, strict=True)
+    else:
+        seeded(z)
     labels = list(range(1, batch + 1))
     s = dict(guidance_scale=4.5, guidance_decay="linear", randomize_temperature=9.5, softmax_temperature_annealing=True)
 
@@ -95,29 +104,33 @@ def bench_maskgit(ref: Path, batch: int, reps: int) -> dict:
     def zoo_fn():
         return z.generate(labels, seed=0, decode=False, num_steps=8, **s).tokens.ids
 
-    rt, zt, (ra, za) = interleave(ref_fn, zoo_fn, reps)
-    out = row(f"MaskGIT TiTok-L-32 (B={batch}, 8 steps, CFG)", "images/s", batch, rt, zt, bool(torch.equal(ra, za)))
+    rt, zt, (ra, za) = interleave(ref_fn if ref is not None else None, zoo_fn, reps)
+    out = row(f"MaskGIT TiTok-L-32 (B={batch}, 8 steps, CFG)", "images/s", batch, rt, zt,
+              bool(torch.equal(ra, za)) if ref is not None else None)
     # transformer FLOPs both run (linear CFG: step 0 unguided, B rows; steps 1..7 guided, 2B rows)
     d, f, layers, n = 768, 3072, 24, 33
     rows = batch + 7 * 2 * batch
     out["gflop"] = rows * n * layers * 2 * (4 * d * d + 2 * d * f + 2 * n * d) / 1e9
-    out["cpu_s"] = (rt[0], zt[0])
+    out["cpu_s"] = (rt[0] if rt else None, zt[0])
     return out
 
 
-def bench_rar(ref: Path, batch: int, seq: int, reps: int) -> dict:
-    sys.path.insert(0, str(ref))
-    from modeling.rar import RAR as RefRAR  # noqa: PLC0415 - the reference
-    from record_generators import _rar_ref_config  # noqa: PLC0415
-
+def bench_rar(ref: Path | None, batch: int, seq: int, reps: int) -> dict:
     from zoo_plugins.rar.config import RARConfig
     from zoo_plugins.rar.model import RAR
 
-    r = RefRAR(_rar_ref_config(768, 24, 16, 3072, image_seq_len=seq)).eval()
-    r.set_random_ratio(0)
-    sd = seeded(r)
     z = RAR(RARConfig(image_seq_len=seq)).eval()
-    z.load_state_dict(sd, strict=True)
+    if ref is not None:
+        sys.path.insert(0, str(ref))
+        from modeling.rar import RAR as RefRAR  # noqa: PLC0415 - the reference
+        from record_generators import _rar_ref_config  # noqa: PLC0415
+
+        r = RefRAR(_rar_ref_config(768, 24, 16, 3072, image_seq_len=seq)).eval()
+        r.set_random_ratio(0)
+        sd = seeded(r)
+        z.load_state_dict(sd, strict=True)
+    else:
+        seeded(z)
     labels = list(range(1, batch + 1))
     s = dict(guidance_scale=16.0, guidance_scale_pow=2.75, randomize_temperature=1.0)
 
@@ -128,8 +141,9 @@ def bench_rar(ref: Path, batch: int, seq: int, reps: int) -> dict:
     def zoo_fn():
         return z.generate(labels, seed=0, decode=False, **s).tokens.ids
 
-    rt, zt, (ra, za) = interleave(ref_fn, zoo_fn, reps)
-    return row(f"RAR-B (B={batch}, {seq} tokens, CFG)", "tokens/s", batch * seq, rt, zt, bool(torch.equal(ra, za)))
+    rt, zt, (ra, za) = interleave(ref_fn if ref is not None else None, zoo_fn, reps)
+    return row(f"RAR-B (B={batch}, {seq} tokens, CFG)", "tokens/s", batch * seq, rt, zt,
+               bool(torch.equal(ra, za)) if ref is not None else None)
 
 
 def bench_outetts(prompt_len: int, new: int, reps: int, dtype: torch.dtype = torch.float32, batch: int = 1) -> dict:
@@ -210,15 +224,19 @@ def main() -> None:
     ap.add_argument("--tts-dtype", default="float32", choices=["float32", "bfloat16"], help="both implementations in this dtype")
     ap.add_argument("--only", default="maskgit,rar,outetts")
     ap.add_argument("--roofline", action="store_true", help="print bytes/token and the bandwidth ceiling")
+    add_results_option(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     todo = set(args.only.split(","))
     rows = []
     have_ref = args.ref_1d is not None and (args.ref_1d / "modeling").is_dir()
+    ref_1d = args.ref_1d if have_ref else None
+    run = start("generators", title="Generators: MaskGIT, RAR, OuteTTS LM", kind="generator", threads=args.threads,
+                settings=vars(args), reference=ref_1d, results=args.results)
     if "maskgit" in todo:
-        rows.append(bench_maskgit(args.ref_1d, args.maskgit_batch, args.reps) if have_ref else {"model": "MaskGIT", "skipped": "no --ref-1d"})
+        rows.append(bench_maskgit(ref_1d, args.maskgit_batch, args.reps))
     if "rar" in todo:
-        rows.append(bench_rar(args.ref_1d, args.rar_batch, args.rar_tokens, args.reps) if have_ref else {"model": "RAR", "skipped": "no --ref-1d"})
+        rows.append(bench_rar(ref_1d, args.rar_batch, args.rar_tokens, args.reps))
     if "outetts" in todo:
         try:
             rows.append(bench_outetts(args.tts_prompt, args.tts_new, args.reps, getattr(torch, args.tts_dtype), args.tts_batch))
@@ -230,23 +248,36 @@ def main() -> None:
     for r in rows:
         if "skipped" in r:
             print(f"| {r['model']} | skipped: {r['skipped']} | | | | | |")
+        elif r["ref"] is None:
+            print(f"| {r['model']} | {r['unit']} | not measured | {r['zoo']:.3g} | | | |")
         else:
             print(f"| {r['model']} | {r['unit']} | {r['ref']:.3g} | {r['zoo']:.3g} | {r['zoo'] / r['ref']:.2f}x | "
                   f"{r['ratio_wall']:.2f}x | {r['ids_equal']} |")
 
+    roofline = None
     if args.roofline:
         peak = gemm_gflops()
         for r in rows:
             if "gflop" in r:
                 ref_s, zoo_s = r["cpu_s"]
+                ref_rate = f"{r['gflop'] / ref_s:.1f} GFLOP/s" if ref_s else "not measured"
                 print(f"\n{r['model']}: {r['gflop']:.0f} GFLOP of transformer GEMMs per run (same in both); achieved "
-                      f"{r['gflop'] / ref_s:.1f} GFLOP/s (reference), {r['gflop'] / zoo_s:.1f} GFLOP/s (zoo); "
+                      f"{ref_rate} (reference), {r['gflop'] / zoo_s:.1f} GFLOP/s (zoo); "
                       f"fp32 GEMM peak measured in this run: {peak:.1f} GFLOP/s")
         bw = read_bandwidth()
         print(f"\nstreaming read bandwidth (1 thread, this run): {bw:.1f} GB/s\n")
         print("| model | weight bytes / decode step (zoo) | (reference) | ceiling steps/s at that bandwidth |\n|---|---|---|---|")
+        roofline = {"gemm_gflops": peak, "read_gb_s": bw, "decode_bytes": []}
         for name, zb, rb in decode_bytes():
             print(f"| {name} | {zb / 1e6:.0f} MB | {rb / 1e6:.0f} MB | {bw * 1e9 / zb:.1f} |")
+            roofline["decode_bytes"].append({"model": name, "zoo_mb": zb / 1e6, "ref_mb": rb / 1e6,
+                                             "ceiling_steps_s": bw * 1e9 / zb})
+    out = [{"model": r["model"], "op": "generate", "unit": r["unit"], "zoo_s": r["zoo_s"], "ref_s": r["ref_s"],
+            "zoo_per_s": r["zoo"], "ref_per_s": r["ref"], "speedup": r["zoo"] / r["ref"] if r["ref"] else None,
+            "wall_ratio": r["ratio_wall"], "ids_equal": r["ids_equal"]} for r in rows if "skipped" not in r]
+    run.write(out, notes=["throughput from process CPU time; speedup = zoo throughput / reference throughput",
+                          "weights random (seeded per key); same sampler settings and seeds on both sides"],
+              extra={"skipped": [r for r in rows if "skipped" in r], "roofline": roofline})
 
 
 if __name__ == "__main__":

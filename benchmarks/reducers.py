@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from _record import add_results_option, start
 
 
 def gmacs(model, tokens_per_layer: list[int]) -> float:
@@ -158,15 +159,22 @@ def main() -> None:
     ap.add_argument("--backends", nargs="+", default=[None], help="zoo attention backends (sdpa, math, xformers)")
     ap.add_argument("--ref-tome", type=Path, default=None, help="checkout of facebookresearch/ToMe (skipped if absent)")
     ap.add_argument("--json", type=Path, default=None, help="write the rows here (for scripts/plot_reducers.py)")
+    add_results_option(ap)
     args = ap.parse_args()
     if args.ref_tome is not None and not args.ref_tome.exists():
         print(f"reference ToMe not found at {args.ref_tome}; running zoo only")
         args.ref_tome = None
     print("| model | backend | config | img/s | vs baseline | GMACs | cosine (random weights) | tokens in→last |")
     print("|---|---|---|---|---|---|---|---|")
+    record = start("reducers", title="Token reducers: speed vs fidelity", kind="reducer", threads=args.threads,
+                   settings=vars(args), reference=args.ref_tome, results=args.results, device=args.device)
     rows = run(args)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
+    record.write(rows, notes=[(f"batch {args.batch}, {args.dtype}, median of {args.reps} interleaved forwards; "
+                              "speedup = img/s over the unreduced model in the same run"),
+                              ("cosine: pre-logit features vs the unreduced model on random weights (how far features "
+                              "move, not accuracy); GMACs analytic from the tokens entering each block")])
 
 
 if __name__ == "__main__":

@@ -33,8 +33,10 @@ import time
 from pathlib import Path
 
 import torch
+from _record import add_results_option, start
 
 ROOT = Path(__file__).resolve().parents[1]
+ROWS_ENV = "ZOO_TITOK_BENCH_ROWS"  # children append their rows here (JSON lines) for the parent's record
 
 
 def card_config(name: str):
@@ -219,28 +221,75 @@ def run_model(name: str, ref_cls, batches, repeat: int, prefixes, warmup: int = 
             print(_fmt(rows[-1]), flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB on Linux
     print(f"| {name} | peak memory (ref + zoo) | | | | | | {peak:.1f} GiB |", flush=True)
+    for r in rows:
+        r["peak_rss_gib"] = peak
+    _share_rows(rows)
     return rows
+
+
+def _share_rows(rows: list[dict]) -> None:
+    """Append a child's rows to the parent's JSON-lines file (when the parent asked for them)."""
+    path = os.environ.get(ROWS_ENV)
+    if path:
+        import json
+        import math
+
+        with open(path, "a") as f:
+            f.writelines(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}) + "\n"
+                         for r in rows)
+
+
+def record_rows(rows: list[dict]) -> list[dict]:
+    """The printed rows in the common record shape (zoo/ref seconds, per-second throughput, speed-up)."""
+    out = []
+    for r in rows:
+        load = r["stage"].startswith("load")
+        n = 1 if load else r["batch"]
+        zoo_s, ref_s = r["zoo_cpu"], r["ref_cpu"]
+        out.append({"model": r["model"], "op": r["stage"], "batch": r["batch"], "unit": "s" if load else "img/s",
+                    "zoo_s": zoo_s, "ref_s": ref_s, "zoo_per_s": None if load else n / zoo_s,
+                    "ref_per_s": None if load or not ref_s else n / ref_s,
+                    "speedup": ref_s / zoo_s if ref_s else None, "zoo_wall_s": r["zoo_wall"],
+                    "check": r["check"] or None, "peak_rss_gib": r.get("peak_rss_gib")})
+    return out
 
 
 def run_children(args, argv) -> int:
     """Each model in a fresh process, sequentially: memory is returned between sizes."""
+    import json
+    import tempfile
+
     ok = True
+    have_ref = any(p is not None and (Path(p) / "modeling").is_dir() for p in (args.ref, args.ref_odp))
+    run = start("titok", title="TiTok / One-D-Piece encode/decode", kind="tokenizer", threads=args.threads,
+                settings=vars(args), reference=(f"{args.ref} {args.ref_odp}" if have_ref else None),
+                results=args.results)
+    rows_file = Path(tempfile.mkstemp(prefix="titok_rows_", suffix=".jsonl")[1])
+    skipped = []
     for name in args.models:
         need = 2 * weight_bytes(name) + 2**30  # two copies of the weights while loading, + activations
         have = mem_available()
         if have is not None and need > have:
             print(f"| {name} | skipped | | | | | | needs ~{need / 2**30:.1f} GiB (2 x weights + 1 GiB), "
                   f"{have / 2**30:.1f} GiB available |", flush=True)
+            skipped.append({"model": name, "why": f"needs ~{need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB available"})
             ok = False
             continue
         child = [sys.executable, __file__, "--child", name] + _strip_models(argv)
-        env = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20), **os.environ}  # big tensors mmapped: freed = returned
+        env = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20), **os.environ,  # big tensors mmapped: freed = returned
+               ROWS_ENV: str(rows_file)}
         rc = subprocess.run(child, check=False, env=env).returncode
         if rc:
             why = "killed (out of memory?)" if rc in (-9, 137) else f"exit status {rc}"
             print(f"| {name} | failed | | | | | | child process {why} |", flush=True)
+            skipped.append({"model": name, "why": f"child process {why}"})
             ok = False
         gc.collect()
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
+    rows_file.unlink()
+    run.write(record_rows(rows), notes=["speedup = reference CPU seconds / zoo CPU seconds; load rows are seconds",
+                                        "each model ran in its own process, one after the other"],
+              extra={"skipped": skipped})
     return 0 if ok else 1
 
 
@@ -281,6 +330,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds before the timed ones")
     p.add_argument("--prefixes", nargs="+", type=int, default=[32, 256])
     p.add_argument("--threads", type=int, default=1)
+    add_results_option(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.child:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from _record import add_results_option, start
 
 ROOT = Path(__file__).resolve().parents[1]
 YAML = {
@@ -80,6 +81,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--bf16", action="store_true", help="also time zoo in bfloat16 (opt-in, inexact)")
+    add_results_option(p)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from zoo_plugins.wavtokenizer.testing import test_signal
@@ -90,6 +92,10 @@ def main() -> None:
         ref = build_ref(args.ref.resolve(), args.config, sd)
     else:
         print(f"reference not found ({args.ref}); timing zoo only")
+    run = start("wavtokenizer", title=f"WavTokenizer {args.config} encode/decode", kind="tokenizer",
+                threads=args.threads, settings=vars(args), reference=args.ref if ref is not None else None,
+                results=args.results)
+    checks = []
     bw = torch.tensor([0])
     m16 = copy.deepcopy(model).to(torch.bfloat16) if args.bf16 else None
     rows = []
@@ -102,6 +108,8 @@ def main() -> None:
             if m16 is not None:
                 same16 = float((m16.encode_ids(wav) == ids).float().mean())
                 diff16 = float((m16.decode_ids(ids).float() - model.decode_ids(ids)).abs().max())
+                checks.append({"audio_s": seconds, "check": "bf16 vs float32 zoo", "ids_equal_fraction": same16,
+                               "max_abs_diff": diff16})
                 print(f"{seconds:g} s: bf16 ids equal to float32 {same16:.4f}, bf16 decode max|diff| {diff16:.2e} "
                       f"(float32 peak {float(model.decode_ids(ids).abs().max()):.2f})")
                 enc["bf16"] = lambda: m16.encode_ids(wav)
@@ -110,6 +118,8 @@ def main() -> None:
                 _, codes = ref.encode_infer(wav, bandwidth_id=bw)
                 same = float((codes[0] == ids).float().mean())
                 diff = float((ref.decode(ref.codes_to_features(codes), bandwidth_id=bw) - model.decode_ids(codes[0])).abs().max())
+                checks.append({"audio_s": seconds, "check": "zoo vs reference", "ids_equal_fraction": same,
+                               "max_abs_diff": diff})
                 print(f"{seconds:g} s: ids equal {same:.4f}, decode max|diff| {diff:.2e}")
                 enc["ref"] = lambda: ref.encode_infer(wav, bandwidth_id=bw)
                 dec["ref"] = lambda: ref.decode(ref.codes_to_features(codes), bandwidth_id=bw)
@@ -126,6 +136,12 @@ def main() -> None:
         ref_rtf = f"{tr / seconds:8.4f}" if tr is not None else "       -"
         speed = f"{tr / tz:6.2f}x" if tr is not None else "      -"
         print(f"| {what:6} | {seconds:5g}s | {ref_s} | {tz:7.2f} | {ref_rtf} | {tz / seconds:8.4f} | {speed} |" + extra)
+    run.write([{"model": f"wavtokenizer {args.config}", "op": what, "audio_s": seconds, "unit": "audio s / CPU s",
+                "zoo_s": tz, "ref_s": tr, "zoo_per_s": seconds / tz, "ref_per_s": seconds / tr if tr else None,
+                "zoo_rtf": tz / seconds, "ref_rtf": tr / seconds if tr else None,
+                "speedup": tr / tz if tr else None, "bf16_s": tb} for what, seconds, tr, tz, tb in rows],
+              notes=["24 kHz mono test signal; RTF = CPU seconds / audio seconds (lower is better)",
+                     "speedup = reference seconds / zoo seconds"], extra={"checks": checks})
 
 
 if __name__ == "__main__":

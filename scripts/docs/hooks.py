@@ -5,7 +5,9 @@ Listed under ``hooks:`` in ``mkdocs.yml``. On every build:
 * ``on_config``: registers installed plugins' CLI commands (so the CLI reference shows them) and
   puts one nav entry per model family under "Models";
 * ``on_files``: adds the generated pages ``models/index.md``, ``models/<family>.md`` and
-  ``gallery.md`` (none of them exists on disk).
+  ``gallery.md`` (none of them exists on disk), and ``benchmarks.md`` with its plots, made by
+  :mod:`benchmarks_page` from the records in ``benchmarks/results/`` (family pages get a "Speed"
+  section from the same records).
 
 The pages come from :mod:`zoo_docs` (beside this file), a pure function of the registry in the
 environment that builds the site, so an installed third-party plugin's models appear too.
@@ -23,11 +25,11 @@ log = logging.getLogger("mkdocs.hooks.zoo")
 _HERE = Path(__file__).resolve().parent
 
 
-def _load_generators():
-    name = "_zoo_docs_generators"
+def _load_generators(file: str = "zoo_docs.py"):
+    name = "_zoo_docs_" + Path(file).stem
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _HERE / "zoo_docs.py")
+    spec = importlib.util.spec_from_file_location(name, _HERE / file)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -81,12 +83,28 @@ def on_config(config, **kwargs):
     return config
 
 
+def _benchmark_pages(pages: dict[str, str]) -> dict[str, str]:
+    """``benchmarks.md``, its SVG plots, and the family pages with their "Speed" sections."""
+    bench = _load_generators("benchmarks_page.py")
+    records = bench.load_records()
+    page, plots = bench.benchmarks_page(records)
+    out = {bench.PAGE: page, **plots}
+    for path, content in pages.items():
+        if path.startswith("models/") and path != "models/index.md":
+            section = bench.family_section(Path(path).stem, records)
+            if section:
+                out[path] = content.rstrip("\n") + "\n\n" + section
+    log.info("zoo benchmarks: %d records, %d plots", len(records), len(plots))
+    return out
+
+
 def on_files(files, config, **kwargs):
     from mkdocs.structure.files import File
 
     gen = _load_generators()
     pages = dict(_pages)
     pages["gallery.md"] = gen.figure_page(config["docs_dir"])
+    pages.update(_benchmark_pages(pages))
     for path, content in pages.items():
         existing = files.get_file_from_path(path)
         if existing is not None:
