@@ -16,7 +16,12 @@ from zoo.errors import (
     CheckpointError,
     ConfigError,
     HubError,
+    InputError,
+    InputTypeError,
+    MediaError,
     PluginError,
+    ReducerError,
+    TokenError,
     UnknownModelError,
     ZooError,
 )
@@ -27,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "load", "list_models", "info", "plugins", "download", "get_card", "hookimpl",
     "ZooError", "UnknownModelError", "CardError", "PluginError", "ConfigError", "CheckpointError", "HubError",
+    "InputError", "InputTypeError", "MediaError", "TokenError", "ReducerError",
     "Tokens", "Latents",
 ]
 

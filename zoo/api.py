@@ -111,14 +111,47 @@ def _local_files(card: ModelCard, weights: str | Path) -> CheckpointFiles:
 
 
 def _resolve_dtype(dtype: Any):
+    """``None`` or a floating torch dtype from a dtype or its name (``"bf16"``); anything else is
+    an :class:`~zoo.errors.InputError` (model weights are floats: ``torch.int64`` is refused)."""
     import torch
 
-    if dtype is None or isinstance(dtype, torch.dtype):
+    from zoo.errors import InputError
+
+    if dtype is None:
+        return dtype
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise InputError(f"dtype={dtype} is not a floating dtype; model weights are floats: use one of "
+                             f"{sorted(set(_DTYPES.values()))} (or None to keep the checkpoint's)")
         return dtype
     key = str(dtype).replace("torch.", "").lower()
     if key not in _DTYPES:
-        raise ZooError(f"unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}")
+        raise InputError(f"unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}")
     return getattr(torch, _DTYPES[key])
+
+
+def _is_meta(device: Any) -> bool:
+    return device is not None and str(device) == "meta"
+
+
+def _check_device(device: Any) -> None:
+    """Refuse a device torch cannot parse (``"gpu"``) or one this machine lacks, by name."""
+    if device is None:
+        return
+    import torch
+
+    from zoo.errors import InputError
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"device={device!r} is not a device torch knows; use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device={device!r}: no CUDA device is available here (torch {torch.__version__}); use device='cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError(f"device={device!r}: MPS is not available here; use device='cpu'")
 
 
 def load(
@@ -153,7 +186,7 @@ def load(
         Traceback (most recent call last):
         zoo.errors.UnknownModelError: unknown model 'no_such_model'.
     """
-    from zoo.config import merge_config
+    from zoo.config import check_overrides, merge_config
     from zoo.hub import resolve_files
     from zoo.nn.attention import resolve_backend, set_model_backend
     from zoo.weights import load_state_dict_strict, no_init
@@ -162,6 +195,11 @@ def load(
     card, name_revision = registry.find_card(name)
     builder = registry.builder_for(card)
     torch_dtype = _resolve_dtype(dtype)
+    _check_device(device)
+    if not isinstance(pretrained, bool):
+        from zoo.errors import InputTypeError
+
+        raise InputTypeError(f"pretrained must be True or False, got {pretrained!r} ({type(pretrained).__name__})")
 
     files: CheckpointFiles | None = None
     if weights is not None:
@@ -174,6 +212,8 @@ def load(
         raise ZooError(f"{card.name} has no published weights; use zoo.load({card.name!r}, pretrained=False) for a randomly initialised model")
 
     checkpoint = builder.read_checkpoint(files) if files is not None else None
+    if checkpoint is not None:
+        check_overrides(checkpoint.config, overrides, source=f"checkpoint {files.origin}")
     config = merge_config(
         builder.config_class,
         [

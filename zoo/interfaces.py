@@ -17,6 +17,8 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import torch
 
+from zoo.errors import InputTypeError, TokenError
+
 __all__ = [
     "Tokens", "Latents", "Tokenizer", "Generator", "TokenReducer", "ReducerHandle", "ReducedTokens", "as_tokens",
     "as_latents",
@@ -40,17 +42,26 @@ class Tokens:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.ids, torch.Tensor):
+            raise InputTypeError(f"Tokens.ids must be an integer tensor [B, N], got {type(self.ids).__name__}")
         if self.ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-            raise TypeError(f"Tokens.ids must be an integer tensor, got {self.ids.dtype}")
-        if self.ids.dim() < 2:
-            raise ValueError(f"Tokens.ids must be [B, N] (batch first), got shape {tuple(self.ids.shape)}")
+            raise InputTypeError(f"Tokens.ids must be an integer tensor, got {self.ids.dtype}")
+        if self.ids.dim() not in (2, 3):
+            raise TokenError(f"Tokens.ids must be [B, N] or [B, Q, N] (batch first), got shape {tuple(self.ids.shape)}")
+        if isinstance(self.codebook_size, bool) or not isinstance(self.codebook_size, int) or self.codebook_size < 1:
+            raise InputTypeError(f"Tokens.codebook_size must be a positive int, got {self.codebook_size!r}")
+        if not isinstance(self.tokenizer, str):
+            raise InputTypeError(f"Tokens.tokenizer must be a model name (str), got {type(self.tokenizer).__name__}")
         if self.lengths is None:
             self.lengths = torch.full((self.ids.shape[0],), self.ids.shape[-1], dtype=torch.long)
-        self.lengths = torch.as_tensor(self.lengths, dtype=torch.long).cpu()
+        lengths = torch.as_tensor(self.lengths)
+        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+            raise InputTypeError(f"Tokens.lengths must hold integer counts, got {lengths.dtype}")
+        self.lengths = lengths.to(dtype=torch.long).cpu()
         if self.lengths.shape != (self.ids.shape[0],):
-            raise ValueError(f"Tokens.lengths must be [B]={self.ids.shape[0]}, got {tuple(self.lengths.shape)}")
+            raise TokenError(f"Tokens.lengths must be [B]={self.ids.shape[0]}, got {tuple(self.lengths.shape)}")
         if (self.lengths < 0).any() or (self.lengths > self.ids.shape[-1]).any():
-            raise ValueError(f"Tokens.lengths must lie in [0, {self.ids.shape[-1]}], got {self.lengths.tolist()}")
+            raise TokenError(f"Tokens.lengths must lie in [0, {self.ids.shape[-1]}], got {self.lengths.tolist()}")
 
     def __len__(self) -> int:
         return self.ids.shape[0]
@@ -89,47 +100,75 @@ class Tokens:
         return replace(self, ids=self.ids.to(device))
 
     def check_range(self) -> None:
-        """Raise ValueError if any valid id lies outside ``[0, codebook_size)``."""
+        """Raise :class:`~zoo.errors.TokenError` (a ValueError) if any valid id lies outside
+        ``[0, codebook_size)``."""
         for b, n in enumerate(self.lengths.tolist()):
             item = self.ids[b, ..., :n]
             if item.numel() and (int(item.min()) < 0 or int(item.max()) >= self.codebook_size):
-                raise ValueError(
+                raise TokenError(
                     f"token ids of item {b} lie in [{int(item.min())}, {int(item.max())}] but the codebook has "
                     f"{self.codebook_size} entries (valid ids: 0..{self.codebook_size - 1})"
                 )
+
+
+def _same_tokenizer(made_by: str, expected: str) -> bool:
+    """Whether tokens made by ``made_by`` may be decoded by ``expected`` (card names; an empty name
+    is unknown and matches anything; a bare family name matches its family's cards)."""
+    if not made_by or not expected or made_by == expected:
+        return True
+    return "." not in made_by and expected.split(".", 1)[0] == made_by or "." not in expected and made_by.split(".", 1)[0] == expected
 
 
 def as_tokens(tokens: "Tokens | torch.Tensor | Sequence[torch.Tensor]", codebook_size: int, tokenizer: str = "") -> Tokens:
     """Accept ``Tokens``, a ``[B, N]`` tensor, or a list of per-item ``[1, k]``/``[k]`` tensors
     (ragged allowed) and return range-checked :class:`Tokens`.
 
+    ``tokenizer`` is the card name of the model that will decode them: :class:`Tokens` made by
+    another model (``Tokens.tokenizer`` names a different card) are refused with a
+    :class:`~zoo.errors.TokenError`, even when the codebook sizes match. Raw ids carry no name and
+    are taken as they are. Empty batches and empty items are refused.
+
     Example:
         >>> import torch
         >>> as_tokens([torch.tensor([[1, 2, 3]]), torch.tensor([[4]])], 10).lengths.tolist()
         [3, 1]
+        >>> t = Tokens(ids=torch.zeros(1, 4, dtype=torch.long), codebook_size=10, tokenizer="a.x")
+        >>> as_tokens(t, 10, tokenizer="b.y")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        zoo.errors.TokenError: these tokens were made by 'a.x'; this model is 'b.y'
     """
     if isinstance(tokens, Tokens):
         out = tokens
+        if not _same_tokenizer(out.tokenizer, tokenizer):
+            raise TokenError(
+                f"these tokens were made by {out.tokenizer!r}; this model is {tokenizer!r}, whose codebook means "
+                f"something else. Decode them with zoo.load({out.tokenizer!r}), or pass the raw ids "
+                "(tokens.ids) if you know they belong to this model"
+            )
         if out.codebook_size != codebook_size:
-            raise ValueError(f"tokens come from a codebook of {out.codebook_size} ({out.tokenizer or 'unknown'}), this tokenizer has {codebook_size}")
+            raise TokenError(f"tokens come from a codebook of {out.codebook_size} ({out.tokenizer or 'unknown'}), this tokenizer has {codebook_size}")
     elif isinstance(tokens, torch.Tensor):
         if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
-            raise TypeError(f"token ids must be an integer tensor, got {tokens.dtype}")
+            raise InputTypeError(f"token ids must be an integer tensor, got {tokens.dtype}")
         if tokens.dim() == 1:
             tokens = tokens[None]
         out = Tokens(ids=tokens.long(), codebook_size=codebook_size, tokenizer=tokenizer)
     elif isinstance(tokens, (list, tuple)):
         if not tokens:
-            raise ValueError("no token sequences given")
+            raise TokenError("no token sequences given (an empty batch)")
         items = []
         for i, t in enumerate(tokens):
-            t = torch.as_tensor(t)
-            if t.is_floating_point() or t.dtype == torch.bool:
-                raise TypeError(f"token sequence {i} must hold integer ids, got {t.dtype}")
+            if not isinstance(t, torch.Tensor):
+                try:
+                    t = torch.as_tensor(t)
+                except (TypeError, ValueError, RuntimeError) as exc:
+                    raise InputTypeError(f"token sequence {i} is not a tensor of integer ids ({exc})") from None
+            if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+                raise InputTypeError(f"token sequence {i} must hold integer ids, got {t.dtype}")
             if t.dim() == 2 and t.shape[0] == 1:
                 t = t[0]
             if t.dim() != 1 or t.numel() == 0:
-                raise ValueError(f"token sequence {i} must be [1, k] or [k] with k >= 1, got shape {tuple(t.shape)}")
+                raise TokenError(f"token sequence {i} must be [1, k] or [k] with k >= 1, got shape {tuple(t.shape)}")
             items.append(t.long())
         lengths = torch.tensor([len(t) for t in items])
         ids = torch.zeros(len(items), int(lengths.max()), dtype=torch.long, device=items[0].device)
@@ -137,7 +176,11 @@ def as_tokens(tokens: "Tokens | torch.Tensor | Sequence[torch.Tensor]", codebook
             ids[i, : len(t)] = t
         out = Tokens(ids=ids, codebook_size=codebook_size, tokenizer=tokenizer, lengths=lengths)
     else:
-        raise TypeError(f"expected Tokens, a tensor, or a list of tensors, got {type(tokens).__name__}")
+        raise InputTypeError(f"expected Tokens, a tensor, or a list of tensors, got {type(tokens).__name__}")
+    if out.batch_size == 0 or out.max_length == 0:
+        raise TokenError(f"no tokens to decode: ids have shape {tuple(out.ids.shape)} (an empty batch or empty sequences)")
+    if int(out.lengths.min()) < 1:
+        raise TokenError(f"every item needs at least one valid token, got lengths {out.lengths.tolist()}")
     out.check_range()
     return out
 
@@ -183,16 +226,21 @@ class Latents:
     def __post_init__(self) -> None:
         if not isinstance(self.values, torch.Tensor) or not self.values.is_floating_point():
             got = self.values.dtype if isinstance(self.values, torch.Tensor) else type(self.values).__name__
-            raise TypeError(f"Latents.values must be a float tensor, got {got}")
+            raise InputTypeError(f"Latents.values must be a float tensor, got {got}")
         if self.values.dim() != 3:
-            raise ValueError(f"Latents.values must be [B, N, C] (batch first), got shape {tuple(self.values.shape)}")
+            raise TokenError(f"Latents.values must be [B, N, C] (batch first), got shape {tuple(self.values.shape)}")
+        if not isinstance(self.tokenizer, str):
+            raise InputTypeError(f"Latents.tokenizer must be a model name (str), got {type(self.tokenizer).__name__}")
         if self.lengths is None:
             self.lengths = torch.full((self.values.shape[0],), self.values.shape[1], dtype=torch.long)
-        self.lengths = torch.as_tensor(self.lengths, dtype=torch.long).cpu()
+        lengths = torch.as_tensor(self.lengths)
+        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+            raise InputTypeError(f"Latents.lengths must hold integer counts, got {lengths.dtype}")
+        self.lengths = lengths.to(dtype=torch.long).cpu()
         if self.lengths.shape != (self.values.shape[0],):
-            raise ValueError(f"Latents.lengths must be [B]={self.values.shape[0]}, got {tuple(self.lengths.shape)}")
+            raise TokenError(f"Latents.lengths must be [B]={self.values.shape[0]}, got {tuple(self.lengths.shape)}")
         if (self.lengths < 0).any() or (self.lengths > self.values.shape[1]).any():
-            raise ValueError(f"Latents.lengths must lie in [0, {self.values.shape[1]}], got {self.lengths.tolist()}")
+            raise TokenError(f"Latents.lengths must lie in [0, {self.values.shape[1]}], got {self.lengths.tolist()}")
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -240,33 +288,42 @@ def as_latents(latents: "Latents | torch.Tensor | Sequence[torch.Tensor]", dim: 
     """
     if isinstance(latents, Latents):
         out = latents
+        if not _same_tokenizer(out.tokenizer, tokenizer):
+            raise TokenError(
+                f"these latents were made by {out.tokenizer!r}; this model is {tokenizer!r}. Decode them with "
+                f"zoo.load({out.tokenizer!r}), or pass the raw values (latents.values) if you know they fit"
+            )
     elif isinstance(latents, torch.Tensor):
         if not latents.is_floating_point():
-            raise TypeError(f"latents must be a float tensor [B, N, C], got {latents.dtype} (integer ids are Tokens)")
+            raise InputTypeError(f"latents must be a float tensor [B, N, C], got {latents.dtype} (integer ids are Tokens)")
         out = Latents(values=latents[None] if latents.dim() == 2 else latents, tokenizer=tokenizer)
     elif isinstance(latents, (list, tuple)):
         if not latents:
-            raise ValueError("no latent sequences given")
+            raise TokenError("no latent sequences given (an empty batch)")
         items = []
         for i, t in enumerate(latents):
             if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-                raise TypeError(f"latent sequence {i} must be a float tensor [1, k, C] or [k, C]")
+                raise InputTypeError(f"latent sequence {i} must be a float tensor [1, k, C] or [k, C]")
             if t.dim() == 3 and t.shape[0] == 1:
                 t = t[0]
             if t.dim() != 2 or t.shape[0] == 0:
-                raise ValueError(f"latent sequence {i} must be [1, k, C] or [k, C] with k >= 1, got shape {tuple(t.shape)}")
+                raise TokenError(f"latent sequence {i} must be [1, k, C] or [k, C] with k >= 1, got shape {tuple(t.shape)}")
             items.append(t)
         if len({t.shape[1] for t in items}) != 1:
-            raise ValueError(f"latent sequences have different channel counts: {[t.shape[1] for t in items]}")
+            raise TokenError(f"latent sequences have different channel counts: {[t.shape[1] for t in items]}")
         lengths = torch.tensor([t.shape[0] for t in items])
         values = items[0].new_zeros(len(items), int(lengths.max()), items[0].shape[1])
         for i, t in enumerate(items):
             values[i, : len(t)] = t
         out = Latents(values=values, tokenizer=tokenizer, lengths=lengths)
     else:
-        raise TypeError(f"expected Latents, a float tensor, or a list of tensors, got {type(latents).__name__}")
+        raise InputTypeError(f"expected Latents, a float tensor, or a list of tensors, got {type(latents).__name__}")
+    if out.batch_size == 0 or out.max_length == 0:
+        raise TokenError(f"no latents to decode: values have shape {tuple(out.values.shape)} (an empty batch or empty sequences)")
     if dim is not None and out.dim != dim:
-        raise ValueError(f"latents have {out.dim} channels per token ({out.tokenizer or 'unknown'}), this tokenizer takes {dim}")
+        raise TokenError(f"latents have {out.dim} channels per token ({out.tokenizer or 'unknown'}), this tokenizer takes {dim}")
+    if not bool(torch.isfinite(out.values).all()):
+        raise TokenError("latents hold NaN or Inf values; encode finite inputs (check the images/audio for NaN)")
     return out
 
 @runtime_checkable

@@ -13,14 +13,14 @@ Example:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import torch
 
 from zoo.errors import CheckpointError
 
-__all__ = ["load_safetensors", "load_pickle", "load_weights_file", "load_state_dict_strict", "no_init"]
+__all__ = ["load_pickle", "load_safetensors", "load_state_dict_strict", "load_weights_file", "no_init"]
 
 
 def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -65,7 +65,16 @@ def load_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
 
 def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, what: str = "model") -> None:
     """``module.load_state_dict(state_dict, strict=True)`` with one error listing every missing
-    key, unexpected key and shape mismatch."""
+    key, unexpected key, shape mismatch and dtype-kind mismatch (an integer or bool tensor where
+    the model holds floats, a float where it holds integers: torch would cast them silently).
+
+    Example:
+        >>> m = torch.nn.Linear(2, 2)
+        >>> load_state_dict_strict(m, {"weight": torch.ones(2, 2, dtype=torch.int64), "bias": torch.zeros(2)})
+        ... # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        zoo.errors.CheckpointError: weights do not fit model: dtype mismatches (1): weight: checkpoint torch.int64 vs model torch.float32
+    """
     own = module.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
@@ -74,15 +83,28 @@ def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, tor
         for k in sorted(set(own) & set(state_dict))
         if tuple(own[k].shape) != tuple(state_dict[k].shape)
     ]
-    if missing or unexpected or shapes:
+    kinds = [
+        f"{k}: checkpoint {state_dict[k].dtype} vs model {own[k].dtype}"
+        for k in sorted(set(own) & set(state_dict))
+        if isinstance(state_dict[k], torch.Tensor) and _kind(state_dict[k].dtype) != _kind(own[k].dtype)
+    ]
+    if missing or unexpected or shapes or kinds:
         lines = [f"weights do not fit {what}:"]
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes),
+                             ("dtype mismatches (integer/bool vs float)", kinds)):
             if items:
                 shown = ", ".join(items[:12]) + (f", ... ({len(items) - 12} more)" if len(items) > 12 else "")
                 lines.append(f"  {title} ({len(items)}): {shown}")
         lines.append("  Check that the weights belong to this card (or its config overrides match the file).")
         raise CheckpointError("\n".join(lines))
     module.load_state_dict(state_dict, strict=True)
+
+
+def _kind(dtype: torch.dtype) -> str:
+    """float / complex / integral (bool counts as integral: uint8 and bool masks interchange)."""
+    if dtype.is_floating_point:
+        return "float"
+    return "complex" if dtype.is_complex else "integral"
 
 
 _INIT_FUNCS = (

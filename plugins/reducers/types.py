@@ -15,13 +15,10 @@ from dataclasses import dataclass
 
 import torch
 
+from zoo.errors import ReducerError
 from zoo.interfaces import ReducedTokens as _CoreReducedTokens
 
 __all__ = ["Plan", "ReducedTokens", "ReducerError", "Signals"]
-
-
-class ReducerError(ValueError):
-    """A reducer was given something it cannot work with; the message names the fix."""
 
 
 @dataclass

@@ -38,10 +38,11 @@ def test_weights_from_a_local_file_and_dir(patchvq_plugin, tmp_path):
     assert torch.equal(from_file.codebook, from_dir.codebook)
 
 
-def test_user_overrides_beat_checkpoint_config_and_mismatch_is_reported(patchvq_plugin, tmp_path):
+def test_override_contradicting_the_checkpoint_is_refused_and_typos_are_reported(patchvq_plugin, tmp_path):
     path = write_patchvq_release(tmp_path / "r", dim=6)
-    with pytest.raises(CheckpointError, match="shape mismatches .*codebook: checkpoint \\(64, 6\\) vs model \\(64, 5\\)"):
+    with pytest.raises(ConfigError, match="dim=5 contradicts the checkpoint's dim=6"):
         zoo.load("patchvq.tiny", weights=path, dim=5)
+    assert zoo.load("patchvq.tiny", weights=path, dim=6).config.dim == 6  # agreeing with it is fine
     with pytest.raises(ConfigError, match="unknown config field 'dimm'.*did you mean 'dim'"):
         zoo.load("patchvq.tiny", weights=path, dimm=5)
 

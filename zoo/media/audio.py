@@ -37,13 +37,10 @@ import torch.nn.functional as F
 
 __all__ = ["load_audio", "save_audio", "resample", "to_mono", "prepare_audio", "AudioError"]
 
-try:
-    from zoo.errors import ZooError as _Base
-except ImportError:  # pragma: no cover - zoo.errors always exists in the package
-    _Base = Exception
+from zoo.errors import MediaError
 
 
-class AudioError(_Base, ValueError):
+class AudioError(MediaError):
     """Audio that zoo cannot read or use: bad shape, rate or file."""
 
 
