@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 if TYPE_CHECKING:  # torch is imported lazily
     import torch
 
+    from zoo.cards import ModelCard
+
 __all__ = ["CheckpointFiles", "Checkpoint", "ModelBuilder"]
 
 
@@ -67,6 +69,15 @@ class ModelBuilder:
 
     name: str = ""
     config_class: type = dict
+
+    def needed_dependencies(self, files: CheckpointFiles, card: "ModelCard") -> set[str]:
+        """The roles of ``card.dependencies`` this builder needs, given the model's own ``files``.
+
+        ``zoo.load`` resolves (downloads) only these, so a self-contained file loads offline.
+        Default: every dependency the card names. Override when the release file can carry
+        what a dependency would supply (e.g. FlexTok files that hold their VAE).
+        """
+        return set(card.dependencies)
 
     def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
         from zoo.weights import load_weights_file

@@ -1,7 +1,9 @@
 """Model cards: the typed schema of one catalogue entry, and validation of raw mappings.
 
-A card is data only: where the weights live (hub repo + pinned revision + files), which plugin
-builds it, config overrides, licence, paper, modality and reported metrics.
+A card is data only: where the weights live (hub repo + revision + files, and when pinned the
+files' sizes and sha256), which plugin builds it, config overrides, licence, paper, modality and
+reported metrics. A card is *pinned* when its ``revision`` is a 40-hex commit; otherwise it
+follows the repository's main branch.
 
 Example:
     >>> card = card_from_dict({"name": "demo.tiny", "kind": "tokenizer", "plugin": "demo",
@@ -21,12 +23,14 @@ from typing import Any, Literal, Mapping, Optional
 
 from zoo.errors import CardError
 
-__all__ = ["ModelCard", "License", "Paper", "TokenSpec", "card_from_dict", "validate_dataclass", "KINDS", "MODALITIES"]
+__all__ = ["ModelCard", "License", "Paper", "TokenSpec", "FileInfo", "UNPINNED_NOTE", "card_from_dict", "validate_dataclass", "KINDS", "MODALITIES"]
 
 KINDS = ("tokenizer", "generator", "token_reducer")
 MODALITIES = ("image", "video", "audio", "3d", "text", "multimodal", "any")
 _NAME = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
 _REVISION = re.compile(r"^[0-9a-f]{40}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+UNPINNED_NOTE = "follows the repository's main branch (not pinned)"
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,15 @@ class TokenSpec:
 
 
 @dataclass(frozen=True)
+class FileInfo:
+    """What the hub reported for one file at the card's pinned commit: its size in bytes and,
+    for LFS files, its sha256 (downloads are checked against both)."""
+
+    size: int | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """One catalogue entry. ``name`` is ``family.tag``; the family's default card has ``default``."""
 
@@ -71,6 +84,7 @@ class ModelCard:
     hub_repo: Optional[str] = None
     revision: Optional[str] = None
     files: list[str] = field(default_factory=list)
+    file_info: dict[str, FileInfo] = field(default_factory=dict)
     package_dir: Optional[str] = None
     dependencies: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -81,6 +95,7 @@ class ModelCard:
     weights_available: bool = True
     notes: str = ""
     tags: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)  # former names: they still load, with a one-time note
     source: str = ""  # where the card came from (file or plugin); set by the registry
 
     @property
@@ -90,6 +105,29 @@ class ModelCard:
     @property
     def tag(self) -> str:
         return self.name.split(".", 1)[1]
+
+    @property
+    def pinned(self) -> bool:
+        """True when the card names its hub files at a fixed commit (a 40-hex ``revision``)."""
+        return bool(self.hub_repo and self.revision and _REVISION.match(self.revision))
+
+    @property
+    def revision_note(self) -> str:
+        """How the card's files are chosen, in words (empty for cards without hub files).
+
+        Example:
+            >>> card_from_dict({"name": "a.b", "kind": "tokenizer", "plugin": "p", "modality": "image",
+            ...                 "license": {"code": "MIT"}, "hub_repo": "o/r", "files": ["w.bin"]}).revision_note
+            "follows the repository's main branch (not pinned)"
+        """
+        if not self.hub_repo:
+            return ""
+        if self.pinned:
+            hashed = "files hashed" if any(i.sha256 for i in self.file_info.values()) else "files not hashed"
+            return f"pinned to commit {self.revision[:12]} ({hashed})"
+        if self.revision:
+            return f"follows {self.revision!r} (not pinned: not a commit)"
+        return UNPINNED_NOTE
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able record of the card."""
@@ -172,10 +210,25 @@ def card_from_dict(raw: Mapping[str, Any], source: str = "<card>") -> ModelCard:
     card = validate_dataclass(ModelCard, raw, label)
     if not _NAME.match(card.name):
         raise CardError(f"{label}: name must look like 'family.tag' (lowercase letters, digits, '_'), got {card.name!r}")
+    for alias in card.aliases:
+        if not _NAME.match(alias) or alias == card.name:
+            raise CardError(f"{label}: alias {alias!r} must look like 'family.tag' and differ from the card's name")
     if card.revision is not None and card.hub_repo is None:
         raise CardError(f"{label}: 'revision' given without 'hub_repo'")
     if card.hub_repo is not None and card.package_dir is not None:
         raise CardError(f"{label}: give either 'hub_repo' or 'package_dir', not both")
     if (card.hub_repo or card.package_dir) and not card.files:
         raise CardError(f"{label}: 'files' must list the checkpoint files of {card.hub_repo or card.package_dir}")
+    if card.file_info:
+        if not (card.revision and _REVISION.match(card.revision)):
+            raise CardError(f"{label}: 'file_info' records files at a commit; it needs a 40-hex 'revision' "
+                            "(`zoo registry pin NAME` writes both)")
+        unknown = sorted(set(card.file_info) - set(card.files))
+        if unknown:
+            raise CardError(f"{label}: file_info names {unknown}, which are not in 'files' {card.files}")
+        for fname, info in card.file_info.items():
+            if info.sha256 is not None and not _SHA256.match(info.sha256):
+                raise CardError(f"{label}: file_info.{fname}.sha256 must be 64 lowercase hex digits, got {info.sha256!r}")
+            if info.size is not None and info.size < 0:
+                raise CardError(f"{label}: file_info.{fname}.size must be >= 0, got {info.size}")
     return dataclasses.replace(card, source=source)

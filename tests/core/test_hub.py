@@ -42,7 +42,7 @@ def test_hf_hub_offline_env_uses_cache(patchvq_hub, monkeypatch):
 
 def test_offline_with_nothing_cached_is_a_clear_error(patchvq_hub, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(HubError, match="not in the local cache and zoo is offline.*zoo download"):
+    with pytest.raises(HubError, match="not in the local cache .* zoo is offline .*HF_HUB_OFFLINE=1 is set.*zoo download"):
         zoo.load("patchvq.tiny")
     assert patchvq_hub.requests == []
 
@@ -86,7 +86,7 @@ def test_pinned_commit_revision_is_sent(patchvq_hub):
 
 def test_truncated_download_leaves_nothing_corrupt(patchvq_hub, no_backoff):
     patchvq_hub.truncate.add("model.safetensors")
-    with pytest.raises(HubError, match="failed|could not reach"):
+    with pytest.raises(HubError, match="interrupted|could not reach"):
         zoo.load("patchvq.tiny")
     assert _snapshot_files(patchvq_hub.cache_dir) == []  # no half file where a loader would look
     patchvq_hub.truncate.clear()
