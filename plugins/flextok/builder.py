@@ -6,6 +6,11 @@ Data flow: the safetensors header's Hydra config is parsed as data
 state dict loads unchanged with ``strict=True``. If a FlexTok file lacks the ``vae.vae.*``
 weights, they are taken from the VAE card's ``diffusion_pytorch_model.safetensors``.
 
+The VAE card is a dependency *on demand* (:meth:`FlexTokBuilder.needed_dependencies`): a file
+that holds the ``vae.vae.*`` weights and whose metadata gives the VAE's ``latent_channels`` and
+``scaling_factor`` is self-contained -- the reference builds that VAE from its built-in base
+config plus those two values, and so does zoo -- so it loads without the VAE card (offline).
+
 Example:
     >>> FlexTokBuilder().name
     'flextok'
@@ -49,11 +54,40 @@ def read_vae_config(raw: Mapping[str, Any], latent_channels: int | None = None) 
     return out
 
 
+def _safetensors_header(path: Any) -> dict[str, Any]:
+    """The JSON header of a safetensors file (tensor names -> info, ``__metadata__``), no tensors read."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if not 0 < n <= 100_000_000:
+            raise ValueError(f"{path}: not a safetensors file (header length {n})")
+        return json.loads(f.read(n))
+
+
 class FlexTokBuilder(ModelBuilder):
     """Builds :class:`zoo_plugins.flextok.model.FlexTok` from the official release files."""
 
     name = "flextok"
     config_class = FlexTokConfig
+
+    def needed_dependencies(self, files: CheckpointFiles, card: Any) -> set[str]:
+        """``{"vae"}`` unless the file holds the VAE weights and its scaling factor (then nothing)."""
+        from .metadata import config_from_metadata
+
+        needed = set(card.dependencies)
+        if "vae" not in needed:
+            return needed
+        path = files.paths.get("model.safetensors") or files.primary
+        try:
+            header = _safetensors_header(path)
+        except (OSError, ValueError):  # not a safetensors file: read_checkpoint names the problem
+            return needed
+        if not any(k.startswith(_VAE_PREFIX) for k in header):
+            return needed
+        meta = header.get("__metadata__") or {}
+        vae = config_from_metadata(meta)["vae"] if meta else {}
+        if vae.get("latent_channels") is None or vae.get("scaling_factor") is None:
+            return needed
+        return needed - {"vae"}
 
     def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
         from zoo.weights import load_safetensors
@@ -118,10 +152,10 @@ class FlexTokVAEBuilder(ModelBuilder):
     def build(self, config: Mapping[str, Any]):
         from .vae import AutoencoderKL
 
-        if not config:
+        if "block_out_channels" not in config:  # no config.json (pretrained=False): FlexTok's VAE base + the card's fields
             from .vae_config import flextok_vae_config
 
-            config = flextok_vae_config(16)
+            config = {**flextok_vae_config(int(config.get("latent_channels", 16))), **config}
         return AutoencoderKL.from_config(dict(config))
 
     def convert(self, state_dict, config):
