@@ -72,7 +72,9 @@ def info(name: str) -> dict[str, Any]:
     record["family"] = card.family
     record["registered_by"] = registry.card_owner(card.name)
     record["requested_revision"] = revision
-    record["revision_pinned"] = bool(card.revision and re.fullmatch(r"[0-9a-f]{40}", card.revision))
+    record["pinned"] = card.pinned  # a 40-hex commit; otherwise the repo's main branch
+    record["revision_note"] = card.revision_note  # e.g. "follows the repository's main branch (not pinned)"
+    record["revision_pinned"] = card.pinned  # older name of "pinned"
     lic = card.license
     record["license_summary"] = (
         f"code: {lic.code}; weights: {lic.weights or lic.code}"
@@ -97,17 +99,52 @@ def download(name: str, *, revision: str | None = None, cache_dir: str | Path | 
 
 
 def _local_files(card: ModelCard, weights: str | Path) -> CheckpointFiles:
+    """The card's files found at ``weights``: a file, or a directory holding them.
+
+    In a directory each file the card lists is taken by its name, or else by its suffix when the
+    directory holds exactly one file with that suffix (so a WavTokenizer ``x.ckpt`` + ``x.yaml``
+    under any names is enough); files the card does not list are passed on under their own names.
+    A single file stands for the card's file with the same suffix (its first file otherwise).
+    """
     path = Path(weights).expanduser()
     if path.is_dir():
-        names = card.files or sorted(p.name for p in path.iterdir() if p.is_file())
-        missing = [n for n in names if not (path / n).is_file()]
+        present = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not card.files:
+            return CheckpointFiles({p.name: p for p in present}, origin=f"local-dir:{path}")
+        taken: dict[str, Path] = {n: path / n for n in card.files if (path / n).is_file()}
+        missing = []
+        for name in (n for n in card.files if n not in taken):
+            suffix = Path(name).suffix
+            same = [p for p in present if p.suffix == suffix and p not in taken.values()]
+            if len(same) == 1:
+                taken[name] = same[0]
+            elif len(same) > 1:
+                raise CheckpointError(
+                    f"{path} holds {len(same)} {suffix} files ({[p.name for p in same]}) and none is named {name!r}, "
+                    f"which {card.name} needs: keep one, or name it {name!r}"
+                )
+            else:
+                missing.append(name)
         if missing:
-            raise CheckpointError(f"{path} lacks {missing}, which {card.name} needs (its release files: {card.files})")
-        return CheckpointFiles({n: path / n for n in names}, origin=f"local-dir:{path}")
+            raise CheckpointError(f"{path} lacks {missing}, which {card.name} needs (its release files: {card.files}; "
+                                  "a file with the same suffix under another name is accepted when it is the only one)")
+        extra = {p.name: p for p in present if p not in taken.values() and p.name not in taken}
+        return CheckpointFiles({**taken, **extra}, origin=f"local-dir:{path}")
     if path.is_file():
-        key = card.files[0] if card.files else path.name
+        same = [n for n in card.files if Path(n).suffix == path.suffix]
+        key = path.name if not card.files else (same[0] if same else card.files[0])
         return CheckpointFiles({key: path}, origin=f"local-file:{path}")
     raise CheckpointError(f"weights={str(weights)!r}: no such file or directory")
+
+
+def _dependency_card(card: ModelCard, role: str, cards: Any) -> ModelCard:
+    if role not in card.dependencies:
+        raise ZooError(f"the builder of {card.name} asks for a dependency {role!r} the card does not name "
+                       f"(its dependencies: {card.dependencies or 'none'}); fix the card or the builder")
+    dep = card.dependencies[role]
+    if dep not in cards:
+        raise ZooError(f"{card.name} depends on {dep!r} ({role}), which is not in the catalogue")
+    return cards[dep]
 
 
 def _resolve_dtype(dtype: Any):
@@ -173,8 +210,9 @@ def load(
         name: ``family.tag[@revision]``, a family (its default tag), or ``hf-hub:org/repo[@rev]``.
         pretrained: load weights; ``False`` builds the architecture randomly, no download.
         weights: a local file or directory in the model's original release format (no download
-            of the model's own files; dependencies still resolve from the cache/hub).
-        revision: overrides the card's pinned revision.
+            of the model's own files; a dependency resolves from the cache/hub only when the
+            builder needs it given these files, see ``ModelBuilder.needed_dependencies``).
+        revision: overrides the card's revision (its pinned commit, or ``main`` when not pinned).
         device, dtype: where and in which precision to put the model (``"bf16"`` etc. accepted).
         attn_backend: ``"sdpa"``, ``"math"`` or ``"xformers"`` for every attention in the model.
         cache_dir, local_files_only: passed to every hub download (``HF_HUB_OFFLINE`` honoured).
@@ -204,12 +242,15 @@ def load(
     files: CheckpointFiles | None = None
     if weights is not None:
         files = _local_files(card, weights)
-        for role, dep in card.dependencies.items():
-            files.deps[role] = resolve_files(registry.cards[dep], registry.cards, cache_dir=cache_dir, local_files_only=local_files_only)
     elif pretrained and (card.hub_repo or card.package_dir):
-        files = resolve_files(card, registry.cards, revision=revision or name_revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        files = resolve_files(card, registry.cards, revision=revision or name_revision, cache_dir=cache_dir,
+                              local_files_only=local_files_only, dependencies=False)
     elif pretrained and not card.weights_available:
         raise ZooError(f"{card.name} has no published weights; use zoo.load({card.name!r}, pretrained=False) for a randomly initialised model")
+    if files is not None:  # dependencies on demand: only what the builder needs given these files
+        for role in sorted(builder.needed_dependencies(files, card)):
+            files.deps[role] = resolve_files(_dependency_card(card, role, registry.cards), registry.cards,
+                                             cache_dir=cache_dir, local_files_only=local_files_only)
 
     checkpoint = builder.read_checkpoint(files) if files is not None else None
     if checkpoint is not None:
