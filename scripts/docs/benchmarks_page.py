@@ -180,9 +180,9 @@ def bar_chart(panels: Sequence[tuple[str, str, list[tuple[str, float, float | No
             body.append(f'<text x="{label_w + value * scale + 4:.1f}" y="{y + bar_h - 3}" font-size="10">{text}</text>')
             y += h + gap
         y += 10
-    legend = ('<rect x="4" y="{0}" width="10" height="10" fill="#00897b"/><text x="18" y="{1}" font-size="11">zoo</text>'
-              '<rect x="60" y="{0}" width="10" height="10" fill="#9e9e9e"/>'
-              '<text x="74" y="{1}" font-size="11">reference (where measured)</text>').format(y, y + 9)
+    legend = (f'<rect x="4" y="{y}" width="10" height="10" fill="#00897b"/><text x="18" y="{y + 9}" font-size="11">zoo</text>'
+              f'<rect x="60" y="{y}" width="10" height="10" fill="#9e9e9e"/>'
+              f'<text x="74" y="{y + 9}" font-size="11">reference (where measured)</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 20}" viewBox="0 0 {width} {y + 20}" '
             f'font-family="sans-serif">\n' + "\n".join(body) + "\n" + legend + "\n</svg>\n")
 
@@ -252,12 +252,12 @@ def benchmarks_page(records: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str
     gpu = [r for r in records if str(r.get("device", "cpu")) != "cpu"]
     plots = _plots(cpu)
     out = ["# Benchmarks\n",
-           "Every number on this page comes from a JSON record that a script in `benchmarks/` wrote into "
+           ("Every number on this page comes from a JSON record that a script in `benchmarks/` wrote into "
            "`benchmarks/results/` when it ran; the page is regenerated from them at each docs build. "
            "Speed is process CPU time with one torch thread unless a record says otherwise, so a busy neighbour "
            "costs wall time but not the measurement; the load average at the start and end of each run is "
            "shown so you can judge. Compare ratios measured in one run, not absolute numbers across machines. "
-           "Weights are random (seeded per key) in the official layouts, at the published sizes unless noted.\n"]
+           "Weights are random (seeded per key) in the official layouts, at the published sizes unless noted.\n")]
     if not records:
         out.append('!!! info "No results yet"\n    Run a script in `benchmarks/` (it writes its record into '
                    "`benchmarks/results/`) and rebuild the site.\n")
