@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -47,26 +48,59 @@ class ModelName(NamedTuple):
     hub_repo: str | None
 
 
+_PART = re.compile(r"[a-z0-9_][a-z0-9_-]*")
+_HUB_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+_REVISION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
+_FORMS = "model names look like 'family', 'family.tag', 'family.tag@revision' or 'hf-hub:org/repo[@revision]'"
+
+
+def _malformed(name: str, why: str) -> UnknownModelError:
+    return UnknownModelError(f"malformed model name {name!r}: {why}; {_FORMS}")
+
+
+def _check_revision(name: str, revision: str) -> str:
+    if not revision:
+        raise _malformed(name, "nothing after '@' (drop the '@', or give a commit / branch / tag)")
+    if not _REVISION_NAME.fullmatch(revision) or ".." in revision or "//" in revision or revision.endswith(("/", ".")):
+        raise _malformed(name, f"{revision!r} is not a revision (a commit hash, branch or tag: letters, digits, '._/-')")
+    return revision
+
+
 def parse_model_name(name: str) -> ModelName:
     """Split a model name into family, tag, revision, or an explicit hub repo.
 
-    ``family`` alone (no tag) means the family's default card.
+    ``family`` alone (no tag) means the family's default card. Names are case-insensitive
+    (revisions are not); anything else (``flextok@``, ``flextok@@``, ``.tag``, spaces inside) is
+    an :class:`~zoo.errors.UnknownModelError` that says what is wrong.
+
+    Example:
+        >>> parse_model_name("FlexTok")
+        ModelName(family='flextok', tag=None, revision=None, hub_repo=None)
+        >>> parse_model_name("flextok@")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        zoo.errors.UnknownModelError: malformed model name 'flextok@': nothing after '@' ...
     """
     if not isinstance(name, str) or not name.strip():
-        raise UnknownModelError(f"a model name must be a non-empty string, got {name!r}")
-    name = name.strip()
+        raise UnknownModelError(f"a model name must be a non-empty string, got {name!r}; {_FORMS}")
+    original, name = name, name.strip()
     revision = None
-    if name.startswith("hf-hub:"):
+    if name.lower().startswith("hf-hub:"):
         repo = name[len("hf-hub:"):]
         if "@" in repo:
             repo, revision = repo.split("@", 1)
-        if repo.count("/") != 1:
-            raise UnknownModelError(f"hf-hub names look like 'hf-hub:org/repo[@revision]', got {name!r}")
-        return ModelName(None, None, revision or None, repo)
+            revision = _check_revision(original, revision)
+        if not _HUB_REPO.fullmatch(repo) or ".." in repo:
+            raise _malformed(original, f"{repo!r} is not a hub repo id (org/repo: letters, digits, '._-')")
+        return ModelName(None, None, revision, repo)
     if "@" in name:
         name, revision = name.split("@", 1)
-    family, _, tag = name.partition(".")
-    return ModelName(family.lower(), tag.lower() or None, revision or None, None)
+        revision = _check_revision(original, revision)
+    family, dot, tag = name.lower().partition(".")
+    if not _PART.fullmatch(family):
+        raise _malformed(original, f"{family!r} is not a family name (lowercase letters, digits, '_')")
+    if dot and not all(_PART.fullmatch(part) for part in tag.split(".")):
+        raise _malformed(original, f"{tag!r} is not a tag (lowercase letters, digits, '_', dot-separated)")
+    return ModelName(family, tag or None, revision, None)
 
 
 def _strict() -> bool:
@@ -105,12 +139,15 @@ class Registry:
 
     # ------------------------------------------------------------------ plugins
 
-    def _fail(self, name: str, module: str, exc: BaseException, dist=None) -> None:
-        message = f"zoo plugin {name!r} ({module}) failed to load: {type(exc).__name__}: {exc}"
+    def _fail(self, name: str, module: str, exc: BaseException, dist=None, *, what: str = "failed to load") -> None:
+        message = f"zoo plugin {name!r} ({module}) {what}: {type(exc).__name__}: {exc}"
         if _strict():
-            raise PluginError(message) from exc
+            raise PluginError(message) from None
+        error = f"{type(exc).__name__}: {exc}"
+        if any(p.name == name and p.error == error for p in self.failed):
+            return  # already reported (cards and builders are collected again after each registration)
         warnings.warn(message + " -- skipped (set ZOO_STRICT_PLUGINS=1 to make this fatal)", PluginLoadWarning, stacklevel=3)
-        self.failed.append(PluginInfo(name, module, dist, None, [], error=f"{type(exc).__name__}: {exc}"))
+        self.failed.append(PluginInfo(name, module, dist, None, [], error=error))
 
     def register_plugin(self, plugin: Any, name: str | None = None, *, dist: tuple[str | None, str | None] = (None, None)) -> bool:
         """Register a plugin object/module; validate its hooks. Returns False if it was rejected."""
@@ -166,16 +203,20 @@ class Registry:
             out.append(PluginInfo(name, getattr(plugin, "__name__", type(plugin).__name__), dist, version, hooks))
         return sorted(out + self.failed, key=lambda p: p.name)
 
-    def _call_each(self, hook_name: str, make_register: Callable[[str], Callable[[Any], None]]) -> None:
-        """Call one hook implementation at a time so each registration knows its plugin."""
+    def _call_each(self, hook_name: str, accept: Callable[[str, list[Any]], None]) -> None:
+        """Call one hook implementation at a time; each plugin's registrations are collected,
+        then ``accept(plugin_name, items)`` checks and takes them all. A plugin whose hook raises,
+        or whose items ``accept`` refuses, is reported and contributes nothing (not half of its
+        items); the other plugins are unaffected."""
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             plugin_name = self.pm.get_name(impl.plugin)
+            items: list[Any] = []
             try:
-                impl.function(register=make_register(plugin_name))
-            except (PluginError,) as exc:
-                raise exc
-            except Exception as exc:
-                self._fail(plugin_name, getattr(impl.plugin, "__name__", "?"), exc)
+                impl.function(register=items.append)
+                accept(plugin_name, items)
+            except Exception as exc:  # a broken plugin is reported, never fatal unless strict
+                what = f"was skipped: its {hook_name} hook failed, so none of what it registers is used"
+                self._fail(plugin_name, getattr(impl.plugin, "__name__", "?"), exc, self._dists.get(plugin_name, (None,))[0], what=what)
 
     # ------------------------------------------------------------------ cards
 
@@ -187,22 +228,24 @@ class Registry:
                 cards: dict[str, ModelCard] = {}
                 owner: dict[str, str] = {}
 
-                def make_register(plugin_name: str):
-                    def register(card: Any) -> None:
-                        card = card_from_dict(card, source=f"plugin {plugin_name}") if not isinstance(card, ModelCard) else card
+                def accept(plugin_name: str, raw_cards: list[Any]) -> None:
+                    mine: dict[str, ModelCard] = {}
+                    for raw in raw_cards:
+                        card = raw if isinstance(raw, ModelCard) else card_from_dict(raw, source=f"plugin {plugin_name}")
                         if not card.source:
                             card = card.__class__(**{**card.__dict__, "source": f"plugin {plugin_name}"})
-                        if card.name in cards:
+                        if card.name in cards or card.name in mine:
+                            first = f"{owner[card.name]} ({cards[card.name].source})" if card.name in cards else f"{plugin_name} itself"
                             raise PluginError(
-                                f"model {card.name!r} is registered twice: by {owner[card.name]} ({cards[card.name].source}) "
-                                f"and by {plugin_name} ({card.source}); uninstall one of the plugins or rename the card"
+                                f"model {card.name!r} is registered twice: by {first} and by {plugin_name} ({card.source}); "
+                                "uninstall one of the plugins or rename the card"
                             )
-                        cards[card.name] = card
-                        owner[card.name] = plugin_name
-                    return register
+                        mine[card.name] = card
+                    self._check_defaults({**cards, **mine})
+                    cards.update(mine)
+                    owner.update(dict.fromkeys(mine, plugin_name))
 
-                self._call_each("register_cards", make_register)
-                self._check_defaults(cards)
+                self._call_each("register_cards", accept)
                 self._cards, self._card_owner = cards, owner
             return self._cards
 
@@ -267,18 +310,20 @@ class Registry:
                 builders: dict[str, Any] = {}
                 owner: dict[str, str] = {}
 
-                def make_register(plugin_name: str):
-                    def register(builder: Any) -> None:
+                def accept(plugin_name: str, items: list[Any]) -> None:
+                    mine: dict[str, Any] = {}
+                    for builder in items:
                         name = getattr(builder, "name", None)
-                        if not name:
+                        if not name or not isinstance(name, str):
                             raise PluginError(f"plugin {plugin_name} registered a builder without a name: {builder!r}")
-                        if name in builders:
-                            raise PluginError(f"builder {name!r} is registered twice: by {owner[name]} and by {plugin_name}")
-                        builders[name] = builder
-                        owner[name] = plugin_name
-                    return register
+                        if name in builders or name in mine:
+                            first = owner.get(name, plugin_name)
+                            raise PluginError(f"builder {name!r} is registered twice: by {first} and by {plugin_name}")
+                        mine[name] = builder
+                    builders.update(mine)
+                    owner.update(dict.fromkeys(mine, plugin_name))
 
-                self._call_each("register_builders", make_register)
+                self._call_each("register_builders", accept)
                 self._builders = builders
             return self._builders
 

@@ -97,9 +97,15 @@ def test_broken_entry_point_is_reported(monkeypatch):
         Registry()
 
 
-def test_two_plugins_registering_one_name_is_an_error_naming_both():
-    with isolated_registry(cards_plugin("toy.same", module_name="first_plugin"), cards_plugin("toy.same", module_name="second_plugin")):
-        with pytest.raises(PluginError, match="'toy.same' is registered twice: by first_plugin .* and by second_plugin"):
+def test_two_plugins_registering_one_name_is_reported_naming_both_and_the_second_skipped(monkeypatch):
+    plugins = (cards_plugin("toy.same", module_name="first_plugin"), cards_plugin("toy.same", module_name="second_plugin"))
+    with isolated_registry(*plugins):
+        with pytest.warns(PluginLoadWarning, match="'toy.same' is registered twice: by first_plugin .* and by second_plugin"):
+            assert zoo.list_models() == ["toy.same"]
+        assert zoo.info("toy.same")["registered_by"] == "first_plugin"
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
+    with isolated_registry(*plugins):
+        with pytest.raises(PluginError, match="'toy.same' is registered twice"):
             zoo.list_models()
 
 
@@ -147,8 +153,8 @@ def test_builder_hook_and_builder_clash():
     with isolated_registry(builders_plugin("one")) as registry:
         assert list(registry.builders) == ["toy"]
     with isolated_registry(builders_plugin("one"), builders_plugin("two")) as registry:
-        with pytest.raises(PluginError, match="builder 'toy' is registered twice: by one and by two"):
-            registry.builders
+        with pytest.warns(PluginLoadWarning, match="builder 'toy' is registered twice: by one and by two"):
+            assert list(registry.builders) == ["toy"]
 
 
 def test_missing_builder_is_a_clear_error():
@@ -194,10 +200,10 @@ def test_family_default_and_unknown_names():
             zoo.load("toy")
 
 
-def test_two_defaults_in_a_family_is_an_error():
+def test_two_defaults_in_a_family_is_reported_and_the_second_plugin_skipped():
     with isolated_registry(cards_plugin("toy.a", default="toy.a", module_name="p1"), cards_plugin("toy.b", default="toy.b", module_name="p2")):
-        with pytest.raises(PluginError, match="several default cards"):
-            zoo.list_models()
+        with pytest.warns(PluginLoadWarning, match="several default cards"):
+            assert zoo.list_models() == ["toy.a"]
 
 
 def test_list_models_wildcards_natural_sort_and_filters():

@@ -1,5 +1,11 @@
 """Images in and out: every zoo image model takes ``[B, 3, H, W]`` float tensors in ``[-1, 1]``.
 
+Files are read with PIL: 8-bit images as they are, 16-bit ones (``I;16`` PNGs, ``I`` mode) scaled
+from ``[0, 65535]`` (never clipped to white), palette/alpha/CMYK images converted to RGB. A file
+PIL cannot read as an image, a truncated one, or pixels that are NaN/Inf is a
+:class:`~zoo.errors.MediaError` naming the file (:func:`check_images` is the check models run on
+tensors).
+
 Example:
     >>> import numpy as np
     >>> x = to_tensor(np.zeros((8, 8, 3), dtype=np.uint8))
@@ -9,25 +15,63 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["load_images", "to_tensor", "to_pil", "to_unit", "from_unit", "make_grid", "save_grid"]
+from zoo.errors import InputTypeError, MediaError
+
+__all__ = ["check_images", "from_unit", "load_images", "make_grid", "open_image", "save_grid", "to_pil", "to_tensor", "to_unit"]
+
+_WIDE_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0}
+
+
+def open_image(path: str | Path):
+    """Open an image file fully (decoding it now, so truncated files fail here) as a PIL image.
+
+    A missing file is a ``FileNotFoundError``; anything PIL cannot decode is a
+    :class:`~zoo.errors.MediaError` naming the file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    try:
+        image = Image.open(path)
+        image.load()
+    except UnidentifiedImageError:
+        raise MediaError(f"{path} is not an image file PIL can read (png, jpeg, webp, ...)") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise MediaError(f"{path} could not be decoded as an image ({exc}); is it truncated or corrupt?") from None
+    return image
+
+
+def _to_rgb(image):
+    """A PIL image as 8-bit RGB; 16-bit grey levels are scaled, not clipped."""
+    from PIL import Image
+
+    if image.mode in _WIDE_MODES:
+        arr = np.asarray(image).astype(np.float64)
+        if arr.size and (arr.min() < 0 or arr.max() > _WIDE_MODES[image.mode]):
+            raise MediaError(f"{image.mode} image values lie in [{arr.min():.0f}, {arr.max():.0f}], outside [0, 65535]")
+        arr = np.rint(arr * (255.0 / 65535.0)).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if image.mode == "F":
+        raise MediaError("32-bit float images have no defined range; save the image as an 8- or 16-bit PNG")
+    return image.convert("RGB")
 
 
 def _one(image: Any, size: int | tuple[int, int] | None) -> torch.Tensor:
     from PIL import Image
 
     if isinstance(image, (str, Path)):
-        try:
-            image = Image.open(image)
-        except (FileNotFoundError, IsADirectoryError):
-            raise FileNotFoundError(f"image not found: {image}") from None
+        image = open_image(image)
     if isinstance(image, Image.Image):
-        image = image.convert("RGB")
+        image = _to_rgb(image)
         if size is not None:
             image = _resize_center_crop(image, size)
         arr = np.asarray(image)
@@ -38,13 +82,15 @@ def _one(image: Any, size: int | tuple[int, int] | None) -> torch.Tensor:
         if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
             arr = arr.transpose(1, 2, 0)
     else:
-        raise TypeError(f"cannot read an image from {type(image).__name__}; pass a path, PIL image or HxWx3 uint8 array")
+        raise InputTypeError(f"cannot read an image from {type(image).__name__}; pass a path, PIL image or HxWx3 uint8 array")
     if arr.dtype != np.uint8:
-        raise TypeError(f"image arrays must be uint8 in [0, 255], got {arr.dtype}; float tensors in [-1, 1] can be passed to models directly")
+        raise InputTypeError(f"image arrays must be uint8 in [0, 255], got {arr.dtype}; float tensors in [-1, 1] can be passed to models directly")
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=-1)
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
-        raise ValueError(f"image must be HxWx3 (or HxWx4), got shape {arr.shape}")
+        raise MediaError(f"image must be HxWx3 (or HxWx4), got shape {arr.shape}")
+    if 0 in arr.shape:
+        raise MediaError(f"image is empty (shape {arr.shape})")
     t = torch.from_numpy(np.array(arr[..., :3], copy=True)).permute(2, 0, 1).float()
     if size is not None and not isinstance(image, Image.Image):
         t = _resize_tensor(t, size)
@@ -72,13 +118,58 @@ def to_tensor(images: Any, size: int | tuple[int, int] | None = None) -> torch.T
     ``size`` resizes (shorter side) and centre-crops to a square/rectangle first.
     """
     if isinstance(images, (list, tuple)):
+        if not images:
+            raise MediaError("no images given (an empty list)")
         items = [_one(im, size) for im in images]
     else:
         items = [_one(images, size)]
     shapes = {tuple(t.shape) for t in items}
     if len(shapes) > 1:
-        raise ValueError(f"images have different sizes {sorted(shapes)}; pass size= to resize them to one")
+        raise MediaError(f"images have different sizes {sorted(shapes)}; pass size= to resize them to one")
     return torch.stack(items)
+
+
+def check_images(images: Any, *, size: int | tuple[int, int] | None = None, multiple_of: int | None = None,
+                 model: str = "this model") -> torch.Tensor:
+    """Check that ``images`` is what image models take, before any compute: a float
+    ``[B, 3, H, W]`` tensor, B >= 1, finite, in about ``[-1, 1]``, of ``size`` (an int: square)
+    or with sides divisible by ``multiple_of``. Returns ``images``; raises
+    :class:`~zoo.errors.MediaError` (or :class:`~zoo.errors.InputTypeError`) naming the fix.
+
+    Example:
+        >>> check_images(torch.zeros(1, 3, 32, 32), size=32).shape
+        torch.Size([1, 3, 32, 32])
+        >>> check_images(torch.zeros(1, 3, 32, 32), size=64, model="flextok.demo_tiny")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        zoo.errors.MediaError: flextok.demo_tiny takes 64x64 images, got 32x32; ...
+    """
+    if not isinstance(images, torch.Tensor):
+        raise InputTypeError(f"{model} takes images as a [B, 3, H, W] float tensor in [-1, 1], got {type(images).__name__}; "
+                             "read files and PIL images with zoo.media.image.to_tensor")
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise MediaError(f"{model} takes images as [B, 3, H, W] in [-1, 1], got shape {tuple(images.shape)}"
+                         + ("; add the batch dimension with x[None]" if images.dim() == 3 and images.shape[0] == 3 else ""))
+    if not images.is_floating_point():
+        raise InputTypeError(f"{model} takes float images in [-1, 1], got {images.dtype}; convert uint8 with x / 127.5 - 1")
+    if images.shape[0] == 0 or images.shape[2] == 0 or images.shape[3] == 0:
+        raise MediaError(f"no images to encode: shape {tuple(images.shape)}")
+    h, w = images.shape[-2:]
+    if size is not None:
+        want = (size, size) if isinstance(size, int) else tuple(size)
+        if (h, w) != want:
+            raise MediaError(f"{model} takes {want[0]}x{want[1]} images, got {h}x{w}; resize them first "
+                             f"(zoo.media.image.to_tensor(images, size={want[0] if want[0] == want[1] else want}))")
+    if multiple_of and (h % multiple_of or w % multiple_of):
+        raise MediaError(f"{model} takes images whose sides are multiples of {multiple_of}, got {h}x{w}")
+    finite = torch.isfinite(images)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise MediaError(f"images hold {bad} NaN/Inf pixel value(s); {model} encodes finite pixels in [-1, 1] only")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -1.5 or hi > 1.5:
+        raise MediaError(f"images must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]; "
+                         "convert [0, 1] images with x * 2 - 1 and uint8 with x / 127.5 - 1")
+    return images
 
 
 def load_images(paths: Sequence[str | Path], size: int | tuple[int, int] | None = None) -> torch.Tensor:
