@@ -16,6 +16,7 @@ import sys
 import click
 
 from zoo.errors import ZooError
+from zoo.generation_commands import AUDIO_SUFFIXES, IMAGE_SUFFIXES, check_output_path, finite_float
 
 __all__ = ["cli", "main"]
 
@@ -24,7 +25,18 @@ def _fail(exc: Exception) -> None:
     raise click.ClickException(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _ZooGroup(click.Group):
+    """A click group that turns any :class:`~zoo.errors.ZooError` a command lets through into a
+    one-line ``Error: ...`` and exit status 1 (never a traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ZooError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zoo")
 def cli() -> None:
     """zoo: multimodal tokenizers, token generators and token reducers behind one interface."""
@@ -35,11 +47,15 @@ def cli() -> None:
 @click.option("--kind", type=click.Choice(["tokenizer", "generator", "token_reducer"]), help="Only this kind.")
 @click.option("--modality", help="Only this modality (image, audio, video, 3d, text, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
-def list_cmd(pattern: str, kind: str | None, modality: str | None, as_json: bool) -> None:
+@click.option("--pinned/--not-pinned", "pinned", default=None,
+              help="Only cards pinned to a commit / only cards that follow the repository's main branch.")
+def list_cmd(pattern: str, kind: str | None, modality: str | None, as_json: bool, pinned: bool | None = None) -> None:
     """List registered models matching PATTERN (fnmatch wildcards, e.g. 'flextok.*')."""
     import zoo
 
     names = zoo.list_models(pattern, kind=kind, modality=modality)
+    if pinned is not None:
+        names = [n for n in names if zoo.get_card(n).hub_repo and zoo.get_card(n).pinned == pinned]
     if as_json:
         click.echo(json.dumps([zoo.info(n) for n in names], indent=2))
         return
@@ -95,7 +111,7 @@ def plugins(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--revision", help="Override the card's pinned revision.")
+@click.option("--revision", help="Override the card's revision (its pinned commit, or main when not pinned).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Hub cache directory.")
 @click.option("--force", is_flag=True, help="Download again even if cached.")
 def download(name: str, revision: str | None, cache_dir: str | None, force: bool) -> None:
@@ -114,40 +130,82 @@ def download(name: str, revision: str | None, cache_dir: str | None, force: bool
         stack.extend((f"{prefix}{role}/", dep) for role, dep in f.deps.items())
 
 
-@cli.command()
-def doctor() -> None:
-    """Print torch, devices, attention backends that work here, and plugin health."""
+def doctor_report() -> dict:
+    """What ``zoo doctor`` reports, as a JSON-able dict (versions, devices, attention backends,
+    torchvision, hub settings, the cache: where, how big, free disk; plugins, models)."""
     import os
     import platform
+    import warnings
 
     import torch
 
     import zoo
+    from zoo.cache import cache_summary
     from zoo.compat.torchvision import ensure_torchvision
+    from zoo.hub import is_offline
     from zoo.nn.attention import available_backends, resolve_backend
 
-    click.echo(f"zoo {zoo.__version__}  python {platform.python_version()}  torch {torch.__version__}")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    click.echo(f"devices: {', '.join(devices)}" + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "")
-               + f"; threads {torch.get_num_threads()}")
+    attention = {}
     for dev in devices:
-        for name, status in available_backends(dev).items():
-            mark = "ok" if status == "ok" else "unavailable"
-            click.echo(f"attention [{dev}] {name:<9} {mark}" + ("" if status == "ok" else f": {status}"))
-        import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            click.echo(f"attention [{dev}] default -> {resolve_backend(None, dev)}")
+            attention[dev] = {"backends": dict(available_backends(dev)), "default": resolve_backend(None, dev)}
     try:
         tv = ensure_torchvision()
-    except Exception as exc:  # report, do not crash the doctor
+    except Exception as exc:  # noqa: BLE001 -- report, do not crash the doctor
         tv = f"broken ({exc})"
+    return {
+        "zoo": zoo.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "devices": devices,
+        "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "threads": torch.get_num_threads(),
+        "attention": attention,
+        "torchvision": tv,
+        "hub": {
+            "endpoint": os.environ.get("HF_ENDPOINT") or "https://huggingface.co",
+            "offline": is_offline(),
+            "env": {k: os.environ[k] for k in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HOME", "HF_HUB_CACHE") if k in os.environ},
+        },
+        "cache": cache_summary(),
+        "plugins": {p["name"]: (f"FAILED {p['error']}" if p["error"] else "ok") for p in zoo.plugins()},
+        "models": len(zoo.list_models()),
+    }
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor(as_json: bool) -> None:
+    """Print torch, devices, attention backends that work here, the hub cache (where, size, free
+    disk) and plugin health."""
+    from zoo.cache import human_size
+
+    r = doctor_report()
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+        return
+    click.echo(f"zoo {r['zoo']}  python {r['python']}  torch {r['torch']}")
+    click.echo(f"devices: {', '.join(r['devices'])}" + (f" ({r['cuda_device']})" if r["cuda_device"] else "")
+               + f"; threads {r['threads']}")
+    for dev, att in r["attention"].items():
+        for name, status in att["backends"].items():
+            mark = "ok" if status == "ok" else "unavailable"
+            click.echo(f"attention [{dev}] {name:<9} {mark}" + ("" if status == "ok" else f": {status}"))
+        click.echo(f"attention [{dev}] default -> {att['default']}")
+    tv = r["torchvision"]
     click.echo(f"torchvision: {tv}" + (" (op schemas defined by zoo.compat.torchvision so timm imports)" if tv == "patched" else ""))
-    hub_env = {k: os.environ[k] for k in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HOME", "HF_HUB_CACHE") if k in os.environ}
-    click.echo(f"hub: {hub_env or 'defaults (https://huggingface.co, online)'}")
-    for p in zoo.plugins():
-        click.echo(f"plugin {p['name']}: " + (f"FAILED {p['error']}" if p["error"] else "ok"))
-    click.echo(f"models: {len(zoo.list_models())} registered")
+    hub = r["hub"]
+    click.echo(f"hub: {hub['endpoint']}, " + ("offline (HF_HUB_OFFLINE)" if hub["offline"] else "online")
+               + (f"; env {hub['env']}" if hub["env"] else ""))
+    c = r["cache"]
+    partial = f", {c['partial_files']} partial download(s) ({human_size(c['partial_bytes'])}; `zoo cache rm --partial`)" if c["partial_files"] else ""
+    click.echo(f"cache: {c['cache_dir']}" + (f" ({human_size(c['size_on_disk'])} in {c['repos']} repo(s){partial})" if c["exists"] else " (empty: not created yet)")
+               + f"; free disk {human_size(c['free_disk'])}")
+    for name, status in r["plugins"].items():
+        click.echo(f"plugin {name}: {status}")
+    click.echo(f"models: {r['models']} registered")
 
 
 def _decode_kwargs(model, **candidates):
@@ -156,43 +214,78 @@ def _decode_kwargs(model, **candidates):
     return {k: v for k, v in candidates.items() if v is not None and (accepts_any or k in params)}
 
 
+def _token_counts(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    """``--tokens 1,4,16`` -> [1, 4, 16]; anything else is a usage error naming the entry."""
+    if value is None:
+        return None
+    counts = []
+    for part in value.split(","):
+        part = part.strip()
+        try:
+            count = int(part)
+        except ValueError:
+            raise click.BadParameter(f"{part!r} is not a whole number; give comma-separated token counts, e.g. 1,4,16,64,256") from None
+        if count < 1:
+            raise click.BadParameter(f"token counts start at 1, got {count}")
+        counts.append(count)
+    return counts
+
+
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--model", "model_name", required=True, help="Tokenizer name, e.g. flextok.demo_tiny.")
-@click.option("--tokens", "token_counts", default=None, help="Comma-separated prefix lengths to decode, e.g. 1,4,16,64,256.")
+@click.option("--tokens", "token_counts", default=None, callback=_token_counts,
+              help="Comma-separated prefix lengths to decode, e.g. 1,4,16,64,256.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output file: a grid image (.png) or audio (.wav).")
-@click.option("--steps", type=int, default=None, help="Decoder steps (flow / diffusion decoders).")
-@click.option("--guidance-scale", type=float, default=None, help="Classifier-free guidance scale.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Decoder steps (flow / diffusion decoders).")
+@click.option("--guidance-scale", type=float, default=None, callback=finite_float, help="Classifier-free guidance scale.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the decoder's noise.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--weights", type=click.Path(exists=True), default=None, help="Local weights in the model's release format.")
 def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, seed, device, weights) -> None:
     """Encode INPUTS and decode them back: a coarse-to-fine grid for images, a file for audio.
 
-    Works for discrete (token ids) and continuous (latent) image tokenizers alike."""
+    Works for discrete (token ids) and continuous (latent) image tokenizers alike. Every argument,
+    the input files and the output path are checked before the model is loaded."""
     import torch
     from tqdm.auto import tqdm
 
     import zoo
 
     try:
+        card = zoo.get_card(model_name)
+    except ZooError as exc:
+        _fail(exc)
+    if card.kind != "tokenizer":
+        _fail(ZooError(f"{card.name} is a {card.kind}; reconstruct needs a tokenizer (`zoo list --kind tokenizer`)"))
+    is_audio = card.modality == "audio"
+    if is_audio and len(inputs) != 1:
+        _fail(ZooError("audio reconstruct takes one input file"))
+    if is_audio and token_counts:
+        _fail(ZooError("--tokens applies to image tokenizers; audio tokens cover the whole signal"))
+    check_output_path(out, AUDIO_SUFFIXES if is_audio else IMAGE_SUFFIXES)
+    if is_audio:
+        from zoo.media.audio import load_audio, save_audio
+
+        wave, sr = load_audio(inputs[0])  # an unreadable file fails here, before the model loads
+    else:
+        from zoo.media.image import open_image
+
+        for path in inputs:
+            open_image(path)
+    try:
         model = zoo.load(model_name, device=device, weights=weights)
     except ZooError as exc:
         _fail(exc)
-    card = model.card
-    if card.kind != "tokenizer":
-        _fail(ZooError(f"{card.name} is a {card.kind}; reconstruct needs a tokenizer (`zoo list --kind tokenizer`)"))
+    params = inspect.signature(model.decode).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for flag, value, key in (("--steps", steps, "steps"), ("--guidance-scale", guidance_scale, "guidance_scale")):
+        if value is not None and not (takes_any or key in params):
+            _fail(ZooError(f"{flag} does not apply to {card.name}: its decoder takes no {key}"))
     generator = torch.Generator(device).manual_seed(seed)
-    if card.modality == "audio":
-        from zoo.media.audio import load_audio, save_audio
-
-        if len(inputs) != 1:
-            _fail(ZooError("audio reconstruct takes one input file"))
-        wave, sr = load_audio(inputs[0])
+    if is_audio:
         with torch.inference_mode():
             tokens = model.encode(wave, sr)
-            if token_counts:
-                _fail(ZooError("--tokens applies to image tokenizers; audio tokens cover the whole signal"))
             audio = model.decode(tokens, **_decode_kwargs(model, generator=generator))
         lengths = tokens.meta.get("num_samples")  # decoders emit whole hops: trim to the input's length
         if lengths:
@@ -203,6 +296,10 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
     from zoo.media.image import load_images, save_grid
 
     size = getattr(model, "image_size", None)
+    declared = getattr(model, "num_tokens", None)
+    if token_counts and isinstance(declared, int) and max(token_counts) > declared:
+        _fail(ZooError(f"--tokens {[c for c in token_counts if c > declared]} out of range: {card.name} makes "
+                       f"{declared} tokens per image (use 1..{declared})"))
     try:
         images = load_images(inputs, size=size).to(device)
     except (ValueError, TypeError, FileNotFoundError) as exc:
@@ -210,7 +307,7 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
     with torch.inference_mode():
         tokens = model.encode(images)
         full = int(tokens.lengths.max())
-        counts = [int(c) for c in token_counts.split(",")] if token_counts else [full]
+        counts = token_counts or [full]
         bad = [c for c in counts if not 1 <= c <= full]
         if bad:
             _fail(ZooError(f"--tokens {bad} out of range: {card.name} makes {full} tokens per image (use 1..{full})"))
@@ -236,6 +333,7 @@ def _add_core_commands() -> None:
 
 
 _add_core_commands()
+__import__("zoo.cache_commands").cache_commands.add_commands(cli)  # zoo registry pin, zoo cache ls/rm/verify
 
 
 def _add_plugin_commands() -> None:
@@ -250,9 +348,15 @@ def _add_plugin_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``zoo`` console script."""
-    _add_plugin_commands()
-    cli.main(args=argv, prog_name="zoo")
+    """Entry point of the ``zoo`` console script. A :class:`~zoo.errors.ZooError` (a plugin that
+    fails to load under ``ZOO_STRICT_PLUGINS=1``, a bad name) prints one ``Error:`` line and exits
+    with status 1, never a traceback."""
+    try:
+        _add_plugin_commands()
+        cli.main(args=argv, prog_name="zoo")
+    except ZooError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

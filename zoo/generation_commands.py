@@ -78,7 +78,7 @@ def add_commands(cli: click.Group) -> None:
 
 @click.command()
 @click.argument("condition", nargs=-1, required=True)
-@click.option("--model", "model_name", required=True, help="Generator name, e.g. outetts or maskgit.titok_l32.")
+@click.option("--model", "model_name", required=True, help="Generator name, e.g. outetts or maskgit.titok_l_32.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output: .wav for audio, .png for images.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
