@@ -268,6 +268,11 @@ def load(
             model = builder.build(config)
         state = builder.convert(checkpoint.state_dict, config)
         load_state_dict_strict(model, state, what=f"{card.name} (from {files.origin})")
+    elif _is_meta(device):  # shapes only, no memory: zoo.load(name, pretrained=False, device="meta")
+        import torch
+
+        with torch.device("meta"), no_init():
+            model = builder.build(config)
     else:
         model = builder.build(config)
     model = builder.finalize(model, files, config)

@@ -17,6 +17,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import torch
 
+from zoo import _valuetools as _vt
 from zoo.errors import InputTypeError, TokenError
 
 __all__ = [
@@ -95,6 +96,25 @@ class Tokens:
     def to_list(self) -> list[torch.Tensor]:
         """Per-item ``[1, length]`` id tensors (the format several reference repos use)."""
         return [self.ids[b : b + 1, ..., : int(n)] for b, n in enumerate(self.lengths)]
+
+    def tolist(self) -> list[torch.Tensor]:
+        """Same as :meth:`to_list` (spelled like ``torch.Tensor.tolist``)."""
+        return self.to_list()
+
+    def __getitem__(self, index: int | slice | Sequence[int] | torch.Tensor) -> Tokens:
+        """Items of the batch as :class:`Tokens`: ``tokens[0]`` has batch 1, ``tokens[1:3]`` and
+        ``tokens[[0, 2]]`` a sub-batch; per-item ``meta`` (e.g. ``num_samples``) follows."""
+        sel = _vt.batch_index(index, self.batch_size)
+        lengths = self.lengths[sel]
+        keep = int(lengths.max()) if lengths.numel() else self.max_length  # drop padding no chosen item needs
+        return replace(self, ids=self.ids[sel][..., :keep], lengths=lengths,
+                       meta=_vt.select_meta(self.meta, sel, self.batch_size))
+
+    def __repr__(self) -> str:
+        codebooks = f", codebooks={self.ids.shape[1]}" if self.ids.dim() == 3 else ""
+        meta = f", meta={{{', '.join(sorted(self.meta))}}}" if self.meta else ""
+        return (f"Tokens(tokenizer={self.tokenizer or '?'!r}, batch={self.batch_size}, ids={_vt.tensor_summary(self.ids)}"
+                f", lengths={_vt.lengths_summary(self.lengths)}, codebook={self.codebook_size}{codebooks}{meta})")
 
     def to(self, device: torch.device | str) -> "Tokens":
         return replace(self, ids=self.ids.to(device))
@@ -272,6 +292,23 @@ class Latents:
         """Per-item ``[1, length, C]`` tensors."""
         return [self.values[b : b + 1, : int(n)] for b, n in enumerate(self.lengths)]
 
+    def tolist(self) -> list[torch.Tensor]:
+        """Same as :meth:`to_list` (spelled like ``torch.Tensor.tolist``)."""
+        return self.to_list()
+
+    def __getitem__(self, index: int | slice | Sequence[int] | torch.Tensor) -> Latents:
+        """Items of the batch as :class:`Latents` (``latents[0]`` has batch 1)."""
+        sel = _vt.batch_index(index, self.batch_size)
+        lengths = self.lengths[sel]
+        keep = int(lengths.max()) if lengths.numel() else self.max_length
+        return replace(self, values=self.values[sel][:, :keep], lengths=lengths,
+                       meta=_vt.select_meta(self.meta, sel, self.batch_size))
+
+    def __repr__(self) -> str:
+        meta = f", meta={{{', '.join(sorted(self.meta))}}}" if self.meta else ""
+        return (f"Latents(tokenizer={self.tokenizer or '?'!r}, batch={self.batch_size}, values={_vt.tensor_summary(self.values)}"
+                f", lengths={_vt.lengths_summary(self.lengths)}, dim={self.dim}{meta})")
+
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Latents":
         return replace(self, values=self.values.to(device=device, dtype=dtype))
 
@@ -358,6 +395,19 @@ class ReducedTokens:
     tokens: torch.Tensor
     indices: torch.Tensor
     sizes: torch.Tensor
+
+    def __repr__(self) -> str:
+        batch, kept = (self.tokens.shape[0], self.tokens.shape[1]) if self.tokens.dim() >= 2 else ("?", "?")
+        sizes = self.sizes.detach().float()
+        if sizes.numel():
+            lo, hi = float(sizes.min()), float(sizes.max())
+            per_item = float(sizes.flatten(1).sum(1).mean()) if sizes.dim() >= 2 else float(sizes.sum())
+            size_text = f"{lo:g}" if lo == hi else f"{lo:g}..{hi:g}"
+            size_text += f" (stand for {per_item:g} tokens per item)"
+        else:
+            size_text = "none"
+        return (f"{type(self).__name__}(batch={batch}, kept={kept}, tokens={_vt.tensor_summary(self.tokens)}, "
+                f"indices={_vt.tensor_summary(self.indices)}, sizes={size_text})")
 
 
 @runtime_checkable

@@ -30,13 +30,18 @@ from zoo import hookspecs
 from zoo.cards import ModelCard, card_from_dict
 from zoo.errors import PluginError, UnknownModelError
 
-__all__ = ["ENTRY_POINT_GROUP", "Registry", "get_registry", "parse_model_name", "ModelName", "PluginLoadWarning", "PluginInfo"]
+__all__ = ["ENTRY_POINT_GROUP", "Registry", "get_registry", "parse_model_name", "ModelName", "PluginLoadWarning", "PluginInfo",
+           "RenamedModelWarning"]
 
 ENTRY_POINT_GROUP = "zoo.plugins"
 
 
 class PluginLoadWarning(UserWarning):
     """A plugin failed to load and was skipped (set ZOO_STRICT_PLUGINS=1 to make it fatal)."""
+
+
+class RenamedModelWarning(FutureWarning):
+    """A model was asked for by a former name (a card ``alias``); shown once per name per process."""
 
 
 class ModelName(NamedTuple):
@@ -132,6 +137,8 @@ class Registry:
         self._dists: dict[str, tuple[str | None, str | None]] = {}
         self._cards: dict[str, ModelCard] | None = None
         self._card_owner: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}  # former name -> card name
+        self._warned_aliases: set[str] = set()
         self._builders: dict[str, Any] | None = None
         self._lock = threading.RLock()
         if load_entry_points:
@@ -242,10 +249,12 @@ class Registry:
                             )
                         mine[card.name] = card
                     self._check_defaults({**cards, **mine})
+                    self._collect_aliases({**cards, **mine})  # an alias that clashes skips this plugin
                     cards.update(mine)
                     owner.update(dict.fromkeys(mine, plugin_name))
 
                 self._call_each("register_cards", accept)
+                self._aliases = self._collect_aliases(cards)
                 self._cards, self._card_owner = cards, owner
             return self._cards
 
@@ -258,6 +267,24 @@ class Registry:
         for family, names in per_family.items():
             if len(names) > 1:
                 raise PluginError(f"family {family!r} has several default cards: {names}; mark exactly one default: true")
+
+    @staticmethod
+    def _collect_aliases(cards: dict[str, ModelCard]) -> dict[str, str]:
+        aliases: dict[str, str] = {}
+        for card in cards.values():
+            for alias in card.aliases:
+                if alias in cards:
+                    raise PluginError(f"{card.name} ({card.source}) lists the alias {alias!r}, which is another card's name")
+                if alias in aliases:
+                    raise PluginError(f"the alias {alias!r} is claimed by {aliases[alias]} and by {card.name}; keep it on one card")
+                aliases[alias] = card.name
+        return aliases
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Former model names (card ``aliases``) and the card each now names."""
+        _ = self.cards  # collects cards (and their aliases) on first use
+        return dict(self._aliases)
 
     def card_owner(self, name: str) -> str:
         self.cards
@@ -293,6 +320,13 @@ class Registry:
             full = f"{parsed.family}.{parsed.tag}"
             if full in cards:
                 return cards[full], parsed.revision
+            if full in self._aliases:
+                current = self._aliases[full]
+                if full not in self._warned_aliases:
+                    self._warned_aliases.add(full)
+                    warnings.warn(f"model {full!r} is now called {current!r}; the old name still works but will be "
+                                  f"removed: use {current!r}", RenamedModelWarning, stacklevel=3)
+                return cards[current], parsed.revision
         wanted = name.split("@", 1)[0].lower()
         candidates = sorted(set(cards) | {c.family for c in cards.values()})
         close = difflib.get_close_matches(wanted, candidates, n=5, cutoff=0.5)

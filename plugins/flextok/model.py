@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.interfaces import Tokens, as_tokens
+from zoo.model import ZooModel
 from zoo.nn.masks import CausalMask, Mask
 from zoo.nn.quantize import FSQ
 from zoo.sampling import APG, sample_flow
@@ -404,7 +405,7 @@ def _segments(n_patches: int, n_regs: int, device: torch.device) -> torch.Tensor
 # ----------------------------------------------------------------------------- the tokenizer
 
 
-class FlexTok(nn.Module):
+class FlexTok(ZooModel, nn.Module):
     """FlexTok tokenizer: ``encode(images) -> Tokens`` (256 ordered ids/image, codebook 64 000),
     ``decode(tokens, steps, guidance_scale, norm_guidance, generator) -> images``."""
 
@@ -417,7 +418,6 @@ class FlexTok(nn.Module):
         self.encoder = FlexTokEncoder(config.encoder, lc, fsq_dim)
         self.decoder = FlexTokDecoder(config.decoder, lc, fsq_dim, config.encoder.n_eval_registers or config.encoder.n_registers)
         self.regularizer = FSQ(config.fsq_levels)
-        self.name = "flextok"
 
     # ---------------------------------------------------------------- helpers
 
@@ -487,13 +487,13 @@ class FlexTok(nn.Module):
             >>> model.decode(tokens.truncate([16, 256]))           # doctest: +SKIP
         """
         _, ids = self.tokenize_latents(self.encode_latents(images, generator))
-        tokens = Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=getattr(self, "name", "flextok"))
+        tokens = Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self.name)
         return tokens if keep is None else tokens.truncate(keep)
 
     # ---------------------------------------------------------------- decode
 
     def _as_tokens(self, tokens: Any) -> Tokens:
-        t = as_tokens(tokens, self.codebook_size, getattr(self, "name", "flextok"))
+        t = as_tokens(tokens, self.codebook_size, self.name)
         if t.ids.dim() != 2:
             raise ValueError(f"FlexTok tokens are [B, N], got {tuple(t.ids.shape)}")
         if int(t.lengths.max()) > self.num_tokens or int(t.lengths.min()) < 1:

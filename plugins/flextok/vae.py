@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.model import ZooModel
+
 from .vae_config import ConfigError, VAEConfig, flextok_vae_config, parse_vae_config
 from .vae_ops import (
     conv1x1,
@@ -292,7 +294,7 @@ def _contiguous_state(module: nn.Module, state_dict: dict, prefix: str, local_me
             state_dict[key] = value.detach().contiguous()
 
 
-class AutoencoderKL(nn.Module):
+class AutoencoderKL(ZooModel, nn.Module):
     """diffusers-compatible KL autoencoder (FlexTok's VAE). Keys equal diffusers'.
 
     Example:

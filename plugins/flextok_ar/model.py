@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.builders import ModelBuilder
+from zoo.model import ZooModel
 from zoo.nn.attention import attention
 from zoo.nn.blocks import Linear, merge_heads, split_qkv
 from zoo.nn.masks import CausalMask
@@ -70,7 +71,7 @@ class _Block(nn.Module):
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
 
 
-class FlexTokAR(nn.Module):
+class FlexTokAR(ZooModel, nn.Module):
     """Class-conditional AR prior over FlexTok token sequences (no published weights)."""
 
     def __init__(self, cfg: FlexTokARConfig):

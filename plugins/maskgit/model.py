@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.model import ZooModel
 from zoo.nn.attention import attention
 from zoo.nn.blocks import Mlp, SelfAttention, merge_heads
 
@@ -152,7 +153,7 @@ class _UViTBlock(nn.Module):
 # ----------------------------------------------------------------------------- generators
 
 
-class _MaskGITBase(nn.Module):
+class _MaskGITBase(ZooModel, nn.Module):
     """Shared token layout, ``logits`` on chosen positions, and ``generate``."""
 
     def __init__(self, cfg: MaskGITConfig):

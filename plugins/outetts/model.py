@@ -12,13 +12,15 @@ from typing import Any, Optional, Sequence, Union
 
 import torch
 
+from zoo.model import ZooModel
+
 from .config import OuteTTSConfig
 from .lm import LlamaLM
 
 __all__ = ["OuteTTS"]
 
 
-class OuteTTS(LlamaLM):
+class OuteTTS(ZooModel, LlamaLM):
     """The LM plus the v0.1 prompt format; ``text_tokenizer`` is attached by the builder
     (from the card's ``tokenizer.json``) or passed to :meth:`generate`."""
 

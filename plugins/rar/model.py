@@ -27,6 +27,7 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import nn
 
+from zoo.model import ZooModel
 from zoo.nn.blocks import Linear, Mlp, SelfAttention
 
 from .config import RARConfig
@@ -64,7 +65,7 @@ class _FinalLayer(nn.Module):
         return _modulate(self.norm_final(x), shift, scale)
 
 
-class RAR(nn.Module):
+class RAR(ZooModel, nn.Module):
     """RAR generator; ``generate(labels)`` samples ``image_seq_len`` MaskGIT-VQGAN ids."""
 
     _MOD_CHUNK = 32  # positions whose adaLN modulations are computed together while sampling

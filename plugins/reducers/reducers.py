@@ -19,16 +19,18 @@ from typing import Any, ClassVar
 
 import torch
 
+from zoo.model import ZooModel
+
 from .adapters.base import ReducerHandle, find_adapter
 from .types import ReducedTokens, ReducerError
 
 __all__ = ["MCTF", "REDUCERS", "DiffRate", "DivPrune", "DyMU", "EViT", "HiPrune", "MMTok", "Reducer", "ToMe"]
 
 
-class Reducer:
+class Reducer(ZooModel):
     """Base class. ``needs`` lists the signals the method reads; ``training`` its training status."""
 
-    name: str = ""
+    method: str = ""  # the method's short name (the card's family); ``name`` is the card name
     needs: tuple[str, ...] = ()
     training: str = "training-free"
     in_model: bool = True
@@ -44,12 +46,13 @@ class Reducer:
     def eval(self) -> Reducer:
         return self
 
-    def __repr__(self) -> str:
-        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
-        return f"{type(self).__name__}({opts})"
+    def describe_facts(self) -> dict[str, Any]:
+        """The repr's facts: where the method works, the signals it reads, its options."""
+        where = " + ".join(w for w, on in (("in-model", self.in_model), ("post-encoder", self.post_encoder)) if on)
+        return {"works": where, "needs": "/".join(self.needs) or "nothing", **self.options}
 
     def policy(self, **schedule: Any) -> Any:
-        raise ReducerError(f"{self.name} reduces tokens after an encoder; call reduce(tokens, keep=...) instead of apply()")
+        raise ReducerError(f"{self.method} reduces tokens after an encoder; call reduce(tokens, keep=...) instead of apply()")
 
     def apply(self, model: torch.nn.Module, *, trace_source: bool = False, backend: str | None = None,
               adapter: str | None = None, **schedule: Any) -> ReducerHandle:
@@ -62,7 +65,7 @@ class Reducer:
         return find_adapter(model, adapter).patch(model, policy, trace_source=trace_source, backend=backend)
 
     def reduce(self, tokens: torch.Tensor, keep: float = 0.5, **signals: Any) -> ReducedTokens:
-        raise ReducerError(f"{self.name} works inside a transformer; use apply(model, ...)")
+        raise ReducerError(f"{self.method} works inside a transformer; use apply(model, ...)")
 
 
 def _check_tokens(tokens: torch.Tensor) -> None:
@@ -75,7 +78,7 @@ class ToMe(Reducer):
     """Token Merging (Bolya et al., ICLR 2023). Schedule: ``r`` (int, ``(r, inflection)`` or a
     per-layer list); ``prop_attn`` (default True) adds ``log(size)`` to attention logits."""
 
-    name = "tome"
+    method = "tome"
     needs = ("keys", "sizes")
     post_encoder = True
 
@@ -103,7 +106,7 @@ class DiffRate(Reducer):
     (architecture inferred from the width for DeiT-T/S/B, or ``arch="ViT-B-MAE"``), or explicit
     ``prune_kept=[...], merge_kept=[...]`` per block."""
 
-    name = "diffrate"
+    method = "diffrate"
     needs = ("cls_attn", "hidden_states", "sizes")
     training = "training-free on frozen weights; the per-layer rates were searched (published for DeiT/MAE)"
 
@@ -137,7 +140,7 @@ class EViT(Reducer):
     """EViT inattentive-token fusion (Liang et al., ICLR 2022): ``apply(model, keep_rate=0.7,
     locations=(3, 6, 9), fuse=True)``; ``reduce(tokens, keep, cls_attn=[B, N])`` on tokens."""
 
-    name = "evit"
+    method = "evit"
     needs = ("cls_attn",)
     training = "trained in the paper (fine-tuned DeiT); applied here training-free"
     post_encoder = True
@@ -174,7 +177,7 @@ class MCTF(Reducer):
     ``apply(model, r=16, layers=None, tau_sim=1, tau_info=20, tau_size=40, bidirection=True,
     pooling="attn")`` (the published setting; ``layers`` default: every block but the first)."""
 
-    name = "mctf"
+    method = "mctf"
     needs = ("attn_column_means", "hidden_states", "sizes", "full_attention_map")
     training = "the paper fine-tunes with token-reduction consistency; this is its training-free mode"
 
@@ -189,7 +192,7 @@ class MCTF(Reducer):
 class DivPrune(Reducer):
     """DivPrune (Alvar et al., CVPR 2025): ``reduce(tokens, keep=0.1)`` keeps a max-min diverse subset."""
 
-    name = "divprune"
+    method = "divprune"
     needs = ("tokens",)
     in_model = False
     post_encoder = True
@@ -212,7 +215,7 @@ class MMTok(Reducer):
     (0.02), ``vision_temperature`` (0.2): the official defaults.
     """
 
-    name = "mmtok"
+    method = "mmtok"
     needs = ("tokens", "text_embeddings", "vision_features (optional)")
     in_model = False
     post_encoder = True
@@ -247,7 +250,7 @@ class HiPrune(Reducer):
     layer). ``alpha`` (0.1) is the anchor + buffer share; ``buffer="flat"`` (official) or ``"grid"``.
     """
 
-    name = "hiprune"
+    method = "hiprune"
     needs = ("object_layer_attn_column_means", "deep_layer_attn_column_means", "grid")
     in_model = False
     post_encoder = True
@@ -279,7 +282,7 @@ class DyMU(Reducer):
     Virtual Token Unmerging (inside the language model) is not included.
     """
 
-    name = "dymu"
+    method = "dymu"
     needs = ("keys_or_tokens", "thresholds", "sizes")
     training = "training-free: per-layer thresholds calibrated on a batch of images (no gradients)"
     in_model = False
@@ -309,5 +312,5 @@ class DyMU(Reducer):
 
 
 REDUCERS: dict[str, type[Reducer]] = {
-    cls.name: cls for cls in (ToMe, DiffRate, EViT, MCTF, DivPrune, MMTok, HiPrune, DyMU)
+    cls.method: cls for cls in (ToMe, DiffRate, EViT, MCTF, DivPrune, MMTok, HiPrune, DyMU)
 }

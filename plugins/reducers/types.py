@@ -21,7 +21,7 @@ from zoo.interfaces import ReducedTokens as _CoreReducedTokens
 __all__ = ["Plan", "ReducedTokens", "ReducerError", "Signals"]
 
 
-@dataclass
+@dataclass(repr=False)  # keep the core one-line repr (no tensor dump)
 class ReducedTokens(_CoreReducedTokens):
     """The output of ``reducer.reduce(tokens, keep=...)`` (``zoo.interfaces.ReducedTokens`` plus
     the assignment of every input token).

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zoo.model import ZooModel
+
 from .config import TiTokConfig, validate
 from .interface import TokenizerMixin
 from .pixel_decoder import PixelDecoder
@@ -34,7 +36,7 @@ class ProxyCodebook(nn.Module):
         self.embedding = nn.Embedding(num_embeddings, dim)
 
 
-class TiTok(TokenizerMixin, nn.Module):
+class TiTok(ZooModel, TokenizerMixin, nn.Module):
     """TiTok-family 1D image tokenizer.
 
     Example:

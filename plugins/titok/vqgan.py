@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
+from zoo.model import ZooModel
 from zoo.nn.quantize import lookup_codes, nearest_code
 
 from .pixel_decoder import PixelDecoder, ResnetBlock
@@ -99,7 +100,7 @@ class _Quantize(nn.Module):
         return lookup_codes(ids, self.embedding.weight).view(ids.shape[0], side, side, -1).permute(0, 3, 1, 2)
 
 
-class MaskGITVQGAN(nn.Module):
+class MaskGITVQGAN(ZooModel, nn.Module):
     """``encode(images in [-1, 1]) -> Tokens`` (``[B, (S/16)^2]``, codebook 1024),
     ``decode(tokens) -> images in [-1, 1]`` (the reference clamps to [0, 1] first)."""
 

@@ -49,6 +49,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from zoo.model import ZooModel
+
 from ._core import Tokens, as_tokens
 from .config import WavTokenizerConfig
 from .decoder import ISTFTHead, VocosBackbone, overlap_add, window_envelope
@@ -71,7 +73,7 @@ def _progress(total: int, enabled: bool | None, desc: str):
     return tqdm(total=total, desc=desc, unit="chunk", leave=False, disable=None if enabled is None else False)
 
 
-class WavTokenizer(nn.Module):
+class WavTokenizer(ZooModel, nn.Module):
     """WavTokenizer tokenizer/detokenizer built from a :class:`WavTokenizerConfig`.
 
     Example:

@@ -66,6 +66,16 @@ class ReducerHandle:
         self._undo.clear()
         self.removed = True
 
+    def __repr__(self) -> str:
+        policy = type(getattr(self.state, "policy", None)).__name__.removesuffix("Policy")
+        model = getattr(self.model, "card", None)
+        model = repr(model.name) if model is not None else type(self.model).__name__
+        counts = list(getattr(self.state, "tokens_per_layer", []) or [])
+        tokens = (f", tokens {counts[0]} -> {counts[-1]} over {len(counts)} blocks" if counts
+                  else ", no forward pass yet")
+        status = "removed" if self.removed else "active"
+        return f"ReducerHandle({policy} on {model}, {status}{tokens})"
+
     def __enter__(self):  # returns self
         return self
 

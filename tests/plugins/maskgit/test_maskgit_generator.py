@@ -19,12 +19,12 @@ from zoo.testing.weights import assert_manifest_equal, seeded_state_dict, state_
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "maskgit"
 CARDS = {
-    "maskgit.titok_l32": "titok_l32",
-    "maskgit.titok_b64": "titok_b64",
-    "maskgit.titok_s128": "titok_s128",
-    "maskgit.one_d_piece_l256": "one_d_piece_256",
-    "maskgit.one_d_piece_b256": "one_d_piece_256",
-    "maskgit.one_d_piece_s256": "one_d_piece_256",
+    "maskgit.titok_l_32": "titok_l32",
+    "maskgit.titok_b_64": "titok_b64",
+    "maskgit.titok_s_128": "titok_s128",
+    "maskgit.one_d_piece_l_256": "one_d_piece_256",
+    "maskgit.one_d_piece_b_256": "one_d_piece_256",
+    "maskgit.one_d_piece_s_256": "one_d_piece_256",
 }
 
 
@@ -166,12 +166,12 @@ def test_load_from_release_files(tmp_path):
     save_file(sd, str(tmp_path / "model.safetensors"))
     (tmp_path / "config.json").write_text(json.dumps(tree))
     with temporary_plugin(zoo_plugins.maskgit, "maskgit-test"):
-        loaded = zoo.load("maskgit.titok_l32", weights=tmp_path)
+        loaded = zoo.load("maskgit.titok_l_32", weights=tmp_path)
         pickled = tmp_path / "bin"
         pickled.mkdir()
         torch.save({**sd, "model.embeddings.position_ids": torch.arange(cfg["image_seq_len"] + 1)[None]}, pickled / "pytorch_model.bin")
         small = {k: v for k, v in cfg.items()}
-        odp = zoo.load("maskgit.one_d_piece_s256", weights=pickled, **small)
+        odp = zoo.load("maskgit.one_d_piece_s_256", weights=pickled, **small)
     settings = dict(num_steps=4, guidance_scale=4.5, guidance_decay="linear", randomize_temperature=9.5, softmax_temperature_annealing=True)
     a = loaded.generate([1], seed=0, decode=False, **settings)
     b = model.generate([1], seed=0, decode=False, **settings)
