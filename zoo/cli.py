@@ -16,7 +16,12 @@ import sys
 import click
 
 from zoo.errors import ZooError
-from zoo.generation_commands import AUDIO_SUFFIXES, IMAGE_SUFFIXES, check_output_path, finite_float
+from zoo.generation_commands import (
+    AUDIO_SUFFIXES,
+    IMAGE_SUFFIXES,
+    check_output_path,
+    finite_float,
+)
 
 __all__ = ["cli", "main"]
 

@@ -14,12 +14,51 @@ Example:
 from __future__ import annotations
 
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["add_commands", "convert_checkpoint"]
+__all__ = ["add_commands", "check_output_path", "convert_checkpoint", "finite_float"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def check_output_path(out: str | Path, suffixes: tuple[str, ...], *, option: str = "--out") -> Path:
+    """Check, before any compute, that ``out`` can be written: a known suffix, not a directory,
+    a parent folder that exists (or can be made) and is writable. Returns it as a Path.
+
+    Example:
+        >>> check_output_path("/tmp/grid.png", IMAGE_SUFFIXES).name
+        'grid.png'
+        >>> check_output_path("/tmp/grid.txt", IMAGE_SUFFIXES)  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        click.exceptions.BadParameter: /tmp/grid.txt: the output must end in .png, .jpg, ...
+    """
+    path = Path(out).expanduser()
+    if path.suffix.lower() not in suffixes:
+        raise click.BadParameter(f"{path}: the output must end in {', '.join(suffixes)}", param_hint=option)
+    if path.is_dir():
+        raise click.BadParameter(f"{path} is a directory; give a file name", param_hint=option)
+    parent = path.parent if str(path.parent) else Path(".")
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise click.BadParameter(f"{path}: {existing} is not a directory", param_hint=option)
+    if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise click.BadParameter(f"{path} cannot be written (no write permission in {existing})", param_hint=option)
+    return path
+
+
+def finite_float(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """click callback: refuse NaN and +-Inf (``--guidance-scale nan``) before any compute."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number, got {value}")
+    return value
 
 
 def convert_checkpoint(name: str, src: str | Path, out: str | Path) -> Path:
@@ -84,12 +123,17 @@ def add_commands(cli: click.Group) -> None:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--weights", type=click.Path(exists=True), default=None, help="Local weights in the release format.")
 @click.option("--pretrained/--random", default=True, help="--random: random weights (smoke tests, no download).")
-@click.option("--max-new-tokens", type=int, default=None, help="AR generators: most tokens to sample.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=None, help="AR generators: most tokens to sample.")
 def generate(condition, model_name, out, seed, device, weights, pretrained, max_new_tokens) -> None:
     """Generate from CONDITION (text for text-to-speech, class ids for class-conditional models)."""
     import zoo
     from zoo.errors import ZooError
 
+    try:
+        card = zoo.get_card(model_name)
+    except ZooError as exc:
+        raise click.ClickException(str(exc)) from None
+    check_output_path(out, AUDIO_SUFFIXES if card.modality == "audio" else IMAGE_SUFFIXES)
     try:
         model = zoo.load(model_name, device=device, weights=weights, pretrained=pretrained)
     except ZooError as exc:

@@ -63,4 +63,6 @@ def test_reconstruct_writes_a_grid(patchvq_hub, tmp_path):
     grid = Image.open(out_path)
     assert grid.width >= 4 * 32 and grid.height >= 2 * 32  # input + 3 token counts, 2 rows
     bad = run("reconstruct", *paths, "--model", "patchvq.tiny", "--tokens", "0,65", "--out", str(out_path))
+    assert bad.exit_code == 2 and "token counts start at 1" in bad.output  # a usage error, before loading
+    bad = run("reconstruct", *paths, "--model", "patchvq.tiny", "--tokens", "16,65", "--out", str(out_path))
     assert bad.exit_code == 1 and "out of range" in bad.output

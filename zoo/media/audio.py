@@ -75,6 +75,10 @@ def load_audio(path: str | Path, *, sample_rate: int | None = None, mono: bool =
     except Exception as exc:  # soundfile.LibsndfileError and friends
         raise AudioError(f"could not read {path} as audio ({exc}); supported: {', '.join(sorted(sf.available_formats()))}") from exc
     wav = torch.from_numpy(data.T.copy())
+    if wav.shape[-1] == 0:
+        raise AudioError(f"{path} holds no samples (an empty recording)")
+    if not bool(torch.isfinite(wav).all()):
+        raise AudioError(f"{path} holds NaN/Inf samples; zoo reads finite audio only (re-export it as PCM)")
     if mono:
         wav = to_mono(wav)[None]
     if sample_rate is not None and sample_rate != sr:
