@@ -138,7 +138,8 @@ def set_card_fields(text: str, name: str, revision: str, files: dict[str, dict[s
     span = _field_span(lines, start, end, indent, "revision")
     if span:
         old = lines[span[0]]
-        comment = old[old.index(" #"):].rstrip("\n") if " #" in old else ""
+        m = re.search(r"\s+#.*$", old.rstrip("\n"))
+        comment = m.group(0) if m else ""
         lines[span[0]:span[1]] = [rev_line.rstrip("\n") + comment + "\n"]
     else:
         anchor = _field_span(lines, start, end, indent, "hub_repo")
