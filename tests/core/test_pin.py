@@ -27,20 +27,20 @@ SHA_A = "a" * 64
     [
         (  # both fields new: revision after hub_repo, file_info after files
             "models:\n  - name: a.b\n    hub_repo: o/r\n    files: [w.bin, c.json]\n    notes: x\n",
-            "models:\n  - name: a.b\n    hub_repo: o/r\n    revision: {rev}\n    files: [w.bin, c.json]\n"
-            "    file_info:\n      w.bin: {{size: 3, sha256: \"{sha}\"}}\n      c.json: {{size: 2}}\n    notes: x\n",
+            ("models:\n  - name: a.b\n    hub_repo: o/r\n    revision: {rev}\n    files: [w.bin, c.json]\n"
+            "    file_info:\n      w.bin: {{size: 3, sha256: \"{sha}\"}}\n      c.json: {{size: 2}}\n    notes: x\n"),
         ),
         (  # both fields replaced; the comment on the revision line and the card after stay
-            "models:\n  - name: a.b\n    hub_repo: o/r\n    revision: main  # keep me\n    files: [w.bin, c.json]\n"
-            "    file_info:\n      w.bin: {size: 1}\n    notes: x\n  # between cards\n  - name: a.c\n    hub_repo: o/r\n",
-            "models:\n  - name: a.b\n    hub_repo: o/r\n    revision: {rev}  # keep me\n    files: [w.bin, c.json]\n"
+            ("models:\n  - name: a.b\n    hub_repo: o/r\n    revision: main  # keep me\n    files: [w.bin, c.json]\n"
+            "    file_info:\n      w.bin: {size: 1}\n    notes: x\n  # between cards\n  - name: a.c\n    hub_repo: o/r\n"),
+            ("models:\n  - name: a.b\n    hub_repo: o/r\n    revision: {rev}  # keep me\n    files: [w.bin, c.json]\n"
             "    file_info:\n      w.bin: {{size: 3, sha256: \"{sha}\"}}\n      c.json: {{size: 2}}\n    notes: x\n"
-            "  # between cards\n  - name: a.c\n    hub_repo: o/r\n",
+            "  # between cards\n  - name: a.c\n    hub_repo: o/r\n"),
         ),
         (  # last card of the file, block-style files list, blank line after
             "models:\n  - name: z.y\n  - name: a.b\n    hub_repo: o/r\n    files:\n      - w.bin\n      - c.json\n\n",
-            "models:\n  - name: z.y\n  - name: a.b\n    hub_repo: o/r\n    revision: {rev}\n    files:\n      - w.bin\n      - c.json\n"
-            "    file_info:\n      w.bin: {{size: 3, sha256: \"{sha}\"}}\n      c.json: {{size: 2}}\n\n",
+            ("models:\n  - name: z.y\n  - name: a.b\n    hub_repo: o/r\n    revision: {rev}\n    files:\n      - w.bin\n      - c.json\n"
+            "    file_info:\n      w.bin: {{size: 3, sha256: \"{sha}\"}}\n      c.json: {{size: 2}}\n\n"),
         ),
     ],
 )
