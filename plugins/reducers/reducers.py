@@ -69,9 +69,9 @@ class Reducer(ZooModel):
 
 
 def _check_tokens(tokens: torch.Tensor) -> None:
-    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3 or not tokens.is_floating_point():
-        shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-        raise ReducerError(f"reduce() expects floating tokens [B, N, D], got {shape}")
+    from .checks import check_tokens
+
+    check_tokens(tokens)
 
 
 class ToMe(Reducer):

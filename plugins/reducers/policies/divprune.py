@@ -3,6 +3,11 @@ selection on cosine distance (``1 - cos``). The first pick is the token whose ne
 token is farthest; each next pick maximises its distance to the nearest already-picked token.
 Ties go to the lowest position. Kept indices are returned in ascending order.
 
+Degenerate inputs still give ``keep`` distinct indices: a token already picked is never picked
+again (duplicates and all-equal rows have distance 0 to it), and zero tokens (padding) have no
+direction, so they are at distance 1 from every other token and 0 from each other (one padding
+token may be kept, never several in place of real ones). NaN/Inf tokens are refused.
+
 Batched and incremental (one ``[B, N]`` running minimum instead of re-reducing the selected rows
 at every step): O(N·K) work after the O(N²) distance matrix.
 
@@ -17,20 +22,29 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_count, check_rate
 from ..types import ReducedTokens, ReducerError
 
 __all__ = ["divprune_reduce", "divprune_select", "resolve_keep"]
 
 
 def resolve_keep(keep: float, n: int) -> int:
-    """An int is a count; a float in (0, 1] is a ratio rounded as ``int(round(ratio * n))``."""
-    if isinstance(keep, bool):
-        raise ReducerError("keep must be an int count or a float ratio in (0, 1], not a bool")
+    """An int is a count; a float in (0, 1] is a ratio rounded as ``int(round(ratio * n))``.
+
+    Anything else (a bool, a string, NaN, a count outside ``[1, n]``) is a ReducerError.
+
+    Example:
+        >>> resolve_keep(0.25, 16), resolve_keep(4, 16)
+        (4, 4)
+    """
+    if isinstance(keep, (bool, str)):
+        raise ReducerError(f"keep must be an int count or a float ratio in (0, 1], got {keep!r} ({type(keep).__name__})")
+    if isinstance(keep, torch.Tensor) and keep.dim() == 0:
+        keep = keep.item()
     if isinstance(keep, float):
-        if not 0.0 < keep <= 1.0:
-            raise ReducerError(f"a float keep is a ratio in (0, 1], got {keep}")
-        keep = round(keep * n)
-    keep = int(keep)
+        ratio = check_rate("a float keep (a ratio)", keep)
+        keep = max(1, round(ratio * n))
+    keep = check_count("keep", keep)
     if not 1 <= keep <= n:
         raise ReducerError(f"keep must be between 1 and the {n} tokens, got {keep}")
     return keep
@@ -43,10 +57,16 @@ def divprune_select(tokens: torch.Tensor, keep: int) -> torch.Tensor:
     b, n, _ = tokens.shape
     if keep >= n:
         return torch.arange(n, device=tokens.device).expand(b, n).clone()
+    if not bool(torch.isfinite(tokens).all()):
+        raise ReducerError("DivPrune: tokens hold NaN/Inf values; cosine distances are undefined (check the encoder's input)")
     with torch.no_grad():
         x = tokens.float()
-        x = x / x.norm(dim=-1, keepdim=True)
+        norm = x.norm(dim=-1, keepdim=True)
+        zero = norm[..., 0] == 0                                     # [B, N] padding / empty tokens
+        x = x / norm.clamp_min(torch.finfo(x.dtype).tiny)
         dist = 1.0 - x @ x.transpose(-1, -2)                        # [B, N, N], symmetric
+        if bool(zero.any()):
+            dist = dist.masked_fill(zero[:, :, None] & zero[:, None, :], 0.0)
         picked = torch.empty(b, keep, dtype=torch.long, device=tokens.device)
         scores = torch.topk(dist, 2, dim=1, largest=False).values[:, 1]  # distance to nearest other
         rows = torch.arange(b, device=tokens.device)
@@ -55,7 +75,8 @@ def divprune_select(tokens: torch.Tensor, keep: int) -> torch.Tensor:
             idx = torch.argmax(scores if i == 0 else mind, dim=-1)
             picked[:, i] = idx
             row = dist[rows, idx]                                      # [B, N]
-            mind = row if mind is None else torch.minimum(mind, row)
+            mind = row.clone() if mind is None else torch.minimum(mind, row)
+            mind[rows, idx] = -float("inf")                            # never pick a token twice
         return picked.sort(dim=1).values
 
 

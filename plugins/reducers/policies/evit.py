@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..checks import check_rate
 from ..types import Plan, ReducerError, Signals
 from .base import CLS_ATTN, InModelPolicy
 
@@ -34,16 +35,14 @@ class EViTPolicy(InModelPolicy):
         self.rates: list[float] = []
 
     def bind(self, num_layers: int) -> None:
-        rates = self.keep_rate if isinstance(self.keep_rate, Sequence) else [self.keep_rate] * len(self.locations)
+        rates = self.keep_rate if isinstance(self.keep_rate, Sequence) and not isinstance(self.keep_rate, str) else [self.keep_rate] * len(self.locations)
         if len(rates) != len(self.locations):
             raise ReducerError(f"EViT: {len(rates)} keep rates for {len(self.locations)} locations")
         self.rates = [1.0] * num_layers
         for loc, rate in zip(self.locations, rates):
             if not 0 <= loc < num_layers:
                 raise ReducerError(f"EViT location {loc} is outside the model's {num_layers} blocks")
-            if not 0.0 < float(rate) <= 1.0:
-                raise ReducerError(f"EViT keep_rate must be in (0, 1], got {rate}")
-            self.rates[loc] = float(rate)
+            self.rates[loc] = check_rate("EViT keep_rate", rate)
 
     def needs(self, layer: int) -> frozenset[str]:
         return frozenset({CLS_ATTN}) if self.rates[layer] < 1.0 else frozenset()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -39,7 +40,7 @@ class MCTFPolicy(InModelPolicy):
         if pooling not in ("attn", "size"):
             raise ReducerError(f"MCTF pooling is 'attn' or 'size', got {pooling!r}")
         self.pooling = pooling
-        self.r = r
+        self.r = _check_mctf_r(r)
         self.layers = None if layers is None else tuple(int(v) for v in layers)
         self.taus = (tau_sim, tau_info, tau_size)
         self.bidirection = bidirection
@@ -62,6 +63,16 @@ class MCTFPolicy(InModelPolicy):
         col_mean = s.attn_col_mean if s.attn_col_mean is not None else None if s.attn is None else s.attn.mean(dim=[1, 2])
         return mctf_plan(s.x, col_mean, s.size, self.r, s.num_prefix, *self.taus, bidirection=self.bidirection,
                          pooling=self.pooling)
+
+
+def _check_mctf_r(r: Any) -> float:
+    """MCTF's ``r``: a count (a whole number >= 1) or a ratio of the tokens in (0, 1)."""
+    from ..checks import check_real
+
+    value = check_real("MCTF r", r)
+    if value < 0 or (value >= 1 and value != int(value)):
+        raise ReducerError(f"MCTF r is a token count (a whole number >= 1) or a ratio in (0, 1), got {r!r}")
+    return int(value) if value >= 1 else value
 
 
 def _expand(idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

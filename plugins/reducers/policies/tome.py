@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..checks import check_count, check_real
 from ..merge import bipartite_plan, max_bipartite_r
 from ..types import Plan, ReducedTokens, ReducerError, Signals
 from .base import KEYS, InModelPolicy
@@ -30,23 +31,22 @@ def parse_r(num_layers: int, r: RSchedule) -> list[int]:
     [-1, 1] (-1 = the paper's decreasing schedule), or an explicit list (zero-padded)."""
     if isinstance(r, bool):
         raise ReducerError("r must be an int, an (r, inflection) tuple or a list of ints, not a bool")
+    if isinstance(r, str):
+        raise ReducerError(f"r must be an int, an (r, inflection) tuple or a list of ints, got the string {r!r}")
     if isinstance(r, (list,)) or (isinstance(r, Sequence) and not isinstance(r, tuple)):
-        r = [int(v) for v in r]
+        r = [check_count(f"r[{i}]", v, minimum=0) for i, v in enumerate(r)]
         if len(r) > num_layers:
             raise ReducerError(f"r lists {len(r)} values but the model has {num_layers} blocks")
-        if any(v < 0 for v in r):
-            raise ReducerError(f"r must be >= 0 at every layer, got {r}")
         return r + [0] * (num_layers - len(r))
     inflect = 0.0
     if isinstance(r, tuple):
         if len(r) != 2:
             raise ReducerError(f"an r tuple is (r, inflection), got {r!r}")
         r, inflect = r
-        if not -1.0 <= float(inflect) <= 1.0:
+        inflect = check_real("the inflection", inflect)
+        if not -1.0 <= inflect <= 1.0:
             raise ReducerError(f"the inflection must be in [-1, 1], got {inflect}")
-    r = int(r)
-    if r < 0:
-        raise ReducerError(f"r must be >= 0, got {r}")
+    r = check_count("r", r, minimum=0)
     min_val = int(r * (1.0 - inflect))
     max_val = 2 * r - min_val
     step = (max_val - min_val) / max(num_layers - 1, 1)
