@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import logging
 import re
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from zoo.builders import CheckpointFiles
-from zoo.cards import ModelCard
-from zoo.errors import CheckpointError, ZooError
+from zoo.card_facts import card_facts
+from zoo.cards import KINDS, MODALITIES, ModelCard
+from zoo.errors import CheckpointError, InputError, ZooError
 from zoo.registry import get_registry
 
 __all__ = ["load", "list_models", "info", "plugins", "download", "get_card"]
@@ -36,21 +38,43 @@ def _natural_key(name: str) -> list[Any]:
 def list_models(pattern: str = "*", kind: str | None = None, modality: str | None = None, *, with_weights: bool = False) -> list[str]:
     """Names of registered models matching an fnmatch ``pattern``, in natural sort order.
 
-    Does not import torch.
+    A bare family (``"titok"``, no dot, no wildcard) means every model of that family
+    (``"titok.*"``). ``kind`` and ``modality`` must be values cards use
+    (:data:`zoo.cards.KINDS`, :data:`zoo.cards.MODALITIES`): a misspelling is an
+    :class:`~zoo.errors.InputError` naming the valid ones. Does not import torch.
 
     Example:
         >>> list_models("no-such-family.*")
         []
+        >>> list_models("one_d_piece")
+        ['one_d_piece.b_256', 'one_d_piece.l_256', 'one_d_piece.s_256']
+        >>> list_models(kind="tokenzer")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        zoo.errors.InputError: unknown kind 'tokenzer'. Did you mean 'tokenizer'? Valid kinds: ...
     """
+    _check_choice("kind", kind, KINDS)
+    _check_choice("modality", modality, MODALITIES)
     cards = get_registry().cards.values()
+    pattern = pattern.lower()
+    if not any(ch in pattern for ch in "*?[.") and any(c.family == pattern for c in cards):
+        pattern += ".*"  # a bare family: all of its models
     out = [
         c.name for c in cards
-        if fnmatch.fnmatchcase(c.name, pattern.lower())
+        if fnmatch.fnmatchcase(c.name, pattern)
         and (kind is None or c.kind == kind)
         and (modality is None or c.modality == modality)
         and (not with_weights or c.weights_available)
     ]
     return sorted(out, key=_natural_key)
+
+
+def _check_choice(what: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    """Refuse a ``kind`` / ``modality`` no card can have, suggesting the closest valid value."""
+    if value is None or value in allowed:
+        return
+    close = difflib.get_close_matches(str(value), allowed, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise InputError(f"unknown {what} {value!r}.{hint} Valid {what}s: {', '.join(allowed)}")
 
 
 def get_card(name: str) -> ModelCard:
@@ -75,6 +99,7 @@ def info(name: str) -> dict[str, Any]:
     record["pinned"] = card.pinned  # a 40-hex commit; otherwise the repo's main branch
     record["revision_note"] = card.revision_note  # e.g. "follows the repository's main branch (not pinned)"
     record["revision_pinned"] = card.pinned  # older name of "pinned"
+    record.update(card_facts(card))  # parameters, download size, research only, headline metric, parity status
     lic = card.license
     record["license_summary"] = (
         f"code: {lic.code}; weights: {lic.weights or lic.code}"

@@ -15,6 +15,7 @@ import sys
 
 import click
 
+from zoo.cards import KINDS, MODALITIES
 from zoo.errors import ZooError
 from zoo.generation_commands import (
     AUDIO_SUFFIXES,
@@ -47,16 +48,27 @@ def cli() -> None:
     """zoo: multimodal tokenizers, token generators and token reducers behind one interface."""
 
 
+_LIST_COLUMNS = ("NAME", "KIND", "MODALITY", "PARAMS", "DOWNLOAD", "LICENCE", "METRIC", "PARITY", "WEIGHTS")
+
+
 @cli.command("list")
 @click.argument("pattern", default="*")
-@click.option("--kind", type=click.Choice(["tokenizer", "generator", "token_reducer"]), help="Only this kind.")
-@click.option("--modality", help="Only this modality (image, audio, video, 3d, text, ...).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
+@click.option("--kind", type=click.Choice(KINDS), help="Only this kind.")
+@click.option("--modality", type=click.Choice(MODALITIES), help="Only this modality.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records (zoo info's, one per model) instead of a table.")
 @click.option("--pinned/--not-pinned", "pinned", default=None,
               help="Only cards pinned to a commit / only cards that follow the repository's main branch.")
 def list_cmd(pattern: str, kind: str | None, modality: str | None, as_json: bool, pinned: bool | None = None) -> None:
-    """List registered models matching PATTERN (fnmatch wildcards, e.g. 'flextok.*')."""
+    """List registered models matching PATTERN: a family ('titok'), or fnmatch wildcards ('titok.*_vae').
+
+    The table shows each model's parameter count (computed from the architecture), download
+    size (when the card records its files' sizes, else ?), licence (with 'research only' where
+    the card says so), first reported metric, parity status, and where its weights come from
+    (hub pinned to a commit / following the main branch, embedded, none).
+    """
     import zoo
+    from zoo.card_facts import card_facts, format_bytes, headline_metric
+    from zoo.model import format_count
 
     names = zoo.list_models(pattern, kind=kind, modality=modality)
     if pinned is not None:
@@ -65,22 +77,24 @@ def list_cmd(pattern: str, kind: str | None, modality: str | None, as_json: bool
         click.echo(json.dumps([zoo.info(n) for n in names], indent=2))
         return
     if not names:
-        click.echo(f"no models match {pattern!r}" + (f" (kind={kind})" if kind else ""))
+        filters = ", ".join(f"{k}={v}" for k, v in (("kind", kind), ("modality", modality), ("pinned", pinned)) if v is not None)
+        click.echo(f"no models match {pattern!r}" + (f" ({filters})" if filters else "") + "; `zoo list` shows them all")
         return
     rows = []
     for n in names:
         card = zoo.get_card(n)
-        if card.hub_repo:
-            weights = "hub"
-        elif card.package_dir:
-            weights = "embedded"
-        else:
-            weights = "none needed" if card.kind == "token_reducer" and card.weights_available else "none published"
-        rows.append((n + (" *" if card.default else ""), card.kind, card.modality, card.license.weights or card.license.code, weights))
-    widths = [max(len(r[i]) for r in rows + [("NAME", "KIND", "MODALITY", "LICENCE", "WEIGHTS")]) for i in range(5)]
-    for r in [("NAME", "KIND", "MODALITY", "LICENCE", "WEIGHTS")] + rows:
+        facts = card_facts(card)
+        params = facts["parameters"]
+        rows.append((
+            n + (" *" if card.default else ""), card.kind, card.modality,
+            "—" if params == 0 else format_count(params), format_bytes(facts["download_bytes"]),
+            facts["licence_label"], headline_metric(card) or "—", facts["parity_status"], facts["weights"],
+        ))
+    widths = [max(len(r[i]) for r in [*rows, _LIST_COLUMNS]) for i in range(len(_LIST_COLUMNS))]
+    for r in [_LIST_COLUMNS, *rows]:
         click.echo("  ".join(col.ljust(w) for col, w in zip(r, widths)).rstrip())
-    click.echo("(* = the family's default: `zoo.load(family)`)")
+    click.echo("(* = the family's default: `zoo.load(family)`; DOWNLOAD ? = file sizes not recorded until "
+               "`zoo registry pin`; METRIC = the first the card reports, see `zoo info NAME`)")
 
 
 @cli.command()

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
 from zoo.interfaces import Tokens, as_tokens
+from zoo.model import ZooModel
 from zoo.nn.quantize import nearest_code
 from zoo.weights import load_safetensors
 
@@ -30,7 +31,7 @@ class PatchVQConfig:
     codebook_size: int = 64
 
 
-class PatchVQ(torch.nn.Module):
+class PatchVQ(ZooModel, torch.nn.Module):  # ZooModel: one-line repr, name = card name, module_tree()
     """Patches -> linear -> nearest code; codes -> linear -> patches."""
 
     def __init__(self, config: PatchVQConfig):
