@@ -200,20 +200,26 @@ def plan_removal(names: list[str], *, cache_dir: str | Path | None = None) -> Re
             raise UnknownModelError(f"{name!r} is not in the cache ({cache_dir or 'default cache'}); `zoo cache ls` lists what is")
         chosen.extend(h for h in hits if h not in chosen)
     plan = Removal(models=[m.name for m in chosen])
-    targets = {f.path for m in chosen for f in m.files}
-    users: dict[str, list[str]] = {}
+    chosen_names = {m.name for m in chosen}
+    owners: dict[str, set[str]] = {}  # snapshot file -> models listing it
+    for m in models:
+        for f in m.files:
+            owners.setdefault(f.path, set()).add(m.name)
+    kept_links = {p: names - chosen_names for p, names in owners.items() if names & chosen_names and names - chosen_names}
+    targets = {f.path for m in chosen for f in m.files if f.path not in kept_links}
+    users: dict[str, set[str]] = {}  # blob -> who still uses it after the removal
     if info is not None:
         for repo in info.repos:
             for rev in repo.revisions:
                 for f in rev.files:
                     if str(f.file_path) not in targets:
-                        owner = next((m.name for m in models if any(x.path == str(f.file_path) for x in m.files)), str(f.file_path))
-                        users.setdefault(str(f.blob_path), []).append(owner)
+                        who = owners.get(str(f.file_path), set()) - chosen_names or {f"{repo.repo_id}/{f.file_name}"}
+                        users.setdefault(str(f.blob_path), set()).update(who)
     sizes = {f.blob: f.size for m in chosen for f in m.files}
     plan.links = sorted(targets)
     for blob, size in sorted(sizes.items()):
         if blob in users:
-            plan.kept_blobs[blob] = sorted(set(users[blob]))
+            plan.kept_blobs[blob] = sorted(users[blob])
         else:
             plan.blobs.append(blob)
             plan.freed += size
