@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -250,17 +251,16 @@ def download_file(
         raise HubError(f"hub repository {repo_id!r} not found (or private); check the card's hub_repo") from exc
     except hf_errors.HfHubHTTPError as exc:
         raise HubError(f"hub error for {where}: {exc}") from exc
-    except PermissionError as exc:
-        raise HubError(
-            f"cannot write {where} into the cache: {exc.filename or cache} is not writable. "
-            "Point HF_HUB_CACHE (or cache_dir=) at a writable directory"
-        ) from exc
     except OSError as exc:
-        if getattr(exc, "errno", None) == 28 or "disk space" in str(exc).lower():
-            raise HubError(f"not enough disk space for {where} in {cache} ({exc}); free space or set HF_HUB_CACHE") from exc
-        if not (_is_transport_error(exc) or "consistency check" in str(exc).lower()):
-            raise
-        raise _interrupted(where, exc) from exc
+        if exc.errno not in _UNWRITABLE:
+            translated = _translate_os_error(exc, where, cache)
+            if translated is exc:
+                raise
+            raise translated from exc
+        raise HubError(
+            f"cannot write {where} into the cache: {exc.filename or cache} is not a writable directory "
+            f"({exc.strerror or exc}). Point HF_HUB_CACHE (or cache_dir=) at a writable directory"
+        ) from exc
     except Exception as exc:
         # a dropped connection / truncated body from whichever HTTP stack the installed
         # huggingface_hub uses; anything else is not ours to translate
@@ -271,6 +271,17 @@ def download_file(
     if sha256 is not None or size is not None:
         _verify_cached(local, repo_id, filename, revision, sha256, size)
     return local
+
+
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST}
+
+
+def _translate_os_error(exc: OSError, where: str, cache: str) -> BaseException:
+    if exc.errno == errno.ENOSPC or "disk space" in str(exc).lower():
+        return HubError(f"not enough disk space for {where} in {cache} ({exc}); free space or point HF_HUB_CACHE elsewhere")
+    if _is_transport_error(exc) or "consistency check" in str(exc).lower():
+        return _interrupted(where, exc)
+    return exc
 
 
 def _is_transport_error(exc: BaseException) -> bool:

@@ -125,3 +125,120 @@ def test_dependencies_resolve_with_the_same_settings(hub_stand_in, monkeypatch):
     (other := hub_stand_in.cache_dir.parent / "empty").mkdir()
     with pytest.raises(HubError, match="org/main-model/w.bin .* offline"):
         resolve_files(main, cards, cache_dir=other)
+
+
+# ------------------------------------------------------------------ resume after SIGKILL
+
+
+def _wait_for(predicate, what: str, limit: float = 120.0):
+    import time
+
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+def test_a_download_killed_with_sigkill_resumes_with_a_range_request(hub_stand_in):
+    """The killed process leaves blobs/<etag>.incomplete; the next call asks only for the rest."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    repo, name = "org/big", "big.safetensors"
+    from huggingface_hub import constants
+
+    chunk = constants.DOWNLOAD_CHUNK_SIZE  # the client writes to disk every `chunk` bytes (10 MB)
+    data = random.Random(0).randbytes(2 * chunk + chunk // 2)
+    (hub_stand_in.root / repo).mkdir(parents=True)
+    (hub_stand_in.root / repo / name).write_bytes(data)
+    hub_stand_in.throttle[name] = 0.1  # a slow link: 1 MiB per 100 ms
+    hub_stand_in.throttle_chunk = 1 << 20
+    script = f"import zoo.hub; zoo.hub.download_file({repo!r}, {name!r})"
+    proc = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ))
+    partials = lambda: list(hub_stand_in.cache_dir.rglob("blobs/*.incomplete"))
+    try:
+        _wait_for(lambda: partials() and partials()[0].stat().st_size >= chunk, "the first chunk on disk")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    (partial,) = partials()
+    have = partial.stat().st_size
+    assert 0 < have < len(data) and partial.read_bytes() == data[:have]
+    assert partial.name == hashlib.sha256(data).hexdigest() + ".incomplete"  # a stable name the retry finds
+
+    hub_stand_in.throttle.clear()
+    sent_before = hub_stand_in.bytes_sent[name]
+    path = download_file(repo, name)
+    assert path.read_bytes() == data  # byte-identical
+    assert hub_stand_in.ranges == [(name, f"bytes={have}-")]
+    fetched = hub_stand_in.bytes_sent[name] - sent_before
+    assert fetched == len(data) - have  # only the missing bytes
+    assert partials() == []
+    print(f"resume: {have} bytes kept after SIGKILL, {fetched} fetched on retry, {len(data)} total")
+
+
+# ------------------------------------------------------------------ offline read per call, honest errors
+
+
+def test_clearing_hf_hub_offline_in_a_running_process_takes_effect(hub_stand_in, tmp_path):
+    """huggingface_hub reads HF_HUB_OFFLINE once at import; zoo reads it at every call."""
+    import os
+    import subprocess
+    import sys
+
+    (hub_stand_in.root / "org" / "r").mkdir(parents=True)
+    (hub_stand_in.root / "org" / "r" / "w.bin").write_bytes(b"w" * 10)
+    script = """
+import os, huggingface_hub.constants as c, zoo.hub
+from zoo.errors import HubError
+assert c.HF_HUB_OFFLINE  # imported while offline
+try:
+    zoo.hub.download_file("org/r", "w.bin")
+except HubError as exc:
+    print("offline:", exc)
+del os.environ["HF_HUB_OFFLINE"]
+print("online:", zoo.hub.download_file("org/r", "w.bin").read_bytes())
+os.environ["HF_HUB_OFFLINE"] = "1"
+print("cached:", zoo.hub.download_file("org/r", "w.bin").read_bytes())
+"""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("offline:") and "HF_HUB_OFFLINE=1 is set" in lines[0]
+    assert lines[1:] == ["online: b'wwwwwwwwww'", "cached: b'wwwwwwwwww'"]
+    gets = [p for m, p in hub_stand_in.requests if m == "GET"]
+    assert gets == ["/org/r/resolve/main/w.bin"]  # one download, nothing while offline
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("local_files_only", r"offline \(local_files_only=True was passed\)"),
+        ("offline_force", "cannot download .* again: zoo is offline \\(HF_HUB_OFFLINE=1 is set\\)"),
+        ("unwritable_cache", "not a writable directory"),
+    ],
+)
+def test_errors_name_the_real_cause_and_do_not_advise_a_useless_retry(hub_stand_in, monkeypatch, tmp_path, case, expected):
+    (hub_stand_in.root / "org" / "r").mkdir(parents=True)
+    (hub_stand_in.root / "org" / "r" / "w.bin").write_bytes(b"w")
+    kwargs = {}
+    if case == "local_files_only":
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        kwargs["local_files_only"] = True
+    elif case == "offline_force":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        kwargs["force_download"] = True
+    else:
+        (tmp_path / "a-file").write_text("not a folder")
+        kwargs["cache_dir"] = tmp_path / "a-file" / "cache"
+    with pytest.raises(HubError, match=expected) as info:
+        download_file("org/r", "w.bin", **kwargs)
+    message = str(info.value).lower()
+    assert "retry" not in message and "run the command again" not in message
+    assert "unset" not in message
