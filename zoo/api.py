@@ -13,13 +13,18 @@ import fnmatch
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.builders import CheckpointFiles
 from zoo.card_facts import card_facts
 from zoo.cards import KINDS, MODALITIES, ModelCard
 from zoo.errors import CheckpointError, InputError, ZooError
 from zoo.registry import get_registry
+
+if TYPE_CHECKING:
+    import torch
+
+    from zoo.interfaces import Model
 
 __all__ = ["load", "list_models", "info", "plugins", "download", "get_card"]
 
@@ -222,13 +227,13 @@ def load(
     pretrained: bool = True,
     weights: str | Path | None = None,
     revision: str | None = None,
-    device: Any = None,
-    dtype: Any = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
     attn_backend: str | None = None,
     cache_dir: str | Path | None = None,
     local_files_only: bool | None = None,
     **overrides: Any,
-):
+) -> Model:
     """Build a ready model from its card: files -> config -> module -> strict weights.
 
     Args:
@@ -239,9 +244,17 @@ def load(
             builder needs it given these files, see ``ModelBuilder.needed_dependencies``).
         revision: overrides the card's revision (its pinned commit, or ``main`` when not pinned).
         device, dtype: where and in which precision to put the model (``"bf16"`` etc. accepted).
+            ``device="meta"`` with ``pretrained=False`` builds shapes only (no memory, instant;
+            ``num_parameters()`` works).
         attn_backend: ``"sdpa"``, ``"math"`` or ``"xformers"`` for every attention in the model.
         cache_dir, local_files_only: passed to every hub download (``HF_HUB_OFFLINE`` honoured).
         **overrides: config fields (a typo is an error naming the field).
+
+    Returns:
+        The model, typed :data:`zoo.interfaces.Model`: a tokenizer (``encode`` / ``decode``),
+        generator (``generate``) or token reducer (``apply`` / ``reduce``), each with ``card``,
+        ``config``, ``name`` (the card's name), ``num_parameters()``, ``module_tree()`` and a
+        one-line ``repr``. Narrow the type with ``isinstance(model, zoo.interfaces.Tokenizer)``.
 
     Example:
         >>> import zoo

@@ -13,16 +13,19 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 import torch
 
 from zoo import _valuetools as _vt
+
+if TYPE_CHECKING:
+    from zoo.cards import ModelCard
 from zoo.errors import InputTypeError, TokenError
 
 __all__ = [
     "Tokens", "Latents", "Tokenizer", "Generator", "TokenReducer", "ReducerHandle", "ReducedTokens", "as_tokens",
-    "as_latents",
+    "as_latents", "LoadedModel", "LoadedTokenizer", "LoadedGenerator", "LoadedReducer", "Model",
 ]
 
 
@@ -417,3 +420,39 @@ class TokenReducer(Protocol):
     def apply(self, model: torch.nn.Module, **schedule: Any) -> ReducerHandle: ...
 
     def reduce(self, tokens: torch.Tensor, **kwargs: Any) -> ReducedTokens: ...
+
+
+@runtime_checkable
+class LoadedModel(Protocol):
+    """What every model ``zoo.load`` returns has besides its kind's methods
+    (:class:`zoo.model.ZooModel`): its card, merged config and card name."""
+
+    card: ModelCard
+    config: Any
+
+    @property
+    def name(self) -> str: ...
+
+    def num_parameters(self, trainable_only: bool = False) -> int: ...
+
+    def module_tree(self) -> str: ...
+
+
+@runtime_checkable
+class LoadedTokenizer(LoadedModel, Tokenizer, Protocol):
+    """A tokenizer as ``zoo.load`` returns it: ``encode`` / ``decode`` plus :class:`LoadedModel`."""
+
+
+@runtime_checkable
+class LoadedGenerator(LoadedModel, Generator, Protocol):
+    """A generator as ``zoo.load`` returns it: ``generate`` plus :class:`LoadedModel`."""
+
+
+@runtime_checkable
+class LoadedReducer(LoadedModel, TokenReducer, Protocol):
+    """A token reducer as ``zoo.load`` returns it: ``apply`` / ``reduce`` plus :class:`LoadedModel`."""
+
+
+#: The return type of ``zoo.load``: narrow it with ``isinstance(model, zoo.interfaces.Tokenizer)``
+#: (the protocols are runtime-checkable) or by the card's ``kind``.
+Model = LoadedTokenizer | LoadedGenerator | LoadedReducer

@@ -102,7 +102,8 @@ def _cell(text: Any) -> str:
 
 
 def parity_status(parity: str) -> str:
-    """A short status for the catalogue table from a card's free-text ``parity`` field.
+    """A short status for the catalogue table from a card's free-text ``parity`` field (the same
+    as ``zoo list`` shows: :func:`zoo.card_facts.parity_status`).
 
     Example:
         >>> parity_status("random-weight parity with bytedance/1d-tokenizer (legacy VQ path): ids equal")
@@ -110,16 +111,24 @@ def parity_status(parity: str) -> str:
         >>> parity_status("untested")
         'untested'
     """
-    text = (parity or "").strip()
-    low = text.lower()
-    if not text or low.startswith("untested"):
-        return "untested"
-    if low.startswith("not applicable") or low.startswith("n/a"):
-        return "n/a"
-    if low.startswith(("pending", "partial", "todo")):
-        return text.split(":", 1)[0][:40]
-    match = re.search(r"\b(?:with|vs\.?|against|to)\s+([\w-]+/[\w.-]*[\w-])", text)
-    return f"✓ vs {match.group(1)}" if match else "✓ (see page)"
+    from zoo.card_facts import parity_status as status
+
+    return status(parity)
+
+
+def _params_label(record: Mapping[str, Any]) -> str:
+    """The parameter count ``zoo.info`` reports (computed from the architecture), e.g. ``641M``."""
+    from zoo.model import format_count
+
+    n = record.get("parameters")
+    return "—" if n == 0 else format_count(n)
+
+
+def _download_label(record: Mapping[str, Any]) -> str:
+    """The card's download size (from its recorded file sizes), ``?`` when not recorded."""
+    from zoo.card_facts import format_bytes
+
+    return format_bytes(record.get("download_bytes"))
 
 
 def revision_label(record: Mapping[str, Any], short: bool = False) -> str:
@@ -280,8 +289,8 @@ def index_page(records: Sequence[Mapping[str, Any]]) -> str:
         "when this site was built: the built-in `registry.yaml` and every installed plugin. "
         "`zoo list` prints the same catalogue; a family name alone loads its default model (★).\n",
         '<div class="zoo-catalogue" markdown>\n',
-        "| Name | Kind | Modality | Tokens / codebook | Licence | Paper | Hub repo @ revision | Parity |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| Name | Kind | Modality | Params | Download | Tokens / codebook | Licence | Metric | Paper | Hub repo @ revision | Parity |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for fam, recs in families.items():
         for rec in recs:
@@ -290,11 +299,18 @@ def index_page(records: Sequence[Mapping[str, Any]]) -> str:
                 name = f"{name} ★"
             out.append(
                 f"| {name} | {_KIND_TITLE.get(rec['kind'], rec['kind'])} | {rec['modality']} "
-                f"| {_cell(_tokens_label(rec))} | {_cell(_licence_label(rec))} | {_paper_label(rec, short=True)} "
+                f"| {_params_label(rec)} | {_download_label(rec)} "
+                f"| {_cell(_tokens_label(rec))} | {_cell(_licence_label(rec))} | {_cell(rec.get('headline_metric') or '—')} "
+                f"| {_paper_label(rec, short=True)} "
                 f"| {revision_label(rec, short=True)} | {_cell(parity_status(rec.get('parity', '')))} |"
             )
     out.append("\n</div>\n")
     out.append(
+        "**Params** are counted from each architecture (built on PyTorch's meta device with "
+        "`pretrained=False`, never typed by hand). **Download** is the size of the card's own files "
+        "as recorded by `zoo registry pin` (`?` until a card is pinned; `—` when nothing is downloaded). "
+        "**Metric** is the first result the card reports, as published by the authors (all of them "
+        "are on the family page). "
         "**Parity** is each plugin's own record of how it proved agreement with the reference "
         "implementation (see the family page for the full statement and tolerances). "
         "**Revisions** marked *not pinned* resolve to the repo's current head: pin them with "
@@ -312,6 +328,8 @@ def _model_section(rec: Mapping[str, Any], families: Mapping[str, Any]) -> str:
     rows = [
         ("Load", f'`zoo.load("{name}")`' + (f" or `zoo.load(\"{rec['family']}\")`" if rec.get("default") else "")),
         ("Kind / modality", f"{_KIND_TITLE.get(rec['kind'], rec['kind'])} / {rec['modality']}"),
+        ("Parameters", _params_label(rec) + (f" ({rec['parameters']:,})" if rec.get("parameters") else "")),
+        ("Download", _download_label(rec)),
         ("Tokens / codebook", _tokens_label(rec) + (f" — {rec['tokens']['notes']}" if (rec.get("tokens") or {}).get("notes") else "")),
         ("Weights", revision_label(rec)),
         ("Files", ", ".join(f"`{f}`" for f in rec.get("files") or []) or "—"),
@@ -320,6 +338,8 @@ def _model_section(rec: Mapping[str, Any], families: Mapping[str, Any]) -> str:
         ("Parity", rec.get("parity") or "untested"),
         ("Registered by", f"`{rec.get('registered_by', '?')}` ({rec.get('source') or 'plugin'})"),
     ]
+    if rec.get("aliases"):
+        rows.insert(1, ("Former names", ", ".join(f"`{a}`" for a in rec["aliases"]) + " (still load, with a deprecation note)"))
     deps = rec.get("dependencies") or {}
     if deps:
         links = []
@@ -387,9 +407,10 @@ def family_page(family: str, records: Sequence[Mapping[str, Any]], all_families:
     out.append(_cli_example(default_rec, family))
     out += _family_figures(family, Path(docs_dir) if docs_dir else ROOT / "docs")
     out.append("## Models\n")
-    out.append("| Name | Tokens / codebook | Weights | Parity |\n| --- | --- | --- | --- |")
+    out.append("| Name | Params | Tokens / codebook | Metric | Weights | Parity |\n| --- | --- | --- | --- | --- | --- |")
     for rec in recs:
-        out.append(f"| [`{rec['name']}`](#{anchor(rec['name'])}) | {_cell(_tokens_label(rec))} | {revision_label(rec)} | {_cell(parity_status(rec.get('parity', '')))} |")
+        out.append(f"| [`{rec['name']}`](#{anchor(rec['name'])}) | {_params_label(rec)} | {_cell(_tokens_label(rec))} "
+                   f"| {_cell(rec.get('headline_metric') or '—')} | {revision_label(rec)} | {_cell(parity_status(rec.get('parity', '')))} |")
     out.append("")
     for rec in recs:
         out.append(_model_section(rec, all_families))

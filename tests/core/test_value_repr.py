@@ -9,7 +9,15 @@ import pytest
 import torch
 
 import zoo
-from zoo.interfaces import Latents, ReducedTokens, Tokens
+from zoo.interfaces import (
+    Latents,
+    LoadedGenerator,
+    LoadedReducer,
+    LoadedTokenizer,
+    Model,
+    ReducedTokens,
+    Tokens,
+)
 from zoo.model import ZooModel, format_count
 
 MAX_REPR = 200  # characters: one line, whatever the batch or model size
@@ -142,9 +150,24 @@ def test_every_first_party_model_class_is_a_zoo_model():
     """Built on the meta device (no memory), every card's model prints one line with its card name."""
     from zoo.param_counts import build_on_meta
 
+    protocol = {"tokenizer": LoadedTokenizer, "generator": LoadedGenerator, "token_reducer": LoadedReducer}
     for name in zoo.list_models():
         model = build_on_meta(name)
         assert isinstance(model, ZooModel), name
+        assert isinstance(model, protocol[zoo.get_card(name).kind]), name  # what zoo.load's return type promises
         assert model.name == name
         text = _one_line(repr(model))
         assert re.match(rf"\w+\('{re.escape(name)}', {zoo.get_card(name).kind}\b", text), text
+
+
+def test_load_is_typed():
+    """``zoo.load`` is annotated to return the union of the loaded-model protocols (editors
+    complete encode/decode/generate/apply), and the package ships ``py.typed``."""
+    import typing
+    from pathlib import Path
+
+    hints = typing.get_type_hints(zoo.load, globalns={**vars(zoo.api), "torch": torch, "Model": Model})
+    assert hints["return"] == Model == LoadedTokenizer | LoadedGenerator | LoadedReducer
+    assert hints["device"] == str | torch.device | None
+    assert (Path(zoo.__file__).parent / "py.typed").is_file()
+    assert "py.typed" in (Path(zoo.__file__).parents[1] / "pyproject.toml").read_text()

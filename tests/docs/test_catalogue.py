@@ -62,7 +62,8 @@ def test_nav_has_the_index_then_families_sorted(gen):
         ("random-weight parity with apple/ml-flextok@87d00cc: manifest equal", "✓ vs apple/ml-flextok"),
         ("features atol 1e-4 vs facebookresearch/ToMe on seeded timm ViT", "✓ vs facebookresearch/ToMe"),
         ("kept indices equal to vbdi/divprune on Gaussian tokens", "✓ vs vbdi/divprune"),
-        ("ids equal on recorded fixtures", "✓ (see page)"),
+        ("ids equal on recorded fixtures", "✓ (see card)"),
+        ("no reference implementation or weights published; tested on tiny configs", "no reference"),
     ],
 )
 def test_parity_status(gen, parity, status):
@@ -109,7 +110,7 @@ def test_table_cells_escape_pipes(gen):
     rec = _record(tokens={"length": "1|2", "codebook_size": None, "notes": ""})
     index = gen.index_page([rec])
     row = next(line for line in index.splitlines() if "fam.a" in line)
-    assert "1\\|2" in row and row.count(" | ") == 7  # 8 columns, none split by the pipe
+    assert "1\\|2" in row and row.count(" | ") == 10  # 11 columns, none split by the pipe
 
 
 @pytest.mark.parametrize(
@@ -174,3 +175,31 @@ def test_family_page_shows_its_figure_when_it_exists(gen, tmp_path):
     (tmp_path / fig["files"][0]).write_bytes(b"")
     page = gen.family_page(family, [_record(name=f"{family}.a", family=family)], docs_dir=tmp_path)
     assert f"](../{fig['files'][0]})" in page
+
+
+def test_index_shows_params_download_licence_metric_parity_like_zoo_list(gen):
+    """The docs catalogue has zoo list's columns, with the same values."""
+    from zoo.card_facts import format_bytes
+    from zoo.model import format_count
+
+    index = gen.catalogue_pages()["models/index.md"]
+    header = next(line for line in index.splitlines() if line.startswith("| Name |"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    for col in ("Params", "Download", "Licence", "Metric", "Parity", "Hub repo @ revision"):
+        assert col in cols, col
+    for name in zoo.list_models():
+        info = zoo.info(name)
+        row = next(line for line in index.splitlines() if f"[`{name}`]" in line)
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", row.strip().strip("|"))]
+        cell = dict(zip(cols, cells))
+        assert cell["Params"] == ("—" if info["parameters"] == 0 else format_count(info["parameters"])), name
+        assert cell["Download"] == format_bytes(info["download_bytes"]), name
+        assert ("research only" in cell["Licence"]) == info["license"]["research_only"], name
+        assert cell["Metric"] == (info["headline_metric"] or "—").replace("|", "\\|"), name
+        assert cell["Parity"] == info["parity_status"], name
+
+
+def test_family_page_shows_parameters_and_former_names(gen):
+    page = gen.catalogue_pages()["models/maskgit.md"]
+    assert "| Former names | `maskgit.titok_l32` (still load, with a deprecation note) |" in page
+    assert "| Parameters | 177M (177,202,432) |" in page
