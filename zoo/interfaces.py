@@ -135,11 +135,12 @@ class Tokens:
 
 
 def _same_tokenizer(made_by: str, expected: str) -> bool:
-    """Whether tokens made by ``made_by`` may be decoded by ``expected`` (card names; an empty name
-    is unknown and matches anything; a bare family name matches its family's cards)."""
-    if not made_by or not expected or made_by == expected:
+    """Whether tokens made by ``made_by`` may be decoded by ``expected``. Only card names
+    (``family.tag``) are compared: an empty name or a bare one (a model built without a card, e.g.
+    ``"FlexTok"``) says nothing about provenance and matches anything."""
+    if "." not in made_by or "." not in expected:
         return True
-    return "." not in made_by and expected.split(".", 1)[0] == made_by or "." not in expected and made_by.split(".", 1)[0] == expected
+    return made_by.lower() == expected.lower()
 
 
 def as_tokens(tokens: "Tokens | torch.Tensor | Sequence[torch.Tensor]", codebook_size: int, tokenizer: str = "") -> Tokens:

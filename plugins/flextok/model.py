@@ -450,17 +450,11 @@ class FlexTok(ZooModel, nn.Module):
         return self.decoder._m("transformer").blocks[0].attn.wq.weight.dtype
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
-        if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
-            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"images must be a [B, 3, H, W] tensor in [-1, 1], got {shape}; "
-                             "for PIL images or uint8 arrays use zoo_plugins.flextok.images_to_tensor")
-        if not images.is_floating_point():
-            raise TypeError(f"images must be float in [-1, 1], got {images.dtype}; convert uint8 with x / 127.5 - 1")
-        lo, hi = float(images.min()), float(images.max())
-        if lo < -1.5 or hi > 1.5:
-            raise ValueError(f"images must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]; "
-                             "convert [0, 1] images with x * 2 - 1 and uint8 with x / 127.5 - 1")
-        return images.to(self.device)
+        """A float [B, 3, S, S] batch at the model's own size (tokens do not record the size, so
+        other sizes would decode to S x S), finite, in [-1, 1]; MediaError / InputTypeError otherwise."""
+        from zoo.media.image import check_images
+
+        return check_images(images, size=self.image_size, model=self.name).to(self.device)
 
     # ---------------------------------------------------------------- encode
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
+from zoo.errors import InputTypeError
+
 from ._core import TokenizerInputError
 
 __all__ = ["TokenizerMixin"]
@@ -49,7 +51,7 @@ class TokenizerMixin:
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
         s = self.image_size
         if not isinstance(images, torch.Tensor):
-            raise TypeError(
+            raise InputTypeError(
                 f"encode takes a [B, 3, {s}, {s}] float tensor in [-1, 1]; got {type(images).__name__} "
                 "(use zoo.media.image.to_tensor(images, size=...) to convert PIL images / uint8 arrays)"
             )
@@ -59,8 +61,12 @@ class TokenizerMixin:
             raise TokenizerInputError(f"encode expects images [B, 3, {s}, {s}], got {tuple(images.shape)}; "
                              f"resize/crop with zoo.media.image.to_tensor(images, size={s})")
         if not images.is_floating_point():
-            raise TypeError(f"encode expects float images in [-1, 1], got {images.dtype}; "
-                            "convert uint8 images with zoo.media.image.to_tensor")
+            raise InputTypeError(f"encode expects float images in [-1, 1], got {images.dtype}; "
+                                 "convert uint8 images with zoo.media.image.to_tensor")
+        if images.shape[0] == 0:
+            raise TokenizerInputError("encode got an empty batch (0 images)")
+        if not bool(torch.isfinite(images).all()):
+            raise TokenizerInputError(f"images hold NaN/Inf pixel values; {self._name()} encodes finite pixels in [-1, 1] only")
         lo, hi = float(images.min()), float(images.max())
         if lo < -1.001 or hi > 1.001:
             raise TokenizerInputError(f"encode expects images in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]"

@@ -129,6 +129,9 @@ class MaskGITVQGAN(ZooModel, nn.Module):
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (s, s):
             got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise ValueError(f"encode expects images [B, 3, {s}, {s}] in [-1, 1], got {got}")
+        from zoo.media.image import check_images
+
+        check_images(images, size=s, model=getattr(getattr(self, "card", None), "name", "") or "maskgit_vqgan")
         p = self.quantize.embedding.weight
         x = (images.to(device=p.device, dtype=p.dtype) + 1) / 2
         ids = self.quantize.codes(self.encoder(x))
@@ -139,7 +142,7 @@ class MaskGITVQGAN(ZooModel, nn.Module):
     def decode(self, tokens) -> torch.Tensor:
         from zoo.interfaces import as_tokens
 
-        t = as_tokens(tokens, self.codebook_size)
+        t = as_tokens(tokens, self.codebook_size, getattr(getattr(self, "card", None), "name", ""))
         n = self.grid ** 2
         if t.ids.dim() != 2 or t.ids.shape[1] != n or bool((t.lengths != n).any()):
             raise ValueError(f"MaskGIT-VQGAN decodes exactly {n} ids per image ({self.grid}x{self.grid}), got {tuple(t.ids.shape)}")

@@ -77,5 +77,5 @@ def test_tokens_out_of_range_are_rejected(patchvq_plugin):
 
 def test_wrong_image_shape_is_a_clear_error(patchvq_plugin):
     model = zoo.load("patchvq.tiny", pretrained=False)
-    with pytest.raises(ValueError, match="expects \\[B, 3, 32, 32\\]"):
+    with pytest.raises(zoo.MediaError, match="patchvq.tiny takes 32x32 images, got 16x16"):
         model.encode(torch.zeros(1, 3, 16, 16))

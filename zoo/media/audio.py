@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from functools import lru_cache
 from pathlib import Path
 
@@ -179,6 +180,11 @@ def prepare_audio(waveform: torch.Tensor, sample_rate: int, target_rate: int, *,
                          "divide integer PCM by its full scale (e.g. 32768 for int16)")
     if wav.shape[-1] == 0:
         raise AudioError("prepare_audio: the waveform has 0 samples")
+    if not bool(torch.isfinite(wav).all()):
+        raise AudioError(f"prepare_audio: the waveform holds {int((~torch.isfinite(wav)).sum())} NaN/Inf samples; "
+                         "models encode finite audio in [-1, 1] only")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate < 1:
+        raise AudioError(f"prepare_audio: sample_rate must be a positive int (Hz), got {sample_rate!r}")
     if mono:
         wav = to_mono(wav)
     return resample(wav.float() if wav.dtype == torch.float64 else wav, int(sample_rate), int(target_rate))

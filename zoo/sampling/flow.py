@@ -49,8 +49,10 @@ def flow_timesteps(steps: int, shift: float = 1.0) -> list[float]:
         >>> flow_timesteps(4)
         [1.0, 0.75, 0.5, 0.25, 0.0]
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        from zoo.errors import InputError
+
+        raise InputError(f"steps must be a whole number >= 1, got {steps!r}")
     ts = [i / steps for i in range(steps, -1, -1)]
     if shift != 1.0:
         ts = [float(shift_time(t, shift)) for t in ts]

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
@@ -86,6 +87,10 @@ class Guidance:
     fn: Optional[Callable[[float], float]] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale):
+            from zoo.errors import InputError
+
+            raise InputError(f"the guidance scale must be a finite number, got {self.scale!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown guidance schedule {self.schedule!r}; choose one of {SCHEDULES}")
         lo, hi = self.interval

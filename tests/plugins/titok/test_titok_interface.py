@@ -158,7 +158,7 @@ def test_cli_reconstruct_prefix_grid(tk, release, tmp_path):
                 "--tokens", "1,7,24", "--out", str(out)]
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
-        bad = CliRunner().invoke(cli, args[:-4] + ["--tokens", "0,25", "--out", str(out)])
+        bad = CliRunner().invoke(cli, args[:-4] + ["--tokens", "1,25", "--out", str(out)])
     assert bad.exit_code != 0 and "out of range" in bad.output
     grid = Image.open(out)
     assert grid.width > 4 * 48 and grid.height >= 48

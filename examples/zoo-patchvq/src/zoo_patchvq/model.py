@@ -43,10 +43,14 @@ class PatchVQ(ZooModel, torch.nn.Module):  # ZooModel: one-line repr, name = car
         self.codebook = torch.nn.Parameter(torch.randn(config.codebook_size, config.dim))
         self.proj_out = torch.nn.Linear(config.dim, patch_dim)
 
+    def _name(self) -> str:
+        return getattr(getattr(self, "card", None), "name", "") or "patchvq"
+
     def _check(self, x: torch.Tensor) -> None:
-        s = self.cfg.image_size
-        if x.dim() != 4 or x.shape[1] != 3 or x.shape[-2:] != (s, s):
-            raise ValueError(f"patchvq expects [B, 3, {s}, {s}] images in [-1, 1], got {tuple(x.shape)}")
+        """Core's image check: float [B, 3, S, S], finite, in [-1, 1] (MediaError naming the size)."""
+        from zoo.media.image import check_images
+
+        check_images(x, size=self.cfg.image_size, model=self._name())
 
     def encode(self, x: torch.Tensor) -> Tokens:
         """``[B, 3, H, W]`` in [-1, 1] -> Tokens of ``(H/p)*(W/p)`` ids, row-major."""
@@ -55,11 +59,11 @@ class PatchVQ(ZooModel, torch.nn.Module):  # ZooModel: one-line repr, name = car
         patches = F.unfold(x, p, stride=p).transpose(1, 2)  # [B, N, 3*p*p]
         z = self.proj_in(patches)
         ids = nearest_code(z, self.codebook)  # core's shared codebook search
-        return Tokens(ids=ids, codebook_size=self.cfg.codebook_size, tokenizer=getattr(getattr(self, "card", None), "name", "patchvq"))
+        return Tokens(ids=ids, codebook_size=self.cfg.codebook_size, tokenizer=self._name())
 
     def decode(self, tokens) -> torch.Tensor:
         """Tokens (any prefix) -> images; patches past a prefix are mid-grey."""
-        tokens = as_tokens(tokens, self.cfg.codebook_size)
+        tokens = as_tokens(tokens, self.cfg.codebook_size, self._name())  # refuses another tokenizer's tokens
         n = (self.cfg.image_size // self.cfg.patch_size) ** 2
         patches = self.proj_out(self.codebook[tokens.ids])  # [B, k, 3*p*p]
         valid = torch.arange(tokens.max_length)[None, :] < tokens.lengths[:, None]
