@@ -1,6 +1,7 @@
 """The ``zoo registry`` and ``zoo cache`` command groups (added to :data:`zoo.cli.cli`).
 
 * ``zoo registry pin [PATTERN] [--file registry.yaml] [--revision main] [--dry-run]``
+* ``zoo registry params [--check]`` (parameter counts, :mod:`zoo.param_counts`)
 * ``zoo cache ls [PATTERN] [--json]``, ``zoo cache rm NAME... [--yes] [--partial]``,
   ``zoo cache verify [NAME]``
 
@@ -68,6 +69,20 @@ def pin(pattern: str, path: str | None, revision: str, dry_run: bool) -> None:
     click.echo(f"pinned {len(result.pins)} card(s) at {revision!r} in {target} ({changed} line(s) written)")
     for p in result.pins:
         click.echo(f"  {p.name:<36} {p.repo} @ {p.commit[:12]}  ({len(p.files)} file(s))")
+
+
+@registry_group.command("params")
+@click.option("--check", is_flag=True, help="Only compare with the committed counts (exit 1 when stale).")
+def params(check: bool) -> None:
+    """Recompute the built-in cards' parameter counts (zoo/data/param_counts.json).
+
+    Builds each card's model with pretrained=False on the meta device (no memory, no download)
+    and counts its parameters; `zoo list` shows the committed counts without importing torch."""
+    from zoo.param_counts import main
+
+    code = main(["--check"] if check else [])
+    if code:
+        raise SystemExit(code)
 
 
 @click.group("cache")

@@ -4,7 +4,8 @@ Each card's model is built with ``zoo.load(name, pretrained=False, device="meta"
 only, no memory, no download; see :func:`build_on_meta`) and its parameters are counted. The counts of the built-in cards
 are cached in ``zoo/data/param_counts.json`` so that ``zoo list`` stays fast and does not import
 torch; a test recomputes them all and compares, so the file cannot go stale. Regenerate it with
-``python -m zoo.param_counts`` (after adding or changing a card).
+``zoo registry params`` (or ``python -m zoo.param_counts``) after adding or changing a card;
+``--check`` only compares.
 
 Example:
     >>> count_parameters("tome.default")                      # a reducer holds no weights
@@ -57,9 +58,10 @@ def compute_counts(names: list[str] | None = None) -> dict[str, int]:
     return {name: count_parameters(name) for name in names}
 
 
-def write_counts(path: str | Path = DATA_FILE) -> dict[str, int]:
-    """Recompute the built-in cards' counts and write them to ``path`` (sorted, one per line)."""
+def write_counts(path: str | Path | None = None) -> dict[str, int]:
+    """Recompute the built-in cards' counts and write them to ``path`` (default: the data file)."""
     counts = compute_counts()
+    path = DATA_FILE if path is None else path
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(dict(sorted(counts.items())), indent=1) + "\n", encoding="utf-8")
     cached_counts.cache_clear()

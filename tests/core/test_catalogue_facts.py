@@ -156,3 +156,21 @@ def test_list_and_info_do_not_import_torch():
             "CliRunner().invoke(cli, ['list']); CliRunner().invoke(cli, ['list', '--json']); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_registry_params_command_writes_and_checks(tmp_path, monkeypatch):
+    import zoo.param_counts as pc
+
+    target = tmp_path / "param_counts.json"
+    monkeypatch.setattr(pc, "DATA_FILE", target)
+    monkeypatch.setattr(pc, "compute_counts", lambda names=None: {"rar.b": 260923648, "tome.default": 0})
+    pc.cached_counts.cache_clear()
+    try:
+        stale = CliRunner().invoke(cli, ["registry", "params", "--check"])
+        assert stale.exit_code == 1 and "rar.b: committed None, architecture 260923648" in stale.output
+        wrote = CliRunner().invoke(cli, ["registry", "params"])
+        assert wrote.exit_code == 0 and json.loads(target.read_text()) == {"rar.b": 260923648, "tome.default": 0}
+        fresh = CliRunner().invoke(cli, ["registry", "params", "--check"])
+        assert fresh.exit_code == 0 and "up to date" in fresh.output
+    finally:
+        pc.cached_counts.cache_clear()
