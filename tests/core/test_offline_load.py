@@ -1,0 +1,262 @@
+"""`zoo.load(card, weights=PATH)` with a self-contained release file loads with HF_HUB_OFFLINE=1, an
+empty cache and a hub that would record any request -- for every registered builder.
+
+Each row writes a small release in the builder's format from the committed fixtures (or a seeded
+tiny model) and loads it through a catalogue card of that builder. FlexTok is the one family with
+a dependency (its VAE card): a file that carries the VAE weights and scaling factor needs nothing
+else; a file without them asks for the VAE card, which offline is a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import zoo
+from zoo.errors import CheckpointError, ConfigError, HubError
+from zoo.hookspecs import hookimpl
+from zoo.registry import get_registry
+from zoo.testing.plugins import temporary_plugin
+from zoo.testing.weights import seeded_state_dict, state_manifest
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SMALL_WAV = {"n_filters": 4, "dimension": 16, "codebook_size": 64, "backbone_dim": 64, "intermediate_dim": 96, "num_layers": 2}
+
+
+def _card(builder: str) -> str:
+    """A catalogue card of ``builder`` with hub weights (the first in natural order)."""
+    return next(n for n in zoo.list_models() if zoo.get_card(n).plugin == builder and zoo.get_card(n).hub_repo)
+
+
+def _save(path: Path, state: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in state.items()}
+    if path.suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    return path
+
+
+def _seeded(model: torch.nn.Module) -> dict:
+    return seeded_state_dict(state_manifest(model), seed=0)
+
+
+# ----------------------------------------------------------------- one writer per builder
+# each returns (card name, weights path, config overrides)
+
+
+def _titok(tmp: Path):
+    from zoo_plugins.titok.config import TiTokConfig, from_reference_config
+    from zoo_plugins.titok.model import TiTok
+
+    ref = json.loads((FIXTURES / "titok" / "cases.json").read_text())["legacy_vq"]["config"]
+    cfg = from_reference_config(ref)
+    name = next(n for n in zoo.list_models("titok.*") if "config.json" in zoo.get_card(n).files)
+    folder = tmp / "titok"  # the hub layout: model.safetensors + the reference config.json
+    _save(folder / "model.safetensors", _seeded(TiTok(TiTokConfig(**cfg))))
+    (folder / "config.json").write_text(json.dumps(ref))
+    return name, folder, {}
+
+
+def _maskgit_vqgan(tmp: Path):
+    cfg = json.loads((FIXTURES / "titok" / "vqgan.json").read_text())["config"]
+    name = _card("maskgit_vqgan")
+    model = zoo.load(name, pretrained=False, **cfg)
+    return name, _save(tmp / "vqgan" / zoo.get_card(name).files[0], _seeded(model)), cfg
+
+
+def _wavtokenizer(tmp: Path):
+    from zoo_plugins.wavtokenizer.config import WavTokenizerConfig
+    from zoo_plugins.wavtokenizer.model import WavTokenizer
+
+    small = SMALL_WAV
+    model = WavTokenizer(WavTokenizerConfig(**small, ratios=[8, 5, 4, 2], n_fft=1280, hop_length=320))
+    name = next(n for n in zoo.list_models("wavtokenizer.*") if len(zoo.get_card(n).files) == 2 and "75" in n)
+    folder = tmp / "wavtokenizer"  # any names: one .ckpt and one .yaml identify the pair
+    folder.mkdir()
+    torch.save({"state_dict": _seeded(model)}, folder / "my_checkpoint.ckpt")
+    (folder / "my_config.yaml").write_text(_wavtokenizer_yaml(small, [8, 5, 4, 2], 1280, 320))
+    return name, folder, {}
+
+
+def _wavtokenizer_yaml(small: dict, ratios: list[int], n_fft: int, hop: int) -> str:
+    import yaml
+
+    return yaml.safe_dump({"model": {"init_args": {
+        "feature_extractor": {"init_args": {"bandwidths": [6.6], "sample_rate": 24000, "encodec_ratios": ratios,
+                                            "n_filters": small["n_filters"], "dimension": small["dimension"],
+                                            "codebook_size": small["codebook_size"]}},
+        "backbone": {"init_args": {"input_channels": small["dimension"], "dim": small["backbone_dim"],
+                                   "intermediate_dim": small["intermediate_dim"], "num_layers": small["num_layers"]}},
+        "head": {"init_args": {"dim": small["backbone_dim"], "n_fft": n_fft, "hop_length": hop, "padding": "same"}},
+    }}})
+
+
+def _rar(tmp: Path):
+    from zoo_plugins.rar.config import RARConfig
+    from zoo_plugins.rar.model import RAR
+
+    cfg = json.loads((FIXTURES / "rar" / "cases.json").read_text())["config"]
+    name = _card("rar")
+    return name, _save(tmp / "rar" / zoo.get_card(name).files[0], _seeded(RAR(RARConfig(**cfg)))), cfg
+
+
+def _maskgit(tmp: Path):
+    cases = json.loads((FIXTURES / "maskgit" / "cases.json").read_text())["cases"]
+    case = next(c for c in cases.values() if c["config"].get("arch", "bert") == "bert") if isinstance(cases, dict) else cases[0]
+    cfg = dict(case["config"])
+    name = _card("maskgit")
+    model = zoo.load(name, pretrained=False, **cfg)
+    return name, _save(tmp / "maskgit" / "model.safetensors", _seeded(model)), cfg
+
+
+def _outetts(tmp: Path):
+    cfg = json.loads((FIXTURES / "outetts" / "cases.json").read_text())["config"]
+    name = _card("outetts")
+    model = zoo.load(name, pretrained=False, **cfg)
+    return name, _save(tmp / "outetts" / "model.safetensors", _seeded(model)), cfg
+
+
+def _flextok_vae(tmp: Path):
+    cfg = {"_class_name": "AutoencoderKL", "block_out_channels": [8, 16], "norm_num_groups": 4, "latent_channels": 4,
+           "layers_per_block": 1, "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2}
+    name = _card("flextok_vae")
+    folder = tmp / "vae"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(cfg))
+    from zoo_plugins.flextok.vae import AutoencoderKL
+
+    _save(folder / "diffusion_pytorch_model.safetensors", _seeded(AutoencoderKL.from_config(cfg)))
+    return name, folder, {}
+
+
+TINY_FLEXTOK = "offlinetest.flextok"
+
+
+@hookimpl
+def _flextok_card(register):
+    """A FlexTok card like the catalogue's (VAE card as a dependency) at the fixtures' tiny VAE size."""
+    from zoo_plugins.flextok.testing import TINY_VAE
+
+    register({"name": TINY_FLEXTOK, "kind": "tokenizer", "plugin": "flextok", "modality": "image", "license": {"code": "test"},
+              "hub_repo": "org/flextok-tiny", "files": ["model.safetensors"], "dependencies": {"vae": "flextok_vae.c16"},
+              "config": {"vae": dict(TINY_VAE)}})
+
+
+def _flextok_file(tmp: Path, with_vae: bool) -> Path:
+    from zoo_plugins.flextok.builder import FlexTokBuilder
+    from zoo_plugins.flextok.testing import TINY_VAE
+
+    from zoo.builders import CheckpointFiles
+    from zoo.config import merge_config
+    from zoo.weights import no_init
+
+    header = json.loads((FIXTURES / "flextok" / "tiny_base.json").read_text())["metadata"]
+    path = tmp / ("with_vae" if with_vae else "without_vae") / "model.safetensors"
+    path.parent.mkdir(parents=True)
+    save_file({"placeholder": torch.zeros(1)}, str(path), metadata=header)
+    builder = FlexTokBuilder()
+    ckpt = builder.read_checkpoint(CheckpointFiles({"model.safetensors": path}))
+    config = merge_config(builder.config_class, [("card", {"vae": dict(TINY_VAE)}), ("checkpoint", ckpt.config)])
+    with no_init():
+        state = _seeded(builder.build(config))
+    if not with_vae:
+        state = {k: v for k, v in state.items() if not k.startswith("vae.vae.")}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata=header)
+    return path
+
+
+def _flextok(tmp: Path):
+    return TINY_FLEXTOK, _flextok_file(tmp, with_vae=True), {}
+
+
+WRITERS = {
+    "titok": _titok,
+    "maskgit_vqgan": _maskgit_vqgan,
+    "wavtokenizer": _wavtokenizer,
+    "rar": _rar,
+    "maskgit": _maskgit,
+    "outetts": _outetts,
+    "flextok_vae": _flextok_vae,
+    "flextok": _flextok,
+}
+NO_WEIGHTS = {"reducers", "flextok_ar"}  # no published weights: nothing to load from a file
+
+
+def test_the_table_covers_every_registered_builder():
+    builders = {c.plugin for c in get_registry().cards.values()}
+    assert builders - NO_WEIGHTS <= set(WRITERS), f"add a writer for {sorted(builders - NO_WEIGHTS - set(WRITERS))}"
+    for name in NO_WEIGHTS & builders:
+        assert not any(zoo.get_card(n).hub_repo for n in zoo.list_models() if zoo.get_card(n).plugin == name)
+
+
+@pytest.fixture
+def offline_empty_cache(hub_stand_in, monkeypatch, tmp_path):
+    """HF_HUB_OFFLINE=1, an empty cache, and a hub endpoint that records any request."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with temporary_plugin(types.SimpleNamespace(register_cards=_flextok_card), "offlinetest"):
+        yield hub_stand_in
+    assert not any(hub_stand_in.cache_dir.rglob("*.safetensors"))
+
+
+@pytest.mark.parametrize("builder", sorted(WRITERS))
+def test_a_self_contained_release_loads_offline(builder, offline_empty_cache, tmp_path):
+    name, weights, overrides = WRITERS[builder](tmp_path)
+    model = zoo.load(name, weights=weights, **overrides)
+    assert model.card.name == name
+    assert offline_empty_cache.requests == []  # not one request, not even a HEAD
+    assert not offline_empty_cache.cache_dir.exists() or not any(offline_empty_cache.cache_dir.rglob("*"))
+
+
+def test_flextok_without_its_vae_asks_for_the_vae_card(offline_empty_cache, tmp_path):
+    """The same file minus the vae.vae.* weights needs flextok_vae.c16: offline that is a clear error."""
+    path = _flextok_file(tmp_path, with_vae=False)
+    with pytest.raises(HubError, match=r"EPFL-VILAB/flextok_vae_c16/.* not in the local cache .* offline"):
+        zoo.load(TINY_FLEXTOK, weights=path)
+    assert offline_empty_cache.requests == []
+
+
+def test_flextok_vae_weights_equal_with_and_without_the_dependency(offline_empty_cache, tmp_path):
+    """Self-contained: the VAE comes from the file (same tensors as written)."""
+    from safetensors.torch import load_file
+
+    path = _flextok_file(tmp_path, with_vae=True)
+    model = zoo.load(TINY_FLEXTOK, weights=path)
+    written = {k: v for k, v in load_file(str(path)).items() if k.startswith("vae.vae.")}
+    state = model.state_dict()
+    assert written and all(torch.equal(state[k], v) for k, v in written.items())
+    assert model.config.vae.scaling_factor == 0.75  # from the file's metadata, not a VAE config.json
+
+
+@pytest.mark.parametrize(
+    ("layout", "error", "message"),
+    [
+        ({"a.ckpt": "ckpt75", "b.yaml": "yaml40"}, ConfigError, "does not fit|ratios|n_fft|hop"),  # pair mismatch
+        ({"a.ckpt": "ckpt75", "b.ckpt": "ckpt75", "c.yaml": "yaml75"}, CheckpointError, r"holds 2 \.ckpt files"),
+        ({"c.yaml": "yaml75"}, CheckpointError, r"lacks \[.*\.ckpt"),
+    ],
+)
+def test_wavtokenizer_directory_pairing_errors(offline_empty_cache, tmp_path, layout, error, message):
+    from zoo_plugins.wavtokenizer.config import WavTokenizerConfig
+    from zoo_plugins.wavtokenizer.model import WavTokenizer
+
+    small = SMALL_WAV
+    name = next(n for n in zoo.list_models("wavtokenizer.*") if len(zoo.get_card(n).files) == 2 and "75" in n)
+    folder = tmp_path / "release"
+    folder.mkdir()
+    for fname, what in layout.items():
+        if what == "ckpt75":
+            model = WavTokenizer(WavTokenizerConfig(**small, ratios=[8, 5, 4, 2], n_fft=1280, hop_length=320))
+            torch.save({"state_dict": _seeded(model)}, folder / fname)
+        elif what == "yaml75":
+            (folder / fname).write_text(_wavtokenizer_yaml(small, [8, 5, 4, 2], 1280, 320))
+        else:
+            (folder / fname).write_text(_wavtokenizer_yaml(small, [6, 5, 5, 4], 2400, 600))
+    with pytest.raises(error, match=message):
+        zoo.load(name, weights=folder)
