@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 import typing
@@ -231,4 +232,9 @@ def card_from_dict(raw: Mapping[str, Any], source: str = "<card>") -> ModelCard:
                 raise CardError(f"{label}: file_info.{fname}.sha256 must be 64 lowercase hex digits, got {info.sha256!r}")
             if info.size is not None and info.size < 0:
                 raise CardError(f"{label}: file_info.{fname}.size must be >= 0, got {info.size}")
+    for key in ("metrics", "config"):  # they go out as JSON (`zoo info`, `zoo list --json`)
+        try:
+            json.dumps(getattr(card, key), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise CardError(f"{label}: '{key}' must hold plain JSON values (numbers, strings, lists, mappings): {exc}") from None
     return dataclasses.replace(card, source=source)
