@@ -53,6 +53,11 @@ class WavTokenizerBuilder(ModelBuilder):
             raw = ckpt.get("state_dict", ckpt)
         sniffed = config_from_state_dict(raw)
         yamls = [p for n, p in files.paths.items() if Path(n).suffix in (".yaml", ".yml")]
+        if len(yamls) > 1:
+            from zoo.errors import ConfigError  # noqa: PLC0415
+
+            raise ConfigError(f"{len(yamls)} yaml files given ({sorted(p.name for p in yamls)}) for {path.name}; "
+                              "keep the one the checkpoint was trained with")
         if yamls:
             check_pairing(config_from_yaml(yamls[0]), sniffed, what=path.name)
         # The token-rate pairing (ratios / n_fft / hop) stays with the card or the user; convert()

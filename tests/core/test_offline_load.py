@@ -235,19 +235,22 @@ def test_flextok_vae_weights_equal_with_and_without_the_dependency(offline_empty
 
 
 @pytest.mark.parametrize(
-    ("layout", "error", "message"),
+    ("files", "layout", "error", "message"),
     [
-        ({"a.ckpt": "ckpt75", "b.yaml": "yaml40"}, ConfigError, "does not fit|ratios|n_fft|hop"),  # pair mismatch
-        ({"a.ckpt": "ckpt75", "b.ckpt": "ckpt75", "c.yaml": "yaml75"}, CheckpointError, r"holds 2 \.ckpt files"),
-        ({"c.yaml": "yaml75"}, CheckpointError, r"lacks \[.*\.ckpt"),
+        (2, {"a.ckpt": "ckpt75", "b.yaml": "yaml40"}, ConfigError, "does not fit|ratios|n_fft|hop"),  # pair mismatch
+        (2, {"a.ckpt": "ckpt75", "b.ckpt": "ckpt75", "c.yaml": "yaml75"}, CheckpointError, r"holds 2 \.ckpt files"),
+        (2, {"a.ckpt": "ckpt75", "b.yaml": "yaml75", "c.yaml": "yaml40"}, CheckpointError, r"holds 2 \.yaml files"),
+        (2, {"c.yaml": "yaml75"}, CheckpointError, r"lacks \[.*\.ckpt"),
+        (1, {"a.ckpt": "ckpt75", "b.yaml": "yaml40"}, ConfigError, "does not fit|ratios|n_fft|hop"),  # card lists no yaml
+        (1, {"a.ckpt": "ckpt75", "b.yaml": "yaml75", "c.yaml": "yaml40"}, ConfigError, "2 yaml files given"),
     ],
 )
-def test_wavtokenizer_directory_pairing_errors(offline_empty_cache, tmp_path, layout, error, message):
+def test_wavtokenizer_directory_pairing_errors(offline_empty_cache, tmp_path, files, layout, error, message):
     from zoo_plugins.wavtokenizer.config import WavTokenizerConfig
     from zoo_plugins.wavtokenizer.model import WavTokenizer
 
     small = SMALL_WAV
-    name = next(n for n in zoo.list_models("wavtokenizer.*") if len(zoo.get_card(n).files) == 2 and "75" in n)
+    name = next(n for n in zoo.list_models("wavtokenizer.*") if len(zoo.get_card(n).files) == files and "75" in n)
     folder = tmp_path / "release"
     folder.mkdir()
     for fname, what in layout.items():
