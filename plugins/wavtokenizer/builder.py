@@ -54,7 +54,7 @@ class WavTokenizerBuilder(ModelBuilder):
         sniffed = config_from_state_dict(raw)
         yamls = [p for n, p in files.paths.items() if Path(n).suffix in (".yaml", ".yml")]
         if len(yamls) > 1:
-            from zoo.errors import ConfigError  # noqa: PLC0415
+            from zoo.errors import ConfigError
 
             raise ConfigError(f"{len(yamls)} yaml files given ({sorted(p.name for p in yamls)}) for {path.name}; "
                               "keep the one the checkpoint was trained with")
