@@ -140,8 +140,14 @@ def read_header_metadata(path: str | Path) -> dict[str, str]:
         n = int.from_bytes(f.read(8), "little")
         if n <= 0 or n > 100_000_000:
             raise ConfigError(f"{path}: not a safetensors file (header length {n})")
-        header = json.loads(f.read(n))
-    return dict(header.get("__metadata__", {}) or {})
+        try:
+            header = json.loads(f.read(n))
+        except (ValueError, UnicodeDecodeError) as exc:  # truncated or lying header
+            raise ConfigError(f"{path}: the safetensors header is not readable JSON ({exc}); is the file truncated?") from None
+    meta = header.get("__metadata__", {}) if isinstance(header, dict) else None
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ConfigError(f"{path}: the safetensors __metadata__ must map names to strings")
+    return dict(meta)
 
 
 def parse_metadata(raw: Mapping[str, str]) -> dict[str, Any]:

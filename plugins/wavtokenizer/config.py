@@ -114,7 +114,11 @@ def config_from_yaml(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     else:
         import yaml
 
-        raw = yaml.safe_load(Path(source).read_text())
+        try:
+            raw = yaml.safe_load(Path(source).read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:  # e.g. a `!!python/...` tag: never constructed
+            raise ConfigError(f"{source}: not a plain-data yaml ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                              "zoo reads values only, tags such as !!python/object are refused") from None
     try:
         init = raw["model"]["init_args"]
     except (KeyError, TypeError):

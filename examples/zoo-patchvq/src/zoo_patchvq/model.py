@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
+from zoo.errors import ConfigError
 from zoo.interfaces import Tokens, as_tokens
 from zoo.model import ZooModel
 from zoo.nn.quantize import nearest_code
@@ -82,7 +83,13 @@ class PatchVQBuilder(ModelBuilder):
 
     def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
         state, meta = load_safetensors(files["model.safetensors"])
-        return Checkpoint(state_dict=state, config=json.loads(meta.get("config", "{}")))
+        try:
+            config = json.loads(meta.get("config", "{}"))  # data only: never imported or evaluated
+        except ValueError as exc:
+            raise ConfigError(f"{files.origin}: the 'config' metadata is not JSON ({exc})") from None
+        if not isinstance(config, dict):
+            raise ConfigError(f"{files.origin}: the 'config' metadata must be a JSON object, got {type(config).__name__}")
+        return Checkpoint(state_dict=state, config=config)
 
     def build(self, config: PatchVQConfig) -> PatchVQ:
         return PatchVQ(config)
