@@ -171,3 +171,13 @@ def test_load_is_typed():
     assert hints["device"] == str | torch.device | None
     assert (Path(zoo.__file__).parent / "py.typed").is_file()
     assert "py.typed" in (Path(zoo.__file__).parents[1] / "pyproject.toml").read_text()
+
+
+def test_generation_repr_shows_shapes_not_pixels():
+    from zoo.sampling.output import Generation
+
+    out = Generation(tokens=_big_tokens()[:2], media=torch.rand(2, 3, 256, 256), meta={"labels": [1, 2], "steps": 8})
+    text = repr(out)  # one line, nesting the tokens' repr
+    assert "\n" not in text and "tensor(" not in text and len(text) <= 2 * MAX_REPR
+    assert text.startswith("Generation(tokens=Tokens(tokenizer='flextok.demo_tiny', batch=2, ")
+    assert text.endswith("media=[2, 3, 256, 256] float32 cpu, meta={labels, steps})")
