@@ -84,9 +84,9 @@ class Tokens:
         if keep_t.dim() == 0:
             keep_t = keep_t.expand(self.batch_size)
         if keep_t.shape != (self.batch_size,):
-            raise ValueError(f"truncate: need one count per item ({self.batch_size}), got {keep_t.tolist()}")
+            raise TokenError(f"truncate: need one count per item ({self.batch_size}), got {keep_t.tolist()}")
         if (keep_t < 1).any() or (keep_t > self.lengths).any():
-            raise ValueError(f"truncate: counts must lie in [1, length] per item; lengths {self.lengths.tolist()}, asked {keep_t.tolist()}")
+            raise TokenError(f"truncate: counts must lie in [1, length] per item; lengths {self.lengths.tolist()}, asked {keep_t.tolist()}")
         new_max = int(keep_t.max())
         ids = self.ids[..., :new_max].clone()
         pos = torch.arange(new_max, device=ids.device)
@@ -216,9 +216,9 @@ def _keep_counts(keep: int | Sequence[int] | torch.Tensor, lengths: torch.Tensor
     if keep_t.dim() == 0:
         keep_t = keep_t.expand(len(lengths))
     if keep_t.shape != lengths.shape:
-        raise ValueError(f"truncate: need one count per item ({len(lengths)}), got {keep_t.tolist()}")
+        raise TokenError(f"truncate: need one count per item ({len(lengths)}), got {keep_t.tolist()}")
     if (keep_t < 1).any() or (keep_t > lengths).any():
-        raise ValueError(f"truncate: counts must lie in [1, length] per item; lengths {lengths.tolist()}, asked {keep_t.tolist()}")
+        raise TokenError(f"truncate: counts must lie in [1, length] per item; lengths {lengths.tolist()}, asked {keep_t.tolist()}")
     return keep_t.clone()
 
 

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.errors import InputError, TokenError
 from zoo.interfaces import Tokens, as_tokens
 from zoo.model import ZooModel
 from zoo.nn.masks import CausalMask, Mask
@@ -489,9 +490,9 @@ class FlexTok(ZooModel, nn.Module):
     def _as_tokens(self, tokens: Any) -> Tokens:
         t = as_tokens(tokens, self.codebook_size, self.name)
         if t.ids.dim() != 2:
-            raise ValueError(f"FlexTok tokens are [B, N], got {tuple(t.ids.shape)}")
+            raise TokenError(f"FlexTok tokens are [B, N], got {tuple(t.ids.shape)}")
         if int(t.lengths.max()) > self.num_tokens or int(t.lengths.min()) < 1:
-            raise ValueError(f"each image needs 1..{self.num_tokens} tokens, got lengths {t.lengths.tolist()}")
+            raise TokenError(f"each image needs 1..{self.num_tokens} tokens, got lengths {t.lengths.tolist()}")
         return t
 
     @torch.no_grad()
@@ -513,9 +514,9 @@ class FlexTok(ZooModel, nn.Module):
         """
         cfg = self.config
         latent_size = self.latent_grid if latent_size is None else latent_size
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise InputError(f"steps must be a whole number >= 1, got {steps!r}")
         steps = cfg.default_steps if steps is None else int(steps)
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
         scale = cfg.default_guidance_scale if guidance_scale is None else guidance_scale
         apg = cfg.default_norm_guidance if norm_guidance is None else bool(norm_guidance)
         t = self._as_tokens(tokens).to(self.device)
