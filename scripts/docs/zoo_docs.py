@@ -283,7 +283,7 @@ def index_page(records: Sequence[Mapping[str, Any]]) -> str:
         kinds[rec["kind"]] += 1
     summary = ", ".join(f"{n} {_KIND_TITLE.get(k, k).lower()}{'s' if n != 1 else ''}" for k, n in sorted(kinds.items()))
     out = [
-        "---\nhide:\n  - navigation\n  - toc\n---\n",
+        "---\nhide:\n  - toc\n---\n",  # the side navigation stays (readable at 1280 px)
         "# Model catalogue\n",
         f"{len(records)} models in {len(families)} families ({summary or 'none'}), generated from the registry "
         "when this site was built: the built-in `registry.yaml` and every installed plugin. "

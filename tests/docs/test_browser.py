@@ -1,7 +1,11 @@
 """Open the built site in headless Chromium (Debian's chromium + chromedriver, via selenium).
 
-Serves the strict build on 127.0.0.1, checks that the catalogue table shows every registered
-model and that the search box finds "flextok", and writes screenshots into the test's tmp dir.
+Serves the strict build on 127.0.0.1 and looks at it in a 1280 px wide window: the catalogue
+table shows every registered model, fits (its last column ends on screen, no sideways
+scrolling inside its box: that scrollbar would sit below 50 rows) and the side navigation is
+visible; the
+search box finds "flextok"; a family page and the Benchmarks page show their pictures.
+Screenshots go into the test's tmp dir, or into ``$ZOO_DOCS_SCREENSHOTS`` when set (to look at).
 Skipped (with the reason) only where chromium or its driver is not installed; CI installs both.
 """
 
@@ -12,6 +16,7 @@ import http.server
 import os
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -21,9 +26,10 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+WIDTH = 1280  # the width the catalogue must be readable at, side navigation included
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1400,1000"]
+         f"--window-size={WIDTH},1000"]
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -57,6 +63,7 @@ def browser(tmp_path):
     for flag in FLAGS + [f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=DRIVER))
+    driver.set_window_size(WIDTH, 1000)
     driver.set_page_load_timeout(30)
     try:
         yield driver
@@ -93,3 +100,64 @@ def test_catalogue_table_search_and_screenshot(served_site, browser, built_site,
     assert "matching" in meta.lower() and not meta.lower().startswith("no matching"), meta
     shot = tmp_path / "search.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+def _shot(browser, tmp_path, name: str) -> Path:
+    folder = Path(os.environ.get("ZOO_DOCS_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    assert browser.save_screenshot(str(path)) and path.stat().st_size > 10_000
+    return path
+
+
+NAV_AND_TABLE = """
+const nav = document.querySelector('.md-sidebar--primary');
+const navBox = nav ? nav.getBoundingClientRect() : null;
+const link = [...document.querySelectorAll('.md-sidebar--primary a.md-nav__link')].find(a => a.textContent.trim() === 'flextok');
+const table = document.querySelector('.zoo-catalogue table');
+const last = table.querySelector('thead th:last-child');
+let box = table.parentElement, scroller = null;
+while (box && box !== document.body) {
+  const ox = getComputedStyle(box).overflowX;
+  if ((ox === 'auto' || ox === 'scroll') && box.scrollWidth > box.clientWidth) { scroller = box; break; }
+  box = box.parentElement;
+}
+return {
+  innerWidth: window.innerWidth,
+  pageScrollWidth: document.documentElement.scrollWidth,
+  navShown: !!nav && getComputedStyle(nav).display !== 'none' && !nav.hidden && navBox.width > 100 && navBox.left >= 0,
+  navLinkShown: !!link && link.getBoundingClientRect().width > 0,
+  lastRight: last.getBoundingClientRect().right,
+  lastText: last.textContent.trim(),
+  scrollerRight: scroller ? scroller.getBoundingClientRect().right : null,
+};
+"""
+
+
+def test_catalogue_is_readable_at_1280px(served_site, browser, tmp_path):
+    """Side navigation visible; every column of the table on screen, without sideways scrolling."""
+    browser.get(f"{served_site}/models/")
+    m = browser.execute_script(NAV_AND_TABLE)
+    _shot(browser, tmp_path, "catalogue_1280")
+    assert m["innerWidth"] <= WIDTH
+    assert m["navShown"] and m["navLinkShown"], f"the side navigation is hidden at {WIDTH} px: {m}"
+    assert m["pageScrollWidth"] <= m["innerWidth"], f"the page itself scrolls sideways: {m}"
+    # a sideways scrollbar at the bottom of a 50-row table is as good as cut off: every column must show
+    assert m["scrollerRight"] is None, f"the table needs sideways scrolling at {WIDTH} px: {m}"
+    assert m["lastRight"] <= m["innerWidth"], f"the {m['lastText']!r} column is cut off at {WIDTH} px: {m}"
+
+
+@pytest.mark.parametrize("page, name", [("models/flextok/", "family_flextok"), ("benchmarks/", "benchmarks")])
+def test_pages_show_their_pictures(served_site, browser, tmp_path, page, name):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served_site}/{page}")
+    images = browser.find_elements(By.CSS_SELECTOR, "article img")
+    assert images, f"{page} shows no picture"
+    for img in images:
+        browser.execute_script("arguments[0].scrollIntoView()", img)
+    browser.execute_script("window.scrollTo(0, 0)")
+    loaded = browser.execute_script(
+        "return [...document.querySelectorAll('article img')].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])")
+    assert all(ok for _, ok in loaded), f"pictures that did not load on {page}: {loaded}"
+    _shot(browser, tmp_path, name)
