@@ -107,14 +107,19 @@ def _reference(record: Mapping[str, Any]) -> str:
     return "measured" if record.get("reference_measured") else f"**{NOT_MEASURED}**"
 
 
+def wide(table: str) -> str:
+    """A Markdown table in a ``zoo-wide`` box (compact, wrapping: docs/assets/zoo.css)."""
+    return f'<div class="zoo-wide" markdown>\n\n{table}\n</div>\n'
+
+
 def runs_table(records: Sequence[Mapping[str, Any]]) -> str:
     """One row per record: what ran, where, when, how loaded the machine was."""
-    out = ["| benchmark | date (UTC) | machine | threads | load average (1 min, start → end) | peak memory | reference | command |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| benchmark | date (UTC) | machine | threads | load average (1 min, start → end) | peak memory | reference |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in records:
         mem = f"{r['peak_rss_mib'] / 1024:.1f} GiB" if r.get("peak_rss_mib") else "–"
         out.append(f"| {r.get('title', r['benchmark'])} | {str(r['date'])[:16].replace('T', ' ')} | {_machine(r)} "
-                   f"| {r['threads']} | {_load(r)} | {mem} | {_reference(r)} | `{fmt(r.get('command', ''))}` |")
+                   f"| {r['threads']} | {_load(r)} | {mem} | {_reference(r)} |")
     return "\n".join(out) + "\n"
 
 
@@ -198,7 +203,7 @@ def throughput_svg(records: Sequence[Mapping[str, Any]]) -> str | None:
     for r in records:
         items = [(_label(row), row["zoo_per_s"], row.get("ref_per_s")) for row in r["rows"] if row.get("zoo_per_s")]
         if items:
-            unit = r["rows"][0].get("unit", "per s")
+            unit = next(row.get("unit", "per s") for row in r["rows"] if row.get("zoo_per_s"))
             panels.append((r.get("title", r["benchmark"]), f"{unit}, higher is better", items))
     return bar_chart(panels) if panels else None
 
@@ -242,7 +247,7 @@ def _gpu_section(gpu: Sequence[Mapping[str, Any]]) -> list[str]:
     for r in gpu:
         out.append(f"### {r.get('title', r['benchmark'])}\n")
         out.append(f"{_machine(r)}; {str(r['date'])[:16].replace('T', ' ')} UTC.\n")
-        out.append(rows_table(r, {k: k for row in r["rows"] for k in row if not isinstance(row[k], (dict, list))}))
+        out.append(wide(rows_table(r, {k: k for row in r["rows"] for k in row if not isinstance(row[k], (dict, list))})))
     return out
 
 
@@ -271,7 +276,7 @@ def benchmarks_page(records: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str
                    "re-run it with one to fill the ratios.\n")
     if cpu:
         out.append("## Runs\n")
-        out.append(runs_table(cpu))
+        out.append(wide(runs_table(cpu)))
     for kind, title in KINDS.items():
         recs = [r for r in cpu if r["kind"] == kind]
         if not recs:
@@ -287,7 +292,9 @@ def benchmarks_page(records: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str
             notes = "; ".join(r.get("notes") or [])
             out.append(f"`{r['_file'] if '_file' in r else r['benchmark']}` · {str(r['date'])[:10]} · {r['threads']} "
                        f"thread(s) · load {_load(r)} · reference {_reference(r)}" + (f". {notes}" if notes else "") + "\n")
-            out.append(rows_table(r))
+            if r.get("command"):
+                out.append(f"```bash\n{r['command']}\n```\n")
+            out.append(wide(rows_table(r)))
             if r.get("skipped"):
                 out.append("Skipped: " + "; ".join(f"{s.get('model')} ({s.get('why', s.get('skipped', ''))})"
                                                    for s in r["skipped"]) + "\n")
@@ -296,7 +303,7 @@ def benchmarks_page(records: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str
         out.append("## Output agreement\n")
         out.append("What each run checked beside its timings (bf16 against float32 zoo; zoo against the reference "
                    "where it ran). The test suite holds the parity fixtures and their tolerances.\n")
-        out.append(checks)
+        out.append(wide(checks))
     out += _gpu_section(gpu)
     out.append("## Re-run\n")
     out.append("```bash\n" + "\n".join(sorted({r.get("command", "") for r in records if r.get("command")}) or
