@@ -38,8 +38,8 @@ def parameter_rows(html: str, anchor: str | None = None) -> list[list[str]]:
 @pytest.mark.parametrize("name, type_, default", [
     ("name", "str", "required"),
     ("pretrained", "bool", "True"),
-    ("device", "Any", "None"),
-    ("dtype", "Any", "None"),
+    ("device", "str | device | None", "None"),  # torch.device, rendered by its name
+    ("dtype", "str | dtype | None", "None"),
     ("cache_dir", "str | Path | None", "None"),
     ("local_files_only", "bool | None", "None"),
 ])
