@@ -133,6 +133,10 @@ def as_guidance(g: Union["Guidance", float, int, None, Callable[[float], float]]
         return g
     if callable(g):
         return Guidance(fn=g)
+    if isinstance(g, (str, bytes, bool)):
+        from zoo.errors import InputError
+
+        raise InputError(f"the guidance scale must be a number, a Guidance or a callable, got {g!r}")
     return Guidance(float(g))
 
 

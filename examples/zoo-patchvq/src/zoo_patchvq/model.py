@@ -56,6 +56,7 @@ class PatchVQ(ZooModel, torch.nn.Module):  # ZooModel: one-line repr, name = car
     def encode(self, x: torch.Tensor) -> Tokens:
         """``[B, 3, H, W]`` in [-1, 1] -> Tokens of ``(H/p)*(W/p)`` ids, row-major."""
         self._check(x)
+        x = x.to(self.codebook.dtype)
         p = self.cfg.patch_size
         patches = F.unfold(x, p, stride=p).transpose(1, 2)  # [B, N, 3*p*p]
         z = self.proj_in(patches)
