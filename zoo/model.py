@@ -15,7 +15,7 @@ Example:
     ...         self.proj = torch.nn.Linear(4, 4)
     >>> model = Tiny()
     >>> model
-    Tiny('Tiny', 20 params, float32, cpu, image_size=32)
+    Tiny(20 params, float32, cpu, image_size=32)
     >>> model.module_tree().splitlines()[0]
     'Tiny('
     >>> format_count(1_234_567), format_count(2_600_000_000), format_count(999)
@@ -24,12 +24,15 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from zoo.cards import ModelCard
 
 __all__ = ["ZooModel", "describe", "format_count"]
+
+_TREE = threading.local()  # depth > 0 while module_tree() renders: sub-models print their tree
 
 #: Attributes shown in the repr when a model has them (key shape facts).
 SHAPE_FACTS = ("image_size", "sample_rate", "frame_rate")
@@ -72,10 +75,7 @@ def describe(model: Any) -> str:
     ``sample_rate``) plus what its ``describe_facts()`` adds. Never prints a tensor.
     """
     card = getattr(model, "card", None)
-    name = getattr(card, "name", None) or type(model).__name__
-    parts = [repr(name)]
-    if card is not None:
-        parts.append(card.kind)
+    parts = [repr(card.name), card.kind] if card is not None else []  # no card: the class name says it
     count = model.num_parameters() if isinstance(model, ZooModel) else None
     if count:
         parts.append(f"{format_count(count)} params")
@@ -128,18 +128,25 @@ class ZooModel:
         return sum(p.numel() for p in params() if p.requires_grad or not trainable_only)
 
     def module_tree(self) -> str:
-        """The full ``torch.nn.Module`` tree (what ``print(model)`` shows for a plain module)."""
+        """The full ``torch.nn.Module`` tree (what ``print(model)`` shows for a plain module),
+        sub-models included (a ZooModel inside it shows its tree here, not its one line)."""
         import torch
 
-        if isinstance(self, torch.nn.Module):
+        if not isinstance(self, torch.nn.Module):
+            return object.__repr__(self)
+        _TREE.depth = getattr(_TREE, "depth", 0) + 1
+        try:
             return torch.nn.Module.__repr__(self)
-        return object.__repr__(self)
+        finally:
+            _TREE.depth -= 1
 
     def describe_facts(self) -> dict[str, Any]:
         """Extra ``key=value`` facts for the repr (override to add, e.g., a reducer's options)."""
         return {}
 
     def __repr__(self) -> str:
+        if getattr(_TREE, "depth", 0):  # inside an enclosing module_tree(): the full tree
+            return self.module_tree()
         try:
             return describe(self)
         except Exception as exc:  # noqa: BLE001 -- a repr must never raise

@@ -118,6 +118,8 @@ def test_loaded_model_repr_name_and_module_tree():
     assert str(model) == text
     tree = model.module_tree()
     assert tree.startswith("FlexTok(\n") and "(encoder): FlexTokEncoder(" in tree and len(tree.splitlines()) > 50
+    assert "(vae): AutoencoderKL(\n" in tree and "(conv_in): Conv2d(" in tree  # a sub-model shows its tree too
+    assert repr(model.vae.vae).startswith("AutoencoderKL(") and "\n" not in repr(model.vae.vae)
     assert model.num_parameters() == count
 
 
