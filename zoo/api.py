@@ -44,7 +44,7 @@ def list_models(pattern: str = "*", kind: str | None = None, modality: str | Non
     """Names of registered models matching an fnmatch ``pattern``, in natural sort order.
 
     A bare family (``"titok"``, no dot, no wildcard) means every model of that family
-    (``"titok.*"``). ``kind`` and ``modality`` must be values cards use
+    (``"titok.*"``); a former name (a card alias) gives the card it now names. ``kind`` and ``modality`` must be values cards use
     (:data:`zoo.cards.KINDS`, :data:`zoo.cards.MODALITIES`): a misspelling is an
     :class:`~zoo.errors.InputError` naming the valid ones. Does not import torch.
 
@@ -70,6 +70,9 @@ def list_models(pattern: str = "*", kind: str | None = None, modality: str | Non
         and (modality is None or c.modality == modality)
         and (not with_weights or c.weights_available)
     ]
+    if not out and pattern in get_registry().aliases:  # a former name: its card, with the rename note
+        card = get_registry().find_card(pattern)[0]
+        out = [card.name] if (kind is None or card.kind == kind) and (modality is None or card.modality == modality) else []
     return sorted(out, key=_natural_key)
 
 

@@ -61,6 +61,8 @@ def test_renamed_generators_load_by_old_name_with_a_note(old, new):
         assert zoo.get_card(old).name == new
     assert old not in zoo.list_models()
     assert old in zoo.get_card(new).aliases
+    assert zoo.list_models(old) == [new]  # a former name as a pattern finds the card it now names
+    assert zoo.list_models(old, kind="tokenizer") == []
 
 
 def test_generator_cards_read_like_their_tokenizers():
