@@ -3,7 +3,7 @@
 Example:
     >>> import zoo
     >>> names = zoo.list_models()            # does not import torch
-    >>> # model = zoo.load("flextok")         # a ready model (downloads its pinned weights)
+    >>> # model = zoo.load("flextok")         # a ready model (downloads the official weights)
 
 ``import zoo`` and ``zoo.list_models()`` do not import torch; ``zoo.load`` does.
 """

@@ -132,7 +132,7 @@ def _download_label(record: Mapping[str, Any]) -> str:
 
 
 def revision_label(record: Mapping[str, Any], short: bool = False) -> str:
-    """Where the weights come from, as Markdown: hub repo + pinned revision, a package, or none.
+    """Where the weights come from, as Markdown: hub repo + revision (pinned commit or not), a package, or none.
 
     Example:
         >>> revision_label({"hub_repo": "org/repo", "revision": "a" * 40, "package_dir": None,
@@ -146,7 +146,7 @@ def revision_label(record: Mapping[str, Any], short: bool = False) -> str:
             return f"{link} @ `{rev[:12]}`"
         if short:
             return f"{link} @ `{rev}` (not pinned)" if rev else f"{link} (not pinned)"
-        return f"{link} @ `{rev}` (not pinned)" if rev else f"{link} (revision not pinned: the repo's head)"
+        return f"{link} @ `{rev}` (not pinned)" if rev else f"{link}: follows the repository's main branch (not pinned)"
     if record.get("package_dir"):
         return f"in package: `{record['package_dir']}`"
     if record.get("kind") == "token_reducer":
@@ -216,7 +216,7 @@ def family_example(record: Mapping[str, Any], load_name: str | None = None) -> s
             "```python\n"
             "import zoo\n"
             "from zoo.media.audio import load_audio, save_audio\n\n"
-            f'tok = zoo.load("{name}")                       # pinned weights, strict load\n'
+            f'tok = zoo.load("{name}")                       # official weights, strict load\n'
             'wave, sr = load_audio("speech.wav")             # [channels, samples], any rate\n'
             "tokens = tok.encode(wave, sr)                   # zoo.Tokens: ids [B, T] + lengths\n"
             "audio = tok.decode(tokens)                      # [B, samples] at tok.sample_rate\n"
@@ -232,7 +232,7 @@ def family_example(record: Mapping[str, Any], load_name: str | None = None) -> s
             "```python\n"
             "import zoo\n"
             "from zoo.media.image import load_images, save_grid\n\n"
-            f'tok = zoo.load("{name}")                           # pinned weights, strict load\n'
+            f'tok = zoo.load("{name}")                           # official weights, strict load\n'
             'images = load_images(["cat.png"], size=getattr(tok, "image_size", 256))  # [B, 3, H, W] in [-1, 1]\n'
             f"{enc:<48} {enc_note}\n"
             f"{dec:<48} # [B, 3, H, W] in [-1, 1]\n"
@@ -313,8 +313,9 @@ def index_page(records: Sequence[Mapping[str, Any]]) -> str:
         "are on the family page). "
         "**Parity** is each plugin's own record of how it proved agreement with the reference "
         "implementation (see the family page for the full statement and tolerances). "
-        "**Revisions** marked *not pinned* resolve to the repo's current head: pin them with "
-        "`zoo.load(name, revision=...)` or `name@<commit>` for reproducible runs.\n"
+        "**Revisions** marked *not pinned* follow the repository's main branch: the files can change "
+        "under the same name. For reproducible runs pass `zoo.load(name, revision=...)` or `name@<commit>`; "
+        "a maintainer pins the catalogue with `zoo registry pin` (commit + file sizes and sha256).\n"
     )
     out.append("## Families\n")
     out.append("Each family page has a copy-paste example and every model's full record.\n")

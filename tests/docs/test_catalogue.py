@@ -77,7 +77,7 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
     "record, expected",
     [
         ({"hub_repo": "org/m", "revision": SHA}, f"[org/m](https://huggingface.co/org/m/tree/{SHA}) @ `{SHA[:12]}`"),
-        ({"hub_repo": "org/m", "revision": None}, "[org/m](https://huggingface.co/org/m/tree/main) (revision not pinned: the repo's head)"),
+        ({"hub_repo": "org/m", "revision": None}, "[org/m](https://huggingface.co/org/m/tree/main): follows the repository's main branch (not pinned)"),
         ({"hub_repo": "org/m", "revision": "main"}, "[org/m](https://huggingface.co/org/m/tree/main) @ `main` (not pinned)"),
         ({"package_dir": "zoo_plugins.flextok:demo/tiny"}, "in package: `zoo_plugins.flextok:demo/tiny`"),
         ({"weights_available": False}, "no weights published"),
