@@ -366,10 +366,19 @@ def _add_plugin_commands() -> None:
             click.echo(f"warning: plugin {registry.pm.get_name(impl.plugin)} failed to add commands: {exc}", err=True)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on the command line read ``Warning: ...`` (a rename note, a skipped plugin), with
+    no Python file and source line."""
+    return f"Warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``zoo`` console script. A :class:`~zoo.errors.ZooError` (a plugin that
     fails to load under ``ZOO_STRICT_PLUGINS=1``, a bad name) prints one ``Error:`` line and exits
     with status 1, never a traceback."""
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
     try:
         _add_plugin_commands()
         cli.main(args=argv, prog_name="zoo")

@@ -116,3 +116,15 @@ def test_cli_misspelled_filters_exit_with_the_valid_values(option, value):
     result = CliRunner().invoke(cli, ["list", option, value])
     assert result.exit_code == 2
     assert f"{value!r} is not one of" in result.output and ("'tokenizer'" in result.output or "'image'" in result.output)
+
+
+def test_cli_prints_the_rename_note_as_one_line():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "zoo.cli", "list", "maskgit.titok_l32"], capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0
+    assert out.stderr.splitlines()[0] == ("Warning: model 'maskgit.titok_l32' is now called 'maskgit.titok_l_32'; "
+                                          "the old name still works but will be removed: use 'maskgit.titok_l_32'")
+    assert out.stdout.splitlines()[1].startswith("maskgit.titok_l_32 *")
