@@ -91,7 +91,9 @@ def get_card(name: str) -> ModelCard:
 
 
 def info(name: str) -> dict[str, Any]:
-    """A JSON-able record of a model: its card, licence, where the weights come from.
+    """A JSON-able record of a model: its card, licence, where the weights come from, and the
+    catalogue's facts (:func:`zoo.card_facts.card_facts`: ``parameters``, ``download_bytes``,
+    ``research_only``, ``licence_label``, ``headline_metric``, ``parity_status``, ``weights``).
 
     Example:
         >>> import json, zoo
@@ -131,12 +133,16 @@ def download(name: str, *, revision: str | None = None, cache_dir: str | Path | 
     return resolve_files(card, registry.cards, revision=revision or name_revision, cache_dir=cache_dir, force_download=force)
 
 
+_WEIGHT_SUFFIXES = {".safetensors", ".bin", ".ckpt", ".pt", ".pth"}
+
+
 def _local_files(card: ModelCard, weights: str | Path) -> CheckpointFiles:
     """The card's files found at ``weights``: a file, or a directory holding them.
 
     In a directory each file the card lists is taken by its name, or else by its suffix when the
     directory holds exactly one file with that suffix (so a WavTokenizer ``x.ckpt`` + ``x.yaml``
-    under any names is enough); files the card does not list are passed on under their own names.
+    under any names is enough); side files the card does not list (not weights, not a suffix the
+    card lists) are passed on under their own names.
     A single file stands for the card's file with the same suffix (its first file otherwise).
     """
     path = Path(weights).expanduser()
@@ -161,7 +167,11 @@ def _local_files(card: ModelCard, weights: str | Path) -> CheckpointFiles:
         if missing:
             raise CheckpointError(f"{path} lacks {missing}, which {card.name} needs (its release files: {card.files}; "
                                   "a file with the same suffix under another name is accepted when it is the only one)")
-        extra = {p.name: p for p in present if p not in taken.values() and p.name not in taken}
+        # side files the card does not list (a WavTokenizer yaml next to a ckpt-only card) come
+        # along; more weights files, or more of a suffix the card lists, do not
+        listed = {Path(n).suffix for n in card.files}
+        extra = {p.name: p for p in present if p not in taken.values() and p.name not in taken
+                 and p.suffix not in listed and p.suffix not in _WEIGHT_SUFFIXES}
         return CheckpointFiles({**taken, **extra}, origin=f"local-dir:{path}")
     if path.is_file():
         same = [n for n in card.files if Path(n).suffix == path.suffix]
