@@ -61,6 +61,7 @@ def _titok(tmp: Path):
     folder = tmp / "titok"  # the hub layout: model.safetensors + the reference config.json
     _save(folder / "model.safetensors", _seeded(TiTok(TiTokConfig(**cfg))))
     (folder / "config.json").write_text(json.dumps(ref))
+    (folder / "optimizer_states.pt").write_bytes(b"not weights of the model")  # a side file is ignored
     return name, folder, {}
 
 
