@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 def check_output_path(out: str | Path, suffixes: tuple[str, ...], *, option: str = "--out") -> Path:
     """Check, before any compute, that ``out`` can be written: a known suffix, not a directory,
-    a parent folder that exists (or can be made) and is writable. Returns it as a Path.
+    a parent folder that exists or can be made (it is made), where a probe file can be created
+    (so read-only file systems are caught even for root). Returns it as a Path.
 
     Example:
         >>> check_output_path("/tmp/grid.png", IMAGE_SUFFIXES).name
@@ -51,6 +53,13 @@ def check_output_path(out: str | Path, suffixes: tuple[str, ...], *, option: str
         raise click.BadParameter(f"{path}: {existing} is not a directory", param_hint=option)
     if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise click.BadParameter(f"{path} cannot be written (no write permission in {existing})", param_hint=option)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".zoo-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise click.BadParameter(f"{path} cannot be written ({exc.strerror or exc} in {parent})", param_hint=option) from None
     return path
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import check_real
 from ..types import ReducedTokens, ReducerError
 
 __all__ = ["MergedTokens", "ThresholdMeter", "batch_threshold", "calibrate_threshold", "dtome_merge", "dymu_schedule"]
@@ -284,7 +285,10 @@ def dymu_reduce(tokens: torch.Tensor, *, threshold: float | Sequence[float] | No
     if threshold is None:
         raise ReducerError("dymu needs threshold=<float or per-step list> (calibrate it with calibrate_threshold / "
                            "ThresholdMeter, or take DyMU's published per-layer thresholds), or keep= for a calibration step")
-    steps = [float(threshold)] if isinstance(threshold, (int, float)) else [float(t) for t in threshold]
+    if isinstance(threshold, (str, bytes)) or not isinstance(threshold, (int, float, Sequence, torch.Tensor)):
+        raise ReducerError(f"dymu threshold must be a number or a per-step list of numbers, got {threshold!r}")
+    values = [threshold] if isinstance(threshold, (int, float)) or (isinstance(threshold, torch.Tensor) and threshold.dim() == 0) else list(threshold)
+    steps = [check_real(f"dymu threshold[{i}]", t) for i, t in enumerate(values)]
     if not steps:
         raise ReducerError("threshold= is an empty sequence; give at least one threshold")
     out = None

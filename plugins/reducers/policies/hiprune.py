@@ -32,6 +32,7 @@ import math
 
 import torch
 
+from ..checks import check_real
 from ..types import ReducedTokens, ReducerError
 from .divprune import resolve_keep
 
@@ -91,6 +92,7 @@ def hiprune_select(object_attn: torch.Tensor, deep_attn: torch.Tensor, keep: int
                            f"{tuple(object_attn.shape)} and {tuple(deep_attn.shape)}")
     if buffer not in BUFFERS:
         raise ReducerError(f"buffer must be one of {BUFFERS}, got {buffer!r}")
+    alpha = check_real("hiprune alpha", alpha)
     if not 0.0 <= alpha <= 1.0:
         raise ReducerError(f"alpha (the share of anchor and buffer tokens) must be in [0, 1], got {alpha}")
     b, n = object_attn.shape

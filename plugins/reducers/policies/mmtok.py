@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_real
 from ..types import ReducedTokens, ReducerError
 from .divprune import resolve_keep
 
@@ -137,6 +138,11 @@ def mmtok_reduce(tokens: torch.Tensor, keep: float, text: torch.Tensor | None, *
     """
     n = tokens.shape[1]
     k = resolve_keep(keep, n)
+    for name in ("alpha", "text_temperature", "vision_temperature"):
+        if name in options:
+            value = check_real(f"mmtok {name}", options[name])
+            if value < 0 or (value == 0 and name != "alpha"):
+                raise ReducerError(f"mmtok {name} must be {'>= 0' if name == 'alpha' else '> 0'}, got {value}")
     idx = mmtok_select(tokens, text, k, **options)  # type: ignore[arg-type]
     kept = tokens.gather(1, idx[..., None].expand(-1, -1, tokens.shape[-1]))
     assign = torch.full(tokens.shape[:2], -1, dtype=torch.long, device=tokens.device)
