@@ -218,7 +218,7 @@ class HubStandIn:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> HubStandIn:
+    def __enter__(self) -> HubStandIn:  # noqa: PYI034 -- start() returns the same object
         return self.start()
 
     def __exit__(self, *exc) -> None:
