@@ -4,12 +4,20 @@ duplicates, all-equal rows, NaN, empty)."""
 from __future__ import annotations
 
 import torch
-
-from zoo.errors import ReducerError
 from zoo_plugins.reducers.policies.evit import EViTPolicy
 from zoo_plugins.reducers.policies.mctf import MCTFPolicy
 from zoo_plugins.reducers.policies.tome import parse_r
-from zoo_plugins.reducers.reducers import DiffRate, DivPrune, DyMU, EViT, HiPrune, MMTok, ToMe
+from zoo_plugins.reducers.reducers import (
+    DiffRate,
+    DivPrune,
+    DyMU,
+    EViT,
+    HiPrune,
+    MMTok,
+    ToMe,
+)
+
+from zoo.errors import ReducerError
 
 from .matrix import Row, check_row, params
 
@@ -69,7 +77,7 @@ ROWS = [
         check=lambda out: all(sum(1 for i in row.tolist() if i >= 4) == 1 for row in out.indices)),
     Row("divprune-duplicates", divprune(duplicated, 8), check=distinct(8)),
     Row("divprune-duplicates-first-copies", lambda env: DivPrune().reduce(duplicated(), keep=4),
-        check=lambda out: all(sorted(set(i % 4 for i in row.tolist())) == [0, 1, 2, 3] for row in out.indices)),
+        check=lambda out: all(sorted({i % 4 for i in row.tolist()}) == [0, 1, 2, 3] for row in out.indices)),
     Row("divprune-all-equal", divprune(lambda: torch.ones(2, 16, 8), 5), check=distinct(5)),
     Row("divprune-all-zero", divprune(lambda: torch.zeros(2, 16, 8), 3), check=distinct(3)),
     Row("divprune-keep-all", divprune(tokens, 16), check=distinct(16)),
