@@ -71,8 +71,9 @@ def describe(model: Any) -> str:
     """The one-line description :class:`ZooModel` uses as its ``repr`` (works on any object).
 
     Names the class and card, the kind, the parameter count, dtype and device, the tokens the
-    card promises (length, codebook) and the shape facts the model has (``image_size``,
-    ``sample_rate``) plus what its ``describe_facts()`` adds. Never prints a tensor.
+    card promises (length, codebook), a generator's paired tokenizer and the shape facts the model
+    has (``image_size``, ``sample_rate``) plus what its ``describe_facts()`` adds. Never prints a
+    tensor.
     """
     card = getattr(model, "card", None)
     parts = [repr(card.name), card.kind] if card is not None else []  # no card: the class name says it
@@ -88,6 +89,9 @@ def describe(model: Any) -> str:
         if tokens.codebook_size:
             parts.append(f"codebook={tokens.codebook_size}")
     facts = model.describe_facts() if isinstance(model, ZooModel) else {}
+    paired = getattr(getattr(model, "config", None), "tokenizer", None)  # a generator's tokenizer
+    if isinstance(paired, str) and paired and "tokenizer" not in facts:
+        facts["tokenizer"] = paired
     for key in SHAPE_FACTS:
         if key not in facts:
             try:

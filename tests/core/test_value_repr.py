@@ -183,3 +183,10 @@ def test_generation_repr_shows_shapes_not_pixels():
     assert "\n" not in text and "tensor(" not in text and len(text) <= 2 * MAX_REPR
     assert text.startswith("Generation(tokens=Tokens(tokenizer='flextok.demo_tiny', batch=2, ")
     assert text.endswith("media=[2, 3, 256, 256] float32 cpu, meta={labels, steps})")
+
+
+def test_generator_repr_names_its_tokenizer():
+    from zoo.param_counts import build_on_meta
+
+    text = repr(build_on_meta("maskgit.titok_l_32"))
+    assert text == "ImageBert('maskgit.titok_l_32', generator, 177M params, float32, meta, tokens=32, codebook=4096, tokenizer=titok.l_32)"
