@@ -69,7 +69,7 @@ def snapshots(env):
 
 
 def timeouts(env):
-    import huggingface_hub.constants as constants
+    from huggingface_hub import constants
 
     env.monkeypatch.setattr(constants, "HF_HUB_ETAG_TIMEOUT", 0.2)
     env.monkeypatch.setattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", 0.2)
