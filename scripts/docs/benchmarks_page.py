@@ -88,12 +88,19 @@ def row_family(record: Mapping[str, Any], row: Mapping[str, Any]) -> str:
     return match.group(0).lower() if match else ""
 
 
+def busy(record: Mapping[str, Any]) -> bool:
+    """The 1-minute load average exceeded the core count at the start or the end of the run."""
+    la, cores = record.get("load_average") or {}, (record.get("machine") or {}).get("cores")
+    loads = [v[0] for v in (la.get("start"), la.get("end")) if v]
+    return bool(cores and loads and max(loads) > cores)
+
+
 def _load(record: Mapping[str, Any]) -> str:
     la = record.get("load_average") or {}
     start, end = la.get("start"), la.get("end")
     if not start or not end:
         return "–"
-    return f"{start[0]:.2f} → {end[0]:.2f}"
+    return f"{start[0]:.2f} → {end[0]:.2f}" + (" (**busy**)" if busy(record) else "")
 
 
 def _machine(record: Mapping[str, Any]) -> str:
@@ -274,6 +281,12 @@ def benchmarks_page(records: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str
                    f"records hold zoo's own timings only and every reference column says *{NOT_MEASURED}*. "
                    "Each script takes the reference's location as an argument (`--ref ...`, see its docstring); "
                    "re-run it with one to fill the ratios.\n")
+    noisy = [r for r in cpu if busy(r)]
+    if noisy:
+        names = ", ".join(f"`{r['benchmark']}`" for r in noisy)
+        out.append(f'!!! note "Measured on a busy machine"\n    The load average exceeded the core count during {names}: '
+                   "other processes shared the CPU. CPU-time measurements hold up better than wall time, but "
+                   "caches and memory bandwidth were shared too; re-run on a quiet machine before quoting them.\n")
     if cpu:
         out.append("## Runs\n")
         out.append(wide(runs_table(cpu)))

@@ -66,6 +66,14 @@ def test_gpu_section_says_not_measured_until_a_gpu_record_exists(bp, device, gpu
         assert "Test GPU" in page and "gpu_check title" in page
 
 
+@pytest.mark.parametrize("end_load, flagged", [(1.9, False), (2.5, True)])
+def test_a_busy_machine_is_flagged(bp, end_load, flagged):
+    rec = record()
+    rec["load_average"]["end"] = [end_load, 1.0, 1.0]  # 2 cores
+    page, _ = bp.benchmarks_page([rec])
+    assert ("Measured on a busy machine" in page) is flagged and ("(**busy**)" in page) is flagged
+
+
 def test_runs_table_shows_machine_date_threads_load_and_memory(bp):
     page, _ = bp.benchmarks_page([record()])
     row = next(line for line in page.splitlines() if line.startswith("| tok title"))
