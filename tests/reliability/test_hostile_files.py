@@ -124,9 +124,8 @@ def test_interpolations_in_card_and_checkpoint_metadata_stay_literal(marker, tmp
 
 def test_target_import_paths_are_never_imported(marker, tmp_path):
     target = f"{PAYLOAD_MODULE}.Boom"
-    with temporary_plugin(HostilePlugin()):
-        with pytest.raises(ConfigError, match="_target_"):
-            zoo.load("hostile.tiny", weights=_release(tmp_path / "t", {"_target_": target, "label": "x"}))
+    with temporary_plugin(HostilePlugin()), pytest.raises(ConfigError, match="_target_"):
+        zoo.load("hostile.tiny", weights=_release(tmp_path / "t", {"_target_": target, "label": "x"}))
     from zoo_plugins.flextok.metadata import config_from_metadata, parse_metadata
 
     with pytest.raises(ConfigError, match="not a FlexTok model"):
@@ -174,6 +173,5 @@ def test_pickle_reduce_payloads_are_never_run(marker, tmp_path):
     # through zoo.load too: a builder that reads pickles (RAR's .bin release format)
     import zoo_plugins.rar
 
-    with temporary_plugin(zoo_plugins.rar, "rar-hostile"):
-        with pytest.raises(ZooError, match="weights-only"):
-            zoo.load("rar.b", weights=evil)
+    with temporary_plugin(zoo_plugins.rar, "rar-hostile"), pytest.raises(ZooError, match="weights-only"):
+        zoo.load("rar.b", weights=evil)
