@@ -63,13 +63,25 @@ _KIND_TITLE = {"tokenizer": "Tokenizer", "generator": "Generator", "token_reduce
 def model_records(pattern: str = "*") -> list[dict[str, Any]]:
     """``zoo.info(name)`` for every registered model, in ``zoo.list_models`` order.
 
+    A card the committed parameter counts do not know (an installed third-party plugin's) has its
+    count computed here, at build time, from its architecture on the meta device.
+
     Example:
         >>> all("family" in r and "registered_by" in r for r in model_records())
         True
     """
     import zoo
+    from zoo.errors import ZooError
+    from zoo.param_counts import count_parameters
 
-    return [zoo.info(name) for name in zoo.list_models(pattern)]
+    records = [zoo.info(name) for name in zoo.list_models(pattern)]
+    for rec in records:
+        if rec.get("parameters") is None:
+            try:
+                rec["parameters"] = count_parameters(rec["name"])
+            except (ZooError, RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
+                rec["parameters_error"] = f"{type(exc).__name__}: {exc}"  # the page shows "?"
+    return records
 
 
 def _families(records: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:

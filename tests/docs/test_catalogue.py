@@ -42,6 +42,8 @@ def test_index_links_point_at_family_page_anchors(gen):
 def test_a_plugin_card_adds_its_row_and_page_with_no_edit(gen, patchvq_plugin):
     pages = gen.catalogue_pages()
     assert "patchvq.tiny" in _table_names(pages["models/index.md"])
+    row = next(line for line in pages["models/index.md"].splitlines() if "[`patchvq.tiny`]" in line)
+    assert "| 1.34K |" in row  # its parameters, counted at build time from its architecture (meta device)
     page = pages["models/patchvq.md"]
     assert "Registered by plugin `patchvq-test`" in page
     assert 'tok = zoo.load("patchvq")' in page  # the family's default card loads by family name
