@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from zoo.interfaces import Tokens
 
@@ -27,7 +27,7 @@ class Generation:
     sampler settings used and the sample rate."""
 
     tokens: Tokens
-    media: Optional[Any] = None
+    media: Any | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
