@@ -273,12 +273,13 @@ def benchmarks_page(records: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str
     if not records:
         out.append('!!! info "No results yet"\n    Run a script in `benchmarks/` (it writes its record into '
                    "`benchmarks/results/`) and rebuild the site.\n")
-    missing_ref = [r for r in cpu if not r.get("reference_measured") and r["kind"] != "reducer"]
+    missing_ref = [r for r in cpu if not r.get("reference_measured")]
     if missing_ref:
         names = ", ".join(f"`{r['benchmark']}`" for r in missing_ref)
         out.append(f'!!! warning "Speed ratios against the references were not measured in this run"\n'
                    f"    The reference implementations were not installed on the machine that ran {names}, so those "
-                   f"records hold zoo's own timings only and every reference column says *{NOT_MEASURED}*. "
+                   f"records hold zoo's own timings only (token reducers: no reference ToMe row) and every reference column "
+                   f"says *{NOT_MEASURED}*. "
                    "Each script takes the reference's location as an argument (`--ref ...`, see its docstring); "
                    "re-run it with one to fill the ratios.\n")
     noisy = [r for r in cpu if busy(r)]
