@@ -58,9 +58,30 @@ class PinResult:
     skipped: dict[str, str] = field(default_factory=dict)
 
     def diff(self, path: str = "registry.yaml") -> str:
-        """A unified diff of the rewrite (empty when nothing changed)."""
-        return "".join(difflib.unified_diff(self.old_text.splitlines(True), self.new_text.splitlines(True),
-                                            fromfile=f"a/{path}", tofile=f"b/{path}"))
+        """A unified diff of the rewrite (empty when nothing changed); only changed lines show as
+        changed (no heuristic that treats the catalogue's many identical ``files:`` lines as junk)."""
+        a, b = self.old_text.splitlines(True), self.new_text.splitlines(True)
+        out = []
+        for group in difflib.SequenceMatcher(None, a, b, autojunk=False).get_grouped_opcodes(3):
+            if not out:
+                out += [f"--- a/{path}\n", f"+++ b/{path}\n"]
+            i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
+            out.append(f"@@ -{_hunk_range(i1, i2)} +{_hunk_range(j1, j2)} @@\n")
+            for tag, a1, a2, b1, b2 in group:
+                if tag == "equal":
+                    out += [" " + line for line in a[a1:a2]]
+                    continue
+                out += ["-" + line for line in a[a1:a2]]
+                out += ["+" + line for line in b[b1:b2]]
+        return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+
+def _hunk_range(start: int, stop: int) -> str:
+    """A unified-diff range (``start`` 0-based, ``stop`` exclusive), as ``diff -u`` writes it."""
+    length = stop - start
+    if length == 1:
+        return f"{start + 1}"
+    return f"{start if length == 0 else start + 1},{length}"
 
 
 def _yaml_scalar(value: Any) -> str:

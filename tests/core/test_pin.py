@@ -90,6 +90,8 @@ def test_pin_a_copy_of_the_catalogue_against_the_stand_in(hub_stand_in, tmp_path
     assert dry.exit_code == 0, dry.output
     assert copy.read_text() == original  # a dry run writes nothing
     assert dry.stdout.startswith("--- a/registry.yaml\n+++ b/registry.yaml\n")
+    changed = [line[1:] for line in dry.stdout.splitlines(True)[2:] if line[:1] in "+-"]
+    assert changed and all(_is_pin_line(line) for line in changed)  # the diff shows only pin lines
     (tmp_path / "pin.diff").write_text(dry.stdout)  # kept for the report
 
     result = runner.invoke(cli, ["registry", "pin", "--file", str(copy)])
