@@ -55,6 +55,11 @@ ROWS = [
         check=lambda m: m == ("flextok", "demo_tiny", "Main-v1.0", None)),
     Row("hub-revision-parsed", parse("hf-hub:EPFL-VILAB/flextok_d18_d28_dfn@refs/pr/1"),
         check=lambda m: m.hub_repo == "EPFL-VILAB/flextok_d18_d28_dfn" and m.revision == "refs/pr/1"),
+    Row("hub-prefix-uppercase", parse("HF-HUB:EPFL-VILAB/flextok_d18_d28_dfn"),
+        check=lambda m: m.hub_repo == "EPFL-VILAB/flextok_d18_d28_dfn" and m.family is None),
+    Row("hub-prefix-junk-repo", parse("HF-HUB:${x}bhf-hub:-"), U, ("not a hub repo id",)),
+    Row("control-chars-in-family", parse("demo_tiny:\x00\t"), U, ("not a family name",)),
+    Row("dots-then-at", parse("..@"), U, ("nothing after '@'",)),
     Row("hub-card-found", find("hf-hub:epfl-vilab/flextok_d18_d28_dfn"),
         check=lambda r: r[0].name == "flextok.d18_d28_dfn"),
 ]

@@ -122,6 +122,8 @@ ROWS = [
         check=skipped("objmetrics", "metrics", "json")),
     Row("card-nan-metric", lambda env: survey(GOOD, plugin("nanmetric", card("nm.a", metrics={"psnr": float("nan")}))),
         check=skipped("nanmetric", "metrics")),
+    Row("card-inf-in-config", lambda env: survey(GOOD, plugin("infconfig", card("ic.a", config={"width": float("inf")}))),
+        check=skipped("infconfig", "config", "json")),
     Row("card-revision-without-repo", lambda env: survey(GOOD, plugin("revnorepo", card("rn.a", revision="main"))),
         check=skipped("revnorepo", "'revision' given without 'hub_repo'")),
     Row("card-bad-sha256", lambda env: survey(GOOD, plugin("badsha", card("bs.a", hub_repo="o/r", revision="a" * 40, files=["w.bin"],
