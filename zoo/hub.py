@@ -107,42 +107,43 @@ def _storage_folder(cache_dir: str, repo_id: str) -> Path:
 
 
 def _fetch_blob_resumable(repo_id: str, filename: str, *, revision: str | None, cache_dir: str, endpoint: str | None,
-                          force_download: bool, sha256: str | None) -> None:
+                          force_download: bool, sha256: str | None) -> bool:
     """Put the file's blob into the cache, resuming ``blobs/<etag>.incomplete`` with a ``Range``
     request; huggingface_hub then finds the blob and only links it into the snapshot.
 
     huggingface_hub 1.x downloads into a per-process temporary file that a killed process leaves
     behind and no later call reuses; this keeps a stable partial file instead. Files that
     huggingface_hub fetches through Xet storage (when ``hf_xet`` is installed) are left to it.
+    Returns whether it downloaded the blob.
     """
     from huggingface_hub import get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
     from huggingface_hub.file_download import http_get, is_xet_available
     from huggingface_hub.utils import WeakFileLock, build_hf_headers
 
     if not force_download and isinstance(try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision), str):
-        return  # cached for this revision: nothing to fetch
+        return False  # cached for this revision: nothing to fetch
     url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint)
     try:
         meta = get_hf_file_metadata(url, endpoint=endpoint)
     except Exception as exc:
         if _is_transport_error(exc):
-            return  # hub unreachable: huggingface_hub falls back to the cache or says it cannot
+            return False  # hub unreachable: huggingface_hub falls back to the cache or says it cannot
         raise
     if meta.etag is None or meta.commit_hash is None:
-        return  # not a hub answer huggingface_hub could cache either: let it raise its error
+        return False  # not a hub answer huggingface_hub could cache either: let it raise its error
     if meta.xet_file_data is not None and is_xet_available():
-        return
+        return False
     storage = _storage_folder(cache_dir, repo_id)
     blob = storage / "blobs" / meta.etag
     if blob.exists() and not force_download:
-        return
+        return False
     partial = blob.with_name(meta.etag + PARTIAL_SUFFIX)
     lock = Path(cache_dir) / ".locks" / storage.name / f"{meta.etag}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     blob.parent.mkdir(parents=True, exist_ok=True)
     with WeakFileLock(str(lock)):
         if blob.exists() and not force_download:
-            return
+            return False
         if force_download:
             partial.unlink(missing_ok=True)
         have = partial.stat().st_size if partial.exists() else 0
@@ -162,6 +163,7 @@ def _fetch_blob_resumable(repo_id: str, filename: str, *, revision: str | None, 
                     "(`zoo registry pin NAME`) or report the repository"
                 )
         os.replace(partial, blob)
+        return True
 
 
 def _verify_cached(path: Path, repo_id: str, filename: str, revision: str | None, sha256: str | None, size: int | None) -> None:
@@ -217,16 +219,17 @@ def download_file(
     endpoint = os.environ.get("HF_ENDPOINT") or None
     try:
         with _hf_offline_state(offline):
+            fetched = False
             if not offline:
-                _fetch_blob_resumable(repo_id, filename, revision=revision, cache_dir=cache, endpoint=endpoint,
-                                      force_download=force_download, sha256=sha256)
+                fetched = _fetch_blob_resumable(repo_id, filename, revision=revision, cache_dir=cache, endpoint=endpoint,
+                                                force_download=force_download, sha256=sha256)
             path = hf_hub_download(
                 repo_id,
                 filename,
                 revision=revision,
                 cache_dir=cache,
                 local_files_only=offline,
-                force_download=force_download,
+                force_download=force_download and not fetched,  # a forced download happened above
                 endpoint=endpoint,
             )
     except HubError:

@@ -242,3 +242,12 @@ def test_errors_name_the_real_cause_and_do_not_advise_a_useless_retry(hub_stand_
     message = str(info.value).lower()
     assert "retry" not in message and "run the command again" not in message
     assert "unset" not in message
+
+
+def test_force_download_fetches_the_file_once(patchvq_hub):
+    zoo.download("patchvq.tiny")
+    before = len([r for r in patchvq_hub.requests if r[0] == "GET"])
+    files = zoo.download("patchvq.tiny", force=True)
+    gets = [r for r in patchvq_hub.requests if r[0] == "GET"][before:]
+    assert gets == [("GET", f"/{REPO}/resolve/main/model.safetensors")]  # once, not once per layer
+    assert files["model.safetensors"].read_bytes() == (patchvq_hub.root / REPO / "model.safetensors").read_bytes()
