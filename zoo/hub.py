@@ -131,6 +131,13 @@ def _fetch_blob_resumable(repo_id: str, filename: str, *, revision: str | None, 
         raise
     if meta.etag is None or meta.commit_hash is None:
         return False  # not a hub answer huggingface_hub could cache either: let it raise its error
+    if sha256 is not None and _SHA256.match(meta.etag) and meta.etag != sha256:
+        # the hub's ETag of an LFS file is its sha256: no need to download it to know it differs
+        raise HubError(
+            f"{repo_id}/{filename} at revision {revision or 'main'}: the hub reports sha256 {meta.etag}, which does "
+            f"not match the card's {sha256}; nothing was downloaded. The card's pin and the hub disagree: re-pin "
+            "the card (`zoo registry pin NAME`) or report the repository"
+        )
     if meta.xet_file_data is not None and is_xet_available():
         return False
     storage = _storage_folder(cache_dir, repo_id)

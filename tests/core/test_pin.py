@@ -174,26 +174,33 @@ def _pinned_card(name: str, repo: str, files: dict[str, dict]) -> dict:
             "hub_repo": repo, "revision": commit_for(repo), "files": list(files), "file_info": files}
 
 
-@pytest.mark.parametrize("good", [True, False])
-def test_download_checks_the_cards_sha256(hub_stand_in, good):
+@pytest.mark.parametrize(
+    ("fname", "good"),
+    [("w.bin", True), ("w.bin", False), ("w.json", True), ("w.json", False)],
+)
+def test_download_checks_the_cards_sha256(hub_stand_in, fname, good):
+    """An LFS file whose hub sha256 (its ETag) differs is refused before any byte; any other file is
+    hashed after the download and kept only if it matches."""
     from zoo.cards import card_from_dict
     from zoo.hub import resolve_files
 
     repo = "org/pinned"
     (hub_stand_in.root / repo).mkdir(parents=True)
     data = b"weights" * 100
-    (hub_stand_in.root / repo / "w.bin").write_bytes(data)
+    (hub_stand_in.root / repo / fname).write_bytes(data)
     sha = hashlib.sha256(data).hexdigest() if good else SHA_A
-    card = card_from_dict(_pinned_card("x.pinned", repo, {"w.bin": {"size": len(data), "sha256": sha}}))
+    card = card_from_dict(_pinned_card("x.pinned", repo, {fname: {"size": len(data), "sha256": sha}}))
     if good:
         files = resolve_files(card)
-        assert files["w.bin"].read_bytes() == data
+        assert files[fname].read_bytes() == data
         return
-    with pytest.raises(HubError, match=r"org/pinned/w\.bin .*sha256 .* does not match the card's a{64}"):
+    with pytest.raises(HubError, match=rf"org/pinned/{fname} .*sha256 [0-9a-f]{{64}}.* does not match the card's a{{64}}"):
         resolve_files(card)
+    gets = [p for m, p in hub_stand_in.requests if m == "GET"]
+    assert gets == ([] if is_lfs(fname) else [f"/{repo}/resolve/{commit_for(repo)}/{fname}"])
     cached = [p for p in hub_stand_in.cache_dir.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
     assert not any(p.read_bytes() == data for p in cached)  # the bad file is not where a loader reads
-    assert not list(hub_stand_in.cache_dir.rglob("snapshots/*/w.bin"))
+    assert not list(hub_stand_in.cache_dir.rglob(f"snapshots/*/{fname}"))
 
 
 def test_a_cached_file_that_differs_from_the_pin_is_refused_and_removed(hub_stand_in):
