@@ -24,6 +24,8 @@ from zoo.errors import CardError, CheckpointError, ConfigError, ZooError
 from zoo.hookspecs import hookimpl
 from zoo.testing.plugins import temporary_plugin
 
+pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+
 PAYLOAD_MODULE = "tests.reliability._payload"
 SECRET = "s3cr3t-token-h13"
 

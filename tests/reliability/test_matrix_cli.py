@@ -79,7 +79,7 @@ ROWS = [
                                before_load=True, image=False), check=refused(1, "malformed model name")),
     Row("model-not-a-tokenizer", run("reconstruct", lambda env: str(files.rgb_png(env.tmp)), "--model", "divprune", *OUT,
                                      before_load=True, image=False), check=refused(1, "token_reducer", "needs a tokenizer")),
-    Row("device-gpu", run("reconstruct", "--device", "gpu", *OUT), check=refused(1, "device='gpu'")),
+    Row("cli-device-gpu", run("reconstruct", "--device", "gpu", *OUT), check=refused(1, "device='gpu'")),
     Row("info-malformed-name", run("info", "flextok@", image=False), check=refused(1, "nothing after '@'")),
     Row("info-unknown-name", run("info", "flextk", image=False), check=refused(1, "did you mean", "flextok")),
     Row("generate-bad-out-suffix", run("generate", "1", "--model", "maskgit.titok_l_32", "--out", out("x.wav"), "--random",

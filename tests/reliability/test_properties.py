@@ -111,7 +111,7 @@ def test_latents_truncate_zeroes_the_tail_and_round_trips(b, n, c, data):
     assert again.lengths.tolist() == keep and torch.equal(again.values, cut.values)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _patchvq(image_size: int, patch_size: int, codebook_size: int):
     from zoo_patchvq.model import PatchVQ, PatchVQConfig
 
