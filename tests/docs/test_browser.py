@@ -161,3 +161,16 @@ def test_pages_show_their_pictures(served_site, browser, tmp_path, page, name):
         "return [...document.querySelectorAll('article img')].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])")
     assert all(ok for _, ok in loaded), f"pictures that did not load on {page}: {loaded}"
     _shot(browser, tmp_path, name)
+
+
+def test_quick_start_install_line_fits_its_box(served_site, browser, tmp_path):
+    """The one-line install command wraps inside its code box instead of running out of it."""
+    browser.get(f"{served_site}/quickstart/")
+    boxes = browser.execute_script(
+        "return [...document.querySelectorAll('article .language-bash pre > code')]"
+        ".map(c => [c.textContent.slice(0, 40), c.scrollWidth, c.clientWidth])")
+    assert boxes, "no shell blocks found on the quick start (pymdownx.highlight pygments_lang_class?)"
+    assert any(text.startswith("pip install torch==2.13.0") for text, _, _ in boxes)
+    overflowing = [b for b in boxes if b[1] > b[2] + 1]
+    _shot(browser, tmp_path, "quickstart")
+    assert not overflowing, f"shell lines run out of their box: {overflowing}"
