@@ -200,6 +200,11 @@ def resolve_pins(cards: list[dict[str, Any]], revision: str = "main", endpoint: 
                 raise HubError(f"card {card['name']}: hub repository {repo!r} not found (or private/gated without login)") from exc
             except hf_errors.HfHubHTTPError as exc:
                 raise HubError(f"card {card['name']}: the hub answered {exc} for {repo}") from exc
+            except Exception as exc:
+                if type(exc).__module__.split(".")[0] not in {"httpx", "httpx2", "httpcore", "httpcore2", "h11", "requests", "urllib3"}:
+                    raise
+                raise HubError(f"could not reach the hub at {api.endpoint} for {repo} ({type(exc).__name__}: {exc}); "
+                               "pinning needs network access (check HF_ENDPOINT and your connection)") from exc
         info = infos[repo]
         siblings = {s.rfilename: s for s in (info.siblings or [])}
         missing = [f for f in card.get("files") or [] if f not in siblings]

@@ -255,3 +255,16 @@ def test_info_and_list_say_whether_a_card_is_pinned():
     assert not_pinned and all(r["revision_note"].endswith("(not pinned)") for r in not_pinned)
     hub_cards = {n for n in zoo.list_models() if zoo.get_card(n).hub_repo}
     assert {r["name"] for r in not_pinned} == hub_cards - set(pinned)
+
+
+def test_pin_with_the_hub_unreachable(hub_stand_in, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # no retry back-off
+    copy = tmp_path / "registry.yaml"
+    shutil.copyfile(REGISTRY_FILE, copy)
+    url = hub_stand_in.url
+    hub_stand_in.stop()
+    result = CliRunner().invoke(cli, ["registry", "pin", "rar.b", "--file", str(copy)])
+    assert result.exit_code == 1 and f"could not reach the hub at {url}" in result.output
+    assert copy.read_text() == REGISTRY_FILE.read_text()
