@@ -83,17 +83,21 @@ def on_config(config, **kwargs):
     return config
 
 
-def _benchmark_pages(pages: dict[str, str]) -> dict[str, str]:
-    """``benchmarks.md``, its SVG plots, and the family pages with their "Speed" sections."""
+def _benchmark_pages(pages: dict[str, str], docs_dir: str) -> dict[str, str]:
+    """``benchmarks.md``, its SVG plots, and the family pages with their pictures / samples
+    (:mod:`family_media`) and "Speed" sections."""
     bench = _load_generators("benchmarks_page.py")
     records = bench.load_records()
     page, plots = bench.benchmarks_page(records)
     out = {bench.PAGE: page, **plots}
+    media = _load_generators("family_media.py")
+    families = [Path(p).stem for p in pages if p.startswith("models/") and p != "models/index.md"]
     for path, content in pages.items():
         if path.startswith("models/") and path != "models/index.md":
-            section = bench.family_section(Path(path).stem, records)
-            if section:
-                out[path] = content.rstrip("\n") + "\n\n" + section
+            family = Path(path).stem
+            sections = [media.media_section(family, Path(docs_dir), families), bench.family_section(family, records)]
+            if any(sections):
+                out[path] = content.rstrip("\n") + "".join("\n\n" + s for s in sections if s)
     log.info("zoo benchmarks: %d records, %d plots", len(records), len(plots))
     return out
 
@@ -104,7 +108,7 @@ def on_files(files, config, **kwargs):
     gen = _load_generators()
     pages = dict(_pages)
     pages["gallery.md"] = gen.figure_page(config["docs_dir"])
-    pages.update(_benchmark_pages(pages))
+    pages.update(_benchmark_pages(pages, config["docs_dir"]))
     for path, content in pages.items():
         existing = files.get_file_from_path(path)
         if existing is not None:
