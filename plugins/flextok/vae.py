@@ -375,11 +375,19 @@ class AutoencoderKL(ZooModel, nn.Module):
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def _check(self, x: torch.Tensor, channels: int, what: str) -> None:
+        from zoo.errors import InputTypeError, MediaError
+
+        if not isinstance(x, torch.Tensor):
+            raise InputTypeError(f"{what} must be a [B, {channels}, H, W] float tensor, got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != channels:
-            raise ValueError(f"{what} must be [B, {channels}, H, W], got {tuple(x.shape)}")
+            raise MediaError(f"{what} must be [B, {channels}, H, W], got {tuple(x.shape)}")
         if not x.is_floating_point():
-            raise TypeError(f"{what} must be a float tensor (images in [-1, 1]), got {x.dtype}; "
-                            "convert uint8 images with x.float() / 127.5 - 1")
+            raise InputTypeError(f"{what} must be a float tensor (images in [-1, 1]), got {x.dtype}; "
+                                 "convert uint8 images with x.float() / 127.5 - 1")
+        if 0 in x.shape:
+            raise MediaError(f"{what} are empty: shape {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise MediaError(f"{what} hold NaN/Inf values; the VAE takes finite values only")
 
     def encode_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior ``(mean, logvar)`` of images ``x`` [B, 3, H, W] in [-1, 1] (logvar clamped to [-30, 20]).
