@@ -27,14 +27,17 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from zoo.nn.attention import attention
-from zoo.nn.masks import CausalMask
+from zoo.nn.masks import CausalMask, Mask
+
+if TYPE_CHECKING:
+    from zoo.sampling.kv_cache import StaticKVCache
 
 __all__ = ["linear", "Linear", "Mlp", "SelfAttention", "split_qkv", "merge_heads"]
 
@@ -148,7 +151,8 @@ class SelfAttention(nn.Module):
         self.proj = Linear(dim, dim, bias=proj_bias)
         self.attn_backend: Optional[str] = None
 
-    def forward(self, x: torch.Tensor, mask=None, *, causal: bool = False, cache=None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: Mask | None = None, *, causal: bool = False,
+                cache: StaticKVCache | None = None, layer: int = 0) -> torch.Tensor:
         q, k, v = split_qkv(self.qkv(x), self.heads)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)

@@ -53,7 +53,7 @@ class CausalMask(Mask):
     def _offset(self, q_len: int, k_len: int) -> int:
         return (k_len - q_len) if self.offset is None else self.offset
 
-    def to_dense(self, batch, q_len, k_len, device="cpu"):
+    def to_dense(self, batch: int, q_len: int, k_len: int, device: torch.device | str = "cpu") -> torch.Tensor:
         i = torch.arange(q_len, device=device)[:, None]
         j = torch.arange(k_len, device=device)[None, :]
         return (j <= i + self._offset(q_len, k_len))[None, None]
@@ -81,19 +81,19 @@ class KeyPaddingMask(Mask):
             self.lengths = lengths.long()
         self.causal = causal
 
-    def check(self, batch, q_len, k_len):
+    def check(self, batch: int, q_len: int, k_len: int) -> None:
         n = (self.valid if self.valid is not None else self.lengths).shape[0]
         if n != batch:
             raise ValueError(f"KeyPaddingMask has {n} rows but the batch has {batch}")
         if self.valid is not None and self.valid.shape[1] != k_len:
             raise ValueError(f"KeyPaddingMask covers {self.valid.shape[1]} keys but there are {k_len}")
 
-    def key_valid(self, k_len: int, device) -> torch.Tensor:
+    def key_valid(self, k_len: int, device: torch.device | str) -> torch.Tensor:
         if self.valid is not None:
             return self.valid.to(device)
         return torch.arange(k_len, device=device)[None, :] < self.lengths.to(device)[:, None]
 
-    def to_dense(self, batch, q_len, k_len, device="cpu"):
+    def to_dense(self, batch: int, q_len: int, k_len: int, device: torch.device | str = "cpu") -> torch.Tensor:
         m = self.key_valid(k_len, device)[:, None, None, :].expand(-1, 1, q_len, -1)
         if self.causal:
             m = m & CausalMask().to_dense(batch, q_len, k_len, device)
@@ -117,7 +117,7 @@ class BlockDiagonalMask(Mask):
             raise ValueError("BlockDiagonalMask: q_seqlens and k_seqlens need the same number of segments")
         self.causal = causal
 
-    def check(self, batch, q_len, k_len):
+    def check(self, batch: int, q_len: int, k_len: int) -> None:
         if batch != 1:
             raise ValueError(f"BlockDiagonalMask packs sequences into batch 1, got batch {batch}")
         if sum(self.q_seqlens) != q_len or sum(self.k_seqlens) != k_len:
@@ -126,7 +126,7 @@ class BlockDiagonalMask(Mask):
                 f"but the packed sequences are {q_len}x{k_len}"
             )
 
-    def to_dense(self, batch, q_len, k_len, device="cpu"):
+    def to_dense(self, batch: int, q_len: int, k_len: int, device: torch.device | str = "cpu") -> torch.Tensor:
         m = torch.zeros(q_len, k_len, dtype=torch.bool, device=device)
         q0 = k0 = 0
         for ql, kl in zip(self.q_seqlens, self.k_seqlens):
@@ -149,10 +149,10 @@ class DenseMask(Mask):
             mask = mask.unsqueeze(0)
         self.mask = mask
 
-    def check(self, batch, q_len, k_len):
+    def check(self, batch: int, q_len: int, k_len: int) -> None:
         _check_broadcast("DenseMask", self.mask.shape, batch, q_len, k_len)
 
-    def to_dense(self, batch, q_len, k_len, device="cpu"):
+    def to_dense(self, batch: int, q_len: int, k_len: int, device: torch.device | str = "cpu") -> torch.Tensor:
         return self.mask.to(device)
 
 
@@ -167,10 +167,10 @@ class AdditiveBias(Mask):
             bias = bias.unsqueeze(0)
         self.bias = bias
 
-    def check(self, batch, q_len, k_len):
+    def check(self, batch: int, q_len: int, k_len: int) -> None:
         _check_broadcast("AdditiveBias", self.bias.shape, batch, q_len, k_len)
 
-    def to_dense(self, batch, q_len, k_len, device="cpu"):
+    def to_dense(self, batch: int, q_len: int, k_len: int, device: torch.device | str = "cpu") -> torch.Tensor:
         return torch.isfinite(self.bias.to(device))
 
 
@@ -181,7 +181,8 @@ def _check_broadcast(name: str, shape: torch.Size, batch: int, q_len: int, k_len
             raise ValueError(f"{name} of shape {tuple(shape)} does not broadcast to [B={batch}, H, {q_len}, {k_len}] (dim {dim})")
 
 
-def as_additive(mask: Mask | None, batch: int, q_len: int, k_len: int, dtype: torch.dtype, device) -> torch.Tensor | None:
+def as_additive(mask: Mask | None, batch: int, q_len: int, k_len: int, dtype: torch.dtype,
+                device: torch.device | str) -> torch.Tensor | None:
     """Lower any mask to a float tensor added to the logits (0 = attend, -inf = masked)."""
     if mask is None:
         return None

@@ -38,7 +38,7 @@ __all__ = [
 _NEG_INF = float("-inf")
 
 
-def own_generator(generator: Optional[torch.Generator], device=None) -> torch.Generator:
+def own_generator(generator: Optional[torch.Generator], device: torch.device | str | None = None) -> torch.Generator:
     """``generator``, or a new randomly seeded one on ``device`` (never the global RNG).
 
     Example:
@@ -148,7 +148,8 @@ def repetition_penalty(
     return torch.where(hit, penalised, logits)
 
 
-def gumbel_noise(shape: tuple[int, ...] | torch.Size, generator: Optional[torch.Generator], *, device=None, dtype=torch.float32, eps: float = 1e-20) -> torch.Tensor:
+def gumbel_noise(shape: tuple[int, ...] | torch.Size, generator: Optional[torch.Generator], *,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32, eps: float = 1e-20) -> torch.Tensor:
     """Standard Gumbel noise ``-log(-log(u))`` from ``u ~ U[0, 1)`` drawn with ``generator``
     (both logs clamped at ``eps``, as MaskGIT/MUSE implementations do).
 

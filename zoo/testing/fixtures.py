@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from zoo.testing.hub import HubStandIn, hub_env
@@ -14,7 +17,8 @@ from zoo.testing.plugins import isolated_registry
 
 
 @pytest.fixture
-def hub_stand_in(tmp_path):
+def hub_stand_in(tmp_path: Path) -> Iterator[HubStandIn]:
+    """A running hub stand-in over ``tmp_path / "hub"``, with the environment pointed at it."""
     root = tmp_path / "hub"
     root.mkdir()
     hub = HubStandIn(root).start()
