@@ -53,11 +53,11 @@ class SelfAttention(nn.Module):
 
     def project(self, x: torch.Tensor, rows: slice | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(q, k, v)`` heads ``[B, H, *, D]`` (``q`` only for ``rows``)."""
-        b, l, w = x.shape
+        b, n, w = x.shape
         h, d = self.heads, w // self.heads
         if rows is None:
-            return F.linear(x, self.in_proj_weight, self.in_proj_bias).view(b, l, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
-        k, v = F.linear(x, self.in_proj_weight[w:], self.in_proj_bias[w:]).view(b, l, 2, h, d).permute(2, 0, 3, 1, 4)
+            return F.linear(x, self.in_proj_weight, self.in_proj_bias).view(b, n, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
+        k, v = F.linear(x, self.in_proj_weight[w:], self.in_proj_bias[w:]).view(b, n, 2, h, d).permute(2, 0, 3, 1, 4)
         q = F.linear(x[:, rows], self.in_proj_weight[:w], self.in_proj_bias[:w])
         return q.view(b, -1, h, d).transpose(1, 2), k, v
 

@@ -34,8 +34,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "plugins" / "reducers"))
 
-import parity_cases as pc
-import post_encoder_cases as pec
+import parity_cases as pc  # noqa: E402  (found through the sys.path entry above)
+import post_encoder_cases as pec  # noqa: E402
 
 OUT = ROOT / "tests" / "fixtures" / "reducers"
 

@@ -69,7 +69,7 @@ def record(ref_dir: Path, out_dir: Path) -> None:
         ref.load_state_dict(sd)
         encoder = ref.feature_extractor.encodec.encoder
         with torch.inference_mode():
-            sd[CODEBOOK_KEY] = calibrated_codebook(lambda w: encoder(w[:, None]), sd[CODEBOOK_KEY].shape[0], seed=WEIGHT_SEED)
+            sd[CODEBOOK_KEY] = calibrated_codebook(lambda w, encoder=encoder: encoder(w[:, None]), sd[CODEBOOK_KEY].shape[0], seed=WEIGHT_SEED)
         ref.load_state_dict(sd)
         tensors: dict[str, torch.Tensor] = {}
         meta = {"reference": f"jishengpeng/WavTokenizer@{commit or 'unknown'}", "yaml": Path(yaml_path).name,

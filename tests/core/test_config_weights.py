@@ -84,7 +84,7 @@ def test_pickles_load_weights_only(tmp_path):
 def test_no_init_skips_random_init_and_restores():
     torch.manual_seed(0)
     with no_init():
-        layer = torch.nn.Linear(4, 4)
+        torch.nn.Linear(4, 4)
         state = torch.random.get_rng_state()
     torch.manual_seed(0)
     assert torch.equal(torch.random.get_rng_state(), state)  # no draws happened

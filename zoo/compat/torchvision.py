@@ -59,7 +59,7 @@ def ensure_torchvision() -> str:
 
         _purge()
         _library = torch.library.Library("torchvision", "FRAGMENT")
-        for name, schema in _SCHEMAS.items():
+        for schema in _SCHEMAS.values():
             try:
                 _library.define(schema)
             except RuntimeError:
