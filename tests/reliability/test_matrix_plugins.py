@@ -171,3 +171,28 @@ def test_misspelled_hook_is_rejected_not_fatal():
         assert registry.register_plugin(typo, "typo_hooks") is False
         assert zoo.list_models() == ["good.a", "good.b"]
     assert any("unknown hook implementation" in str(w.message) for w in caught)
+
+
+def test_strict_mode_console_script_prints_one_clean_line(monkeypatch, capsys):
+    """`ZOO_STRICT_PLUGINS=1 zoo list` with a plugin whose entry point fails to import: one
+    `Error:` line on stderr, exit status 1, no traceback (the registry fails before click runs)."""
+    from importlib import metadata
+
+    import pytest
+
+    from zoo import cli as cli_module
+    from zoo import registry as registry_module
+
+    broken = metadata.EntryPoint(name="broken", value="zoo_h13_no_such_module", group="zoo.plugins")
+    monkeypatch.setattr(registry_module.metadata, "entry_points", lambda group: [broken])
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
+    previous = registry_module.set_registry(None)
+    try:
+        with pytest.raises(SystemExit) as info:
+            cli_module.main(["list"])
+    finally:
+        registry_module.set_registry(previous)
+    err = capsys.readouterr().err
+    assert info.value.code == 1
+    assert err.startswith("Error: zoo plugin 'broken'") and err.count("\n") == 1 and "Traceback" not in err
+    assert "zoo_h13_no_such_module" in err
