@@ -195,8 +195,6 @@ def _resolve_dtype(dtype: Any):
     an :class:`~zoo.errors.InputError` (model weights are floats: ``torch.int64`` is refused)."""
     import torch
 
-    from zoo.errors import InputError
-
     if dtype is None:
         return dtype
     if isinstance(dtype, torch.dtype):
@@ -219,8 +217,6 @@ def _check_device(device: Any) -> None:
     if device is None:
         return
     import torch
-
-    from zoo.errors import InputError
 
     try:
         dev = torch.device(device)

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zoo.errors import InputError
+
 
 def _one(img: Any, size: int) -> torch.Tensor:
     from PIL import Image
@@ -21,7 +23,7 @@ def _one(img: Any, size: int) -> torch.Tensor:
     else:
         arr = np.asarray(img)
         if arr.ndim != 3 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-            raise ValueError(f"expected a PIL image or a uint8 [H, W, 3] array, got {arr.dtype} {arr.shape}")
+            raise InputError(f"expected a PIL image or a uint8 [H, W, 3] array, got {arr.dtype} {arr.shape}")
     x = torch.from_numpy(arr.copy()).permute(2, 0, 1).float()[None] / 127.5 - 1.0
     h, w = x.shape[-2:]
     if min(h, w) != size:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
-from zoo.errors import CheckpointError, ConfigError
+from zoo.errors import CheckpointError, ConfigError, InputError
 
 from .config import FlexTokConfig
 
@@ -59,7 +59,7 @@ def _safetensors_header(path: Any) -> dict[str, Any]:
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
         if not 0 < n <= 100_000_000:
-            raise ValueError(f"{path}: not a safetensors file (header length {n})")
+            raise InputError(f"{path}: not a safetensors file (header length {n})")
         return json.loads(f.read(n))
 
 

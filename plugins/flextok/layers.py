@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.errors import InputError
 from zoo.nn.attention import attention
 from zoo.nn.masks import CausalMask, Mask
 
@@ -83,7 +84,7 @@ class Attention(nn.Module):
                 out = layout.attention(q, k, v, out_from, self.scale, self.attn_backend)
             else:
                 if out_from and mask is not None and not isinstance(mask, CausalMask):
-                    raise ValueError(f"Attention(out_from={out_from}) needs mask None or CausalMask, got {type(mask).__name__}")
+                    raise InputError(f"Attention(out_from={out_from}) needs mask None or CausalMask, got {type(mask).__name__}")
                 out = attention(q, k, v, mask=mask, scale=self.scale, backend=self.attn_backend)
             b, h, n, d = out.shape
             return self.proj(out.transpose(1, 2).reshape(b, n, h * d))
@@ -150,7 +151,7 @@ class Ragged:
 
         mults = [1] * len(lengths) if mults is None else list(mults)
         if len(mults) != len(lengths):
-            raise ValueError(f"Ragged: {len(lengths)} lengths but {len(mults)} multiplicities")
+            raise InputError(f"Ragged: {len(lengths)} lengths but {len(mults)} multiplicities")
         self.rows, self.lmax = len(lengths), max(lengths)
         self.lengths, self.mults = list(lengths), mults
         self.groups: list[Ragged.Group] = []
@@ -230,7 +231,7 @@ class Block(nn.Module):
         ``out_from..L-1``, computing queries, attention output and MLP for those alone."""
         if out_from:
             if mod is not None or isinstance(layout, Ragged):
-                raise ValueError("Block(out_from>0) is for unmodulated [B, L, D] inputs")
+                raise InputError("Block(out_from>0) is for unmodulated [B, L, D] inputs")
             x_out = x[:, out_from:]
             x_out = x_out + self.attn(self.norm1(x), mask, layout, out_from)
             return x_out + self.mlp(self.norm2(x_out))
@@ -318,7 +319,7 @@ class TimestepEmbedder(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         if bool((t > self.max_timestep).any()):
-            raise ValueError(f"timesteps must be <= max_timestep={self.max_timestep}, got max {float(t.max())}")
+            raise InputError(f"timesteps must be <= max_timestep={self.max_timestep}, got max {float(t.max())}")
         feats = self.features(t)
         return self.mlp(feats.to(self.mlp[0].weight.dtype))
 
@@ -330,7 +331,7 @@ def sincos_posemb_2d(h: int, w: int, dim: int, temperature: float = 10000.0) -> 
     the same (they are also stored in the checkpoint, which overrides them on load).
     """
     if dim % 4:
-        raise ValueError(f"sincos posemb needs dim divisible by 4, got {dim}")
+        raise InputError(f"sincos posemb needs dim divisible by 4, got {dim}")
     gw, gh = torch.meshgrid(torch.arange(w, dtype=torch.float32), torch.arange(h, dtype=torch.float32), indexing="ij")
     pos_dim = dim // 4
     omega = 1.0 / temperature ** (torch.arange(pos_dim, dtype=torch.float32) / pos_dim)

@@ -73,7 +73,7 @@ def patchify(x: torch.Tensor, p: Sequence[int]) -> torch.Tensor:
     b, c, h, w = x.shape
     p0, p1 = p
     if h % p0 or w % p1:
-        raise ValueError(f"latent grid {h}x{w} is not divisible by the patch size {p0}x{p1}")
+        raise InputError(f"latent grid {h}x{w} is not divisible by the patch size {p0}x{p1}")
     x = x.permute(0, 2, 3, 1).reshape(b, h // p0, p0, w // p1, p1, c)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(b, h // p0, w // p1, p0 * p1 * c)
 
@@ -110,7 +110,7 @@ class PosEmb(nn.Module):
             self.posembs = nn.Parameter(torch.zeros(len(max_sizes), 1, dim, max_sizes[0]))
             nn.init.trunc_normal_(self.posembs, std=0.02)
         else:
-            raise ValueError(f"unknown posemb type {kind!r}")
+            raise InputError(f"unknown posemb type {kind!r}")
 
     def grid(self, shape: Sequence[int]) -> torch.Tensor:
         """``[1, *shape, D]`` channels-last embeddings for a grid of ``shape``."""
@@ -123,7 +123,7 @@ class PosEmb(nn.Module):
                 pe = h.unsqueeze(-1) * w.unsqueeze(-2) if self.kind == "learnable_prod" else h.unsqueeze(-1) + w.unsqueeze(-2)
         if self.scaling == "absolute":
             if any(n > m for n, m in zip(shape, pe.shape[2:])):
-                raise ValueError(f"grid {list(shape)} exceeds the positional embedding's {list(pe.shape[2:])}")
+                raise InputError(f"grid {list(shape)} exceeds the positional embedding's {list(pe.shape[2:])}")
             pe = pe[(slice(None), slice(None)) + tuple(slice(None, n) for n in shape)]
         else:
             pe = F.interpolate(pe, list(shape), mode="bilinear", align_corners=True)
@@ -195,7 +195,7 @@ def _encoder_attention(n_prefix: int, mode: str) -> tuple[PrefixLM | None, Mask 
         return None, CausalMask()
     if mode == "full":
         return None, None
-    raise ValueError(f"unknown mask mode {mode!r}; expected causal_last, causal or full")
+    raise InputError(f"unknown mask mode {mode!r}; expected causal_last, causal or full")
 
 
 # ----------------------------------------------------------------------------- encoder
@@ -299,7 +299,7 @@ class FlexTokDecoder(nn.Module):
         """Unconditional registers and how many of them are real (single-token null condition)."""
         cfg = self.cfg
         if cfg.nullcond == "none":
-            raise ValueError("this FlexTok decoder has no null condition; use guidance_scale=1.0")
+            raise InputError("this FlexTok decoder has no null condition; use guidance_scale=1.0")
         if cfg.nullcond == "learned":
             value = self._m("nullcond").value.to(like.dtype)
         else:

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.errors import InputError
 from zoo.model import ZooModel
 
 from .vae_config import ConfigError, VAEConfig, flextok_vae_config, parse_vae_config
@@ -277,12 +278,12 @@ def _randn(shape: Sequence[int], generator, device: torch.device, dtype: torch.d
         generator = generator[0]
     if isinstance(generator, (list, tuple)):
         if len(generator) < shape[0]:
-            raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}; pass one per image")
+            raise InputError(f"got {len(generator)} generators for a batch of {shape[0]}; pass one per image")
         return torch.cat([_randn((1, *shape[1:]), generator[i], device, dtype) for i in range(shape[0])])
     rand_device = device
     if generator is not None and generator.device.type != device.type:
         if generator.device.type != "cpu":
-            raise ValueError(f"a {generator.device.type} generator cannot draw noise for {device.type} tensors")
+            raise InputError(f"a {generator.device.type} generator cannot draw noise for {device.type} tensors")
         rand_device = torch.device("cpu")
     return torch.randn(tuple(shape), generator=generator, device=rand_device, dtype=dtype).to(device)
 

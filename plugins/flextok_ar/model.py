@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.builders import ModelBuilder
+from zoo.errors import InputError, InputTypeError
 from zoo.model import ZooModel
 from zoo.nn.attention import attention
 from zoo.nn.blocks import Linear, merge_heads, split_qkv
@@ -77,7 +78,7 @@ class FlexTokAR(ZooModel, nn.Module):
     def __init__(self, cfg: FlexTokARConfig):
         super().__init__()
         if cfg.dim % cfg.heads:
-            raise ValueError(f"dim {cfg.dim} must be divisible by heads {cfg.heads}")
+            raise InputError(f"dim {cfg.dim} must be divisible by heads {cfg.heads}")
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.dim)
         self.cls_emb = nn.Embedding(cfg.num_classes + 1, cfg.dim)  # last row: the null class
@@ -115,7 +116,7 @@ class FlexTokAR(ZooModel, nn.Module):
     def forward(self, ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: logits ``[B, k, V]``; position ``i`` predicts ``ids[:, i]``."""
         if ids.shape[1] > self.cfg.max_tokens:
-            raise ValueError(f"at most {self.cfg.max_tokens} tokens, got {ids.shape[1]}")
+            raise InputError(f"at most {self.cfg.max_tokens} tokens, got {ids.shape[1]}")
         return self._run(self._embed(ids[:, :-1], 0, labels))
 
     def loss(self, ids: torch.Tensor, labels: torch.Tensor, cond_drop_prob: float = 0.1,
@@ -155,12 +156,12 @@ class FlexTokAR(ZooModel, nn.Module):
 
         c = self.cfg
         if not 1 <= int(num_tokens) <= c.max_tokens:
-            raise ValueError(f"num_tokens must lie in 1..{c.max_tokens}, got {num_tokens}")
+            raise InputError(f"num_tokens must lie in 1..{c.max_tokens}, got {num_tokens}")
         w = self.head.weight
         labels = as_class_labels(condition, c.num_classes, w.device)
         g = as_guidance(guidance if guidance is not None else (c.guidance_scale if guidance_scale is None else guidance_scale))
         if not isinstance(g, Guidance):
-            raise TypeError("guidance must be a zoo.sampling.Guidance or a weight")
+            raise InputTypeError("guidance must be a zoo.sampling.Guidance or a weight")
         b = len(labels)
         rows = 2 * b if g.active else b
         cache = StaticKVCache(c.depth, rows, c.heads, int(num_tokens), c.dim // c.heads, dtype=w.dtype, device=w.device)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.errors import InputError
 from zoo.model import ZooModel
 from zoo.nn.attention import attention
 from zoo.nn.blocks import Mlp, SelfAttention, merge_heads
@@ -52,7 +53,7 @@ def reference_guidance(guidance_scale: float, guidance_decay: str, guidance_scal
         return Guidance(weight_from_cond_scale(guidance_scale), "linear")
     if guidance_decay == "power-cosine":
         return Guidance(float(guidance_scale), "power_cosine", power=float(guidance_scale_pow))
-    raise ValueError(f"unsupported guidance_decay {guidance_decay!r}; use constant, linear or power-cosine")
+    raise InputError(f"unsupported guidance_decay {guidance_decay!r}; use constant, linear or power-cosine")
 
 
 # ----------------------------------------------------------------------------- BERT (ImageBert)
@@ -263,7 +264,7 @@ class _MaskGITBase(ZooModel, nn.Module):
         card named in ``config.tokenizer``, on this model's device)."""
         if tokenizer is None:
             if not self.cfg.tokenizer:
-                raise ValueError("this generator names no tokenizer (config.tokenizer); pass tokenizer= or decode=False")
+                raise InputError("this generator names no tokenizer (config.tokenizer); pass tokenizer= or decode=False")
             import zoo
 
             tokenizer = zoo.load(self.cfg.tokenizer, device=self.lm_head_device())
@@ -325,4 +326,4 @@ def build_generator(cfg: MaskGITConfig) -> _MaskGITBase:
         return ImageBert(cfg)
     if cfg.arch == "uvit":
         return UViTBert(cfg)
-    raise ValueError(f"unknown MaskGIT arch {cfg.arch!r}; use 'bert' (ImageBert) or 'uvit' (UViTBert)")
+    raise InputError(f"unknown MaskGIT arch {cfg.arch!r}; use 'bert' (ImageBert) or 'uvit' (UViTBert)")

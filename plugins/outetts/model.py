@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence, Union
 
 import torch
 
+from zoo.errors import InputError
 from zoo.model import ZooModel
 
 from .config import OuteTTSConfig
@@ -64,10 +65,10 @@ class OuteTTS(ZooModel, LlamaLM):
         c = self.cfg
         tok = text_tokenizer or self.text_tokenizer
         if tok is None:
-            raise ValueError("no text tokenizer: load the model with its tokenizer.json (zoo.load('outetts')) or pass text_tokenizer=")
+            raise InputError("no text tokenizer: load the model with its tokenizer.json (zoo.load('outetts')) or pass text_tokenizer=")
         texts = [text] if isinstance(text, str) else list(text)
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-            raise ValueError("text must be a non-empty string (or a list of them)")
+            raise InputError("text must be a non-empty string (or a list of them)")
         prompts = [tok.encode_prompt(t, speaker) for t in texts]
         p = max(len(x) for x in prompts)
         device = self.head_weight.device
@@ -79,7 +80,7 @@ class OuteTTS(ZooModel, LlamaLM):
         limit = c.max_length if max_length is None else int(max_length)
         new = (limit - p) if max_new_tokens is None else int(max_new_tokens)
         if new < 1:
-            raise ValueError(f"the prompt has {p} tokens; max_length={limit} leaves no room to generate")
+            raise InputError(f"the prompt has {p} tokens; max_length={limit} leaves no room to generate")
         settings = SamplerSettings(
             temperature=c.temperature if temperature is None else float(temperature),
             top_k=c.top_k if top_k is None else int(top_k),
@@ -112,7 +113,7 @@ class OuteTTS(ZooModel, LlamaLM):
 
             tokenizer = zoo.load(self.cfg.tokenizer, device=self.head_weight.device)
         if int(tokens.lengths.min()) == 0:
-            raise ValueError("the model generated no audio codes for some item (try another seed or a higher max_length)")
+            raise InputError("the model generated no audio codes for some item (try another seed or a higher max_length)")
         waves = [tokenizer.decode(t) for t in tokens.to_list()]
         n = max(w.shape[-1] for w in waves)
         out = waves[0].new_zeros(len(waves), 1, n)

@@ -22,6 +22,8 @@ import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from zoo.errors import InputError
+
 __all__ = ["words", "completion_prompt", "number_to_words", "TextTokenizer", "SPECIAL"]
 
 SPECIAL = {
@@ -52,7 +54,7 @@ def _int_words(n: int) -> str:
             head, rest = divmod(n, size)
             tail = "" if not rest else ((" and " if rest < 100 else ", ") + _int_words(rest))
             return _int_words(head) + " " + name + tail
-    raise ValueError(n)
+    raise InputError(n)
 
 
 def number_to_words(token: str) -> str:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import torch
 
+from zoo.errors import InputError
+
 from .types import Plan
 
 __all__ = ["bipartite_plan", "compose_slots", "max_bipartite_r", "weighted_mean"]
@@ -42,7 +44,7 @@ def bipartite_plan(metric: torch.Tensor, r: int, num_prefix: int = 0) -> Plan | 
         True
     """
     if metric.dim() != 3:
-        raise ValueError(f"bipartite_plan: metric must be [B, N, D], got {tuple(metric.shape)}")
+        raise InputError(f"bipartite_plan: metric must be [B, N, D], got {tuple(metric.shape)}")
     t = metric.shape[1]
     r = min(int(r), max_bipartite_r(t, num_prefix))
     if r <= 0:

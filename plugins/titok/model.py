@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zoo.errors import InputTypeError
 from zoo.model import ZooModel
 
 from .config import TiTokConfig, validate
@@ -88,7 +89,7 @@ class TiTok(ZooModel, TokenizerMixin, nn.Module):
     def ids_to_latents(self, ids: torch.Tensor) -> torch.Tensor:
         """Ids [B, n] -> codewords [B, C, 1, n] (the decoder's input)."""
         if self.quantize_mode != "vq":
-            raise TypeError("this TiTok model is continuous (VAE): decode its latents, it has no ids")
+            raise InputTypeError("this TiTok model is continuous (VAE): decode its latents, it has no ids")
         return self.quantize.decode(ids)
 
     def decode_latents(self, z: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.errors import InputError
+
 from ._core import attention
 from .config import vit_dims
 
@@ -38,7 +40,7 @@ class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
         if width % heads:
-            raise ValueError(f"width {width} is not divisible by {heads} heads")
+            raise InputError(f"width {width} is not divisible by {heads} heads")
         self.heads = heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
@@ -215,10 +217,10 @@ class TiTokDecoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         b, c, h, n = z.shape
         if h != 1 or c != self.token_size:
-            raise ValueError(f"TiTok decoder expects latents [B, {self.token_size}, 1, n], got {tuple(z.shape)}")
+            raise InputError(f"TiTok decoder expects latents [B, {self.token_size}, 1, n], got {tuple(z.shape)}")
         if n > self.num_latent_tokens or (self.strict_length and n != self.num_latent_tokens) or n < 1:
             want = f"1..{self.num_latent_tokens}" if not self.strict_length else str(self.num_latent_tokens)
-            raise ValueError(f"TiTok decoder got {n} latent tokens; this model decodes {want}")
+            raise InputError(f"TiTok decoder got {n} latent tokens; this model decodes {want}")
         x = self.decoder_embed(z.reshape(b, c, n).transpose(1, 2))  # [B, n, W]
         x = self.ln_pre(x + self.latent_token_positional_embedding[:n])
         prefix = self._prefix(x.dtype)

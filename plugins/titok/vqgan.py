@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
+from zoo.errors import InputError
 from zoo.model import ZooModel
 from zoo.nn.quantize import lookup_codes, nearest_code
 
@@ -128,7 +129,7 @@ class MaskGITVQGAN(ZooModel, nn.Module):
         s = self.cfg.resolution
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (s, s):
             got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"encode expects images [B, 3, {s}, {s}] in [-1, 1], got {got}")
+            raise InputError(f"encode expects images [B, 3, {s}, {s}] in [-1, 1], got {got}")
         from zoo.media.image import check_images
 
         check_images(images, size=s, model=getattr(getattr(self, "card", None), "name", "") or "maskgit_vqgan")
@@ -145,7 +146,7 @@ class MaskGITVQGAN(ZooModel, nn.Module):
         t = as_tokens(tokens, self.codebook_size, getattr(getattr(self, "card", None), "name", ""))
         n = self.grid ** 2
         if t.ids.dim() != 2 or t.ids.shape[1] != n or bool((t.lengths != n).any()):
-            raise ValueError(f"MaskGIT-VQGAN decodes exactly {n} ids per image ({self.grid}x{self.grid}), got {tuple(t.ids.shape)}")
+            raise InputError(f"MaskGIT-VQGAN decodes exactly {n} ids per image ({self.grid}x{self.grid}), got {tuple(t.ids.shape)}")
         z = self.quantize.lookup(t.ids.to(self.quantize.embedding.weight.device), self.grid)
         return self.decoder(z).clamp(0.0, 1.0) * 2 - 1
 

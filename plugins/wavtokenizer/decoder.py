@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.errors import InputError
+
 from ._core import attention
 
 __all__ = ["ResnetBlock", "AttnBlock", "AdaLayerNorm", "ConvNeXtBlock", "VocosBackbone", "ISTFTHead", "istft_same"]
@@ -221,5 +223,5 @@ def istft_same(frames: torch.Tensor, window: torch.Tensor, hop: int) -> torch.Te
     y = overlap_add(frames, hop)[:, pad:-pad]
     env = window_envelope(window, hop, t)[pad:-pad]
     if not bool((env > 1e-11).all()):
-        raise ValueError("ISTFT window envelope has zeros (NOLA violated); n_fft/hop do not fit")
+        raise InputError("ISTFT window envelope has zeros (NOLA violated); n_fft/hop do not fit")
     return y / env

@@ -49,6 +49,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from zoo.errors import InputError, InputTypeError
 from zoo.model import ZooModel
 
 from ._core import Tokens, as_tokens
@@ -131,11 +132,11 @@ class WavTokenizer(ZooModel, nn.Module):
     def latents(self, wav: torch.Tensor, *, chunk_seconds: float | None = None, progress: bool | None = None) -> torch.Tensor:
         """Pre-quantisation latents ``[B, D, ceil(L / hop)]`` of 24 kHz mono audio ``[B, L]``."""
         if wav.dim() != 2:
-            raise ValueError(f"latents() expects [B, L] mono 24 kHz audio, got shape {tuple(wav.shape)}")
+            raise InputError(f"latents() expects [B, L] mono 24 kHz audio, got shape {tuple(wav.shape)}")
         wav = wav.to(self.quantizer.embed.dtype)[:, None]
         length, hop = wav.shape[-1], self.hop
         if length == 0:
-            raise ValueError("cannot encode empty audio (0 samples)")
+            raise InputError("cannot encode empty audio (0 samples)")
         frames = math.ceil(length / hop)
         per = self._chunk_frames(chunk_seconds)
         # The convolutional front runs in tiles of at most FRONT_TILE_SECONDS (exact, see the
@@ -218,7 +219,7 @@ class WavTokenizer(ZooModel, nn.Module):
             return [audio.prepare_audio(wav, sr, self.sample_rate)]
         if isinstance(waveform, torch.Tensor):
             if sample_rate is None:
-                raise ValueError(
+                raise InputError(
                     f"encode(tensor) needs sample_rate= (WavTokenizer runs at {self.sample_rate} Hz; "
                     "zoo resamples other rates)"
                 )
@@ -226,8 +227,8 @@ class WavTokenizer(ZooModel, nn.Module):
                 return [audio.prepare_audio(w, sample_rate, self.sample_rate) for w in waveform]
             if waveform.dim() in (1, 2):
                 return [audio.prepare_audio(waveform, sample_rate, self.sample_rate)]
-            raise ValueError(f"waveform must be [L], [C, L] or [B, C, L]; got shape {tuple(waveform.shape)}")
-        raise TypeError(f"encode() takes a path, a tensor or a list of them, not {type(waveform).__name__}")
+            raise InputError(f"waveform must be [L], [C, L] or [B, C, L]; got shape {tuple(waveform.shape)}")
+        raise InputTypeError(f"encode() takes a path, a tensor or a list of them, not {type(waveform).__name__}")
 
     def _grouped(self, items: Sequence[torch.Tensor], fn) -> list[torch.Tensor]:
         """Run ``fn`` on items of equal length together, each length alone; keep input order."""
@@ -280,7 +281,7 @@ class WavTokenizer(ZooModel, nn.Module):
         kw = {"chunk_seconds": chunk_seconds, "progress": progress}
         tok = as_tokens(tokens, self.codebook_size, self._name())
         if tok.ids.dim() != 2:
-            raise ValueError(f"WavTokenizer has one codebook: ids must be [B, T], got shape {tuple(tok.ids.shape)}")
+            raise InputError(f"WavTokenizer has one codebook: ids must be [B, T], got shape {tuple(tok.ids.shape)}")
         device = self.quantizer.embed.device
         items = [row.to(device) for row in tok.to_list()]  # [1, T_b] each
         wavs = self._grouped([i[0] for i in items], lambda x: self.decode_ids(x, **kw))

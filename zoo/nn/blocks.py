@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.errors import InputError
 from zoo.nn.attention import attention
 from zoo.nn.masks import CausalMask, Mask
 
@@ -140,7 +141,7 @@ class SelfAttention(nn.Module):
                  proj_bias: bool = True):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"dim {dim} must be divisible by heads {heads}")
+            raise InputError(f"dim {dim} must be divisible by heads {heads}")
         self.heads = heads
         self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)
         if qk_norm:

@@ -20,6 +20,8 @@ from typing import Sequence
 
 import torch
 
+from zoo.errors import InputError, InputTypeError
+
 __all__ = [
     "Mask",
     "CausalMask",
@@ -71,12 +73,12 @@ class KeyPaddingMask(Mask):
     def __init__(self, lengths: torch.Tensor, causal: bool = False):
         if lengths.dtype == torch.bool:
             if lengths.dim() != 2:
-                raise ValueError(f"KeyPaddingMask: a boolean mask must be [B, k_len], got {tuple(lengths.shape)}")
+                raise InputError(f"KeyPaddingMask: a boolean mask must be [B, k_len], got {tuple(lengths.shape)}")
             self.valid = lengths
             self.lengths = None
         else:
             if lengths.dim() != 1:
-                raise ValueError(f"KeyPaddingMask: lengths must be [B], got {tuple(lengths.shape)}")
+                raise InputError(f"KeyPaddingMask: lengths must be [B], got {tuple(lengths.shape)}")
             self.valid = None
             self.lengths = lengths.long()
         self.causal = causal
@@ -84,9 +86,9 @@ class KeyPaddingMask(Mask):
     def check(self, batch: int, q_len: int, k_len: int) -> None:
         n = (self.valid if self.valid is not None else self.lengths).shape[0]
         if n != batch:
-            raise ValueError(f"KeyPaddingMask has {n} rows but the batch has {batch}")
+            raise InputError(f"KeyPaddingMask has {n} rows but the batch has {batch}")
         if self.valid is not None and self.valid.shape[1] != k_len:
-            raise ValueError(f"KeyPaddingMask covers {self.valid.shape[1]} keys but there are {k_len}")
+            raise InputError(f"KeyPaddingMask covers {self.valid.shape[1]} keys but there are {k_len}")
 
     def key_valid(self, k_len: int, device: torch.device | str) -> torch.Tensor:
         if self.valid is not None:
@@ -114,14 +116,14 @@ class BlockDiagonalMask(Mask):
         self.q_seqlens = [int(s) for s in q_seqlens]
         self.k_seqlens = [int(s) for s in (k_seqlens if k_seqlens is not None else q_seqlens)]
         if len(self.q_seqlens) != len(self.k_seqlens):
-            raise ValueError("BlockDiagonalMask: q_seqlens and k_seqlens need the same number of segments")
+            raise InputError("BlockDiagonalMask: q_seqlens and k_seqlens need the same number of segments")
         self.causal = causal
 
     def check(self, batch: int, q_len: int, k_len: int) -> None:
         if batch != 1:
-            raise ValueError(f"BlockDiagonalMask packs sequences into batch 1, got batch {batch}")
+            raise InputError(f"BlockDiagonalMask packs sequences into batch 1, got batch {batch}")
         if sum(self.q_seqlens) != q_len or sum(self.k_seqlens) != k_len:
-            raise ValueError(
+            raise InputError(
                 f"BlockDiagonalMask segments sum to {sum(self.q_seqlens)}x{sum(self.k_seqlens)} "
                 f"but the packed sequences are {q_len}x{k_len}"
             )
@@ -144,7 +146,7 @@ class DenseMask(Mask):
 
     def __init__(self, mask: torch.Tensor):
         if mask.dtype != torch.bool:
-            raise TypeError(f"DenseMask needs a boolean tensor (True = attend), got {mask.dtype}; use AdditiveBias for float biases")
+            raise InputTypeError(f"DenseMask needs a boolean tensor (True = attend), got {mask.dtype}; use AdditiveBias for float biases")
         while mask.dim() < 4:
             mask = mask.unsqueeze(0)
         self.mask = mask
@@ -162,7 +164,7 @@ class AdditiveBias(Mask):
 
     def __init__(self, bias: torch.Tensor):
         if not bias.is_floating_point():
-            raise TypeError(f"AdditiveBias needs a floating tensor, got {bias.dtype}; use DenseMask for boolean masks")
+            raise InputTypeError(f"AdditiveBias needs a floating tensor, got {bias.dtype}; use DenseMask for boolean masks")
         while bias.dim() < 4:
             bias = bias.unsqueeze(0)
         self.bias = bias
@@ -178,7 +180,7 @@ def _check_broadcast(name: str, shape: torch.Size, batch: int, q_len: int, k_len
     want = (batch, None, q_len, k_len)
     for dim, (have, need) in enumerate(zip(shape, want)):
         if need is not None and have not in (1, need):
-            raise ValueError(f"{name} of shape {tuple(shape)} does not broadcast to [B={batch}, H, {q_len}, {k_len}] (dim {dim})")
+            raise InputError(f"{name} of shape {tuple(shape)} does not broadcast to [B={batch}, H, {q_len}, {k_len}] (dim {dim})")
 
 
 def as_additive(mask: Mask | None, batch: int, q_len: int, k_len: int, dtype: torch.dtype,

@@ -25,6 +25,7 @@ from typing import Callable, Optional, Union
 
 import torch
 
+from zoo.errors import InputError
 from zoo.sampling.guidance import Guidance, as_guidance, cfg_combine
 from zoo.sampling.kv_cache import StaticKVCache
 from zoo.sampling.logits import SamplerSettings, own_generator
@@ -98,7 +99,7 @@ def generate_ar(
         progress: ``True`` for a bar, or ``fn(step, total)``.
     """
     if prompt.dim() != 2:
-        raise ValueError(f"prompt must be [B, P] ids, got {tuple(prompt.shape)}")
+        raise InputError(f"prompt must be [B, P] ids, got {tuple(prompt.shape)}")
     b, p = prompt.shape
     sampler = sampler or SamplerSettings()
     generator = own_generator(generator, prompt.device)
@@ -106,14 +107,14 @@ def generate_ar(
     guided = g.active
     if guided:
         if uncond_prompt is None or uncond_prompt.shape != prompt.shape:
-            raise ValueError("guidance needs uncond_prompt with the prompt's shape [B, P]")
+            raise InputError("guidance needs uncond_prompt with the prompt's shape [B, P]")
         rows = torch.cat([prompt, uncond_prompt.to(prompt.device)], dim=0)
         valid_p = None if prompt_valid is None else torch.cat([prompt_valid, prompt_valid], dim=0)
     else:
         rows, valid_p = prompt, prompt_valid
     bb = rows.shape[0]
     if cache.batch != bb:
-        raise ValueError(f"the KV cache was allocated for batch {cache.batch}, the sampler needs {bb}"
+        raise InputError(f"the KV cache was allocated for batch {cache.batch}, the sampler needs {bb}"
                          + (" (2B rows with guidance)" if guided else ""))
     cache.reset()
     device = prompt.device
@@ -135,7 +136,7 @@ def generate_ar(
         for i in range(max_new_tokens):
             logits = forward(step, cache)
             if logits.dim() != 2 or logits.shape[0] != bb:
-                raise ValueError(f"forward must return last-position logits [{bb}, V], got {tuple(logits.shape)}")
+                raise InputError(f"forward must return last-position logits [{bb}, V], got {tuple(logits.shape)}")
             if guided:
                 logits = cfg_combine(logits, g.weight(i, max_new_tokens))
             if logits_hook is not None:

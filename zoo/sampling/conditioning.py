@@ -11,6 +11,8 @@ from typing import Any, Optional, Sequence, Union
 
 import torch
 
+from zoo.errors import InputError, InputTypeError
+
 __all__ = ["as_class_labels", "make_generator"]
 
 
@@ -23,13 +25,13 @@ def as_class_labels(condition: Union[int, Sequence[int], torch.Tensor], num_clas
     """
     t = torch.as_tensor(condition)
     if t.is_floating_point() or t.dtype == torch.bool:
-        raise TypeError(f"class labels must be integers, got {t.dtype}")
+        raise InputTypeError(f"class labels must be integers, got {t.dtype}")
     if t.dim() == 0:
         t = t[None]
     if t.dim() != 1 or t.numel() == 0:
-        raise ValueError(f"class labels must be an int or a [B] list/tensor, got shape {tuple(t.shape)}")
+        raise InputError(f"class labels must be an int or a [B] list/tensor, got shape {tuple(t.shape)}")
     if int(t.min()) < 0 or int(t.max()) >= num_classes:
-        raise ValueError(f"class labels must lie in 0..{num_classes - 1}, got {t.tolist()}")
+        raise InputError(f"class labels must lie in 0..{num_classes - 1}, got {t.tolist()}")
     return t.long().to(device)
 
 
@@ -44,7 +46,7 @@ def make_generator(generator: Optional[torch.Generator], seed: Optional[int], de
     """
     if generator is not None:
         if seed is not None:
-            raise ValueError("give either generator= or seed=, not both")
+            raise InputError("give either generator= or seed=, not both")
         return generator
     dev = torch.device(device) if device is not None else torch.device("cpu")
     g = torch.Generator(dev)

@@ -24,6 +24,7 @@ from typing import Callable, Optional, Union
 
 import torch
 
+from zoo.errors import InputError
 from zoo.sampling.guidance import APG, Guidance, apg_combine, as_guidance
 from zoo.sampling.progress import ProgressArg, progress_reporter
 
@@ -50,8 +51,6 @@ def flow_timesteps(steps: int, shift: float = 1.0) -> list[float]:
         [1.0, 0.75, 0.5, 0.25, 0.0]
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        from zoo.errors import InputError
-
         raise InputError(f"steps must be a whole number >= 1, got {steps!r}")
     ts = [i / steps for i in range(steps, -1, -1)]
     if shift != 1.0:
@@ -82,7 +81,7 @@ def sample_flow(
         norm_guidance: ``True`` (FlexTok's APG defaults) or an :class:`APG` for norm-guided CFG.
     """
     if solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; choose one of {SOLVERS}")
+        raise InputError(f"unknown solver {solver!r}; choose one of {SOLVERS}")
     g = as_guidance(guidance)
     apg = (APG() if norm_guidance is True else norm_guidance) or None
     ts = flow_timesteps(steps, shift)

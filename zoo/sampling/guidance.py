@@ -26,6 +26,8 @@ from typing import Callable, Optional, Union
 
 import torch
 
+from zoo.errors import InputError
+
 __all__ = [
     "Guidance",
     "SCHEDULES",
@@ -88,14 +90,12 @@ class Guidance:
 
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale):
-            from zoo.errors import InputError
-
             raise InputError(f"the guidance scale must be a finite number, got {self.scale!r}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown guidance schedule {self.schedule!r}; choose one of {SCHEDULES}")
+            raise InputError(f"unknown guidance schedule {self.schedule!r}; choose one of {SCHEDULES}")
         lo, hi = self.interval
         if not 0.0 <= lo <= hi <= 1.0:
-            raise ValueError(f"guidance interval must satisfy 0 <= lo <= hi <= 1, got {self.interval}")
+            raise InputError(f"guidance interval must satisfy 0 <= lo <= hi <= 1, got {self.interval}")
 
     @property
     def active(self) -> bool:
@@ -134,8 +134,6 @@ def as_guidance(g: Union["Guidance", float, int, None, Callable[[float], float]]
     if callable(g):
         return Guidance(fn=g)
     if isinstance(g, (str, bytes, bool)):
-        from zoo.errors import InputError
-
         raise InputError(f"the guidance scale must be a number, a Guidance or a callable, got {g!r}")
     return Guidance(float(g))
 
@@ -148,7 +146,7 @@ def cfg_combine(out: torch.Tensor, w: float) -> torch.Tensor:
         [[1.0]]
     """
     if out.shape[0] % 2:
-        raise ValueError(f"cfg_combine expects [cond; uncond] rows (an even batch), got {out.shape[0]} rows")
+        raise InputError(f"cfg_combine expects [cond; uncond] rows (an even batch), got {out.shape[0]} rows")
     cond, uncond = out.chunk(2, dim=0)
     return uncond + (cond - uncond) * w
 

@@ -21,6 +21,8 @@ from typing import Optional
 
 import torch
 
+from zoo.errors import InputError
+
 __all__ = ["StaticKVCache"]
 
 
@@ -59,10 +61,10 @@ class StaticKVCache:
         start, n = self.length, k.shape[-2]
         end = start + n
         if end > self.max_len:
-            raise ValueError(f"KV cache holds {self.max_len} positions; writing {n} at {start} overflows it "
+            raise InputError(f"KV cache holds {self.max_len} positions; writing {n} at {start} overflows it "
                              "(allocate a longer cache: max_len >= prompt + new tokens)")
         if k.shape[0] != self.k.shape[1]:
-            raise ValueError(f"KV cache was allocated for batch {self.k.shape[1]}, got keys for {k.shape[0]}")
+            raise InputError(f"KV cache was allocated for batch {self.k.shape[1]}, got keys for {k.shape[0]}")
         self.k[layer, :, :, start:end] = k
         self.v[layer, :, :, start:end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]

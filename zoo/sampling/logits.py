@@ -22,6 +22,8 @@ from typing import Optional
 
 import torch
 
+from zoo.errors import InputError
+
 __all__ = [
     "temperature_scale",
     "top_k",
@@ -61,7 +63,7 @@ def temperature_scale(logits: torch.Tensor, temperature: float) -> torch.Tensor:
         [1.0]
     """
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 for scaling, got {temperature} (use temperature=0 in sample() for greedy)")
+        raise InputError(f"temperature must be > 0 for scaling, got {temperature} (use temperature=0 in sample() for greedy)")
     return logits / temperature
 
 
@@ -89,7 +91,7 @@ def top_p(logits: torch.Tensor, p: float, min_keep: int = 1) -> torch.Tensor:
     if p >= 1.0:
         return logits
     if p <= 0:
-        raise ValueError(f"top_p must lie in (0, 1], got {p}")
+        raise InputError(f"top_p must lie in (0, 1], got {p}")
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
     cum = sorted_logits.float().softmax(dim=-1).cumsum(dim=-1)
     remove = (cum - sorted_logits.float().softmax(dim=-1)) >= p  # mass before this token already >= p
@@ -132,7 +134,7 @@ def repetition_penalty(
     if penalty == 1.0 or history.numel() == 0:
         return logits
     if penalty <= 0:
-        raise ValueError(f"repetition penalty must be > 0, got {penalty}")
+        raise InputError(f"repetition penalty must be > 0, got {penalty}")
     if window is not None and window > 0:
         history = history[:, -window:]
         if history_mask is not None:
@@ -227,7 +229,7 @@ def sample(
         [[1]]
     """
     if logits.dim() != 2:
-        raise ValueError(f"sample expects [B, V] logits, got {tuple(logits.shape)}")
+        raise InputError(f"sample expects [B, V] logits, got {tuple(logits.shape)}")
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
     logits = SamplerSettings(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p).apply(logits)

@@ -33,6 +33,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 import torch
 
+from zoo.errors import InputError
 from zoo.sampling.guidance import Guidance, as_guidance, cfg_combine
 from zoo.sampling.logits import own_generator
 from zoo.sampling.progress import ProgressArg, progress_reporter
@@ -55,7 +56,7 @@ def mask_ratio(schedule: str, r: float) -> float:
         return float(np.cos(r * math.pi * 0.5))
     if schedule == "linear":
         return 1.0 - r
-    raise ValueError(f"unknown mask schedule {schedule!r}; choose one of {MASK_SCHEDULES}")
+    raise InputError(f"unknown mask schedule {schedule!r}; choose one of {MASK_SCHEDULES}")
 
 
 def _gumbel_from_uniform(u: torch.Tensor, eps: float = 1e-20) -> torch.Tensor:
@@ -91,7 +92,7 @@ def generate_maskgit(
             (defaults to the width ``logits_fn`` returns).
     """
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise InputError(f"steps must be >= 1, got {steps}")
     mask_ratio(schedule, 1.0)  # validates the name
     g = as_guidance(guidance)
     generator = own_generator(generator, device)

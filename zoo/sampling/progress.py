@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Union
 
+from zoo.errors import InputTypeError
+
 __all__ = ["ProgressArg", "progress_reporter"]
 
 ProgressArg = Union[None, bool, Callable[[int, int], None]]
@@ -42,5 +44,5 @@ def progress_reporter(progress: ProgressArg, total: int, desc: str = "sampling")
     if progress is None or progress is False:
         return _Reporter(None, total)
     if not callable(progress):
-        raise TypeError(f"progress must be None, a bool, or a callable(step, total), got {type(progress).__name__}")
+        raise InputTypeError(f"progress must be None, a bool, or a callable(step, total), got {type(progress).__name__}")
     return _Reporter(progress, total)
