@@ -5,6 +5,8 @@
   ``[K, D]`` codebook, optionally L2-normalised (TiTok, MaskGIT-VQGAN, WavTokenizer). The
   plugins keep their own parameter names (``embedding.weight``, ``embed``) so official
   checkpoints load unchanged, and call these for the arithmetic.
+* :class:`LFQ` — lookup-free quantisation with optional groups (Open-MAGVIT2, WeTok), no
+  parameters; the reference's bit order (first channel of a group = least significant bit).
 * :func:`check_token_ids` — the one error users see for ids of the wrong dtype or range.
 
 Example:
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FSQ", "check_token_ids", "lookup_codes", "nearest_code", "squared_distances"]
+__all__ = ["FSQ", "LFQ", "check_token_ids", "lookup_codes", "nearest_code", "squared_distances"]
 
 _INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8)
 
@@ -130,3 +132,64 @@ class FSQ(nn.Module):
         half_width = self._levels // 2
         digits = (ids.long()[..., None] // self._basis) % self._levels
         return (digits - half_width) / half_width
+
+
+class LFQ(nn.Module):
+    """Lookup-free quantisation (Yu et al. 2023), optionally in groups: ``z [..., G*K]`` ->
+    ``(codes in {-1, +1} [..., G*K], ids [..., G])``, ``G = groups``, ``K = bits`` per group,
+    ``2**K`` implicit codes per group. No parameters (the codebook is the set of sign vectors).
+
+    Bit order (Open-MAGVIT2 / WeTok ``LFQ``/``GFQ``): channel ``g*K + k`` is bit ``k`` of group
+    ``g``'s id, **channel ``g*K`` the least significant**; a channel quantises to ``+1`` (bit 1)
+    when it is strictly positive, else to ``-1`` (0 itself gives ``-1``). Group ``g`` of a
+    position is ``ids[..., g]``; the reference flattens ``[B, H*W, G]`` in that order.
+
+    Example:
+        >>> lfq = LFQ(bits=3, groups=2)
+        >>> codes, ids = lfq(torch.tensor([[0.5, -1.0, 2.0, -0.1, 0.0, 3.0]]))
+        >>> codes.tolist(), ids.tolist()
+        ([[1.0, -1.0, 1.0, -1.0, -1.0, 1.0]], [[5, 4]])
+        >>> lfq.indices_to_codes(ids).tolist() == codes.tolist()
+        True
+        >>> lfq.codes_to_indices(codes).tolist()
+        [[5, 4]]
+    """
+
+    def __init__(self, bits: int, groups: int = 1):
+        super().__init__()
+        if int(bits) < 1 or int(groups) < 1:
+            raise ValueError(f"LFQ needs bits >= 1 and groups >= 1, got bits={bits}, groups={groups}")
+        if int(bits) > 62:
+            raise ValueError(f"LFQ ids are int64: at most 62 bits per group, got {bits}")
+        self.bits, self.groups = int(bits), int(groups)
+        self.dim = self.bits * self.groups
+        self.codebook_size = 2**self.bits  # per group
+        self.register_buffer("_weights", 2 ** torch.arange(self.bits, dtype=torch.long), persistent=False)
+
+    def _check_dim(self, x: torch.Tensor, what: str) -> None:
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"LFQ({self.bits} bits x {self.groups} groups) expects {what} with a last dimension "
+                             f"of {self.dim}, got {tuple(x.shape)}")
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_dim(z, "latents")
+        positive = z > 0
+        codes = torch.where(positive, 1.0, -1.0).to(z.dtype if z.is_floating_point() else torch.float32)
+        return codes, self._bits_to_ids(positive)
+
+    def _bits_to_ids(self, positive: torch.Tensor) -> torch.Tensor:
+        grouped = positive.reshape(*positive.shape[:-1], self.groups, self.bits).long()
+        return (grouped * self._weights).sum(-1)
+
+    def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes (any real values; the sign decides) ``[..., G*K]`` -> ids ``[..., G]``."""
+        self._check_dim(codes, "codes")
+        return self._bits_to_ids(codes > 0)
+
+    def indices_to_codes(self, ids: torch.Tensor) -> torch.Tensor:
+        """Ids ``[..., G]`` in ``[0, 2**K)`` -> codes ``[..., G*K]`` in {-1, +1} (float32)."""
+        check_token_ids(ids, self.codebook_size)
+        if ids.dim() == 0 or ids.shape[-1] != self.groups:
+            raise ValueError(f"LFQ ids must end in one id per group ({self.groups}), got {tuple(ids.shape)}")
+        bits = (ids.long()[..., None] & self._weights) != 0
+        return (bits.float() * 2.0 - 1.0).reshape(*ids.shape[:-1], self.dim)
