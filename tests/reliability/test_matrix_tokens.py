@@ -48,6 +48,8 @@ ROWS = [
     Row("ids-zero-length", dec(ids(1, 0)), TokenError, ("no tokens to decode",)),
     Row("ids-empty-item", dec([torch.tensor([1, 2]), torch.tensor([], dtype=torch.long)]), TokenError, ("sequence 1", "k >= 1")),
     Row("ids-rank4", dec(ids(1, 1, 1, 64)), TokenError, ("[b, n] or [b, q, n]",)),
+    Row("ids-too-long", dec(ids(1, 65)), TokenError, ("at most 64 ids", "(1, 65)")),
+    Row("ids-multi-codebook-to-single", dec(ids(1, 2, 8)), TokenError, ("[b, k]",)),
     Row("ids-python-lists-ok", dec([[1, 2, 3], [4]]), check=lambda x: x.shape == (2, 3, 32, 32)),
     Row("ids-int32-ok", dec(ids(1, 64, dtype=torch.int32)), check=lambda x: x.shape == (1, 3, 32, 32)),
     Row("foreign-tokenizer", dec(lambda env: replace(own_tokens(env), tokenizer="other_family.tiny")), TokenError,

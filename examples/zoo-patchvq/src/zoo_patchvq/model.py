@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, TokenError
 from zoo.interfaces import Tokens, as_tokens
 from zoo.model import ZooModel
 from zoo.nn.quantize import nearest_code
@@ -67,6 +67,8 @@ class PatchVQ(ZooModel, torch.nn.Module):  # ZooModel: one-line repr, name = car
         """Tokens (any prefix) -> images; patches past a prefix are mid-grey."""
         tokens = as_tokens(tokens, self.cfg.codebook_size, self._name())  # refuses another tokenizer's tokens
         n = (self.cfg.image_size // self.cfg.patch_size) ** 2
+        if tokens.ids.dim() != 2 or tokens.max_length > n:
+            raise TokenError(f"{self._name()} decodes at most {n} ids per image ([B, k], k <= {n}), got {tuple(tokens.ids.shape)}")
         patches = self.proj_out(self.codebook[tokens.ids])  # [B, k, 3*p*p]
         valid = torch.arange(tokens.max_length)[None, :] < tokens.lengths[:, None]
         patches = patches * valid[..., None].to(patches)
