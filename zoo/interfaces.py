@@ -80,7 +80,7 @@ class Tokens:
 
     def truncate(self, keep: int | Sequence[int] | torch.Tensor) -> "Tokens":
         """Keep the first ``keep`` tokens of every item (an int, or one count per item)."""
-        keep_t = torch.as_tensor(keep, dtype=torch.long)
+        keep_t = _counts(keep)
         if keep_t.dim() == 0:
             keep_t = keep_t.expand(self.batch_size)
         if keep_t.shape != (self.batch_size,):
@@ -210,9 +210,22 @@ def as_tokens(tokens: "Tokens | torch.Tensor | Sequence[torch.Tensor]", codebook
 
 
 
+def _counts(keep: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """``keep`` as a long tensor; fractional, bool or non-numeric counts are refused (not truncated)."""
+    if isinstance(keep, (str, bytes)):
+        raise InputTypeError(f"truncate: token counts must be ints, got {keep!r}")
+    try:
+        raw = torch.as_tensor(keep)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputTypeError(f"truncate: token counts must be ints, got {keep!r}") from None
+    if raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool:
+        raise InputTypeError(f"truncate: token counts must be ints, got {keep!r}")
+    return raw.to(torch.long)
+
+
 def _keep_counts(keep: int | Sequence[int] | torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """``keep`` as one count per item, each in ``[1, lengths[b]]``."""
-    keep_t = torch.as_tensor(keep, dtype=torch.long).cpu()
+    keep_t = _counts(keep).cpu()
     if keep_t.dim() == 0:
         keep_t = keep_t.expand(len(lengths))
     if keep_t.shape != lengths.shape:

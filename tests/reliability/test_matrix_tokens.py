@@ -8,7 +8,7 @@ from dataclasses import replace
 import torch
 
 from zoo.errors import InputError, InputTypeError, TokenError
-from zoo.interfaces import Tokens, as_tokens
+from zoo.interfaces import Latents, Tokens, as_tokens
 
 from .matrix import Row, check_row, params
 
@@ -80,6 +80,9 @@ ROWS = [
     Row("tokens-lengths-wrong-batch", lambda env: Tokens(ids=ids(2, 4), codebook_size=4, lengths=[1]), TokenError, ("[b]=2",)),
     Row("truncate-zero", lambda env: Tokens(ids=ids(1, 4), codebook_size=4).truncate(0), TokenError, ("[1, length]",)),
     Row("truncate-past-length", lambda env: Tokens(ids=ids(1, 4), codebook_size=4).truncate(9), TokenError, ("[1, length]",)),
+    Row("truncate-fractional", lambda env: Tokens(ids=ids(1, 4), codebook_size=4).truncate(2.5), InputTypeError, ("must be ints", "2.5")),
+    Row("truncate-bool", lambda env: Tokens(ids=ids(1, 4), codebook_size=4).truncate(True), InputTypeError, ("must be ints",)),
+    Row("latents-truncate-fractional", lambda env: Latents(values=torch.zeros(1, 4, 2)).truncate([1.5]), InputTypeError, ("must be ints",)),
     Row("truncate-wrong-count", lambda env: Tokens(ids=ids(2, 4), codebook_size=4).truncate([1, 2, 3]), TokenError, ("one count per item",)),
     Row("as-tokens-not-a-container", lambda env: as_tokens(42, 4), InputTypeError, ("got int",)),
     Row("as-tokens-zero-valid-tokens", lambda env: as_tokens(Tokens(ids=ids(1, 4), codebook_size=4, lengths=[0]), 4), TokenError,
