@@ -7,6 +7,9 @@
   checkpoints load unchanged, and call these for the arithmetic.
 * :class:`LFQ` — lookup-free quantisation with optional groups (Open-MAGVIT2, WeTok), no
   parameters; the reference's bit order (first channel of a group = least significant bit).
+* :class:`VectorQuantizer` — a learned ``[K, D]`` codebook (``embedding.weight``) over
+  channel-first feature maps, optionally L2-normalised (LlamaGen VQ and the VQGANs copied from
+  it), with the reference's ``get_codebook_entry``.
 * :func:`check_token_ids` — the one error users see for ids of the wrong dtype or range.
 
 Example:
@@ -27,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FSQ", "LFQ", "check_token_ids", "lookup_codes", "nearest_code", "squared_distances"]
+__all__ = ["FSQ", "LFQ", "VectorQuantizer", "check_token_ids", "lookup_codes", "nearest_code", "squared_distances"]
 
 _INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8)
 
@@ -193,3 +196,53 @@ class LFQ(nn.Module):
             raise ValueError(f"LFQ ids must end in one id per group ({self.groups}), got {tuple(ids.shape)}")
         bits = (ids.long()[..., None] & self._weights) != 0
         return (bits.float() * 2.0 - 1.0).reshape(*ids.shape[:-1], self.dim)
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-codeword quantisation of feature maps ``[B, D, H, W]`` over ``embedding.weight`` ``[K, D]``.
+
+    With ``l2_norm`` (LlamaGen's ``codebook_l2_norm=True``) features and codewords are
+    L2-normalised before the search and the normalised codeword is returned, as the reference
+    does. Ids come out ``[B, H, W]`` (row-major over the grid); :meth:`get_codebook_entry`
+    turns ids back into ``[B, D, H, W]`` codes.
+
+    Example:
+        >>> vq = VectorQuantizer(4, 2, l2_norm=True)
+        >>> _ = vq.embedding.weight.data.copy_(torch.tensor([[1.0, 0], [0, 1], [-1, 0], [0, -1]]))
+        >>> codes, ids = vq(torch.tensor([[[[3.0, -0.1]], [[0.2, -5.0]]]]))  # [1, 2, 1, 2]
+        >>> ids.tolist(), codes.shape
+        ([[[0, 3]]], torch.Size([1, 2, 1, 2]))
+        >>> bool(torch.equal(vq.get_codebook_entry(ids.flatten(), (1, 2, 1, 2)), codes))
+        True
+    """
+
+    def __init__(self, codebook_size: int, dim: int, *, l2_norm: bool = False):
+        super().__init__()
+        self.codebook_size, self.dim, self.l2_norm = int(codebook_size), int(dim), bool(l2_norm)
+        self.embedding = nn.Embedding(self.codebook_size, self.dim)
+
+    def codebook(self) -> torch.Tensor:
+        """The codewords as the search sees them (L2-normalised when ``l2_norm``)."""
+        w = self.embedding.weight
+        return F.normalize(w, p=2, dim=-1) if self.l2_norm else w
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``z`` ``[B, D, H, W]`` -> ``(codes [B, D, H, W], ids [B, H, W])``."""
+        if z.dim() != 4 or z.shape[1] != self.dim:
+            from zoo.errors import InputError
+
+            raise InputError(f"VectorQuantizer expects features [B, {self.dim}, H, W], got {tuple(z.shape)}")
+        ids = nearest_code(z.permute(0, 2, 3, 1), self.embedding.weight, l2_norm=self.l2_norm)
+        return self.get_codebook_entry(ids.flatten(), tuple(z.shape)).to(z.dtype), ids
+
+    def get_codebook_entry(self, indices: torch.Tensor, shape: Sequence[int] | None = None,
+                           channel_first: bool = True) -> torch.Tensor:
+        """Codes for ``indices``: ``[..., D]``, or reshaped to ``shape`` — ``(B, D, H, W)`` when
+        ``channel_first`` (the reference's convention), else ``(B, H, W, D)``."""
+        z = lookup_codes(indices, self.codebook(), what="VQ token ids")
+        if shape is None:
+            return z
+        if channel_first:
+            b, d, h, w = shape
+            return z.reshape(b, h, w, d).permute(0, 3, 1, 2).contiguous()
+        return z.view(*shape)
