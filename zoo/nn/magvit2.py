@@ -98,8 +98,11 @@ class AdaptiveGroupNorm(nn.Module):
     """GroupNorm(32, affine=False) modulated by the spatial statistics of a style latent.
 
     ``y = gamma(std(style)) * gn(x) + beta(mean(style))`` with ``std = sqrt(var_unbiased + eps)``
-    over the style's spatial positions, per channel.
+    over the style's spatial positions, per channel. ``conditional = True`` marks it for the
+    ``norm=`` hook of :mod:`zoo.nn.conv_ae` (called as ``norm(x, cond)``).
     """
+
+    conditional = True
 
     def __init__(self, style_channels: int, channels: int, eps: float = 1e-6):
         super().__init__()
