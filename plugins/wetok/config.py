@@ -26,7 +26,8 @@ class WeTokConfig:
 
     ``gan_decoder``: the "generative decoder" (noise concatenated to the latent; GeneralDomain
     compratio768). ``use_ema``: load the EMA weights (what the reference evaluates, inside
-    ``ema_scope``); ``False`` loads the training weights. ``yaml``: the official config file,
+    ``ema_scope``); ``False`` loads the training weights. ``image_size``: the side ``zoo reconstruct`` resizes
+    inputs to (the model itself takes any multiple of the downsampling factor). ``yaml``: the official config file,
     for provenance only.
     """
 
@@ -40,6 +41,7 @@ class WeTokConfig:
     num_codebooks: int = 4
     gan_decoder: bool = False
     use_ema: bool = True
+    image_size: int = 256
     yaml: str = ""
 
     @property

@@ -70,6 +70,11 @@ class WeTok(ZooModel, nn.Module):
         return self.config.downsample_factor
 
     @property
+    def image_size(self) -> int:
+        """The side ``zoo reconstruct`` resizes inputs to (any multiple of the factor encodes)."""
+        return int(self.config.image_size)
+
+    @property
     def codebook_size(self) -> int:
         """Codes per group (``n_embed``); each position carries ``num_codebooks`` ids."""
         return int(self.config.n_embed)
@@ -177,7 +182,8 @@ class WeTok(ZooModel, nn.Module):
             grid = (side, side)
         grid = (int(grid[0]), int(grid[1]))
         if grid[0] * grid[1] != n:
-            raise TokenError(f"meta['grid'] {grid} does not hold {n} positions")
+            raise TokenError(f"{self._name()} is a fixed-length 2D tokenizer: decoding needs all {grid[0] * grid[1]} "
+                             f"positions of the {grid[0]}x{grid[1]} grid (meta['grid']), got {n}")
         return ids.to(next(self.parameters()).device), grid
 
     @torch.no_grad()

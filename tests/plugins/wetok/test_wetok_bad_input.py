@@ -56,7 +56,7 @@ def test_any_divisible_size_round_trips(model):
     (Tokens(ids=torch.zeros(1, 2, 16, dtype=torch.long), codebook_size=16, tokenizer="titok.l_32"), TokenError, "titok"),
     (Tokens(ids=torch.zeros(1, 2, 16, dtype=torch.long), codebook_size=4096), TokenError, "codebook_size 4096"),
     (Tokens(ids=torch.zeros(1, 2, 16, dtype=torch.long), codebook_size=16, lengths=torch.tensor([8])), TokenError, "fixed-length"),
-    (Tokens(ids=torch.zeros(1, 2, 16, dtype=torch.long), codebook_size=16, meta={"grid": (3, 5)}), TokenError, "does not hold 16"),
+    (Tokens(ids=torch.zeros(1, 2, 16, dtype=torch.long), codebook_size=16, meta={"grid": (3, 5)}), TokenError, "needs all 15 positions"),
 ])
 def test_bad_tokens(model, tokens, exc, match):
     with pytest.raises(exc, match=match):
