@@ -143,7 +143,7 @@ ROWS = [
         check=lambda p: p.read_bytes() == SMALL),
     Row("server-stopped-cached-ok", cached_then(lambda env, p: (env.hub.stop(), download_file(REPO, "w.bin"))[1]),
         check=lambda p: p.read_bytes() == SMALL),
-    Row("pin-sha256-mismatch", dl("big.safetensors", sha256="0" * 64), HubError, ("does not match", "not kept")),
+    Row("pin-sha256-mismatch", dl("big.safetensors", sha256="0" * 64), HubError, ("does not match", "re-pin the card")),
     Row("pin-sha256-malformed", dl(sha256="xyz"), HubError, ("64 lowercase hex",)),
     Row("pin-size-mismatch-cached", cached_then(lambda env, p: download_file(REPO, "w.bin", size=len(SMALL) + 1)), HubError,
         ("the card says", "removed from the cache")),
