@@ -88,10 +88,12 @@ class ResBlock(nn.Module):
             self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
+        inplace = not torch.is_grad_enabled()  # inference: SiLU and the residual add in place
+        h = self.conv1(F.silu(self.norm1(x), inplace=inplace))
+        h = self.conv2(F.silu(self.norm2(h), inplace=inplace))
         shortcut = getattr(self, "nin_shortcut", None)
-        return h + (shortcut(x) if shortcut is not None else x)
+        skip = shortcut(x) if shortcut is not None else x
+        return h.add_(skip) if inplace else h + skip
 
 
 class AdaptiveGroupNorm(nn.Module):
@@ -167,7 +169,7 @@ class Encoder(nn.Module):
                 x = level.downsample(x)
         for block in self.mid_block:
             x = block(x)
-        return self.conv_out(F.silu(self.norm_out(x)))
+        return self.conv_out(F.silu(self.norm_out(x), inplace=not torch.is_grad_enabled()))
 
 
 class Decoder(nn.Module):
@@ -220,4 +222,4 @@ class Decoder(nn.Module):
                 x = block(x)
             if i > 0:
                 x = self.up[i].upsample(x)
-        return self.conv_out(F.silu(self.norm_out(x)))
+        return self.conv_out(F.silu(self.norm_out(x), inplace=not torch.is_grad_enabled()))
