@@ -285,6 +285,10 @@ def load(
         from zoo.errors import InputTypeError
 
         raise InputTypeError(f"pretrained must be True or False, got {pretrained!r} ({type(pretrained).__name__})")
+    if revision is not None:
+        from zoo.registry import check_revision
+
+        check_revision(revision)
 
     files: CheckpointFiles | None = None
     if weights is not None:

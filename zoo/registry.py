@@ -28,9 +28,9 @@ import pluggy
 
 from zoo import hookspecs
 from zoo.cards import ModelCard, card_from_dict
-from zoo.errors import PluginError, UnknownModelError
+from zoo.errors import InputError, PluginError, UnknownModelError
 
-__all__ = ["ENTRY_POINT_GROUP", "Registry", "get_registry", "parse_model_name", "ModelName", "PluginLoadWarning", "PluginInfo",
+__all__ = ["ENTRY_POINT_GROUP", "Registry", "check_revision", "get_registry", "parse_model_name", "ModelName", "PluginLoadWarning", "PluginInfo",
            "RenamedModelWarning"]
 
 ENTRY_POINT_GROUP = "zoo.plugins"
@@ -69,6 +69,25 @@ def _check_revision(name: str, revision: str) -> str:
     if not _REVISION_NAME.fullmatch(revision) or ".." in revision or "//" in revision or revision.endswith(("/", ".")):
         raise _malformed(name, f"{revision!r} is not a revision (a commit hash, branch or tag: letters, digits, '._/-')")
     return revision
+
+
+def check_revision(revision: str) -> str:
+    """A ``revision=`` argument (commit, branch or tag) checked like the ``@revision`` of a name.
+
+    Example:
+        >>> check_revision("refs/pr/1")
+        'refs/pr/1'
+        >>> check_revision("main branch")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        zoo.errors.InputError: revision='main branch' is not a revision ...
+    """
+    if not isinstance(revision, str) or not revision:
+        raise InputError(f"revision must be a non-empty string (a commit, branch or tag), got {revision!r}")
+    try:
+        return _check_revision(revision, revision)
+    except UnknownModelError:
+        raise InputError(f"revision={revision!r} is not a revision (a commit hash, branch or tag: letters, digits, "
+                         "'._/-', no '..')") from None
 
 
 def parse_model_name(name: str) -> ModelName:
