@@ -33,12 +33,12 @@ __all__ = [
     "load", "list_models", "info", "plugins", "download", "get_card", "hookimpl",
     "ZooError", "UnknownModelError", "CardError", "PluginError", "ConfigError", "CheckpointError", "HubError",
     "InputError", "InputTypeError", "MediaError", "TokenError", "ReducerError",
-    "Tokens", "Latents",
+    "Tokens", "MultiRateTokens", "Latents",
 ]
 
 
 def __getattr__(name: str):
-    if name in ("Tokens", "Latents"):  # lazily: the token types import torch
+    if name in ("Tokens", "MultiRateTokens", "Latents"):  # lazily: the token types import torch
         import zoo.interfaces
 
         return getattr(zoo.interfaces, name)

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 from zoo.errors import InputTypeError, TokenError
 
 __all__ = [
-    "Tokens", "Latents", "Tokenizer", "Generator", "TokenReducer", "ReducerHandle", "ReducedTokens", "as_tokens",
-    "as_latents", "LoadedModel", "LoadedTokenizer", "LoadedGenerator", "LoadedReducer", "Model",
+    "Tokens", "MultiRateTokens", "Latents", "Tokenizer", "Generator", "TokenReducer", "ReducerHandle", "ReducedTokens", "as_tokens",
+    "as_latents", "as_multirate_tokens", "LoadedModel", "LoadedTokenizer", "LoadedGenerator", "LoadedReducer", "Model",
 ]
 
 
@@ -122,6 +122,36 @@ class Tokens:
     def to(self, device: torch.device | str) -> "Tokens":
         return replace(self, ids=self.ids.to(device))
 
+    @property
+    def num_codebooks(self) -> int:
+        """Residual codebook levels ``Q`` (1 for ``[B, N]`` ids)."""
+        return self.ids.shape[1] if self.ids.dim() == 3 else 1
+
+    @property
+    def levels(self) -> list[torch.Tensor]:
+        """One ``[B, N]`` id tensor per codebook level (coarse first); the same API as
+        :attr:`MultiRateTokens.levels`, where each level has its own frame rate."""
+        return list(self.ids.unbind(1)) if self.ids.dim() == 3 else [self.ids]
+
+    @property
+    def level_lengths(self) -> list[torch.Tensor]:
+        """Valid lengths per level: at one rate every level has ``lengths``."""
+        return [self.lengths.clone() for _ in range(self.num_codebooks)]
+
+    def codebooks(self, q: int) -> "Tokens":
+        """Keep the first ``q`` residual levels of ``[B, Q, N]`` ids (the bitrate knob of RVQ codecs).
+
+        Example:
+            >>> import torch
+            >>> t = Tokens(ids=torch.zeros(2, 8, 5, dtype=torch.long), codebook_size=1024, tokenizer="demo.rvq")
+            >>> t.codebooks(2).ids.shape, t.codebooks(2).num_codebooks
+            (torch.Size([2, 2, 5]), 2)
+        """
+        _check_levels(q, self.num_codebooks)
+        if self.ids.dim() == 2:
+            return self
+        return replace(self, ids=self.ids[:, :q], meta=dict(self.meta))
+
     def check_range(self) -> None:
         """Raise :class:`~zoo.errors.TokenError` (a ValueError) if any valid id lies outside
         ``[0, codebook_size)``."""
@@ -208,6 +238,215 @@ def as_tokens(tokens: "Tokens | torch.Tensor | Sequence[torch.Tensor]", codebook
     out.check_range()
     return out
 
+
+def _check_levels(q: int, available: int) -> None:
+    """``q`` must be an int in ``[1, available]`` (how many residual levels to keep)."""
+    if isinstance(q, bool) or not isinstance(q, int):
+        raise InputTypeError(f"codebooks: the number of levels to keep must be an int, got {q!r}")
+    if not 1 <= q <= available:
+        raise TokenError(f"codebooks({q}): these tokens have {available} codebook level(s); keep 1..{available}")
+
+
+@dataclass
+class MultiRateTokens:
+    """Discrete tokens of a multi-rate codebook hierarchy (SNAC): one id tensor per level, each
+    at its own frame rate.
+
+    ``levels[l]`` is ``[B, N * (strides[0] // strides[l])]`` (coarse first); ``strides[l]`` is
+    how many of the finest frames one id of level ``l`` spans (SNAC 24 kHz: ``(4, 2, 1)``).
+    ``lengths[b]`` counts valid *coarsest* frames of item ``b`` (the time unit of
+    :meth:`truncate`); :attr:`level_lengths` gives them per level. Padding is ``pad_id``. The API
+    matches :class:`Tokens`: ``truncate``, ``codebooks(q)`` (first ``q`` levels), ``tokens[i]``,
+    ``to_list``, ``check_range``, ``to`` and a one-line repr.
+
+    Example:
+        >>> import torch
+        >>> t = MultiRateTokens(levels=[torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 6, dtype=torch.long),
+        ...                             torch.zeros(2, 12, dtype=torch.long)], strides=(4, 2, 1), codebook_size=4096)
+        >>> [x.shape[-1] for x in t.truncate([1, 2]).levels], [n.tolist() for n in t.truncate([1, 2]).level_lengths]
+        ([2, 4, 8], [[1, 2], [2, 4], [4, 8]])
+        >>> t.codebooks(2).strides, t.num_codebooks
+        ((4, 2), 3)
+    """
+
+    levels: list[torch.Tensor]
+    strides: tuple[int, ...]
+    codebook_size: int
+    tokenizer: str = ""
+    lengths: torch.Tensor | None = None
+    pad_id: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.levels, torch.Tensor) or not isinstance(self.levels, (list, tuple)) or not self.levels:
+            raise InputTypeError("MultiRateTokens.levels must be a non-empty list of integer tensors [B, N_l]")
+        self.levels = list(self.levels)
+        try:
+            self.strides = tuple(int(s) for s in self.strides)
+        except (TypeError, ValueError):
+            raise InputTypeError(f"MultiRateTokens.strides must be ints, got {self.strides!r}") from None
+        if len(self.strides) != len(self.levels):
+            raise TokenError(f"MultiRateTokens: {len(self.levels)} levels but {len(self.strides)} strides")
+        top = self.strides[0]
+        if any(s < 1 or top % s for s in self.strides):
+            raise TokenError(f"MultiRateTokens.strides must be positive and divide the first (coarsest) one, got {self.strides}")
+        for i, ids in enumerate(self.levels):
+            if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+                got = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
+                raise InputTypeError(f"MultiRateTokens.levels[{i}] must be an integer tensor, got {got}")
+            if ids.dim() != 2 or ids.shape[0] != self.levels[0].shape[0]:
+                raise TokenError(f"MultiRateTokens.levels[{i}] must be [B, N_l] with the batch of level 0, got {tuple(ids.shape)}")
+        if isinstance(self.codebook_size, bool) or not isinstance(self.codebook_size, int) or self.codebook_size < 1:
+            raise InputTypeError(f"MultiRateTokens.codebook_size must be a positive int, got {self.codebook_size!r}")
+        if not isinstance(self.tokenizer, str):
+            raise InputTypeError(f"MultiRateTokens.tokenizer must be a model name (str), got {type(self.tokenizer).__name__}")
+        frames = self.levels[0].shape[1]
+        for i, ids in enumerate(self.levels):
+            if ids.shape[1] != frames * self.ratio(i):
+                raise TokenError(f"MultiRateTokens.levels[{i}] has {ids.shape[1]} frames; with strides {self.strides} and "
+                                 f"{frames} coarsest frames it needs {frames * self.ratio(i)}")
+        if self.lengths is None:
+            self.lengths = torch.full((self.batch_size,), frames, dtype=torch.long)
+        lengths = torch.as_tensor(self.lengths)
+        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+            raise InputTypeError(f"MultiRateTokens.lengths must hold integer counts, got {lengths.dtype}")
+        self.lengths = lengths.to(dtype=torch.long).cpu()
+        if self.lengths.shape != (self.batch_size,):
+            raise TokenError(f"MultiRateTokens.lengths must be [B]={self.batch_size}, got {tuple(self.lengths.shape)}")
+        if (self.lengths < 0).any() or (self.lengths > frames).any():
+            raise TokenError(f"MultiRateTokens.lengths (coarsest frames) must lie in [0, {frames}], got {self.lengths.tolist()}")
+
+    def ratio(self, level: int) -> int:
+        """Ids of ``level`` per coarsest frame (``strides[0] // strides[level]``)."""
+        return self.strides[0] // self.strides[level]
+
+    def __len__(self) -> int:
+        return self.levels[0].shape[0]
+
+    @property
+    def batch_size(self) -> int:
+        return self.levels[0].shape[0]
+
+    @property
+    def max_length(self) -> int:
+        """Coarsest frames of the longest item (the unit of ``lengths`` and ``truncate``)."""
+        return self.levels[0].shape[1]
+
+    @property
+    def num_codebooks(self) -> int:
+        """Number of levels."""
+        return len(self.levels)
+
+    @property
+    def level_lengths(self) -> list[torch.Tensor]:
+        """Valid ids per item for each level (``lengths * ratio(l)``)."""
+        return [self.lengths * self.ratio(i) for i in range(self.num_codebooks)]
+
+    def truncate(self, keep: int | Sequence[int] | torch.Tensor) -> "MultiRateTokens":
+        """Keep the first ``keep`` coarsest frames of every item (an int, or one count per item) and
+        the ids of every finer level that cover the same time; the rest becomes ``pad_id``."""
+        keep_t = _keep_counts(keep, self.lengths)
+        new_max = int(keep_t.max())
+        levels = []
+        for i, ids in enumerate(self.levels):
+            r = self.ratio(i)
+            cut = ids[:, : new_max * r].clone()
+            pad = torch.arange(cut.shape[1], device=cut.device)[None, :] >= (keep_t * r).to(cut.device)[:, None]
+            cut[pad] = self.pad_id
+            levels.append(cut)
+        return replace(self, levels=levels, lengths=keep_t)
+
+    def codebooks(self, q: int) -> "MultiRateTokens":
+        """Keep the first ``q`` levels (coarse first)."""
+        _check_levels(q, self.num_codebooks)
+        return replace(self, levels=self.levels[:q], strides=self.strides[:q], lengths=self.lengths.clone(), meta=dict(self.meta))
+
+    def to_list(self) -> list[list[torch.Tensor]]:
+        """Per item, its levels as ``[1, n_l]`` tensors (SNAC's own ``codes`` format at batch 1)."""
+        return [[ids[b : b + 1, : int(n) * self.ratio(i)] for i, ids in enumerate(self.levels)]
+                for b, n in enumerate(self.lengths)]
+
+    def tolist(self) -> list[list[torch.Tensor]]:
+        """Same as :meth:`to_list`."""
+        return self.to_list()
+
+    def __getitem__(self, index: int | slice | Sequence[int] | torch.Tensor) -> "MultiRateTokens":
+        """Items of the batch (``tokens[0]`` has batch 1); padding no chosen item needs is dropped."""
+        sel = _vt.batch_index(index, self.batch_size)
+        lengths = self.lengths[sel]
+        keep = int(lengths.max()) if lengths.numel() else self.max_length
+        levels = [ids[sel][:, : keep * self.ratio(i)] for i, ids in enumerate(self.levels)]
+        return replace(self, levels=levels, lengths=lengths, meta=_vt.select_meta(self.meta, sel, self.batch_size))
+
+    def __repr__(self) -> str:
+        shapes = "/".join(f"[{ids.shape[0]}, {ids.shape[1]}]" for ids in self.levels)
+        first = self.levels[0]
+        meta = f", meta={{{', '.join(sorted(self.meta))}}}" if self.meta else ""
+        return (f"MultiRateTokens(tokenizer={self.tokenizer or '?'!r}, batch={self.batch_size}, levels={shapes} "
+                f"{str(first.dtype).replace('torch.', '')} {first.device}, strides={','.join(map(str, self.strides))}, "
+                f"lengths={_vt.lengths_summary(self.lengths)}, codebook={self.codebook_size}{meta})")
+
+    def to(self, device: torch.device | str) -> "MultiRateTokens":
+        return replace(self, levels=[ids.to(device) for ids in self.levels])
+
+    def check_range(self) -> None:
+        """Raise :class:`~zoo.errors.TokenError` if any valid id lies outside ``[0, codebook_size)``."""
+        for i, (ids, lengths) in enumerate(zip(self.levels, self.level_lengths)):
+            for b, n in enumerate(lengths.tolist()):
+                item = ids[b, :n]
+                if item.numel() and (int(item.min()) < 0 or int(item.max()) >= self.codebook_size):
+                    raise TokenError(
+                        f"token ids of item {b}, level {i} lie in [{int(item.min())}, {int(item.max())}] but the codebook "
+                        f"has {self.codebook_size} entries (valid ids: 0..{self.codebook_size - 1})")
+
+
+def as_multirate_tokens(tokens: "MultiRateTokens | Sequence[torch.Tensor]", codebook_size: int, strides: Sequence[int],
+                        tokenizer: str = "") -> MultiRateTokens:
+    """Accept :class:`MultiRateTokens` or a list of per-level ``[B, N_l]`` (or ``[N_l]``) id tensors
+    (SNAC's ``codes``) and return range-checked :class:`MultiRateTokens` with the given ``strides``
+    (fewer levels than ``strides`` are taken as the first ones: see :meth:`MultiRateTokens.codebooks`).
+
+    Example:
+        >>> import torch
+        >>> as_multirate_tokens([torch.tensor([[1, 2]]), torch.tensor([[3, 4, 5]])], 8, strides=(4, 2))
+        Traceback (most recent call last):
+        zoo.errors.TokenError: MultiRateTokens.levels[1] has 3 frames; with strides (4, 2) and 2 coarsest frames it needs 4
+        >>> as_multirate_tokens([torch.tensor([[1, 2]]), torch.tensor([[3, 4, 5, 6]])], 8, strides=(4, 2)).level_lengths
+        [tensor([2]), tensor([4])]
+    """
+    strides = tuple(int(s) for s in strides)
+    if isinstance(tokens, MultiRateTokens):
+        out = tokens
+        if not _same_tokenizer(out.tokenizer, tokenizer):
+            raise TokenError(
+                f"these tokens were made by {out.tokenizer!r}; this model is {tokenizer!r}, whose codebooks mean something "
+                f"else. Decode them with zoo.load({out.tokenizer!r}), or pass the raw levels (tokens.levels)")
+        if out.codebook_size != codebook_size:
+            raise TokenError(f"tokens come from a codebook of {out.codebook_size} ({out.tokenizer or 'unknown'}), this model has {codebook_size}")
+        if out.strides != strides[: out.num_codebooks]:
+            raise TokenError(f"tokens have level strides {out.strides}; this model's levels have strides {strides}")
+    elif isinstance(tokens, Tokens):
+        raise TokenError(f"{tokens.tokenizer or 'these'} tokens have one frame rate; this model takes one id tensor per level at "
+                         f"strides {strides} (MultiRateTokens or a list of [B, N_l] tensors)")
+    elif isinstance(tokens, (list, tuple)):
+        if not tokens:
+            raise TokenError("no token levels given (an empty list)")
+        if len(tokens) > len(strides):
+            raise TokenError(f"{len(tokens)} levels given; this model has {len(strides)} (strides {strides})")
+        levels = []
+        for i, t in enumerate(tokens):
+            if not isinstance(t, torch.Tensor) or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+                raise InputTypeError(f"token level {i} must be an integer tensor [B, N_l]")
+            levels.append((t[None] if t.dim() == 1 else t).long())
+        out = MultiRateTokens(levels=levels, strides=strides[: len(levels)], codebook_size=codebook_size, tokenizer=tokenizer)
+    else:
+        raise InputTypeError(f"expected MultiRateTokens or a list of per-level tensors, got {type(tokens).__name__}")
+    if out.batch_size == 0 or out.max_length == 0:
+        raise TokenError("no tokens to decode (an empty batch or empty sequences)")
+    if int(out.lengths.min()) < 1:
+        raise TokenError(f"every item needs at least one valid frame, got lengths {out.lengths.tolist()}")
+    out.check_range()
+    return out
 
 
 def _counts(keep: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
