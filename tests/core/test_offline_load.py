@@ -177,6 +177,38 @@ def _flextok(tmp: Path):
     return TINY_FLEXTOK, _flextok_file(tmp, with_vae=True), {}
 
 
+def _conv_family_state(family: str, fixture: str) -> tuple[dict, dict]:
+    """(release-layout seeded state dict, small config) from a conv-core family's committed fixture."""
+    meta = json.loads((FIXTURES / family / f"{fixture}.json").read_text())
+    return seeded_state_dict({k: (tuple(s), d) for k, (s, d) in meta["manifest"].items()}, seed=0), meta["config"]
+
+
+def _llamagen_vq(tmp: Path):
+    state, cfg = _conv_family_state("llamagen_vq", "small")
+    name = _card("llamagen_vq")
+    path = tmp / "llamagen" / zoo.get_card(name).files[0]
+    path.parent.mkdir(parents=True)
+    torch.save({"model": state}, path)
+    return name, path, cfg
+
+
+def _mar_vae(tmp: Path):
+    state, cfg = _conv_family_state("kl_vae", "mar_kl16")
+    name = _card("mar_vae")
+    return name, _save(tmp / "mar" / zoo.get_card(name).files[0], state), cfg
+
+
+def _va_vae(tmp: Path):
+    state, cfg = _conv_family_state("kl_vae", "va_vae_f16d32")
+    name = _card("va_vae")
+    folder = tmp / "vavae"
+    folder.mkdir()
+    torch.save({"state_dict": state}, folder / zoo.get_card(name).files[0])
+    c = cfg["embed_dim"]
+    torch.save({"mean": torch.zeros(1, c, 1, 1), "std": torch.ones(1, c, 1, 1)}, folder / "latents_stats.pt")
+    return name, folder, cfg
+
+
 WRITERS = {
     "titok": _titok,
     "maskgit_vqgan": _maskgit_vqgan,
@@ -186,6 +218,9 @@ WRITERS = {
     "outetts": _outetts,
     "flextok_vae": _flextok_vae,
     "flextok": _flextok,
+    "llamagen_vq": _llamagen_vq,
+    "mar_vae": _mar_vae,
+    "va_vae": _va_vae,
 }
 NO_WEIGHTS = {"reducers", "flextok_ar"}  # no published weights: nothing to load from a file
 
