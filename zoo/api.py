@@ -285,6 +285,10 @@ def load(
         from zoo.errors import InputTypeError
 
         raise InputTypeError(f"pretrained must be True or False, got {pretrained!r} ({type(pretrained).__name__})")
+    if weights is not None and not (isinstance(weights, str) or hasattr(weights, "__fspath__")):
+        from zoo.errors import InputTypeError
+
+        raise InputTypeError(f"weights must be a path (str or pathlib.Path) to a file or folder, got {type(weights).__name__}")
     if revision is not None:
         from zoo.registry import check_revision
 

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import InputError, TokenError
+from zoo.errors import InputError, InputTypeError, TokenError
 from zoo.interfaces import Tokens, as_tokens
 from zoo.model import ZooModel
 from zoo.nn.masks import CausalMask, Mask
@@ -514,6 +514,11 @@ class FlexTok(ZooModel, nn.Module):
         """
         cfg = self.config
         latent_size = self.latent_grid if latent_size is None else latent_size
+        sides = [latent_size] if isinstance(latent_size, int) else list(latent_size) if isinstance(latent_size, (list, tuple)) else [None]
+        if len(sides) not in (1, 2) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides):
+            raise InputError(f"latent_size must be a positive int or (h, w) of positive ints (the VAE grid), got {latent_size!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise InputTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
             raise InputError(f"steps must be a whole number >= 1, got {steps!r}")
         steps = cfg.default_steps if steps is None else int(steps)

@@ -80,6 +80,7 @@ ROWS = [
     Row("revision-with-space", load(revision="main branch"), InputError, ("'main branch' is not a revision",)),
     Row("revision-empty", load(revision=""), InputError, ("non-empty string",)),
     Row("revision-not-str", load(revision=123), InputError, ("non-empty string",)),
+    Row("weights-not-a-path", load(weights=123), InputTypeError, ("weights must be a path", "int")),
     Row("weights-path-missing", lambda env: zoo.load("patchvq.tiny", weights=env.tmp / "absent.safetensors"),
         zoo.CheckpointError, ("no such file",)),
     Row("dtype-bf16-ok", load(pretrained=False, dtype="bf16"), check=lambda m: m.codebook.dtype == torch.bfloat16),
