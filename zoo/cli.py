@@ -264,7 +264,9 @@ def _token_counts(ctx: click.Context, param: click.Parameter, value: str | None)
 def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, seed, device, weights) -> None:
     """Encode INPUTS and decode them back: a coarse-to-fine grid for images, a file for audio.
 
-    Works for discrete (token ids) and continuous (latent) image tokenizers alike. Every argument,
+    Works for discrete (token ids) and continuous (latent) image tokenizers alike. Tokenizers whose
+    tokens form one fixed 2D grid (LlamaGen VQ, WeTok, the KL-VAEs) show input | reconstruction
+    instead (and a picture of the latents for continuous ones); --tokens does not apply to them. Every argument,
     the input files and the output path are checked before the model is loaded."""
     import torch
     from tqdm.auto import tqdm
@@ -325,6 +327,9 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
         _fail(exc)
     with torch.inference_mode():
         tokens = model.encode(images)
+        if tokens.meta.get("grid") is not None:  # a fixed-length 2D tokenizer (VQGAN, VAE): no prefixes
+            _reconstruct_grid(model, card, tokens, images, token_counts, inputs, out, seed, device)
+            return
         full = int(tokens.lengths.max())
         counts = token_counts or [full]
         bad = [c for c in counts if not 1 <= c <= full]
@@ -343,6 +348,42 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
     rows = [[images[i]] + [col[i] for col in columns] for i in range(len(inputs))]
     save_grid(rows, out, col_labels=["input"] + [f"{k} tok" for k in counts])
     click.echo(f"wrote {out}: {len(inputs)} image(s) x {len(counts)} token counts ({', '.join(map(str, counts))})")
+
+
+def _reconstruct_grid(model, card, tokens, images, token_counts, inputs, out, seed, device) -> None:
+    """``zoo reconstruct`` for tokenizers whose tokens form one fixed 2D grid (``meta["grid"]``):
+    a grid over token counts means nothing there, so each row is input | reconstruction, plus a
+    picture of the latents (their first three principal components) for continuous tokenizers."""
+    import torch
+
+    from zoo.interfaces import Latents
+    from zoo.media.image import latent_preview, save_grid
+
+    h, w = (int(v) for v in tokens.meta["grid"])
+    if token_counts:
+        _fail(ZooError(f"--tokens does not apply to {card.name}: a fixed-length 2D tokenizer, it makes one {h}x{w} "
+                       "grid of tokens per image and decodes all of them (drop --tokens)"))
+    kw = {}
+    if "generator" in inspect.signature(model.decode).parameters:
+        kw["generator"] = torch.Generator(device).manual_seed(seed)
+    try:
+        decoded = model.decode(tokens, **kw)
+    except ZooError as exc:
+        _fail(exc)
+    rows = [[images[i], decoded[i]] for i in range(len(inputs))]
+    labels = ["input", "reconstruction"]
+    if isinstance(tokens, Latents):
+        size = tuple(images.shape[-2:])
+        for i, row in enumerate(rows):
+            row.append(latent_preview(tokens.values[i].t().reshape(-1, h, w), size=size))
+        labels.append(f"latents {h}x{w}x{tokens.dim} (PCA)")
+    save_grid(rows, out, col_labels=labels)
+    if isinstance(tokens, Latents):
+        what = f"{h}x{w} latents of {tokens.dim} channels"
+    else:
+        groups = f" x {tokens.ids.shape[1]} ids" if tokens.ids.dim() == 3 else ""
+        what = f"{h}x{w} token grid{groups}"
+    click.echo(f"wrote {out}: {len(inputs)} image(s), input | reconstruction ({what} per image)")
 
 
 def _add_core_commands() -> None:

@@ -24,7 +24,10 @@ import torch
 
 from zoo.errors import InputTypeError, MediaError
 
-__all__ = ["check_images", "from_unit", "load_images", "make_grid", "open_image", "save_grid", "to_pil", "to_tensor", "to_unit"]
+__all__ = [
+    "check_images", "from_unit", "latent_preview", "load_images", "make_grid", "open_image", "save_grid", "to_pil",
+    "to_tensor", "to_unit",
+]
 
 _WIDE_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0}
 
@@ -195,6 +198,35 @@ def to_pil(x: torch.Tensor) -> list:
         x = x[None]
     arr = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return [Image.fromarray(a) for a in arr]
+
+
+def latent_preview(latents: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """A picture of one latent grid ``[C, h, w]``: its first three principal components over the
+    ``h*w`` positions as RGB in ``[-1, 1]`` (each channel min-max scaled), upscaled (nearest) to
+    ``size`` ``(H, W)``. Fewer than three channels repeat the first.
+
+    Example:
+        >>> latent_preview(torch.randn(16, 4, 6), size=(8, 12)).shape
+        torch.Size([3, 8, 12])
+    """
+    if latents.dim() != 3 or 0 in latents.shape:
+        raise MediaError(f"latent_preview takes one latent grid [C, h, w], got shape {tuple(latents.shape)}")
+    c, h, w = latents.shape
+    x = latents.detach().float().cpu().reshape(c, h * w).t()  # [positions, C]
+    x = x - x.mean(0, keepdim=True)
+    k = min(3, c, h * w)
+    if k > 0 and bool(x.abs().max() > 0):
+        _, _, v = torch.linalg.svd(x, full_matrices=False)
+        pcs = x @ v[:k].t()
+    else:
+        pcs = x[:, :1]
+    while pcs.shape[1] < 3:
+        pcs = torch.cat([pcs, pcs[:, :1]], 1)
+    lo, hi = pcs.min(0, keepdim=True).values, pcs.max(0, keepdim=True).values
+    img = ((pcs - lo) / (hi - lo).clamp_min(1e-12) * 2 - 1).t().reshape(3, h, w)
+    if size is not None and tuple(size) != (h, w):
+        img = torch.nn.functional.interpolate(img[None], size=tuple(size), mode="nearest")[0]
+    return img
 
 
 def make_grid(rows: Sequence[Sequence[torch.Tensor]], col_labels: Sequence[str] | None = None, pad: int = 4):

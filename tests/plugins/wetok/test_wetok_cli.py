@@ -33,7 +33,7 @@ def test_cli_reconstruct_writes_input_and_reconstruction(tmp_path):
         args = ["reconstruct", str(img), "--model", "wetok_test.tiny", "--weights", str(weights), "--out", str(out)]
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
-        assert "token counts (64)" in result.output  # 8x8 positions (x 2 groups) at 32x32
+        assert "input | reconstruction (8x8 token grid x 2 ids" in result.output  # 8x8 positions, 2 groups at 32x32
         bad = CliRunner().invoke(cli, args[:-2] + ["--tokens", "3", "--out", str(out)])
     assert bad.exit_code != 0 and "fixed-length" in bad.output
     grid = Image.open(out)
