@@ -89,8 +89,12 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inplace = not torch.is_grad_enabled()  # inference: SiLU and the residual add in place
-        h = self.conv1(F.silu(self.norm1(x), inplace=inplace))
-        h = self.conv2(F.silu(self.norm2(h), inplace=inplace))
+        # each step rebinds ``h`` so the previous activation is freed before the next conv runs:
+        # at most three full-size tensors live at once (the reference holds four)
+        h = F.silu(self.norm1(x), inplace=inplace)
+        h = self.conv1(h)
+        h = F.silu(self.norm2(h), inplace=inplace)
+        h = self.conv2(h)
         shortcut = getattr(self, "nin_shortcut", None)
         skip = shortcut(x) if shortcut is not None else x
         return h.add_(skip) if inplace else h + skip
@@ -124,7 +128,9 @@ class AdaptiveGroupNorm(nn.Module):
         std, mean = style if isinstance(style, tuple) else self.style_stats(style, self.eps)
         scale = self.gamma(std)[:, :, None, None]
         shift = self.beta(mean)[:, :, None, None]
-        return torch.addcmul(shift, self.gn(x), scale)
+        if torch.is_grad_enabled():
+            return torch.addcmul(shift, self.gn(x), scale)
+        return self.gn(x).mul_(scale).add_(shift)  # inference: no second full-size tensor
 
 
 class DepthToSpaceUpsample(nn.Module):
