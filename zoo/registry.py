@@ -221,13 +221,19 @@ class Registry:
             self.register_plugin(plugin, ep.name, dist=dist)
 
     def plugins(self) -> list[PluginInfo]:
-        """Loaded plugins (and the ones that failed), sorted by name."""
+        """Loaded plugins (and the ones that failed), sorted by name. A loaded plugin whose cards or
+        builders were skipped carries the reason in ``error``."""
         out = []
+        problems: dict[str, list[str]] = {}
+        for failure in self.failed:
+            problems.setdefault(failure.name, []).append(failure.error or "")
         for name, plugin in self.pm.list_name_plugin():
             hooks = sorted(caller.name for caller in (self.pm.get_hookcallers(plugin) or []))
             dist, version = self._dists.get(name, (None, None))
-            out.append(PluginInfo(name, getattr(plugin, "__name__", type(plugin).__name__), dist, version, hooks))
-        return sorted(out + self.failed, key=lambda p: p.name)
+            error = "; ".join(problems.pop(name)) if name in problems else None
+            out.append(PluginInfo(name, getattr(plugin, "__name__", type(plugin).__name__), dist, version, hooks, error=error))
+        out += [f for f in self.failed if f.name in problems]  # never loaded at all
+        return sorted(out, key=lambda p: p.name)
 
     def _call_each(self, hook_name: str, accept: Callable[[str, list[Any]], None]) -> None:
         """Call one hook implementation at a time; each plugin's registrations are collected,

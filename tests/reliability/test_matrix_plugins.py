@@ -55,6 +55,8 @@ def survey(*plugins, builders=False):
         names = sorted(registry.builders) if builders else None
         as_json = json.dumps([zoo.info(n) for n in models])
         failed = {p.name: p.error for p in registry.plugins() if p.error}
+        listed = [p.name for p in registry.plugins()]
+    assert len(listed) == len(set(listed)), f"`zoo plugins` lists a plugin twice: {listed}"
     messages = [str(w.message) for w in caught if issubclass(w.category, PluginLoadWarning)]
     return types.SimpleNamespace(models=models, warnings=messages, failed=failed, builders=names, json=as_json)
 
