@@ -1,0 +1,97 @@
+"""Shared timing loop of the conv-core family benchmarks (``llamagen_vq.py``, ``kl_vae.py``).
+
+For each batch size: a warm-up, then ``repeats`` rounds in which every implementation encodes and
+decodes the same inputs in turn (interleaved, so a busy neighbour hits both alike); the median
+CPU seconds of this process (``time.process_time``) per stage is reported, with the median wall
+time beside it. Peak memory is measured per implementation and batch in a fresh child process
+(one at a time; the parent waits): the child's peak resident memory during one encode + decode
+(the kernel's high-water mark, reset after the model is built) minus its resident memory then.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def rss_mib() -> float:
+    """Current resident memory of this process, MiB (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def peak_mib() -> float:
+    """Peak resident memory since the last :func:`reset_peak` (Linux ``VmHWM``), MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark of this process (``/proc/self/clear_refs`` = 5)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def child_memory(script: str, impl: str, batch: int, extra: list[str]) -> float | None:
+    """Run ``script --memory-child IMPL --batch B`` in a fresh process; its printed JSON says how many
+    MiB encode + decode added to the peak over the built model."""
+    cmd = [sys.executable, script, "--memory-child", impl, "--batch", str(batch), *extra]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            return float(json.loads(line)["activation_peak_mib"])
+    print(f"[memory child {impl} b{batch} failed: {out.stderr[-500:]}]")
+    return None
+
+
+def measure_child(encode: Callable[[Any], Any], decode: Callable[[Any], Any], x: Any) -> None:
+    """The body of a memory child: one encode + decode, print the peak over the starting RSS."""
+    import torch
+
+    import gc
+
+    gc.collect()
+    reset_peak()
+    base = rss_mib()
+    with torch.inference_mode():
+        decode(encode(x))
+    print(json.dumps({"activation_peak_mib": round(peak_mib() - base, 1), "base_rss_mib": round(base, 1)}))
+
+
+def time_impls(impls: dict[str, tuple[Callable, Callable]], x: Any, repeats: int,
+               decode_input: Callable[[str, Any], Any]) -> tuple[dict, dict, dict]:
+    """Interleaved timing; ``decode_input(impl, encoded)`` picks what each decoder gets (the
+    reference's encoding, so both decode the same tokens). Returns (cpu, wall, outputs)."""
+    import torch
+
+    cpu: dict[tuple[str, str], list[float]] = {(n, s): [] for n in impls for s in ("encode", "decode")}
+    wall: dict[tuple[str, str], list[float]] = {k: [] for k in cpu}
+    outs: dict[tuple[str, str], Any] = {}
+    with torch.inference_mode():
+        encoded = {n: enc(x) for n, (enc, _) in impls.items()}  # warm-up encode
+        for n, (_, dec) in impls.items():
+            dec(decode_input(n, encoded))  # warm-up decode
+        for _ in range(repeats):
+            for n, (enc, dec) in impls.items():
+                w0, t0 = time.perf_counter(), time.process_time()
+                outs[(n, "encode")] = enc(x)
+                cpu[(n, "encode")].append(time.process_time() - t0)
+                wall[(n, "encode")].append(time.perf_counter() - w0)
+                inp = decode_input(n, encoded)
+                w0, t0 = time.perf_counter(), time.process_time()
+                outs[(n, "decode")] = dec(inp)
+                cpu[(n, "decode")].append(time.process_time() - t0)
+                wall[(n, "decode")].append(time.perf_counter() - w0)
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    wmed = {k: statistics.median(v) for k, v in wall.items()}
+    return med, wmed, outs
