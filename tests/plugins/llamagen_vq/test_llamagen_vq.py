@@ -126,6 +126,15 @@ def test_files_that_are_not_releases_are_refused(tmp_path, payload, message):
         zoo.load("llamagen_vq.ds16_c2i", weights=path, **SMALL["config"])
 
 
+def test_corrupt_and_missing_files_are_checkpoint_errors(tmp_path):
+    bad = tmp_path / "vq_ds16_c2i.pt"
+    bad.write_bytes(b"not a pickle at all")
+    with pytest.raises(CheckpointError, match="weights-only pickle"):
+        zoo.load("llamagen_vq.ds16_c2i", weights=bad, **SMALL["config"])
+    with pytest.raises(CheckpointError, match="no such file"):
+        zoo.load("llamagen_vq.ds16_c2i", weights=tmp_path / "absent.pt", **SMALL["config"])
+
+
 def test_a_missing_key_is_named(tmp_path):
     state = _reference_state()
     del state["decoder.conv_blocks.1.upsample.conv.weight"]
