@@ -311,6 +311,8 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
         lengths = tokens.meta.get("num_samples")  # decoders emit whole hops: trim to the input's length
         if lengths:
             audio = audio[..., : int(lengths[0])]
+        if audio.dim() == 3:  # codecs that return [B, C, L]: the one item, channels kept
+            audio = audio[0]
         save_audio(out, audio, model.sample_rate)
         click.echo(f"wrote {out} ({tokens.max_length} tokens, {audio.shape[-1] / model.sample_rate:.2f} s)")
         return
