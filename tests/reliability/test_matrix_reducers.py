@@ -75,6 +75,8 @@ ROWS = [
     Row("divprune-mostly-padding", divprune(lambda: padded(real=1), 4), check=distinct(4)),
     Row("divprune-padding-kept-once", lambda env: DivPrune().reduce(padded(real=4), keep=5),
         check=lambda out: all(sum(1 for i in row.tolist() if i >= 4) == 1 for row in out.indices)),
+    Row("divprune-padding-never-displaces-real", lambda env: DivPrune().reduce(padded(real=4), keep=4),
+        check=lambda out: out.indices.tolist() == [[0, 1, 2, 3], [0, 1, 2, 3]]),
     Row("divprune-duplicates", divprune(duplicated, 8), check=distinct(8)),
     Row("divprune-duplicates-first-copies", lambda env: DivPrune().reduce(duplicated(), keep=4),
         check=lambda out: all(sorted({i % 4 for i in row.tolist()}) == [0, 1, 2, 3] for row in out.indices)),

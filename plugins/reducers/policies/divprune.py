@@ -5,8 +5,8 @@ Ties go to the lowest position. Kept indices are returned in ascending order.
 
 Degenerate inputs still give ``keep`` distinct indices: a token already picked is never picked
 again (duplicates and all-equal rows have distance 0 to it), and zero tokens (padding) have no
-direction, so they are at distance 1 from every other token and 0 from each other (one padding
-token may be kept, never several in place of real ones). NaN/Inf tokens are refused.
+direction, so they count as distance 0 from everything: they are kept only once every real
+token is (padding never displaces a real token). NaN/Inf tokens are refused.
 
 Batched and incremental (one ``[B, N]`` running minimum instead of re-reducing the selected rows
 at every step): O(N·K) work after the O(N²) distance matrix.
@@ -66,7 +66,7 @@ def divprune_select(tokens: torch.Tensor, keep: int) -> torch.Tensor:
         x = x / norm.clamp_min(torch.finfo(x.dtype).tiny)
         dist = 1.0 - x @ x.transpose(-1, -2)                        # [B, N, N], symmetric
         if bool(zero.any()):
-            dist = dist.masked_fill(zero[:, :, None] & zero[:, None, :], 0.0)
+            dist = dist.masked_fill(zero[:, :, None] | zero[:, None, :], 0.0)
         picked = torch.empty(b, keep, dtype=torch.long, device=tokens.device)
         scores = torch.topk(dist, 2, dim=1, largest=False).values[:, 1]  # distance to nearest other
         rows = torch.arange(b, device=tokens.device)
