@@ -300,6 +300,10 @@ def load(
     elif pretrained and (card.hub_repo or card.package_dir):
         files = resolve_files(card, registry.cards, revision=revision or name_revision, cache_dir=cache_dir,
                               local_files_only=local_files_only, dependencies=False)
+    elif pretrained and card.weights_url:
+        raise ZooError(f"{card.name}'s weights are published off the Hugging Face Hub: download "
+                       f"{', '.join(card.files) or 'the weights'} from {card.weights_url} and load them with "
+                       f"zoo.load({card.name!r}, weights=PATH)")
     elif pretrained and not card.weights_available:
         raise ZooError(f"{card.name} has no published weights; use zoo.load({card.name!r}, pretrained=False) for a randomly initialised model")
     if files is not None:  # dependencies on demand: only what the builder needs given these files

@@ -94,6 +94,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     parity: str = "untested"
     weights_available: bool = True
+    weights_url: Optional[str] = None  # weights published off the Hub (Google Drive, a bucket): where to get `files`
     notes: str = ""
     tags: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # former names: they still load, with a one-time note
