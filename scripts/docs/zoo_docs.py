@@ -346,6 +346,8 @@ def _model_section(rec: Mapping[str, Any], families: Mapping[str, Any]) -> str:
         ("Tokens / codebook", _tokens_label(rec) + (f" — {rec['tokens']['notes']}" if (rec.get("tokens") or {}).get("notes") else "")),
         ("Weights", revision_label(rec)),
         ("Files", ", ".join(f"`{f}`" for f in rec.get("files") or []) or "—"),
+        *([("Download from", f"[{rec['weights_url']}]({rec['weights_url']}) (off the Hub: "
+            f'`zoo.load("{name}", weights=PATH)`)')] if rec.get("weights_url") else []),
         ("Licence", rec["license_summary"]),
         ("Paper", _paper_label(rec)),
         ("Parity", rec.get("parity") or "untested"),
