@@ -250,6 +250,22 @@ def _token_counts(ctx: click.Context, param: click.Parameter, value: str | None)
     return counts
 
 
+def _codebook_counts(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    """``--codebooks 1,2,4,8``: numbers of residual levels to decode (whole numbers >= 1)."""
+    if value is None:
+        return None
+    counts = []
+    for part in value.split(","):
+        try:
+            count = int(part.strip())
+        except ValueError:
+            raise click.BadParameter(f"{part.strip()!r} is not a whole number; give comma-separated level counts, e.g. 1,2,4,8") from None
+        if count < 1:
+            raise click.BadParameter(f"codebook level counts start at 1, got {count}")
+        counts.append(count)
+    return counts
+
+
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--model", "model_name", required=True, help="Tokenizer name, e.g. flextok.demo_tiny.")
@@ -261,7 +277,10 @@ def _token_counts(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the decoder's noise.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--weights", type=click.Path(exists=True), default=None, help="Local weights in the model's release format.")
-def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, seed, device, weights) -> None:
+@click.option("--codebooks", "codebook_counts", default=None, callback=_codebook_counts,
+              help="Audio codecs with several codebook levels: comma-separated numbers of levels to decode, e.g. "
+                   "1,2,4,8 (one file per count: OUT with _q<N> before the suffix).")
+def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, seed, device, weights, codebook_counts=None) -> None:
     """Encode INPUTS and decode them back: a coarse-to-fine grid for images, a file for audio.
 
     Works for discrete (token ids) and continuous (latent) image tokenizers alike. Tokenizers whose
@@ -284,8 +303,12 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
         _fail(ZooError("audio reconstruct takes one input file"))
     if is_audio and token_counts:
         _fail(ZooError("--tokens applies to image tokenizers; audio tokens cover the whole signal"))
+    if codebook_counts and not is_audio:
+        _fail(ZooError("--codebooks applies to audio codecs with several codebook levels; images use --tokens"))
     check_output_path(out, AUDIO_SUFFIXES if is_audio else IMAGE_SUFFIXES)
     if is_audio:
+        import os
+
         from zoo.media.audio import load_audio, save_audio
 
         wave, sr = load_audio(inputs[0])  # an unreadable file fails here, before the model loads
@@ -303,18 +326,25 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
     for flag, value, key in (("--steps", steps, "steps"), ("--guidance-scale", guidance_scale, "guidance_scale")):
         if value is not None and not (takes_any or key in params):
             _fail(ZooError(f"{flag} does not apply to {card.name}: its decoder takes no {key}"))
-    generator = torch.Generator(device).manual_seed(seed)
     if is_audio:
         with torch.inference_mode():
             tokens = model.encode(wave, sr)
-            audio = model.decode(tokens, **_decode_kwargs(model, generator=generator))
-        lengths = tokens.meta.get("num_samples")  # decoders emit whole hops: trim to the input's length
-        if lengths:
-            audio = audio[..., : int(lengths[0])]
-        if audio.dim() == 3:  # codecs that return [B, C, L]: the one item, channels kept
-            audio = audio[0]
-        save_audio(out, audio, model.sample_rate)
-        click.echo(f"wrote {out} ({tokens.max_length} tokens, {audio.shape[-1] / model.sample_rate:.2f} s)")
+            levels = getattr(tokens, "num_codebooks", 1)
+            bad = [q for q in codebook_counts or [] if q > levels]
+            if bad:
+                _fail(ZooError(f"--codebooks {bad} out of range: {card.name} makes {levels} codebook level(s) (use 1..{levels})"))
+            stem, suffix = os.path.splitext(out)
+            jobs = [(out, tokens)] if not codebook_counts else [(f"{stem}_q{q}{suffix}", tokens.codebooks(q)) for q in codebook_counts]
+            for path, tok in jobs:  # each decode draws its noise from a generator seeded --seed
+                audio = model.decode(tok, **_decode_kwargs(model, generator=torch.Generator(device).manual_seed(seed)))
+                lengths = tokens.meta.get("num_samples")  # decoders emit whole hops: trim to the input's length
+                if lengths:
+                    audio = audio[..., : int(lengths[0])]
+                if audio.dim() == 3:  # codecs that return [B, C, L]: the one item, channels kept
+                    audio = audio[0]
+                save_audio(path, audio, model.sample_rate)
+                levels_note = f", {tok.num_codebooks} of {levels} codebook levels" if codebook_counts else ""
+                click.echo(f"wrote {path} ({tokens.max_length} tokens{levels_note}, {audio.shape[-1] / model.sample_rate:.2f} s)")
         return
     from zoo.media.image import load_images, save_grid
 

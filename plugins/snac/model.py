@@ -40,9 +40,24 @@ from .network import Decoder, Encoder
 
 __all__ = ["SNAC"]
 
-#: Latent frames of context each side of a chunk besides the attention windows (the encoder's
-#: and decoder's convolutions reach < 12 frames at every published config).
-CONV_CONTEXT_FRAMES = 16
+#: Reach of a residual unit stack (dilations 1, 3, 9 with kernel 7) in its own samples, one side.
+_RESIDUAL_REACH = 3 * (1 + 3 + 9)
+
+
+def conv_reach_frames(config: SNACConfig) -> int:
+    """Latent frames the convolutions of the encoder or decoder reach on one side (whichever is
+    more), not counting attention: beyond it a chunk's edge cannot change an output frame."""
+    hop, enc, cum = config.hop_length, 3, 1
+    for s in config.encoder_rates:
+        enc += _RESIDUAL_REACH * cum + 2 * s * cum
+        cum *= s
+    enc_frames = math.ceil(enc / hop) + 3
+    dec, up = 3.0, 1
+    for r in config.decoder_rates:
+        up *= r
+        dec += 1 + _RESIDUAL_REACH / up
+    dec_frames = math.ceil(dec + 3 / hop) + 1
+    return max(enc_frames, dec_frames)
 
 
 class SNAC(ZooModel, nn.Module):
@@ -98,7 +113,7 @@ class SNAC(ZooModel, nn.Module):
     def _context(self) -> int:
         """Latent frames of context per chunk side, a multiple of ``frame_multiple``."""
         window = self.config.attn_window_size or 0
-        need = CONV_CONTEXT_FRAMES + 2 * window
+        need = conv_reach_frames(self.config) + 2 * window
         m = self.config.frame_multiple
         return math.ceil(need / m) * m
 
