@@ -58,9 +58,14 @@ def measure_child(encode: Callable[[Any], Any], decode: Callable[[Any], Any], x:
     """The body of a memory child: one encode + decode, print the peak over the starting RSS."""
     import torch
 
+    import ctypes
     import gc
 
     gc.collect()
+    try:  # hand freed heap pages (the build's temporary state dicts) back to the OS first
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
     reset_peak()
     base = rss_mib()
     with torch.inference_mode():

@@ -44,7 +44,7 @@ def _reference(path: str | None, family: str):
     return module.AutoencoderKL
 
 
-def _build(args, with_ref: bool):
+def _build(args, with_ref: bool, with_zoo: bool = True):
     from zoo_plugins.kl_vae.builder import MarVAEBuilder, VAVAEBuilder, to_reference
 
     import zoo
@@ -52,13 +52,15 @@ def _build(args, with_ref: bool):
 
     _, embed, card = FAMILIES[args.family]
     ctor = _reference(args.ref, args.family) if with_ref else None
-    ours = zoo.load(card, pretrained=False)
+    ref = None
     if ctor is not None:
         ref = ctor(embed_dim=embed, ch_mult=(1, 1, 2, 2, 4)).eval()
         state = seeded_state_dict(state_manifest(ref), seed=0)
         ref.load_state_dict(state, strict=True)
-    else:
-        ref = None
+        if not with_zoo:
+            return None, ref
+    ours = zoo.load(card, pretrained=False)
+    if ref is None:
         state = seeded_state_dict(to_reference({k: v for k, v in state_manifest(ours).items() if k.startswith("vae.")},
                                                ours.config), seed=0)
     builder = VAVAEBuilder() if args.family == "va_vae" else MarVAEBuilder()
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return torch.rand(b, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
     if args.memory_child:
-        ours, ref = _build(args, with_ref=args.memory_child == "reference")
+        ours, ref = _build(args, with_ref=args.memory_child == "reference", with_zoo=args.memory_child == "zoo")
         enc, dec = _impls(ours, ref)[args.memory_child]
         measure_child(enc, dec, inputs(args.batch))
         return 0
@@ -131,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "zoo_per_s": b / t, "ref_per_s": b / rt if rt else None,
                                  "speedup": rt / t if rt else None, "zoo_wall_s": wall[(n, stage)],
                                  "zoo_peak_mib": mem.get("zoo"), "ref_peak_mib": mem.get("reference"),
-                                 "max_abs_diff_vs_ref": diff})
+                                 "max_abs_diff_vs_ref": diff,
+                                 "check": f"max|diff| {diff:.1e}" if diff is not None else None})
     run.write(rows, notes=[f"{args.size}x{args.size} fp32, median of {args.repeats}, interleaved",
                            "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's latents in both",
                            "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"])

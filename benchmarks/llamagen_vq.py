@@ -37,7 +37,7 @@ def _reference(path: str | None, model: str):
     return getattr(vq_model, CONFIGS[model][0])
 
 
-def _build(args, with_ref: bool):
+def _build(args, with_ref: bool, with_zoo: bool = True):
     import torch
     from zoo_plugins.llamagen_vq.builder import LlamaGenVQBuilder
 
@@ -45,15 +45,17 @@ def _build(args, with_ref: bool):
     from zoo.testing.weights import seeded_state_dict, state_manifest
 
     ctor = _reference(args.ref, args.model) if with_ref else None
-    ours = zoo.load(CONFIGS[args.model][1], pretrained=False)
+    ref = None
     if ctor is not None:
         ref = ctor().eval()
         state = seeded_state_dict(state_manifest(ref), seed=0)
         ref.load_state_dict(state, strict=True)
-    else:
+        if not with_zoo:
+            return None, ref
+    ours = zoo.load(CONFIGS[args.model][1], pretrained=False)
+    if ref is None:
         from zoo_plugins.llamagen_vq.builder import to_reference
 
-        ref = None
         state = seeded_state_dict(to_reference(state_manifest(ours), ours.config), seed=0)
         state["quantize.codebook_used"] = torch.zeros(65536)
     ours.load_state_dict(LlamaGenVQBuilder().convert(state, ours.config), strict=True)
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return torch.rand(b, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
     if args.memory_child:
-        ours, ref = _build(args, with_ref=args.memory_child == "reference")
+        ours, ref = _build(args, with_ref=args.memory_child == "reference", with_zoo=args.memory_child == "zoo")
         enc, dec = _impls(ours, ref, grid)[args.memory_child]
         measure_child(enc, dec, inputs(args.batch))
         return 0
@@ -140,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "zoo_s": t, "ref_s": rt, "zoo_per_s": b / t, "ref_per_s": b / rt if rt else None,
                                  "speedup": rt / t if rt else None, "zoo_wall_s": wall[(n, stage)],
                                  "zoo_peak_mib": mem.get("zoo"), "ref_peak_mib": mem.get("reference"),
-                                 "ids_equal_fraction" if stage == "encode" else "max_abs_diff_vs_ref": agree})
+                                 "ids_equal_fraction" if stage == "encode" else "max_abs_diff_vs_ref": agree,
+                                 "check": note if ref is not None else None})
     run.write(rows, notes=[f"{args.size}x{args.size} fp32, median of {args.repeats}, interleaved",
                            "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's ids in both",
                            "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"])

@@ -38,7 +38,8 @@ NOT_MEASURED = "not measured"
 COLUMNS: dict[str, dict[str, str]] = {
     "tokenizer": {"model": "model", "op": "op", "batch": "batch", "audio_s": "audio (s)", "unit": "unit",
                   "zoo_s": "zoo (CPU s)", "zoo_per_s": "zoo per s", "ref_per_s": "reference per s",
-                  "speedup": "speed-up vs reference", "bf16_s": "zoo bf16 (CPU s)", "check": "outputs"},
+                  "speedup": "speed-up vs reference", "bf16_s": "zoo bf16 (CPU s)", "zoo_peak_mib": "zoo peak MiB",
+                  "ref_peak_mib": "reference peak MiB", "check": "outputs"},
     "generator": {"model": "model", "unit": "unit", "zoo_per_s": "zoo", "ref_per_s": "reference",
                   "speedup": "speed-up vs reference", "ids_equal": "ids equal"},
     "reducer": {"model": "model", "backend": "backend", "config": "config", "img_s": "img/s",
