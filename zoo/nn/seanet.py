@@ -1,0 +1,214 @@
+"""SEANet encoder and decoder (EnCodec layout), shared by WavTokenizer, SpeechTokenizer and DM-Codec.
+
+Weight norm is folded at load time (:mod:`zoo.nn.weight_norm`), so the convolutions are plain
+``Conv1d`` / ``ConvTranspose1d`` layers. Layer indices follow the official ``model.N`` numbering
+so converters are renames (``model.N.conv.conv.weight`` -> ``model.N.weight``). Encoder, with
+one residual layer per stage (``n_residual_layers=1``)::
+
+    0 conv(1->F, k7) | [resblock, ELU, down conv(k=2r, stride r)] x len(ratios) | LSTM | ELU | conv(k7)
+
+Every convolution is "same"-padded by reflection, with extra right padding so the last window is
+full: ``L`` samples give ``ceil(L / hop)`` frames. The decoder mirrors it (conv, LSTM,
+[ELU, transposed conv, resblocks] x len(ratios), ELU, conv), trimming ``k - stride`` samples of
+each transposed conv right-light (EnCodec's non-causal rule). ``bidirectional=True`` (SpeechTokenizer's
+encoder) makes the LSTM bidirectional, the skip adds the input to both directions, and the last
+conv takes twice the width.
+
+Example:
+    >>> import torch
+    >>> enc = SEANetEncoder(ratios=[8, 5, 4, 2], n_filters=4, dimension=8)
+    >>> enc(torch.zeros(1, 1, 700)).shape
+    torch.Size([1, 8, 3])
+    >>> dec = SEANetDecoder(ratios=[8, 5, 4, 2], n_filters=4, dimension=8)
+    >>> dec(torch.zeros(1, 8, 3)).shape
+    torch.Size([1, 1, 960])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["PaddedConv1d", "PaddedConvTranspose1d", "SEANetResBlock", "SEANetEncoder", "SEANetDecoder", "SkipLSTM",
+           "receptive_field"]
+
+
+def _reflect_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
+    """Reflect padding that also works when the input is shorter than the pad (EnCodec rule:
+    zero-extend on the right first, reflect, then drop the zero extension)."""
+    length = x.shape[-1]
+    extra = max(left, right) - length + 1 if length <= max(left, right) else 0
+    if extra:
+        x = F.pad(x, (0, extra))
+    out = F.pad(x, (left, right), mode="reflect")
+    return out[..., : out.shape[-1] - extra] if extra else out
+
+
+class PaddedConv1d(nn.Conv1d):
+    """Conv1d with EnCodec's non-causal padding: total ``k_eff - stride`` split right-heavy
+    (``right = total // 2``), plus right padding so that ``ceil(L / stride)`` frames come out."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        k = (self.kernel_size[0] - 1) * self.dilation[0] + 1
+        s = self.stride[0]
+        total = k - s
+        length = x.shape[-1]
+        n_frames = math.ceil((length - k + total) / s + 1)
+        extra = (n_frames - 1) * s + (k - total) - length
+        right = total // 2
+        if total or extra:
+            x = _reflect_pad(x, total - right, right + extra)
+        return F.conv1d(x, self.weight, self.bias, s, 0, self.dilation, self.groups)
+
+
+class PaddedConvTranspose1d(nn.ConvTranspose1d):
+    """ConvTranspose1d trimmed by ``k - stride`` samples (``k - stride - (k - stride) // 2`` on the left):
+    ``T`` frames give ``T * stride`` samples."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        y = F.conv_transpose1d(x, self.weight, self.bias, self.stride, 0, 0, self.groups, self.dilation)
+        total = self.kernel_size[0] - self.stride[0]
+        right = total // 2
+        left = total - right
+        return y[..., left : y.shape[-1] - right]
+
+
+class SEANetResBlock(nn.Module):
+    """``shortcut(x) + conv1x1(elu(conv_k(elu(x))))`` with a 1x1-conv shortcut (true_skip=False)."""
+
+    def __init__(self, dim: int, kernel_size: int = 3, dilation: int = 1, compress: int = 2):
+        super().__init__()
+        hidden = dim // compress
+        self.block = nn.Sequential(
+            nn.ELU(),
+            PaddedConv1d(dim, hidden, kernel_size, dilation=dilation),
+            nn.ELU(),
+            PaddedConv1d(hidden, dim, 1),
+        )
+        self.shortcut = PaddedConv1d(dim, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``shortcut(x) + conv1x1(h)`` as one 1x1 conv over ``[x; h]`` (same sum, one pass)."""
+        h = self.block[2](self.block[1](self.block[0](x)))
+        last, short = self.block[3], self.shortcut
+        weight = torch.cat([short.weight, last.weight], dim=1)
+        return F.conv1d(torch.cat([x, h], dim=1), weight, short.bias + last.bias)
+
+
+class SkipLSTM(nn.Module):
+    """``lstm(x) + x`` on ``[B, C, T]`` (``x`` repeated for both directions when bidirectional);
+    ``state`` carries (h, c) across chunks of one stream."""
+
+    def __init__(self, dim: int, num_layers: int = 2, bidirectional: bool = False):
+        super().__init__()
+        self.bidirectional = bidirectional
+        self.lstm = nn.LSTM(dim, dim, num_layers, bidirectional=bidirectional)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):  # noqa: D102
+        y, state = self.lstm(x.permute(2, 0, 1), state)
+        y = y.permute(1, 2, 0)
+        return y + (x.repeat(1, 2, 1) if self.bidirectional else x), state
+
+
+def _res_blocks(dim: int, n: int, kernel: int, dilation_base: int, compress: int) -> list[nn.Module]:
+    return [SEANetResBlock(dim, kernel, dilation_base**j, compress) for j in range(n)]
+
+
+class SEANetEncoder(nn.Module):
+    """Waveform ``[B, 1, L]`` -> latents ``[B, dimension, ceil(L / hop)]``.
+
+    ``front`` (the convolutions before the LSTM, finite receptive field), ``lstm`` (sequential)
+    and ``back`` (ELU + last conv) are exposed separately for chunked processing.
+    """
+
+    def __init__(self, ratios: Sequence[int] = (8, 5, 4, 2), n_filters: int = 32, dimension: int = 512,
+                 lstm_layers: int = 2, kernel_size: int = 7, residual_kernel_size: int = 3, *,
+                 n_residual_layers: int = 1, dilation_base: int = 2, compress: int = 2, bidirectional: bool = False,
+                 last_kernel_size: int = 7):
+        super().__init__()
+        self.ratios = list(reversed(list(ratios)))  # encoder order
+        self.hop = int(math.prod(self.ratios))
+        layers: list[nn.Module] = [PaddedConv1d(1, n_filters, kernel_size)]
+        mult = 1
+        for ratio in self.ratios:
+            layers += _res_blocks(mult * n_filters, n_residual_layers, residual_kernel_size, dilation_base, compress)
+            layers += [nn.ELU(), PaddedConv1d(mult * n_filters, 2 * mult * n_filters, 2 * ratio, stride=ratio)]
+            mult *= 2
+        width = mult * n_filters
+        out_width = 2 * width if bidirectional else width
+        layers += [SkipLSTM(width, lstm_layers, bidirectional), nn.ELU(), PaddedConv1d(out_width, dimension, last_kernel_size)]
+        self.model = nn.Sequential(*layers)
+        self.n_front = len(layers) - 3
+
+    def front(self, wav: torch.Tensor) -> torch.Tensor:
+        """Convolutional part: ``[B, 1, L]`` -> ``[B, width, ceil(L / hop)]``."""
+        for layer in self.model[: self.n_front]:
+            wav = layer(wav)
+        return wav
+
+    def lstm(self, x: torch.Tensor, state=None):
+        """The LSTM (+ skip) on ``[B, width, T]``; returns ``(y, state)``."""
+        return self.model[self.n_front](x, state)
+
+    def back(self, x: torch.Tensor) -> torch.Tensor:
+        """ELU + final conv (k7, needs 3 frames of context either side)."""
+        return self.model[self.n_front + 2](self.model[self.n_front + 1](x))
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        y, _ = self.lstm(self.front(wav))
+        return self.back(y)
+
+
+class SEANetDecoder(nn.Module):
+    """Latents ``[B, dimension, T]`` -> waveform ``[B, 1, T * hop]`` (no final activation).
+
+    ``head`` (first conv), ``lstm`` (sequential, unidirectional) and ``tail`` (the upsampling
+    convolutions, finite receptive field) are exposed separately for chunked decoding.
+    """
+
+    def __init__(self, ratios: Sequence[int] = (8, 5, 4, 2), n_filters: int = 32, dimension: int = 512,
+                 lstm_layers: int = 2, kernel_size: int = 7, residual_kernel_size: int = 3, *,
+                 n_residual_layers: int = 1, dilation_base: int = 2, compress: int = 2, last_kernel_size: int = 7):
+        super().__init__()
+        self.ratios = list(ratios)
+        self.hop = int(math.prod(self.ratios))
+        mult = 2 ** len(self.ratios)
+        layers: list[nn.Module] = [PaddedConv1d(dimension, mult * n_filters, kernel_size), SkipLSTM(mult * n_filters, lstm_layers)]
+        for ratio in self.ratios:
+            layers += [nn.ELU(), PaddedConvTranspose1d(mult * n_filters, mult * n_filters // 2, 2 * ratio, stride=ratio)]
+            layers += _res_blocks(mult * n_filters // 2, n_residual_layers, residual_kernel_size, dilation_base, compress)
+            mult //= 2
+        layers += [nn.ELU(), PaddedConv1d(n_filters, 1, last_kernel_size)]
+        self.model = nn.Sequential(*layers)
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        """First conv (k7, 3 frames of context either side)."""
+        return self.model[0](z)
+
+    def lstm(self, x: torch.Tensor, state=None):
+        """The LSTM (+ skip); returns ``(y, state)``."""
+        return self.model[1](x, state)
+
+    def tail(self, x: torch.Tensor) -> torch.Tensor:
+        """Upsampling convolutions: ``[B, width, T]`` -> ``[B, 1, T * hop]``."""
+        for layer in self.model[2:]:
+            x = layer(x)
+        return x
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        y, _ = self.lstm(self.head(z))
+        return self.tail(y)
+
+
+def receptive_field(encoder: SEANetEncoder) -> int:
+    """Samples one output frame of ``encoder.front`` depends on (kernel spans composed)."""
+    span = 1
+    convs = [m for m in encoder.model[: encoder.n_front].modules() if isinstance(m, nn.Conv1d)]
+    for conv in reversed(convs):
+        k = (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
+        span = (span - 1) * conv.stride[0] + k
+    return span
