@@ -30,7 +30,7 @@ from torch import nn
 
 from zoo.errors import TokenError
 
-__all__ = ["EuclideanCodebook", "VectorQuantization", "ResidualVQ", "FactorizedVQ", "MultiScaleRVQ"]
+__all__ = ["EuclideanCodebook", "VectorQuantization", "ResidualVQ", "MaskedChannelRVQ", "FactorizedVQ", "MultiScaleRVQ"]
 
 
 class EuclideanCodebook(nn.Module):
@@ -100,6 +100,46 @@ class ResidualVQ(nn.Module):
         for i in range(1, codes.shape[1]):
             out = out + self.layers[i].decode(codes[:, i])
         return out
+
+
+class MaskedChannelRVQ(ResidualVQ):
+    """Language-Codec's masked-channel RVQ (``LanguageVectorQuantization``, its inference path).
+
+    The first three levels each see one third of the channels of the latent (``[0, D//3)``,
+    ``[D//3, 2D//3)``, ``[2D//3, D)``; the other channels zeroed) and quantize it with a full
+    ``D``-dim codebook; level 3 quantizes ``x - q0 - q1 - q2`` and every later level the residual
+    of the one before, as in plain RVQ. Same parameters and key layout as :class:`ResidualVQ`;
+    decoding sums the codewords of the levels given.
+
+    Example:
+        >>> import torch
+        >>> rvq = MaskedChannelRVQ(dim=6, codebook_size=8, num_quantizers=4)
+        >>> for i, layer in enumerate(rvq.layers):
+        ...     _ = layer._codebook.embed.copy_(torch.randn(8, 6, generator=torch.Generator().manual_seed(i)))
+        >>> x = torch.randn(1, 6, 5)
+        >>> codes = rvq.encode(x)
+        >>> masked = x.clone(); masked[:, 2:] = 0       # level 0 sees channels [0, 2) only
+        >>> bool((codes[:, 0] == rvq.layers[0].encode(masked)).all()), rvq.encode(x, n_q=2).shape
+        (True, torch.Size([1, 2, 5]))
+    """
+
+    def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        """Latents ``[B, D, T]`` -> codes ``[B, n_q, T]`` (all levels by default)."""
+        d = x.shape[1]
+        bounds = (0, d // 3, 2 * d // 3, d)
+        n_q = n_q or len(self.layers)
+        codes, residual = [], x
+        for i, layer in enumerate(self.layers[:n_q]):
+            if i < 3:
+                part = torch.zeros_like(x)
+                part[:, bounds[i] : bounds[i + 1]] = x[:, bounds[i] : bounds[i + 1]]
+                ids = layer.encode(part)
+                residual = residual - layer.decode(ids)  # x - q0 - q1 - q2, in the reference's order
+            else:
+                ids = layer.encode(residual)
+                residual = residual - layer.decode(ids)
+            codes.append(ids)
+        return torch.stack(codes, dim=1)
 
 
 class FactorizedVQ(nn.Module):
