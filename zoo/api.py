@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from zoo.builders import CheckpointFiles
 from zoo.card_facts import card_facts
 from zoo.cards import KINDS, MODALITIES, ModelCard
-from zoo.errors import CheckpointError, InputError, ZooError
+from zoo.errors import CheckpointError, InputError, InputTypeError, ZooError
 from zoo.registry import get_registry
 
 if TYPE_CHECKING:
@@ -57,6 +57,8 @@ def list_models(pattern: str = "*", kind: str | None = None, modality: str | Non
         Traceback (most recent call last):
         zoo.errors.InputError: unknown kind 'tokenzer'. Did you mean 'tokenizer'? Valid kinds: ...
     """
+    if not isinstance(pattern, str):
+        raise InputTypeError(f"list_models: pattern must be a string such as 'flextok.*' (use '*' for all), got {type(pattern).__name__}")
     _check_choice("kind", kind, KINDS)
     _check_choice("modality", modality, MODALITIES)
     cards = get_registry().cards.values()

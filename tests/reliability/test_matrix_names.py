@@ -47,6 +47,7 @@ ROWS = [
     Row("typo-suggests", find("flextk"), U, ("unknown model", "did you mean", "flextok")),
     Row("unknown-tag-suggests", find("flextok.demo_tny"), U, ("did you mean", "flextok.demo_tiny")),
     Row("kind-typo", lambda env: zoo.list_models(kind="tokenzer"), InputError, ("tokenzer", "tokenizer")),
+    Row("list-pattern-none", lambda env: zoo.list_models(None), InputError, ("pattern must be a string", "NoneType")),
     Row("uppercase-resolves", lambda env: get_registry().find_card("FLEXTOK.DEMO_TINY"),
         check=lambda r: r[0].name == "flextok.demo_tiny" and r[1] is None),
     Row("padded-resolves", lambda env: get_registry().find_card("  flextok.demo_tiny  "),
