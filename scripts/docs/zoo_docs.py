@@ -237,6 +237,11 @@ def family_example(record: Mapping[str, Any], load_name: str | None = None) -> s
         )
     if kind == "tokenizer":
         continuous = record.get("tokens") and not (record.get("tokens") or {}).get("codebook_size")
+        load_args = f'"{name}"'
+        if record.get("weights_url") and record.get("files"):  # off-Hub weights: a downloaded file
+            load_args += f', weights="{record["files"][0]}"'
+        load_note = "# the file from weights_url, strict load" if record.get("weights_url") else "# official weights, strict load"
+        load_line = f"tok = zoo.load({load_args})".ljust(52) + f" {load_note}\n"
         enc = "latents = tok.encode(images)" if continuous else "tokens = tok.encode(images)"
         enc_note = "# continuous latents" if continuous else "# zoo.Tokens: ids [B, N] + lengths"
         dec = "recon = tok.decode(latents)" if continuous else "recon = tok.decode(tokens)"
@@ -244,8 +249,8 @@ def family_example(record: Mapping[str, Any], load_name: str | None = None) -> s
             "```python\n"
             "import zoo\n"
             "from zoo.media.image import load_images, save_grid\n\n"
-            f'tok = zoo.load("{name}")                           # official weights, strict load\n'
-            'images = load_images(["cat.png"], size=getattr(tok, "image_size", 256))  # [B, 3, H, W] in [-1, 1]\n'
+            + load_line
+            + 'images = load_images(["cat.png"], size=getattr(tok, "image_size", 256))  # [B, 3, H, W] in [-1, 1]\n'
             f"{enc:<48} {enc_note}\n"
             f"{dec:<48} # [B, 3, H, W] in [-1, 1]\n"
             'save_grid([[images[0], recon[0]]], "reconstruction.png", col_labels=["input", "decoded"])\n'
