@@ -33,8 +33,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PaddedConv1d", "PaddedConvTranspose1d", "SEANetResBlock", "SEANetEncoder", "SEANetDecoder", "SkipLSTM",
+from zoo.nn.snake import Snake1d
+
+__all__ = ["activation", "PaddedConv1d", "PaddedConvTranspose1d", "SEANetResBlock", "SEANetEncoder", "SEANetDecoder", "SkipLSTM",
            "receptive_field"]
+
+
+def activation(name: str, channels: int) -> nn.Module:
+    """``"ELU"`` (alpha 1) or ``"Snake"`` (one ``alpha`` per channel), the releases' two choices."""
+    if name == "ELU":
+        return nn.ELU()
+    if name == "Snake":
+        return Snake1d(channels)
+    raise ValueError(f"SEANet activation must be 'ELU' or 'Snake', got {name!r}")
 
 
 def _reflect_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
@@ -80,13 +91,13 @@ class PaddedConvTranspose1d(nn.ConvTranspose1d):
 class SEANetResBlock(nn.Module):
     """``shortcut(x) + conv1x1(elu(conv_k(elu(x))))`` with a 1x1-conv shortcut (true_skip=False)."""
 
-    def __init__(self, dim: int, kernel_size: int = 3, dilation: int = 1, compress: int = 2):
+    def __init__(self, dim: int, kernel_size: int = 3, dilation: int = 1, compress: int = 2, act: str = "ELU"):
         super().__init__()
         hidden = dim // compress
         self.block = nn.Sequential(
-            nn.ELU(),
+            activation(act, dim),
             PaddedConv1d(dim, hidden, kernel_size, dilation=dilation),
-            nn.ELU(),
+            activation(act, hidden),
             PaddedConv1d(hidden, dim, 1),
         )
         self.shortcut = PaddedConv1d(dim, dim, 1)
@@ -114,8 +125,8 @@ class SkipLSTM(nn.Module):
         return y + (x.repeat(1, 2, 1) if self.bidirectional else x), state
 
 
-def _res_blocks(dim: int, n: int, kernel: int, dilation_base: int, compress: int) -> list[nn.Module]:
-    return [SEANetResBlock(dim, kernel, dilation_base**j, compress) for j in range(n)]
+def _res_blocks(dim: int, n: int, kernel: int, dilation_base: int, compress: int, act: str) -> list[nn.Module]:
+    return [SEANetResBlock(dim, kernel, dilation_base**j, compress, act) for j in range(n)]
 
 
 class SEANetEncoder(nn.Module):
@@ -128,19 +139,20 @@ class SEANetEncoder(nn.Module):
     def __init__(self, ratios: Sequence[int] = (8, 5, 4, 2), n_filters: int = 32, dimension: int = 512,
                  lstm_layers: int = 2, kernel_size: int = 7, residual_kernel_size: int = 3, *,
                  n_residual_layers: int = 1, dilation_base: int = 2, compress: int = 2, bidirectional: bool = False,
-                 last_kernel_size: int = 7):
+                 last_kernel_size: int = 7, act: str = "ELU"):
         super().__init__()
         self.ratios = list(reversed(list(ratios)))  # encoder order
         self.hop = int(math.prod(self.ratios))
         layers: list[nn.Module] = [PaddedConv1d(1, n_filters, kernel_size)]
         mult = 1
         for ratio in self.ratios:
-            layers += _res_blocks(mult * n_filters, n_residual_layers, residual_kernel_size, dilation_base, compress)
-            layers += [nn.ELU(), PaddedConv1d(mult * n_filters, 2 * mult * n_filters, 2 * ratio, stride=ratio)]
+            layers += _res_blocks(mult * n_filters, n_residual_layers, residual_kernel_size, dilation_base, compress, act)
+            layers += [activation(act, mult * n_filters), PaddedConv1d(mult * n_filters, 2 * mult * n_filters, 2 * ratio, stride=ratio)]
             mult *= 2
         width = mult * n_filters
         out_width = 2 * width if bidirectional else width
-        layers += [SkipLSTM(width, lstm_layers, bidirectional), nn.ELU(), PaddedConv1d(out_width, dimension, last_kernel_size)]
+        layers += [SkipLSTM(width, lstm_layers, bidirectional), activation(act, out_width),
+                   PaddedConv1d(out_width, dimension, last_kernel_size)]
         self.model = nn.Sequential(*layers)
         self.n_front = len(layers) - 3
 
@@ -150,7 +162,7 @@ class SEANetEncoder(nn.Module):
             wav = layer(wav)
         return wav
 
-    def lstm(self, x: torch.Tensor, state=None):
+    def lstm(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """The LSTM (+ skip) on ``[B, width, T]``; returns ``(y, state)``."""
         return self.model[self.n_front](x, state)
 
@@ -172,24 +184,26 @@ class SEANetDecoder(nn.Module):
 
     def __init__(self, ratios: Sequence[int] = (8, 5, 4, 2), n_filters: int = 32, dimension: int = 512,
                  lstm_layers: int = 2, kernel_size: int = 7, residual_kernel_size: int = 3, *,
-                 n_residual_layers: int = 1, dilation_base: int = 2, compress: int = 2, last_kernel_size: int = 7):
+                 n_residual_layers: int = 1, dilation_base: int = 2, compress: int = 2, last_kernel_size: int = 7,
+                 act: str = "ELU"):
         super().__init__()
         self.ratios = list(ratios)
         self.hop = int(math.prod(self.ratios))
         mult = 2 ** len(self.ratios)
         layers: list[nn.Module] = [PaddedConv1d(dimension, mult * n_filters, kernel_size), SkipLSTM(mult * n_filters, lstm_layers)]
         for ratio in self.ratios:
-            layers += [nn.ELU(), PaddedConvTranspose1d(mult * n_filters, mult * n_filters // 2, 2 * ratio, stride=ratio)]
-            layers += _res_blocks(mult * n_filters // 2, n_residual_layers, residual_kernel_size, dilation_base, compress)
+            layers += [activation(act, mult * n_filters),
+                       PaddedConvTranspose1d(mult * n_filters, mult * n_filters // 2, 2 * ratio, stride=ratio)]
+            layers += _res_blocks(mult * n_filters // 2, n_residual_layers, residual_kernel_size, dilation_base, compress, act)
             mult //= 2
-        layers += [nn.ELU(), PaddedConv1d(n_filters, 1, last_kernel_size)]
+        layers += [activation(act, n_filters), PaddedConv1d(n_filters, 1, last_kernel_size)]
         self.model = nn.Sequential(*layers)
 
     def head(self, z: torch.Tensor) -> torch.Tensor:
         """First conv (k7, 3 frames of context either side)."""
         return self.model[0](z)
 
-    def lstm(self, x: torch.Tensor, state=None):
+    def lstm(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
         """The LSTM (+ skip); returns ``(y, state)``."""
         return self.model[1](x, state)
 

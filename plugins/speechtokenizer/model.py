@@ -1,0 +1,224 @@
+"""The SpeechTokenizer model (also DM-Codec): 16 kHz mono audio <-> ``Tokens`` with ids
+``[B, n_q, T]`` (level 0 semantic), ``T = ceil(L / 320)`` (50 Hz).
+
+* ``encode(waveform, sample_rate, n_q=None) -> Tokens``: a path, ``[L]``, ``[C, L]``,
+  ``[B, C, L]`` or a list of those (mixed to mono and resampled by :mod:`zoo.media.audio`); each
+  item is encoded at its own length (the reference pads a batch, and padding reaches real frames
+  through the bidirectional LSTM).
+* ``decode(tokens) -> [B, 1, T * 320]`` (or a list of ``[1, L_b]`` for items of different
+  lengths). ``tokens.codebooks(q)`` decodes the first ``q`` levels (the reference's
+  ``decode(codes[:q])``): ``q = 1`` is the semantic content, more levels add acoustic detail.
+* ``semantic_features(waveform, sample_rate)``: the reference's ``forward`` feature, level 0
+  quantized and projected by ``transform`` (what was distilled towards HuBERT), ``[B, T, 768]``.
+
+Long audio: the encoder's convolutions run in tiles of ``chunk_seconds`` with a margin wider
+than their receptive field (exact); the encoder's **bidirectional** LSTM is not local, so it runs
+once over the whole sequence at the frame rate (50 Hz x 2048 channels: ~0.4 MB per second of
+audio); the decoder's unidirectional LSTM runs over chunks carrying its state, and its
+upsampling convolutions run per chunk with context (exact). Both therefore equal one pass up to
+float rounding; memory grows with length only at the frame rate.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.errors import InputError, InputTypeError
+from zoo.interfaces import Tokens, as_tokens
+from zoo.model import ZooModel
+from zoo.nn.rvq import ResidualVQ
+from zoo.nn.seanet import SEANetDecoder, SEANetEncoder, receptive_field
+
+from .config import SpeechTokenizerConfig
+
+__all__ = ["SpeechTokenizer"]
+
+#: Frames of context each side of a decoder chunk (the upsampling stack reaches < 4 frames).
+DECODER_CONTEXT_FRAMES = 8
+
+
+class SpeechTokenizer(ZooModel, nn.Module):
+    """SpeechTokenizer / DM-Codec built from a :class:`SpeechTokenizerConfig`.
+
+    Example:
+        >>> import torch
+        >>> cfg = SpeechTokenizerConfig(n_filters=4, dimension=16, semantic_dimension=8, codebook_size=32, n_q=3)
+        >>> m = SpeechTokenizer(cfg).eval()
+        >>> tok = m.encode(torch.zeros(1, 1, 1000), 16000)
+        >>> tuple(tok.ids.shape), tuple(m.decode(tok.codebooks(1)).shape)
+        ((1, 3, 4), (1, 1, 1280))
+    """
+
+    def __init__(self, config: SpeechTokenizerConfig | None = None):
+        super().__init__()
+        cfg = (config if config is not None else SpeechTokenizerConfig()).validate()
+        self.config = cfg
+        common = {"n_residual_layers": cfg.n_residual_layers, "dilation_base": cfg.dilation_base, "act": cfg.activation}
+        self.encoder = SEANetEncoder(cfg.strides, cfg.n_filters, cfg.dimension, cfg.lstm_layers,
+                                     residual_kernel_size=cfg.residual_kernel_size, bidirectional=cfg.bidirectional, **common)
+        self.transform = (nn.Linear(cfg.dimension, cfg.semantic_dimension) if cfg.dimension != cfg.semantic_dimension
+                          else nn.Identity())
+        self.quantizer = ResidualVQ(cfg.dimension, cfg.codebook_size, cfg.n_q)
+        self.decoder = SEANetDecoder(cfg.strides, cfg.n_filters, cfg.dimension, cfg.lstm_layers,
+                                     residual_kernel_size=cfg.residual_kernel_size, **common)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config.sample_rate)
+
+    @property
+    def hop(self) -> int:
+        return self.encoder.hop
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.config.n_q
+
+    def _name(self) -> str:
+        card = getattr(self, "card", None)
+        return getattr(card, "name", "") or "speechtokenizer"
+
+    def _chunk_frames(self, chunk_seconds: float | None) -> int:
+        seconds = self.config.chunk_seconds if chunk_seconds is None else chunk_seconds
+        if not seconds or seconds <= 0:
+            return 1 << 62
+        return max(1, int(seconds * self.frame_rate))
+
+    # ------------------------------------------------------------------ tensor-level pipeline
+
+    @torch.inference_mode()
+    def latents(self, wav: torch.Tensor, *, chunk_seconds: float | None = None) -> torch.Tensor:
+        """Encoder output ``[B, dimension, ceil(L / hop)]`` of ``[B, 1, L]`` audio at 16 kHz."""
+        if wav.dim() != 3 or wav.shape[1] != 1:
+            raise InputError(f"SpeechTokenizer encodes mono audio [B, 1, L], got shape {tuple(wav.shape)}")
+        length, hop = wav.shape[-1], self.hop
+        frames = math.ceil(length / hop)
+        tile = self._chunk_frames(chunk_seconds)
+        if frames <= tile:
+            front = self.encoder.front(wav)
+        else:
+            ctx = math.ceil(receptive_field(self.encoder) / hop) + 1
+            pieces = []
+            for f0 in range(0, frames, tile):
+                f1 = min(frames, f0 + tile)
+                a, b = max(0, f0 - ctx) * hop, min(length, (f1 + ctx) * hop)
+                pieces.append(self.encoder.front(wav[..., a:b])[..., f0 - a // hop : f1 - a // hop])
+            front = torch.cat(pieces, dim=-1)
+        y, _ = self.encoder.lstm(front)  # bidirectional: one pass over the whole sequence
+        return self.encoder.back(y)
+
+    @torch.inference_mode()
+    def encode_codes(self, wav: torch.Tensor, n_q: int | None = None, *, chunk_seconds: float | None = None) -> torch.Tensor:
+        """Codes ``[B, n_q, T]`` of ``[B, 1, L]`` 16 kHz audio (the reference's ``encode`` transposed)."""
+        return self.quantizer.encode(self.latents(wav, chunk_seconds=chunk_seconds), n_q)
+
+    @torch.inference_mode()
+    def decode_codes(self, codes: torch.Tensor, *, chunk_seconds: float | None = None) -> torch.Tensor:
+        """Codes of the first ``q`` levels ``[B, q, T]`` -> audio ``[B, 1, T * hop]``."""
+        x = self.decoder.head(self.quantizer.decode(codes))
+        frames, per = x.shape[-1], self._chunk_frames(chunk_seconds)
+        if frames <= per:
+            return self.decoder.tail(self.decoder.lstm(x)[0])
+        state, hidden = None, []
+        for f0 in range(0, frames, per):
+            y, state = self.decoder.lstm(x[..., f0 : f0 + per], state)
+            hidden.append(y)
+        h = torch.cat(hidden, dim=-1)
+        ctx, outs = DECODER_CONTEXT_FRAMES, []
+        for f0 in range(0, frames, per):
+            f1 = min(frames, f0 + per)
+            a, b = max(0, f0 - ctx), min(frames, f1 + ctx)
+            outs.append(self.decoder.tail(h[..., a:b])[..., (f0 - a) * self.hop : (f1 - a) * self.hop])
+        return torch.cat(outs, dim=-1)
+
+    # ------------------------------------------------------------------ media-level interface
+
+    def _prepare(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
+        from zoo.media import audio  # noqa: PLC0415
+
+        if isinstance(waveform, (str, Path)):
+            wav, sr = audio.load_audio(waveform)
+            return [audio.prepare_audio(wav, sr, self.sample_rate)]
+        if isinstance(waveform, torch.Tensor):
+            if sample_rate is None:
+                raise InputError(f"encode(tensor) needs sample_rate= (this model runs at {self.sample_rate} Hz; "
+                                 "zoo resamples other rates)")
+            if waveform.dim() == 3:
+                return [audio.prepare_audio(w, sample_rate, self.sample_rate) for w in waveform]
+            if waveform.dim() in (1, 2):
+                return [audio.prepare_audio(waveform, sample_rate, self.sample_rate)]
+            raise InputError(f"waveform must be [L], [C, L] or [B, C, L]; got shape {tuple(waveform.shape)}")
+        raise InputTypeError(f"encode() takes a path, a tensor or a list of them, not {type(waveform).__name__}")
+
+    def _items(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
+        if isinstance(waveform, (list, tuple)):
+            if not waveform:
+                raise InputError("encode() got an empty list of audio items")
+            return [w for x in waveform for w in self._prepare(x, sample_rate)]
+        return self._prepare(waveform, sample_rate)
+
+    def encode(self, waveform: Any, sample_rate: int | None = None, *, n_q: int | None = None,
+               chunk_seconds: float | None = None) -> Tokens:
+        """Audio -> :class:`~zoo.Tokens` with ids ``[B, n_q, T_max]`` (level 0 semantic), per-item
+        ``lengths`` and ``meta`` (``sample_rate``, ``frame_rate``, ``num_samples``)."""
+        if n_q is not None and not (isinstance(n_q, int) and 1 <= n_q <= self.num_codebooks):
+            raise InputError(f"n_q must be an int in 1..{self.num_codebooks}, got {n_q!r}")
+        items = self._items(waveform, sample_rate)
+        device = self.quantizer.layers[0]._codebook.embed.device
+        out: list[torch.Tensor | None] = [None] * len(items)
+        groups: dict[int, list[int]] = {}
+        for i, w in enumerate(items):
+            groups.setdefault(int(w.shape[-1]), []).append(i)
+        for idx in groups.values():
+            codes = self.encode_codes(torch.stack([items[i] for i in idx]).to(device)[:, None], n_q, chunk_seconds=chunk_seconds)
+            for j, i in enumerate(idx):
+                out[i] = codes[j]
+        lengths = torch.tensor([c.shape[-1] for c in out])
+        ids = torch.zeros(len(out), out[0].shape[0], int(lengths.max()), dtype=torch.long, device=device)
+        for b, c in enumerate(out):
+            ids[b, :, : c.shape[-1]] = c
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(), lengths=lengths,
+                      meta={"sample_rate": self.sample_rate, "frame_rate": self.frame_rate,
+                            "num_samples": [int(w.shape[-1]) for w in items]})
+
+    def decode(self, tokens: Any, *, chunk_seconds: float | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor | list[torch.Tensor]:
+        """Tokens / ids ``[B, q, T]`` (``q`` <= n_q, the first levels) -> audio ``[B, 1, T * hop]``,
+        or a list of ``[1, L_b]`` when items differ in length. ``generator`` is accepted for
+        interface uniformity and unused (decoding is deterministic)."""
+        if isinstance(tokens, torch.Tensor) and tokens.dim() == 2:
+            raise InputError(f"SpeechTokenizer ids are [B, q, T] (q codebook levels); got shape {tuple(tokens.shape)}: "
+                             "add the level axis (ids[:, None] for the semantic level alone)")
+        tok = as_tokens(tokens, self.codebook_size, self._name())
+        if tok.ids.dim() != 3 or not 1 <= tok.ids.shape[1] <= self.num_codebooks:
+            raise InputError(f"SpeechTokenizer decodes ids [B, q, T] with 1 <= q <= {self.num_codebooks}, got shape "
+                             f"{tuple(tok.ids.shape)}")
+        device = self.quantizer.layers[0]._codebook.embed.device
+        if int(tok.lengths.min()) == tok.max_length:
+            return self.decode_codes(tok.ids.to(device), chunk_seconds=chunk_seconds)
+        return [self.decode_codes(item.to(device), chunk_seconds=chunk_seconds)[0] for item in tok.to_list()]
+
+    @torch.inference_mode()
+    def semantic_features(self, waveform: Any, sample_rate: int | None = None) -> torch.Tensor | list[torch.Tensor]:
+        """Level-0 quantized latents through ``transform``: ``[B, T, semantic_dimension]`` (a list for ragged input)."""
+        feats = []
+        for w in self._items(waveform, sample_rate):
+            z = self.latents(w.to(self.quantizer.layers[0]._codebook.embed.device)[None, None])
+            first = self.quantizer.layers[0]
+            feats.append(self.transform(first.decode(first.encode(z)).transpose(1, 2))[0])
+        if len({f.shape[0] for f in feats}) == 1:
+            return torch.stack(feats)
+        return feats
