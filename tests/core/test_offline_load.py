@@ -209,7 +209,36 @@ def _va_vae(tmp: Path):
     return name, folder, cfg
 
 
+def _snac(tmp: Path):
+    from zoo_plugins.snac.testing import SMALL, parity_state_dict
+
+    from zoo.testing.weights import load_manifest
+
+    folder = tmp / "snac"  # the hub repo's two files, config.json describing the small test model
+    folder.mkdir()
+    torch.save(parity_state_dict(load_manifest(FIXTURES / "snac" / "manifest_plain.json")), folder / "pytorch_model.bin")
+    (folder / "config.json").write_text(json.dumps(SMALL["plain"]))
+    return "snac.24khz", folder, {}
+
+
+def _speechtokenizer(tmp: Path):
+    from zoo_plugins.speechtokenizer.testing import SMALL, parity_state_dict
+
+    from zoo.testing.weights import load_manifest
+
+    name = _card("speechtokenizer")
+    folder = tmp / "speechtokenizer"
+    for rel in zoo.get_card(name).files:  # the repo layout: speechtokenizer_hubert_avg/{SpeechTokenizer.pt, config.json}
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+    weights, config = zoo.get_card(name).files
+    torch.save(parity_state_dict(load_manifest(FIXTURES / "speechtokenizer" / "manifest_elu.json")), folder / weights)
+    (folder / config).write_text(json.dumps({**SMALL["elu"], "batch_size": 6}))
+    return name, folder, {}
+
+
 WRITERS = {
+    "snac": _snac,
+    "speechtokenizer": _speechtokenizer,
     "titok": _titok,
     "maskgit_vqgan": _maskgit_vqgan,
     "wavtokenizer": _wavtokenizer,
