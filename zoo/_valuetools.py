@@ -22,7 +22,7 @@ import torch
 __all__ = ["PER_ITEM_META", "batch_index", "lengths_summary", "select_meta", "tensor_summary"]
 
 #: ``meta`` keys whose value holds one entry per batch item (sliced along with the ids).
-PER_ITEM_META = frozenset({"num_samples", "labels"})
+PER_ITEM_META = frozenset({"num_samples", "labels", "encodec_chunks"})  # encodec_chunks: EnCodec 48 kHz scales
 
 
 def tensor_summary(t: torch.Tensor) -> str:

@@ -318,7 +318,8 @@ class HFCodec(ZooModel, nn.Module):
         if chunks is not None:
             for b, item in enumerate(items):
                 extra = chunks[b]
-                if item.shape[-1] % int(extra["chunks"]):
+                per_chunk = math.ceil(self.hf_config.chunk_length / self.hop)
+                if item.shape[-1] != int(extra["chunks"]) * per_chunk:
                     raise TokenError(f"{self._name()} decodes whole 1 s chunks; item {b} was truncated to {item.shape[-1]} frames")
                 wavs.append(self.decode_codes(item[None], extra)[0])
         else:

@@ -301,3 +301,16 @@ def test_zoo_reconstruct_xcodec2_explains_what_it_lacks(tmp_path):
     res = CliRunner().invoke(cli, ["reconstruct", str(tmp_path / "in.wav"), "--model", "xcodec2.16khz", "--weights",
                                    str(tmp_path / "repo"), "--out", str(tmp_path / "out.wav")])
     assert res.exit_code != 0 and "torchaudio" in res.output
+
+
+def test_chunked_encodec_items_keep_their_scales_when_indexed():
+    """EnCodec 48 kHz Tokens carry each item's chunk scales in meta; tokens[i] keeps item i's."""
+    model = _load("encodec.48khz", stereo_chunked=True)
+    x, y = _wave(2, 900, 1), _wave(2, 500, 2)
+    batch = model.encode([x, y], TINY_RATE)
+    assert batch.lengths.tolist() == [200, 150] and len(batch.meta["encodec_chunks"]) == 2
+    alone = model.decode(model.encode(y, TINY_RATE))[0]
+    assert torch.equal(model.decode(batch[1])[0], alone)
+    assert torch.equal(model.decode(batch)[1], alone)
+    with pytest.raises(TokenError, match="whole 1 s chunks"):
+        model.decode(batch[1].truncate(120))
