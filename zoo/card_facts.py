@@ -109,11 +109,13 @@ def parity_status(parity: str) -> str:
 
 def weights_label(card: ModelCard) -> str:
     """Where the weights come from: ``hub, pinned`` / ``hub, main branch`` / ``embedded`` /
-    ``none needed`` / ``none published``."""
+    ``off-hub download`` (``weights_url``) / ``none needed`` / ``none published``."""
     if card.hub_repo:
         return "hub, pinned" if card.pinned else "hub, main branch"
     if card.package_dir:
         return "embedded"
+    if card.weights_url:
+        return "off-hub download"
     return "none needed" if card.kind == "token_reducer" and card.weights_available else "none published"
 
 
