@@ -3,7 +3,8 @@
 * :func:`median_cpu` -- CPU seconds (``time.process_time``: robust to other load on a shared
   machine) of each callable, median of ``repeats`` after one warm-up, callables interleaved;
 * :func:`peak_mib` -- peak resident memory a callable adds, measured in a forked child (its
-  ``ru_maxrss`` minus its resident set at the fork), so runs do not inherit each other's peaks.
+  peak resident set, reset at the fork, minus its resident set after returning free heap to the
+  system), so runs do not inherit each other's peaks.
 """
 
 from __future__ import annotations
@@ -32,6 +33,35 @@ def _rss_kib() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def _reset_peak() -> None:
+    """Reset the peak resident set (VmHWM) to the current one (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _hwm_kib() -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _trim_heap() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_mib(fn: Callable[[], object]) -> float | None:
     """Peak extra resident memory (MiB) of ``fn()`` in a forked child; None where fork is missing."""
     if not hasattr(os, "fork"):
@@ -41,9 +71,11 @@ def peak_mib(fn: Callable[[], object]) -> float | None:
     if pid == 0:  # child
         os.close(r)
         try:
+            _trim_heap()  # free-but-resident heap inherited from the parent would hide new allocations
+            _reset_peak()
             base = _rss_kib()
             fn()
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            peak = _hwm_kib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             os.write(w, str(max(0, peak - base) / 1024).encode())
         finally:
             os._exit(0)

@@ -48,6 +48,9 @@ def main() -> None:
     p.add_argument("--ref", type=Path, default=None)
     p.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0])
     p.add_argument("--batch8", action="store_true", help="also time batch 8 at the shortest clip")
+    p.add_argument("--long", type=float, default=None, metavar="SECONDS",
+                   help="zoo only: CPU seconds and peak memory of encode/decode of one clip this long (chunked), "
+                        "and of the longest --seconds clip in one pass (chunk_seconds=0) for comparison")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     add_results_option(p)
@@ -86,6 +89,22 @@ def main() -> None:
                              "ref_items_per_s": batch / t["ref"] if "ref" in t else None,
                              "speedup": t["ref"] / t["zoo"] if "ref" in t else None,
                              "zoo_peak_mib": mem["zoo"], "ref_peak_mib": mem.get("ref")})
+    if args.long:
+        import resource
+
+        with torch.inference_mode():
+            for seconds, cs in ((max(args.seconds), 0), (max(args.seconds), None), (args.long, None)):
+                w = test_signal(int(seconds * 16000), seed=7)
+                c = model.encode_codes(w)
+                for what, fn in (("encode", lambda w=w, cs=cs: model.encode_codes(w, chunk_seconds=cs)), ("decode", lambda c=c, cs=cs: model.decode_codes(c, chunk_seconds=cs))):
+                    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    peak = peak_mib(fn)
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # CPU seconds of the forked child
+                    mode = "one pass" if cs == 0 else "chunked"
+                    rows.append({"model": run.title, "op": f"{what} ({mode})", "audio_s": seconds, "batch": 1,
+                                 "zoo_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, "ref_s": None, "zoo_peak_mib": peak, "ref_peak_mib": None,
+                                 "speedup": None, "zoo_items_per_s": None, "ref_items_per_s": None})
+                    print(f"long audio: {what} {seconds:g} s {mode}: peak {peak:.0f} MiB")
     print(f"\nSpeechTokenizer hubert_avg, {args.threads} thread(s), CPU seconds (median of {args.repeats}), peak = extra RSS of one call")
     print("| op | audio | batch | ref s | zoo s | speedup | ref peak MiB | zoo peak MiB |")
     print("|----|-------|-------|-------|-------|---------|--------------|--------------|")
