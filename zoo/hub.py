@@ -351,6 +351,9 @@ def resolve_files(
                                         force_download=force_download, sha256=info.sha256 if info else None,
                                         size=info.size if info else None)
         origin = f"hf-hub:{card.hub_repo}@{rev or 'main'}"
+    elif card.weights_url:
+        raise HubError(f"{card.name}'s weights are published off the Hugging Face Hub: download "
+                       f"{', '.join(card.files) or 'them'} from {card.weights_url} and pass weights=PATH")
     else:
         raise HubError(f"{card.name} has no published weights (no hub_repo); load it with pretrained=False or pass weights=PATH")
     deps = {}

@@ -62,3 +62,12 @@ def test_a_release_through_the_wrong_card_is_a_config_error():
     cfg = zoo.load("gigatok.b_l", pretrained=False, device="meta").config
     with pytest.raises(ConfigError, match="encoder_size: config 'base' vs weights 'small'"):
         GigaTokBuilder().convert(small, cfg)
+
+
+def test_zoo_download_names_the_url():
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    result = CliRunner().invoke(cli, ["download", "gigatok.s_s"])
+    assert result.exit_code != 0 and "VQ_SS256_e100.pt from https://drive.google.com/" in result.output
