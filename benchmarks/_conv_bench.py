@@ -6,11 +6,15 @@ CPU seconds of this process (``time.process_time``) per stage is reported, with 
 time beside it. Peak memory is measured per implementation and batch in a fresh child process
 (one at a time; the parent waits): the child's peak resident memory during one encode + decode
 (the kernel's high-water mark, reset after the model is built) minus its resident memory then.
+Children run with ``MALLOC_MMAP_THRESHOLD_=131072``: glibc then maps every large block and returns it
+on free, so the peak tracks live tensors, not the heap glibc keeps after frees (which depends on
+allocation order more than on what an implementation needs).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -46,7 +50,8 @@ def child_memory(script: str, impl: str, batch: int, extra: list[str]) -> float 
     """Run ``script --memory-child IMPL --batch B`` in a fresh process; its printed JSON says how many
     MiB encode + decode added to the peak over the built model."""
     cmd = [sys.executable, script, "--memory-child", impl, "--batch", str(batch), *extra]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}  # large blocks mmapped: freed memory leaves RSS
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     for line in out.stdout.splitlines():
         if line.startswith("{"):
             return float(json.loads(line)["activation_peak_mib"])

@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "check": f"max|diff| {diff:.1e}" if diff is not None else None})
     run.write(rows, notes=[f"{args.size}x{args.size} fp32, median of {args.repeats}, interleaved",
                            "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's latents in both",
-                           "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"])
+                           "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model "
+                           "(MALLOC_MMAP_THRESHOLD_=131072: freed blocks leave RSS, so it tracks live tensors)"])
     return 0
 
 

@@ -277,25 +277,21 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Nearest 2x upsampling then a 3x3 conv; outside autograd one folded transposed conv. Key: ``conv``."""
+    """Nearest 2x upsampling then a 3x3 conv; outside autograd one folded transposed conv. Key: ``conv``.
+
+    The folded ``[I, O, 4, 4]`` weight is rebuilt on every call (a few ms for 512 channels) rather
+    than cached: a cache would keep ~1.8x the upsample convs' weights resident (26 MB for LlamaGen's
+    decoder), while built per call it is freed before the full-resolution levels run.
+    """
 
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
         self.fold = True  # False: run the literal interpolate + conv (bit-closer to the references)
-        self._folded: tuple[tuple, torch.Tensor] | None = None
-
-    def _folded_weight(self) -> torch.Tensor:
-        w = self.conv.weight
-        key = (w.data_ptr(), w._version, w.dtype, w.device)
-        if self._folded is None or self._folded[0] != key:
-            with torch.no_grad():
-                self._folded = (key, fold_upsample_conv_weight(w.detach()))
-        return self._folded[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fold and _no_grad_path():
-            return upsample_conv(x, self._folded_weight(), self.conv.bias)
+            return upsample_conv(x, fold_upsample_conv_weight(self.conv.weight.detach()), self.conv.bias)
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
@@ -389,10 +385,21 @@ class Encoder(nn.Module):
         self.conv_out = nn.Conv2d(widths[-1], 2 * c.z_channels if c.double_z else c.z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        # One flat loop in this frame (not blk(x) per level): a level's input is then freed as soon
+        # as its first block has run, instead of living in the caller's frame for the whole level.
         x = self.conv_in(x)
         for blk in self.down_blocks:
-            x = blk(x, cond)
-        x = self.mid_block(x, cond)
+            for j, r in enumerate(blk.resnets):
+                x = _call(r, x, cond)
+                if blk.attentions is not None:
+                    x = _call(blk.attentions[j], x, cond)
+            if blk.downsamplers is not None:
+                x = blk.downsamplers[0](x)
+        mid = self.mid_block
+        x = _call(mid.resnets[0], x, cond)
+        if mid.attentions is not None:
+            x = _call(mid.attentions[0], x, cond)
+        x = _call(mid.resnets[1], x, cond)
         return self.conv_out(norm_act(x, self.conv_norm_out, cond))
 
 
@@ -422,9 +429,18 @@ class Decoder(nn.Module):
         self.conv_out = nn.Conv2d(rev[-1], c.out_channels, 3, padding=1)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.mid_block(self.conv_in(z), cond)
+        mid = self.mid_block  # flat, as in Encoder.forward (frees each block's input early)
+        x = _call(mid.resnets[0], self.conv_in(z), cond)
+        if mid.attentions is not None:
+            x = _call(mid.attentions[0], x, cond)
+        x = _call(mid.resnets[1], x, cond)
         for blk in self.up_blocks:
-            x = blk(x, cond)
+            for j, r in enumerate(blk.resnets):
+                x = _call(r, x, cond)
+                if blk.attentions is not None:
+                    x = _call(blk.attentions[j], x, cond)
+            if blk.upsamplers is not None:
+                x = blk.upsamplers[0](x)
         return self.conv_out(norm_act(x, self.conv_norm_out, cond))
 
 
