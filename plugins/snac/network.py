@@ -97,7 +97,7 @@ class ResidualUnit(nn.Module):
         pad = (x.shape[-1] - y.shape[-1]) // 2
         if pad > 0:
             x = x[..., pad:-pad]
-        return x + y
+        return y.add_(x) if not torch.is_grad_enabled() else x + y  # y is a fresh buffer: add in place at inference
 
 
 class EncoderBlock(nn.Module):
@@ -126,7 +126,8 @@ class NoiseBlock(nn.Module):
         self.linear = nn.Conv1d(dim, dim, 1, bias=False)
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return x + noise * self.linear(x)
+        h = self.linear(x)
+        return h.mul_(noise).add_(x) if not torch.is_grad_enabled() else x + noise * h
 
 
 class DecoderBlock(nn.Module):

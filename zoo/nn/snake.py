@@ -22,8 +22,11 @@ def snake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """``x + (alpha + 1e-9)^-1 * sin(alpha * x)^2`` on ``[B, C, ...]`` with ``alpha`` ``[1, C, 1]``."""
     shape = x.shape
     x = x.reshape(shape[0], shape[1], -1)
-    x = x + (alpha + 1e-9).reciprocal() * torch.sin(alpha * x).pow(2)
-    return x.reshape(shape)
+    inv = (alpha + 1e-9).reciprocal()
+    if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
+        return (x + inv * torch.sin(alpha * x).pow(2)).reshape(shape)
+    s = torch.mul(alpha, x).sin_()  # inference: one buffer, updated in place (same values, same order)
+    return s.mul_(s).mul_(inv).add_(x).reshape(shape)
 
 
 class Snake1d(nn.Module):
