@@ -13,8 +13,10 @@ median of ``--repeats`` after a warm-up, zoo and reference interleaved; RTF = CP
 * decode: ref ``decode(codes_to_features(codes), bandwidth_id=0)`` vs zoo ``decode_codes(codes)``.
 
 Peak memory: each (implementation, op, length) runs once more in a child process that builds the
-model alone; the row reports the child's peak RSS during the call above its RSS just before it
-(peak reset with ``/proc/self/clear_refs``), in MiB. zoo runs with its default 30 s chunks.
+model alone (decode gets seeded ids, not the encoder's: an encode before it would leave freed
+activations in the heap); the row reports the child's peak RSS during the call above its RSS
+just before it (peak reset with ``/proc/self/clear_refs``), in MiB. zoo runs with its default
+30 s chunks.
 """
 
 from __future__ import annotations
@@ -96,7 +98,11 @@ def child(which: str, op: str, seconds: float, ref_dir: Path | None) -> None:
     wav = signal(seconds)
     bw = torch.tensor([0])
     with torch.inference_mode():
-        codes = zoo_model.encode_codes(wav) if which == "zoo" else ref.encode_infer(wav, bandwidth_id=bw)[1]
+        # decode input: seeded ids of the right shape (running the encoder first would leave its freed
+        # activations in the heap and hide the decoder's peak)
+        frames = -(-wav.shape[-1] // 320)
+        ids = torch.randint(0, 1024, (1, 8, frames), generator=torch.Generator().manual_seed(0))
+        codes = ids if which == "zoo" else ids.permute(1, 0, 2)
         try:
             Path("/proc/self/clear_refs").write_text("5")
         except OSError:
