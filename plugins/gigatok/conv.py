@@ -70,5 +70,6 @@ class CNNDecoder(Decoder):
         stats = AdaptiveGroupNorm.style_stats(z, self.adaptive[0].eps)
         x = self.mid_block(self.conv_in(z))
         for norm, block in zip(self.adaptive, self.up_blocks):
-            x = block(norm(x, stats))
+            x = norm(x, stats)  # two statements: the un-normalised map is freed before the level runs
+            x = block(x)
         return self.conv_out(norm_act(x, self.conv_norm_out))

@@ -220,7 +220,8 @@ class ResnetBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         h = self._conv3x3("conv1", norm_act(x, self.norm1, cond))
-        h = self._conv3x3("conv2", norm_act(h, self.norm2, cond))
+        h = norm_act(h, self.norm2, cond)  # rebinding frees conv1's output before conv2 runs (one full-size tensor less)
+        h = self._conv3x3("conv2", h)
         shortcut = x if self.conv_shortcut is None else conv1x1(x, self.conv_shortcut)
         return h.add_(shortcut) if _no_grad_path() else h + shortcut
 
