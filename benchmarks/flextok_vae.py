@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     outs: dict[tuple[str, str], torch.Tensor] = {}
     with torch.inference_mode():
         z_ref = impls["diffusers" if ref is not None else "zoo"][0](x)  # decode the same latents in both
-        for _n, (enc, dec) in impls.items():  # warm-up (one-time allocations, folded weights)
+        for enc, dec in impls.values():  # warm-up (one-time allocations, folded weights)
             enc(x), dec(z_ref)
         for _ in range(args.repeats):
             for n, (enc, dec) in impls.items():

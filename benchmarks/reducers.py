@@ -102,7 +102,7 @@ def run(args) -> list[dict]:
             times = {label: [] for label, _, _ in configs}
             feats, tpl = {}, {}
             with torch.inference_mode():
-                for label, m, _h in configs:  # warm-up, pre-logit features, token counts
+                for label, m, _ in configs:  # warm-up, pre-logit features, token counts
                     feats[label], tpl[label] = _probe(m, x)
                 for _ in range(args.reps):  # interleaved
                     for label, m, _ in configs:

@@ -103,8 +103,8 @@ def main() -> None:
         for seconds in args.seconds:
             wav = test_signal(int(seconds * model.sample_rate), seed=7)
             ids = model.encode_ids(wav)
-            enc = {"zoo": lambda: model.encode_ids(wav)}
-            dec = {"zoo": lambda: model.decode_ids(ids)}
+            enc = {"zoo": lambda wav=wav: model.encode_ids(wav)}
+            dec = {"zoo": lambda ids=ids: model.decode_ids(ids)}
             if m16 is not None:
                 same16 = float((m16.encode_ids(wav) == ids).float().mean())
                 diff16 = float((m16.decode_ids(ids).float() - model.decode_ids(ids)).abs().max())
@@ -112,8 +112,8 @@ def main() -> None:
                                "max_abs_diff": diff16})
                 print(f"{seconds:g} s: bf16 ids equal to float32 {same16:.4f}, bf16 decode max|diff| {diff16:.2e} "
                       f"(float32 peak {float(model.decode_ids(ids).abs().max()):.2f})")
-                enc["bf16"] = lambda: m16.encode_ids(wav)
-                dec["bf16"] = lambda: m16.decode_ids(ids)
+                enc["bf16"] = lambda wav=wav: m16.encode_ids(wav)
+                dec["bf16"] = lambda ids=ids: m16.decode_ids(ids)
             if ref is not None:
                 _, codes = ref.encode_infer(wav, bandwidth_id=bw)
                 same = float((codes[0] == ids).float().mean())
@@ -121,8 +121,8 @@ def main() -> None:
                 checks.append({"audio_s": seconds, "check": "zoo vs reference", "ids_equal_fraction": same,
                                "max_abs_diff": diff})
                 print(f"{seconds:g} s: ids equal {same:.4f}, decode max|diff| {diff:.2e}")
-                enc["ref"] = lambda: ref.encode_infer(wav, bandwidth_id=bw)
-                dec["ref"] = lambda: ref.decode(ref.codes_to_features(codes), bandwidth_id=bw)
+                enc["ref"] = lambda wav=wav: ref.encode_infer(wav, bandwidth_id=bw)
+                dec["ref"] = lambda codes=codes: ref.decode(ref.codes_to_features(codes), bandwidth_id=bw)
             for what, fns in (("encode", enc), ("decode", dec)):
                 t = median_cpu(fns, args.repeats)
                 rows.append((what, seconds, t.get("ref"), t["zoo"], t.get("bf16")))

@@ -312,7 +312,8 @@ class Registry:
         return dict(self._aliases)
 
     def card_owner(self, name: str) -> str:
-        self.cards
+        """The plugin that registered card ``name``."""
+        _ = self.cards  # collects cards (and their owners) on first use
         return self._card_owner[name]
 
     def family_default(self, family: str) -> ModelCard | None:
