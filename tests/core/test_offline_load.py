@@ -236,7 +236,42 @@ def _speechtokenizer(tmp: Path):
     return name, folder, {}
 
 
+def _hf_codec(family: str):
+    """A transformers-format repo (save_pretrained: config.json, model.safetensors, preprocessor_config.json) of a tiny config."""
+
+    def write(tmp: Path):
+        pytest.importorskip("transformers", reason="the transformers codecs need the zoo[transformers] extra")
+        from zoo_plugins.hf_codecs.testing import tiny_hf_config
+
+        name = _card(family)
+        folder = tmp / family
+        torch.manual_seed(0)
+        model = zoo.load(name, pretrained=False, hf=tiny_hf_config(family))
+        model.codec.save_pretrained(folder)
+        if family == "xcodec2":  # its feature extractor needs torchaudio; the card's file is still expected
+            (folder / "preprocessor_config.json").write_text("{}")
+        else:
+            model.feature_extractor().save_pretrained(folder)
+        return name, folder, {}
+
+    return write
+
+
+def _languagecodec(tmp: Path):
+    from zoo_plugins.languagecodec.testing import parity_state_dict
+
+    from zoo.testing.weights import load_manifest
+
+    name = "languagecodec.paper_8nq"  # Google Drive weights: no hub repo, weights=PATH is the only way
+    path = tmp / "languagecodec" / zoo.get_card(name).files[0]
+    path.parent.mkdir(parents=True)
+    torch.save({"state_dict": parity_state_dict(load_manifest(FIXTURES / "languagecodec" / "manifest_small.json"))}, path)
+    return name, path, {}
+
+
 WRITERS = {
+    **{family: _hf_codec(family) for family in ("encodec", "dac", "mimi", "xcodec", "xcodec2")},
+    "languagecodec": _languagecodec,
     "snac": _snac,
     "speechtokenizer": _speechtokenizer,
     "titok": _titok,
