@@ -269,7 +269,42 @@ def _languagecodec(tmp: Path):
     return name, path, {}
 
 
+def _wetok(tmp: Path):
+    from zoo_plugins.wetok.config import WeTokConfig
+    from zoo_plugins.wetok.model import WeTok
+    from zoo_plugins.wetok.testing import release_state_dict
+
+    cfg = {"ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "z_channels": 8, "n_embed": 16, "num_codebooks": 2}
+    with torch.device("meta"):
+        manifest = state_manifest(WeTok(WeTokConfig(**cfg)))
+    name = _card("wetok")
+    path = tmp / "wetok" / zoo.get_card(name).files[0]  # <domain>/<variant>/WeTok.ckpt
+    path.parent.mkdir(parents=True)
+    torch.save({"state_dict": release_state_dict(manifest)}, path)
+    return name, path, cfg
+
+
+def _gigatok(tmp: Path):
+    import argparse
+
+    from zoo_plugins.gigatok.config import GigaTokConfig
+    from zoo_plugins.gigatok.model import GigaTok
+
+    cfg = {"encoder_size": "t", "decoder_size": "t", "vit_sizes": {"t": [64, 1, 2]}, "ch": 32, "encoder_ch_mult": [1, 2],
+           "decoder_ch_mult": [1, 2], "num_res_blocks": 1, "z_channels": 32, "codebook_size": 64,
+           "num_latent_tokens": 16, "image_size": 16}
+    with torch.device("meta"):
+        manifest = state_manifest(GigaTok(GigaTokConfig(**cfg)))
+    name = "gigatok.s_s"  # weights off the Hub (Google Drive): only weights=PATH loads it
+    path = tmp / "gigatok" / zoo.get_card(name).files[0]
+    path.parent.mkdir(parents=True)
+    torch.save({"ema": seeded_state_dict(manifest), "args": argparse.Namespace(ema=True)}, path)
+    return name, path, cfg
+
+
 WRITERS = {
+    "wetok": _wetok,
+    "gigatok": _gigatok,
     **{family: _hf_codec(family) for family in ("encodec", "dac", "mimi", "xcodec", "xcodec2")},
     "languagecodec": _languagecodec,
     "snac": _snac,
