@@ -16,7 +16,10 @@ than their receptive field (exact); the encoder's **bidirectional** LSTM is not 
 once over the whole sequence at the frame rate (50 Hz x 2048 channels: ~0.4 MB per second of
 audio); the decoder's unidirectional LSTM runs over chunks carrying its state, and its
 upsampling convolutions run per chunk with context (exact). Both therefore equal one pass up to
-float rounding; memory grows with length only at the frame rate.
+float rounding. Memory: decoding is bounded (600 s: 0.9 GiB peak); encoding is not, because the
+bidirectional LSTM sees the whole sequence at once (torch precomputes its gates for every frame):
+its peak grows ~3.5 MiB per second of audio (60 s: 0.6 GiB, 600 s: 2.4 GiB; the reference one
+pass takes 1.3 GiB at 60 s). See ``benchmarks/results/speechtokenizer.json``.
 """
 
 from __future__ import annotations
