@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 if TYPE_CHECKING:  # torch is imported lazily
     import torch
 
     from zoo.cards import ModelCard
 
-__all__ = ["CheckpointFiles", "Checkpoint", "ModelBuilder"]
+__all__ = ["CheckpointFiles", "Checkpoint", "ModelBuilder", "weights_file"]
 
 
 @dataclass
@@ -94,3 +94,43 @@ class ModelBuilder:
     def finalize(self, model: "torch.nn.Module", files: CheckpointFiles | None, config: Any) -> "torch.nn.Module":
         """Hook after weights are loaded (e.g. attach a dependency such as a VAE); default: no-op."""
         return model
+
+
+def weights_file(files: CheckpointFiles, what: str, suffixes: Sequence[str], *,
+                 read_pickle: Callable[[Path], Mapping[str, Any]], expected: str = "") -> tuple[Path, dict[str, Any]]:
+    """``(path, state_dict)`` of the first of ``files`` whose suffix is in ``suffixes``.
+
+    A ``.safetensors`` file is read with :func:`zoo.weights.load_safetensors`, anything else
+    with ``read_pickle`` (the plugin's weights-only reader, usually built on
+    :func:`zoo.weights.load_checkpoint`); a Lightning-style ``{"state_dict": ...}`` wrapper is
+    unwrapped. No matching file is a :class:`~zoo.errors.CheckpointError` naming the files
+    given and what was ``expected``.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> path = Path(tempfile.mkdtemp()) / "demo.ckpt"
+        >>> torch.save({"state_dict": {"w": torch.zeros(1)}, "epoch": 3}, path)
+        >>> found, state = weights_file(CheckpointFiles({"demo.ckpt": path}), "Demo", (".ckpt",),
+        ...                             read_pickle=lambda p: torch.load(p, weights_only=True))
+        >>> found.name, list(state)
+        ('demo.ckpt', ['w'])
+        >>> weights_file(CheckpointFiles({"a.txt": path}), "Demo", (".ckpt",), read_pickle=print, expected="a .ckpt")
+        ... # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        zoo.errors.CheckpointError: no Demo weights among ['a.txt'] (); expected a .ckpt
+    """
+    from zoo.errors import CheckpointError  # noqa: PLC0415
+
+    weights = [p for n, p in files.paths.items() if Path(n).suffix in suffixes]
+    if not weights:
+        raise CheckpointError(f"no {what} weights among {sorted(files.paths)} ({files.origin}); "
+                              f"expected {expected or 'one of ' + ', '.join(suffixes)}")
+    path = weights[0]
+    if path.suffix == ".safetensors":
+        from zoo.weights import load_safetensors  # noqa: PLC0415
+
+        state: Mapping[str, Any] = load_safetensors(path)[0]
+    else:
+        state = read_pickle(path)
+    inner = state.get("state_dict")
+    return path, dict(inner if isinstance(inner, Mapping) else state)

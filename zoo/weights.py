@@ -13,14 +13,17 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import zipfile
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from zoo.errors import CheckpointError
 
-__all__ = ["load_pickle", "load_safetensors", "load_state_dict_strict", "load_weights_file", "no_init"]
+__all__ = ["load_checkpoint", "load_pickle", "load_safetensors", "load_state_dict_strict", "load_weights_file", "no_init"]
 
 
 def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -53,6 +56,73 @@ def load_pickle(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path} could not be read as a weights-only pickle ({type(exc).__name__}: {exc}). "
             "zoo never unpickles arbitrary objects; convert it with `zoo convert` or re-download it."
         ) from exc
+
+
+_REDOWNLOAD = "re-download it (a truncated download is the usual cause)"
+
+
+def _inert_for(name: str) -> type:
+    """A stand-in for a class a checkpoint names but zoo does not import.
+
+    Calling or instantiating it (pickle REDUCE / NEWOBJ) returns an empty ``OrderedDict`` tagged
+    with ``name`` (``_zoo_inert``) and the call's arguments (``_args``): the unpickler may then
+    fill it (SETITEMS) or set its attributes (BUILD), both of which torch's weights-only
+    unpickler allows for OrderedDict. No code from the file runs.
+    """
+
+    def make(*args: Any, **kwargs: Any) -> OrderedDict:
+        out: OrderedDict = OrderedDict()
+        out.__dict__.update(_zoo_inert=name, _args=args)
+        return out
+
+    return type(f"Inert[{name}]", (), {"__new__": staticmethod(lambda cls, *a, **k: make(*a, **k)), "__module__": __name__})
+
+
+def load_checkpoint(path: str | Path, *, what: str, inert_unknown: bool = False, allow: Sequence[type] = (),
+                    mmap: bool = True, fix: str = _REDOWNLOAD) -> dict[str, Any]:
+    """The whole mapping of a pickled checkpoint, read with ``torch.load(weights_only=True)``.
+
+    No code from the file ever runs. ``allow`` adds classes to torch's weights-only allowlist
+    (e.g. ``argparse.Namespace``). ``inert_unknown`` maps every other class the file names
+    (Lightning's ``AttributeDict``, ``pathlib`` paths in trainer state, ...) to an inert
+    placeholder: an ``OrderedDict`` holding only the data the file gives it, tagged
+    ``_zoo_inert=<class name>``. ``mmap`` memory-maps zip checkpoints (legacy non-zip pickles
+    are read without it). ``what`` names the model in errors; ``fix`` is the advice a file that
+    cannot be read gets. Every failure is a :class:`~zoo.errors.CheckpointError`.
+
+    Example:
+        >>> import argparse, os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "release.pt")
+        >>> torch.save({"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=0.1)}, path)
+        >>> ckpt = load_checkpoint(path, what="Demo", allow=[argparse.Namespace])
+        >>> ckpt["model"]["w"].tolist(), ckpt["args"].lr
+        ([1.0, 1.0], 0.1)
+        >>> load_checkpoint(path, what="Demo", inert_unknown=True)["args"]._zoo_inert
+        'argparse.Namespace'
+        >>> load_checkpoint(path, what="Demo")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        zoo.errors.CheckpointError: ... could not be read as a weights-only Demo checkpoint ...
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} checkpoint not found: {path}")
+    allowed: list[Any] = list(allow)
+    if inert_unknown:
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception as exc:  # noqa: BLE001 -- not a zip pickle at all
+            raise CheckpointError(f"{path} is not a torch checkpoint ({type(exc).__name__}: {exc}); {fix}") from exc
+        known = {f"{c.__module__}.{c.__qualname__}" for c in allow}
+        allowed += [(_inert_for(name), name) for name in unsafe if name not in known]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
+    except Exception as exc:  # noqa: BLE001 -- UnpicklingError, truncated zip, EOFError, ...
+        raise CheckpointError(f"{path} could not be read as a weights-only {what} checkpoint "
+                              f"({type(exc).__name__}: {exc}); {fix}") from exc
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: expected a {what} checkpoint mapping, got {type(obj).__name__}; {fix}")
+    return dict(obj)
 
 
 def load_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

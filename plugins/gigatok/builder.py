@@ -15,10 +15,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Mapping
 
-from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
+from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder, weights_file
 
 from .config import GigaTokConfig
 
@@ -34,19 +33,9 @@ class GigaTokBuilder(ModelBuilder):
     config_class = GigaTokConfig
 
     def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
-        from ._core import CheckpointError  # noqa: PLC0415
         from .checkpoint import load_release  # noqa: PLC0415
 
-        weights = [p for n, p in files.paths.items() if Path(n).suffix in _WEIGHT_SUFFIXES]
-        if not weights:
-            raise CheckpointError(f"no GigaTok weights among {sorted(files.paths)} ({files.origin}); expected a .pt file")
-        path = weights[0]
-        if path.suffix == ".safetensors":
-            from zoo.weights import load_safetensors  # noqa: PLC0415
-
-            state, _ = load_safetensors(path)
-        else:
-            state = load_release(path)
+        path, state = weights_file(files, "GigaTok", _WEIGHT_SUFFIXES, read_pickle=load_release, expected="a .pt file")
         return Checkpoint(state_dict=state, extra={"path": str(path)})
 
     def build(self, config: GigaTokConfig):

@@ -29,6 +29,8 @@ from typing import Any, Mapping
 
 import torch
 
+from zoo.weights import load_checkpoint
+
 from ._core import CheckpointError, ConfigError
 from .config import VIT_SIZES
 
@@ -41,15 +43,8 @@ _WEIGHT_KEYS = ("ema", "model", "state_dict")
 
 def load_release(path: str | Path) -> dict[str, torch.Tensor]:
     """The weights of a GigaTok release file (``ema`` > ``model`` > ``state_dict``), weights-only."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"GigaTok checkpoint not found: {path}")
-    try:
-        with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)):
-            ckpt: Any = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - UnpicklingError, truncated zip, ...
-        raise CheckpointError(f"{path} is not a weights-only GigaTok checkpoint ({type(exc).__name__}: {exc}); "
-                              "download it again from the link on the card (`zoo info gigatok.NAME`)") from exc
+    ckpt: Any = load_checkpoint(path, what="GigaTok", allow=ALLOWED_GLOBALS, mmap=False,
+                                fix="download it again from the link on the card (`zoo info gigatok.NAME`)")
     if isinstance(ckpt, Mapping):
         for key in _WEIGHT_KEYS:
             if isinstance(ckpt.get(key), Mapping):

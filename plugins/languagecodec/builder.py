@@ -11,10 +11,9 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
-from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
+from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder, weights_file
 
 from .config import LanguageCodecConfig
 
@@ -46,17 +45,7 @@ class LanguageCodecBuilder(ModelBuilder):
 
         from .checkpoint import convert_state_dict, load_ckpt
 
-        weights = [p for n, p in files.paths.items() if Path(n).suffix in _WEIGHT_SUFFIXES]
-        if not weights:
-            raise CheckpointError(f"no Language-Codec weights among {sorted(files.paths)} ({files.origin}); expected a .ckpt")
-        path = weights[0]
-        if path.suffix == ".safetensors":
-            from zoo.weights import load_safetensors
-
-            raw, _ = load_safetensors(path)
-        else:
-            ckpt = load_ckpt(path)
-            raw = ckpt.get("state_dict", ckpt)
+        path, raw = weights_file(files, "Language-Codec", _WEIGHT_SUFFIXES, read_pickle=load_ckpt, expected="a .ckpt")
         state = convert_state_dict(raw)
         try:
             config = config_from_state_dict(state)

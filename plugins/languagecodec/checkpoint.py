@@ -19,8 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import pickle
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,6 +26,7 @@ import torch
 
 from zoo.errors import CheckpointError
 from zoo.nn.weight_norm import fold_weight_norms
+from zoo.weights import load_checkpoint
 
 __all__ = ["load_ckpt", "convert_state_dict", "KEPT_PREFIXES", "DROPPED"]
 
@@ -37,38 +36,11 @@ _ENCODER = "feature_extractor.encodec.encoder."
 _QUANTIZER = "feature_extractor.encodec.quantizer.vq."
 
 
-def _inert_for(name: str) -> type:
-    """A stand-in for a class the checkpoint names but zoo does not import: unpickling it gives an
-    empty ``OrderedDict`` (which the weights-only unpickler may fill); no code from the file runs."""
-
-    def make(*args: Any, **kwargs: Any) -> OrderedDict:
-        out: OrderedDict = OrderedDict()
-        out.__dict__.update(_zoo_inert=name)
-        return out
-
-    return type(f"Inert[{name}]", (), {"__new__": staticmethod(lambda cls, *a, **k: make(*a, **k)), "__module__": __name__})
-
-
 def load_ckpt(path: str | Path) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with inert placeholders for classes the Lightning
-    file names (hyper-parameters, callbacks); returns the whole checkpoint mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"Language-Codec checkpoint not found: {path}")
-    try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except Exception as exc:  # noqa: BLE001 -- not a zip pickle at all
-        raise CheckpointError(f"{path} is not a torch checkpoint ({type(exc).__name__}: {exc})") from exc
-    stubs = [(_inert_for(name), name) for name in unsafe]
-    try:
-        with torch.serialization.safe_globals(stubs):
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        raise CheckpointError(f"{path} could not be read as a weights-only checkpoint ({type(exc).__name__}: {exc}); "
-                              "re-download it (a truncated download is the usual cause)") from exc
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{path}: expected a mapping with 'state_dict', got {type(obj).__name__}")
-    return dict(obj)
+    file names (hyper-parameters, callbacks; :func:`zoo.weights.load_checkpoint`); returns the
+    whole checkpoint mapping."""
+    return load_checkpoint(path, what="Language-Codec", inert_unknown=True, mmap=False)
 
 
 def _is_zoo_layout(state: Mapping[str, Any]) -> bool:

@@ -20,7 +20,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
+from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder, weights_file
 
 from .config import WavTokenizerConfig, check_pairing, config_from_state_dict, config_from_yaml
 
@@ -37,20 +37,9 @@ class WavTokenizerBuilder(ModelBuilder):
     config_class = WavTokenizerConfig
 
     def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
-        from ._core import CheckpointError  # noqa: PLC0415
         from .checkpoint import load_ckpt  # noqa: PLC0415
 
-        weights = [p for n, p in files.paths.items() if Path(n).suffix in _WEIGHT_SUFFIXES]
-        if not weights:
-            raise CheckpointError(f"no WavTokenizer weights among {sorted(files.paths)} ({files.origin}); expected a .ckpt")
-        path = weights[0]
-        if path.suffix == ".safetensors":
-            from zoo.weights import load_safetensors  # noqa: PLC0415
-
-            raw, _ = load_safetensors(path)
-        else:
-            ckpt = load_ckpt(path)
-            raw = ckpt.get("state_dict", ckpt)
+        path, raw = weights_file(files, "WavTokenizer", _WEIGHT_SUFFIXES, read_pickle=load_ckpt, expected="a .ckpt")
         sniffed = config_from_state_dict(raw)
         yamls = [p for n, p in files.paths.items() if Path(n).suffix in (".yaml", ".yml")]
         if len(yamls) > 1:

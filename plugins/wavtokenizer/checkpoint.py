@@ -30,13 +30,13 @@ Example:
 
 from __future__ import annotations
 
-import pickle
 import re
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+
+from zoo.weights import load_checkpoint
 
 from ._core import CheckpointError
 
@@ -48,47 +48,11 @@ _ENCODER = "feature_extractor.encodec.encoder."
 _DROPPED_CODEBOOK = ("cluster_size", "embed_avg", "inited")
 
 
-def _inert_for(name: str) -> type:
-    """A stand-in for a class the checkpoint names but zoo does not import.
-
-    Calling or instantiating it (pickle REDUCE / NEWOBJ) returns an empty ``OrderedDict`` tagged
-    with ``name`` and the call's arguments: the unpickler may then fill it (SETITEMS) or set its
-    attributes (BUILD), both of which torch's weights-only unpickler allows for OrderedDict.
-    No code from the file runs.
-    """
-
-    def make(*args: Any, **kwargs: Any) -> OrderedDict:
-        out: OrderedDict = OrderedDict()
-        out.__dict__.update(_zoo_inert=name, _args=args)
-        return out
-
-    return type(f"Inert[{name}]", (), {"__new__": staticmethod(lambda cls, *a, **k: make(*a, **k)), "__module__": __name__})
-
-
 def load_ckpt(path: str | Path) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` with inert placeholders for unknown classes.
-
-    Returns the whole checkpoint mapping (``state_dict`` plus trainer state).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"WavTokenizer checkpoint not found: {path}")
-    try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except Exception as exc:  # not a zip pickle at all
-        raise CheckpointError(f"{path} is not a torch checkpoint ({type(exc).__name__}: {exc})") from exc
-    stubs = [(_inert_for(name), name) for name in unsafe]
-    try:
-        with torch.serialization.safe_globals(stubs):
-            obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        raise CheckpointError(
-            f"{path} could not be read as a weights-only checkpoint ({type(exc).__name__}: {exc}); "
-            "re-download it (a truncated download is the usual cause)"
-        ) from exc
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{path}: expected a mapping with 'state_dict', got {type(obj).__name__}")
-    return dict(obj)
+    """``torch.load(path, weights_only=True)`` with inert placeholders for unknown classes
+    (:func:`zoo.weights.load_checkpoint`). Returns the whole checkpoint mapping (``state_dict``
+    plus trainer state)."""
+    return load_checkpoint(path, what="WavTokenizer", inert_unknown=True)
 
 
 def fold_weight_norm(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

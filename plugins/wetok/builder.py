@@ -16,10 +16,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Mapping
 
-from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
+from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder, weights_file
 
 from .config import WeTokConfig
 
@@ -35,19 +34,9 @@ class WeTokBuilder(ModelBuilder):
     config_class = WeTokConfig
 
     def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
-        from ._core import CheckpointError  # noqa: PLC0415
         from .checkpoint import load_ckpt  # noqa: PLC0415
 
-        weights = [p for n, p in files.paths.items() if Path(n).suffix in _WEIGHT_SUFFIXES]
-        if not weights:
-            raise CheckpointError(f"no WeTok weights among {sorted(files.paths)} ({files.origin}); expected WeTok.ckpt")
-        path = weights[0]
-        if path.suffix == ".safetensors":
-            from zoo.weights import load_safetensors  # noqa: PLC0415
-
-            state, _ = load_safetensors(path)
-        else:
-            state = load_ckpt(path)
+        path, state = weights_file(files, "WeTok", _WEIGHT_SUFFIXES, read_pickle=load_ckpt, expected="WeTok.ckpt")
         return Checkpoint(state_dict=state, extra={"path": str(path)})
 
     def build(self, config: WeTokConfig):

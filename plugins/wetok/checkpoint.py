@@ -31,6 +31,8 @@ from typing import Any, Mapping
 
 import torch
 
+from zoo.weights import load_checkpoint
+
 from ._core import CheckpointError, ConfigError
 
 __all__ = ["DROPPED_PREFIXES", "MODEL_PREFIXES", "load_ckpt", "select_weights", "sniff_config", "check_config"]
@@ -42,20 +44,10 @@ DROPPED_PREFIXES = ("model_ema.", "loss.")
 
 def load_ckpt(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of a WeTok ``.ckpt`` (``torch.load(weights_only=True)``, memory-mapped
-    when the file allows it), or the mapping itself when the file is a bare state dict."""
-    from zoo.weights import load_pickle  # noqa: PLC0415
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"WeTok checkpoint not found: {path}")
-    try:
-        ckpt: Any = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, ValueError):  # legacy (non-zip) pickles cannot be memory-mapped
-        ckpt = load_pickle(path)
-    except Exception as exc:  # noqa: BLE001 - UnpicklingError and friends
-        raise CheckpointError(f"{path} is not a weights-only WeTok checkpoint ({type(exc).__name__}: {exc}); "
-                              "re-download it (`zoo download wetok.NAME --force`)") from exc
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else None
+    when the file allows it; :func:`zoo.weights.load_checkpoint`), or the mapping itself when the
+    file is a bare state dict."""
+    ckpt = load_checkpoint(path, what="WeTok", fix="re-download it (`zoo download wetok.NAME --force`)")
+    state = ckpt.get("state_dict", ckpt)
     if not isinstance(state, Mapping) or not any(str(k).startswith(MODEL_PREFIXES) for k in state):
         raise CheckpointError(f"{path} holds no WeTok weights (expected a Lightning checkpoint with "
                               "state_dict['encoder.*', 'decoder.*'])")
