@@ -1,4 +1,5 @@
-"""Timing and memory helpers the audio-codec benchmarks share (SNAC, SpeechTokenizer).
+"""Timing and memory helpers the audio-codec benchmarks share (SNAC, SpeechTokenizer, WavTokenizer,
+Language-Codec, the transformers codecs).
 
 * :func:`median_cpu` -- CPU seconds (``time.process_time``: robust to other load on a shared
   machine) of each callable, median of ``repeats`` after one warm-up, callables interleaved;

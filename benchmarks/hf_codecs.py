@@ -20,25 +20,12 @@ features need torchaudio, which does not load with this torch.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _audio_codec import median_cpu
 from _record import add_results_option, start
 
 CARDS = ["encodec.24khz", "encodec.48khz", "dac.16khz", "dac.44khz", "mimi.24khz", "xcodec.hubert_librispeech", "xcodec2.16khz"]
-
-
-def median_cpu(fns: dict, repeats: int) -> dict:
-    times = {k: [] for k in fns}
-    for f in fns.values():  # warm-up
-        f()
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t = time.process_time()
-            f()
-            times[k].append(time.process_time() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def direct_calls(codec, wav: torch.Tensor):

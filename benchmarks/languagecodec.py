@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+from _audio_codec import median_cpu
 from _record import add_results_option, start
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,18 +69,6 @@ def signal(seconds: float) -> torch.Tensor:
     from zoo_plugins.languagecodec.testing import test_signal
 
     return test_signal(int(seconds * 24000), seed=7)
-
-
-def median_cpu(fns: dict, repeats: int) -> dict:
-    times = {k: [] for k in fns}
-    for f in fns.values():  # warm-up
-        f()
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t = time.process_time()
-            f()
-            times[k].append(time.process_time() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def _status_mib(field: str) -> float:

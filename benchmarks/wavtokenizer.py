@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from _audio_codec import median_cpu
 from _record import add_results_option, start
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,18 +58,6 @@ def build_ref(ref_dir: Path, config_name: str, sd: dict):
     ref = WavTokenizer.from_hparams0802(str(ref_dir / YAML[config_name])).eval()
     ref.load_state_dict(sd)
     return ref
-
-
-def median_cpu(fns: dict, repeats: int) -> dict:
-    times = {k: [] for k in fns}
-    for f in fns.values():  # warm-up
-        f()
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t = time.process_time()
-            f()
-            times[k].append(time.process_time() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:

@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+from _image_codec import memory_child, reset_peak, stage_row, status_mib
 from _record import add_results_option, start
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,22 +100,6 @@ def build(which: str, name: str, ref_path: Path | None):
     return model, ref
 
 
-def _status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> bool:
-    """Reset this process's peak RSS (VmHWM) to its current RSS (Linux ``clear_refs`` 5)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def child(which: str, stage: str, batch: int, name: str, ref_path: Path | None, size: int) -> None:
     """One forward of one implementation in a fresh process; prints JSON with the activation peak
     (VmHWM after the call minus VmRSS before it, the peak being reset just before the call)."""
@@ -129,34 +110,21 @@ def child(which: str, stage: str, batch: int, name: str, ref_path: Path | None, 
         inp = x
         if stage == "decode":
             inp = model.encode(x) if which == "zoo" else ref.encode(x)[0]
-        if not _reset_peak():
+        if not reset_peak():
             print(json.dumps({"peak_above_build_mib": None}))
             return
-        base = _status_mib("VmRSS")
+        base = status_mib("VmRSS")
         if stage == "encode":
             out = model.encode(inp) if which == "zoo" else ref.encode(inp)
         else:
             out = model.decode(inp) if which == "zoo" else ref.decode(inp).clamp(-1, 1)
         del out
-    print(json.dumps({"peak_above_build_mib": round(_status_mib("VmHWM") - base, 1)}))
+    print(json.dumps({"peak_above_build_mib": round(status_mib("VmHWM") - base, 1)}))
 
 
 def measure_memory(which, stage, batch, args) -> float | None:
-    cmd = [sys.executable, __file__, "--child", which, stage, str(batch), "--model", args.model, "--size", str(args.size)]
-    if args.ref:
-        cmd += ["--ref", str(args.ref)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])["peak_above_build_mib"]
-    except (IndexError, ValueError, KeyError):
-        print(f"memory child {which}/{stage}/{batch} failed: {proc.stderr[-500:]}", flush=True)
-        return None
-
-
-def timed(fn):
-    c0, w0 = time.process_time(), time.perf_counter()
-    out = fn()
-    return out, time.process_time() - c0, time.perf_counter() - w0
+    extra = ["--model", args.model, "--size", str(args.size)] + (["--ref", str(args.ref)] if args.ref else [])
+    return memory_child(__file__, which, stage, batch, extra)
 
 
 def main() -> None:
@@ -178,7 +146,6 @@ def main() -> None:
     run = start("wetok", title=f"WeTok {args.model} encode/decode at {args.size}x{args.size}", kind="tokenizer",
                 threads=1, settings=vars(args), reference=args.ref if ref is not None else None, results=args.results)
     rows = []
-    med = statistics.median
     for b in args.batch:
         x = torch.rand(b, 3, args.size, args.size, generator=torch.Generator().manual_seed(b)) * 2 - 1
         with torch.no_grad():
@@ -191,25 +158,8 @@ def main() -> None:
                        lambda r, z: f"max |diff| {float((r - z).abs().max()):.1e}"),
         }
         for stage, (ref_fn, zoo_fn, check) in stages.items():
-            times = {"ref": [], "zoo": []}
-            outs = {}
-            with torch.no_grad():
-                for i in range(args.repeat + 1):  # the first round is the warm-up
-                    order = [("ref", ref_fn), ("zoo", zoo_fn)] if i % 2 == 0 else [("zoo", zoo_fn), ("ref", ref_fn)]
-                    for who, fn in order:
-                        if who == "ref" and ref is None:
-                            continue
-                        outs[who], c, w = timed(fn)
-                        if i:
-                            times[who].append((c, w))
-            row = {"model": args.model, "stage": stage, "batch": b, "size": args.size,
-                   "zoo_cpu_s": med(t[0] for t in times["zoo"]), "zoo_wall_s": med(t[1] for t in times["zoo"])}
-            row["zoo_img_per_cpu_s"] = b / row["zoo_cpu_s"]
-            if ref is not None:
-                row.update(ref_cpu_s=med(t[0] for t in times["ref"]), ref_wall_s=med(t[1] for t in times["ref"]))
-                row["ref_img_per_cpu_s"] = b / row["ref_cpu_s"]
-                row["speedup"] = row["ref_cpu_s"] / row["zoo_cpu_s"]
-                row["check"] = check(outs["ref"], outs["zoo"])
+            row = stage_row({"model": args.model, "stage": stage, "batch": b, "size": args.size}, b,
+                            ref_fn if ref is not None else None, zoo_fn, check, args.repeat)
             if not args.no_memory:
                 row["zoo_peak_mib"] = measure_memory("zoo", stage, b, args)
                 if ref is not None:
