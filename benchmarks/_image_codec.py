@@ -1,5 +1,7 @@
 """Timing and memory helpers the reference-vs-zoo image tokenizer benchmarks share (GigaTok, WeTok).
 
+* :func:`stage_rows` -- :func:`stage_row` for each stage, with the memory children's peaks,
+  each row printed as a JSON line;
 * :func:`stage_row` -- one stage (encode or decode) at one batch size: a warm-up round, then
   ``repeat`` rounds with reference and zoo interleaved (the order alternating per round), the
   median CPU seconds (``time.process_time``) and wall seconds of each, images per CPU second,
@@ -82,3 +84,20 @@ def stage_row(row: dict[str, Any], batch: int, ref_fn: Callable[[], Any] | None,
         row["speedup"] = row["ref_cpu_s"] / row["zoo_cpu_s"]
         row["check"] = check(outs["ref"], outs["zoo"])
     return row
+
+
+def stage_rows(stages: dict[str, tuple[Callable[[], Any], Callable[[], Any], Callable[[Any, Any], str]]],
+               head: Callable[[str], dict[str, Any]], batch: int, repeat: int, has_ref: bool,
+               memory: Callable[[str, str], float | None] | None) -> list[dict[str, Any]]:
+    """One row per ``stage: (ref_fn, zoo_fn, check)``, starting from ``head(stage)``; ``memory(who,
+    stage)`` (``who`` is ``"zoo"`` or ``"ref"``) adds ``zoo_peak_mib`` / ``ref_peak_mib`` unless None."""
+    rows = []
+    for stage, (ref_fn, zoo_fn, check) in stages.items():
+        row = stage_row(head(stage), batch, ref_fn if has_ref else None, zoo_fn, check, repeat)
+        if memory is not None:
+            row["zoo_peak_mib"] = memory("zoo", stage)
+            if has_ref:
+                row["ref_peak_mib"] = memory("ref", stage)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows

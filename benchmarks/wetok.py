@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 import torch
-from _image_codec import memory_child, reset_peak, stage_row, status_mib
+from _image_codec import memory_child, reset_peak, stage_rows, status_mib
 from _record import add_results_option, start
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,15 +157,9 @@ def main() -> None:
             "decode": (lambda q=quant: ref.decode(q).clamp(-1, 1), lambda t=tok: model.decode(t),
                        lambda r, z: f"max |diff| {float((r - z).abs().max()):.1e}"),
         }
-        for stage, (ref_fn, zoo_fn, check) in stages.items():
-            row = stage_row({"model": args.model, "stage": stage, "batch": b, "size": args.size}, b,
-                            ref_fn if ref is not None else None, zoo_fn, check, args.repeat)
-            if not args.no_memory:
-                row["zoo_peak_mib"] = measure_memory("zoo", stage, b, args)
-                if ref is not None:
-                    row["ref_peak_mib"] = measure_memory("ref", stage, b, args)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        rows += stage_rows(stages, lambda stage, b=b: {"model": args.model, "stage": stage, "batch": b, "size": args.size},
+                           b, args.repeat, ref is not None,
+                           None if args.no_memory else lambda who, stage, b=b: measure_memory(who, stage, b, args))
     notes = ["CPU seconds per call (time.process_time), one torch thread, median of --repeat after a warm-up, "
              "reference and zoo interleaved on the same parameter tensors",
              "peak MiB = a child process's peak RSS during the call above its RSS just before (VmHWM reset via clear_refs)"]
