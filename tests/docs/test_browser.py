@@ -148,12 +148,15 @@ def test_catalogue_is_readable_at_1280px(served_site, browser, tmp_path):
 
 
 @pytest.mark.parametrize("page, name", [("models/flextok/", "family_flextok"), ("benchmarks/", "benchmarks")])
-def test_pages_show_their_pictures(served_site, browser, tmp_path, page, name):
+def test_pages_show_their_pictures(built_site, served_site, browser, tmp_path, page, name):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
+    built = (built_site.root / page / "index.html").read_text(encoding="utf-8")
+    assert "<img" in built, f"the built {page} holds no <img> (build log tail: {built_site.log[-600:]})"
     browser.get(f"{served_site}/{page}")
-    images = browser.find_elements(By.CSS_SELECTOR, "article img")
-    assert images, f"{page} shows no picture"
+    images = WebDriverWait(browser, 10).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, "article img"), message=f"{page} shows no picture")
     for img in images:
         browser.execute_script("arguments[0].scrollIntoView()", img)
     browser.execute_script("window.scrollTo(0, 0)")
