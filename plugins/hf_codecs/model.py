@@ -260,16 +260,10 @@ class HFCodec(ZooModel, nn.Module):
 
     @staticmethod
     def _grouped(items: Sequence[torch.Tensor], fn) -> list[Any]:
-        """Run ``fn`` on items of equal shape together, each shape alone; keep input order."""
-        out: list[Any] = [None] * len(items)
-        groups: dict[tuple, list[int]] = {}
-        for i, item in enumerate(items):
-            groups.setdefault(tuple(item.shape), []).append(i)
-        for idx in groups.values():
-            res = fn(torch.stack([items[i] for i in idx]))
-            for j, i in enumerate(idx):
-                out[i] = res[j]
-        return out
+        """Run ``fn`` on items of equal shape together (:func:`zoo.media.audio.run_grouped`)."""
+        from zoo.media.audio import run_grouped  # noqa: PLC0415
+
+        return run_grouped(items, fn)
 
     def encode(self, waveform: Any, sample_rate: int | None = None, *, codebooks: int | None = None,
                chunk_seconds: float | None = None) -> Tokens:

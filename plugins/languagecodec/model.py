@@ -218,16 +218,11 @@ class LanguageCodec(ZooModel, nn.Module):
         return [audio.prepare_audio(w, sample_rate, self.sample_rate) for w in items]
 
     @staticmethod
-    def _grouped(items: Sequence[torch.Tensor], fn) -> list[torch.Tensor]:
-        out: list[Any] = [None] * len(items)
-        groups: dict[tuple, list[int]] = {}
-        for i, item in enumerate(items):
-            groups.setdefault(tuple(item.shape), []).append(i)
-        for idx in groups.values():
-            res = fn(torch.stack([items[i] for i in idx]))
-            for j, i in enumerate(idx):
-                out[i] = res[j]
-        return out
+    def _grouped(items: Sequence[torch.Tensor], fn) -> list[Any]:
+        """Run ``fn`` on items of equal shape together (:func:`zoo.media.audio.run_grouped`)."""
+        from zoo.media.audio import run_grouped  # noqa: PLC0415
+
+        return run_grouped(items, fn)
 
     def _name(self) -> str:
         card = getattr(self, "card", None)

@@ -25,13 +25,12 @@ pass takes 1.3 GiB at 60 s). See ``benchmarks/results/speechtokenizer.json``.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from zoo.errors import InputError, InputTypeError
+from zoo.errors import InputError
 from zoo.interfaces import Tokens, as_tokens
 from zoo.model import ZooModel
 from zoo.nn.rvq import ResidualVQ
@@ -150,21 +149,10 @@ class SpeechTokenizer(ZooModel, nn.Module):
     # ------------------------------------------------------------------ media-level interface
 
     def _prepare(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
-        from zoo.media import audio  # noqa: PLC0415
+        """Anything ``encode`` accepts -> list of mono 1-D tensors at the model's rate (one per item)."""
+        from zoo.media.audio import prepare_items  # noqa: PLC0415
 
-        if isinstance(waveform, (str, Path)):
-            wav, sr = audio.load_audio(waveform)
-            return [audio.prepare_audio(wav, sr, self.sample_rate)]
-        if isinstance(waveform, torch.Tensor):
-            if sample_rate is None:
-                raise InputError(f"encode(tensor) needs sample_rate= (this model runs at {self.sample_rate} Hz; "
-                                 "zoo resamples other rates)")
-            if waveform.dim() == 3:
-                return [audio.prepare_audio(w, sample_rate, self.sample_rate) for w in waveform]
-            if waveform.dim() in (1, 2):
-                return [audio.prepare_audio(waveform, sample_rate, self.sample_rate)]
-            raise InputError(f"waveform must be [L], [C, L] or [B, C, L]; got shape {tuple(waveform.shape)}")
-        raise InputTypeError(f"encode() takes a path, a tensor or a list of them, not {type(waveform).__name__}")
+        return prepare_items(waveform, sample_rate, self.sample_rate, model="this model")
 
     def _items(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
         if isinstance(waveform, (list, tuple)):

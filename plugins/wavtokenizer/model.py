@@ -43,13 +43,12 @@ waveform to differ by ~1e-2 of its peak.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from zoo.errors import InputError, InputTypeError
+from zoo.errors import InputError
 from zoo.model import ZooModel
 
 from ._core import Tokens, as_tokens
@@ -211,36 +210,17 @@ class WavTokenizer(ZooModel, nn.Module):
     # ------------------------------------------------------------------ media-level interface
 
     def _prepare(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
-        """Anything ``encode`` accepts -> list of mono 24 kHz 1-D tensors (one per item)."""
-        from zoo.media import audio  # noqa: PLC0415
+        """Anything ``encode`` accepts -> list of mono 1-D tensors at the model's rate (one per item)."""
+        from zoo.media.audio import prepare_items  # noqa: PLC0415
 
-        if isinstance(waveform, (str, Path)):
-            wav, sr = audio.load_audio(waveform)
-            return [audio.prepare_audio(wav, sr, self.sample_rate)]
-        if isinstance(waveform, torch.Tensor):
-            if sample_rate is None:
-                raise InputError(
-                    f"encode(tensor) needs sample_rate= (WavTokenizer runs at {self.sample_rate} Hz; "
-                    "zoo resamples other rates)"
-                )
-            if waveform.dim() == 3:
-                return [audio.prepare_audio(w, sample_rate, self.sample_rate) for w in waveform]
-            if waveform.dim() in (1, 2):
-                return [audio.prepare_audio(waveform, sample_rate, self.sample_rate)]
-            raise InputError(f"waveform must be [L], [C, L] or [B, C, L]; got shape {tuple(waveform.shape)}")
-        raise InputTypeError(f"encode() takes a path, a tensor or a list of them, not {type(waveform).__name__}")
+        return prepare_items(waveform, sample_rate, self.sample_rate, model="WavTokenizer")
 
-    def _grouped(self, items: Sequence[torch.Tensor], fn) -> list[torch.Tensor]:
-        """Run ``fn`` on items of equal length together, each length alone; keep input order."""
-        out: list[Any] = [None] * len(items)
-        groups: dict[tuple, list[int]] = {}
-        for i, item in enumerate(items):
-            groups.setdefault(tuple(item.shape), []).append(i)
-        for idx in groups.values():
-            res = fn(torch.stack([items[i] for i in idx]))
-            for j, i in enumerate(idx):
-                out[i] = res[j]
-        return out
+    @staticmethod
+    def _grouped(items: Sequence[torch.Tensor], fn) -> list[Any]:
+        """Run ``fn`` on items of equal shape together (:func:`zoo.media.audio.run_grouped`)."""
+        from zoo.media.audio import run_grouped  # noqa: PLC0415
+
+        return run_grouped(items, fn)
 
     def encode(self, waveform: Any, sample_rate: int | None = None, *, chunk_seconds: float | None = None,
                progress: bool | None = None) -> Tokens:

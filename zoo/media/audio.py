@@ -31,12 +31,13 @@ from __future__ import annotations
 import math
 import numbers
 from functools import lru_cache
+from typing import Any, Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["load_audio", "save_audio", "resample", "to_mono", "prepare_audio", "AudioError"]
+__all__ = ["load_audio", "save_audio", "resample", "to_mono", "prepare_audio", "prepare_items", "run_grouped", "AudioError"]
 
 from zoo.errors import MediaError
 
@@ -188,3 +189,52 @@ def prepare_audio(waveform: torch.Tensor, sample_rate: int, target_rate: int, *,
     if mono:
         wav = to_mono(wav)
     return resample(wav.float() if wav.dtype == torch.float64 else wav, int(sample_rate), int(target_rate))
+
+
+def prepare_items(waveform: "str | Path | torch.Tensor", sample_rate: int | None, target_rate: int, *,
+                  model: str = "this model") -> list[torch.Tensor]:
+    """What an audio tokenizer's ``encode`` accepts -> one :func:`prepare_audio` item per clip.
+
+    ``waveform`` is a file path (its own rate is used) or a ``[L]`` / ``[C, L]`` / ``[B, C, L]``
+    tensor at ``sample_rate``; each clip comes back mono at ``target_rate``. ``model`` names the
+    caller in the error when ``sample_rate`` is missing.
+
+    Example:
+        >>> [w.shape for w in prepare_items(torch.zeros(2, 1, 8), 8, 16)]
+        [torch.Size([16]), torch.Size([16])]
+    """
+    from zoo.errors import InputError, InputTypeError
+
+    if isinstance(waveform, (str, Path)):
+        wav, sr = load_audio(waveform)
+        return [prepare_audio(wav, sr, target_rate)]
+    if not isinstance(waveform, torch.Tensor):
+        raise InputTypeError(f"encode() takes a path, a tensor or a list of them, not {type(waveform).__name__}")
+    if sample_rate is None:
+        raise InputError(f"encode(tensor) needs sample_rate= ({model} runs at {target_rate} Hz; zoo resamples other rates)")
+    if waveform.dim() == 3:
+        return [prepare_audio(w, sample_rate, target_rate) for w in waveform]
+    if waveform.dim() in (1, 2):
+        return [prepare_audio(waveform, sample_rate, target_rate)]
+    raise InputError(f"waveform must be [L], [C, L] or [B, C, L]; got shape {tuple(waveform.shape)}")
+
+
+def run_grouped(items: "list[torch.Tensor] | tuple[torch.Tensor, ...]", fn: "Callable[[torch.Tensor], Any]") -> list:
+    """``fn`` on each group of equal-shape items stacked into one batch; results in input order.
+
+    Ragged batches run as few calls as there are distinct shapes, and an item's result never
+    depends on the other items' lengths.
+
+    Example:
+        >>> run_grouped([torch.ones(2), torch.ones(3), torch.zeros(2)], lambda b: b.sum(-1))
+        [tensor(2.), tensor(3.), tensor(0.)]
+    """
+    out: list = [None] * len(items)
+    groups: dict[tuple, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(tuple(item.shape), []).append(i)
+    for idx in groups.values():
+        res = fn(torch.stack([items[i] for i in idx]))
+        for j, i in enumerate(idx):
+            out[i] = res[j]
+    return out
