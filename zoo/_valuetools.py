@@ -1,5 +1,6 @@
 """Helpers the value types (:class:`~zoo.Tokens`, :class:`~zoo.Latents`, ``ReducedTokens``) share:
-one-line summaries of tensors and lengths for their ``repr``, and batch indexing.
+one-line summaries of tensors and lengths for their ``repr``, batch indexing, and the device check
+of their ``.to()`` (shared with :func:`zoo.load`).
 
 Example:
     >>> import torch
@@ -19,7 +20,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["PER_ITEM_META", "batch_index", "lengths_summary", "select_meta", "tensor_summary"]
+from zoo.errors import InputError
+
+__all__ = ["PER_ITEM_META", "batch_index", "check_device", "lengths_summary", "select_meta", "tensor_summary"]
 
 #: ``meta`` keys whose value holds one entry per batch item (sliced along with the ids).
 PER_ITEM_META = frozenset({"num_samples", "labels", "encodec_chunks"})  # encodec_chunks: EnCodec 48 kHz scales
@@ -85,3 +88,28 @@ def select_meta(meta: Mapping[str, Any], sel: slice | torch.Tensor, batch: int) 
             picked = value[sel] if isinstance(sel, slice) else [value[int(i)] for i in sel]
             out[key] = type(value)(picked)
     return out
+
+
+def check_device(device: Any) -> None:
+    """Refuse a device torch cannot parse (``"gpu"``) or one this machine lacks, by name
+    (:class:`~zoo.errors.InputError`); ``None`` passes.
+
+    Example:
+        >>> check_device("cpu")
+        >>> check_device("gpu")
+        Traceback (most recent call last):
+        ...
+        zoo.errors.InputError: device='gpu' is not a device torch knows; use 'cpu', 'cuda', 'cuda:0' or 'mps'
+    """
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"device={device!r} is not a device torch knows; use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device={device!r}: no CUDA device is available here (torch {torch.__version__}); use device='cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError(f"device={device!r}: MPS is not available here; use device='cpu'")

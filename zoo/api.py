@@ -214,24 +214,6 @@ def _is_meta(device: Any) -> bool:
     return device is not None and str(device) == "meta"
 
 
-def _check_device(device: Any) -> None:
-    """Refuse a device torch cannot parse (``"gpu"``) or one this machine lacks, by name."""
-    if device is None:
-        return
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise InputError(f"device={device!r} is not a device torch knows; use 'cpu', 'cuda', 'cuda:0' or 'mps'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device={device!r}: no CUDA device is available here (torch {torch.__version__}); use device='cpu'")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InputError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise InputError(f"device={device!r}: MPS is not available here; use device='cpu'")
-
-
 def load(
     name: str,
     *,
@@ -282,7 +264,9 @@ def load(
     card, name_revision = registry.find_card(name)
     builder = registry.builder_for(card)
     torch_dtype = _resolve_dtype(dtype)
-    _check_device(device)
+    from zoo._valuetools import check_device  # imports torch: only when a model is built
+
+    check_device(device)
     if not isinstance(pretrained, bool):
         from zoo.errors import InputTypeError
 

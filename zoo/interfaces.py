@@ -120,6 +120,8 @@ class Tokens:
                 f", lengths={_vt.lengths_summary(self.lengths)}, codebook={self.codebook_size}{codebooks}{meta})")
 
     def to(self, device: torch.device | str) -> "Tokens":
+        """The same tokens on ``device`` (an unknown or absent device is an :class:`~zoo.errors.InputError`)."""
+        _vt.check_device(device)
         return replace(self, ids=self.ids.to(device))
 
     @property
@@ -387,6 +389,8 @@ class MultiRateTokens:
                 f"lengths={_vt.lengths_summary(self.lengths)}, codebook={self.codebook_size}{meta})")
 
     def to(self, device: torch.device | str) -> "MultiRateTokens":
+        """The same tokens on ``device`` (an unknown or absent device is an :class:`~zoo.errors.InputError`)."""
+        _vt.check_device(device)
         return replace(self, levels=[ids.to(device) for ids in self.levels])
 
     def check_range(self) -> None:
@@ -566,6 +570,9 @@ class Latents:
                 f", lengths={_vt.lengths_summary(self.lengths)}, dim={self.dim}{meta})")
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Latents":
+        """The same latents on ``device`` and/or in ``dtype`` (an unknown or absent device is an
+        :class:`~zoo.errors.InputError`)."""
+        _vt.check_device(device)
         return replace(self, values=self.values.to(device=device, dtype=dtype))
 
 

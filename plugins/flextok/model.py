@@ -523,7 +523,9 @@ class FlexTok(ZooModel, nn.Module):
             raise InputError(f"steps must be a whole number >= 1, got {steps!r}")
         steps = cfg.default_steps if steps is None else int(steps)
         scale = cfg.default_guidance_scale if guidance_scale is None else guidance_scale
-        apg = cfg.default_norm_guidance if norm_guidance is None else bool(norm_guidance)
+        if norm_guidance is not None and not isinstance(norm_guidance, bool):
+            raise InputTypeError(f"norm_guidance must be True, False or None (the card's default), got {norm_guidance!r}")
+        apg = cfg.default_norm_guidance if norm_guidance is None else norm_guidance
         t = self._as_tokens(tokens).to(self.device)
         b = t.batch_size
         dec = self.decoder
