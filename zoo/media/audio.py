@@ -54,8 +54,10 @@ def _soundfile():
     return soundfile
 
 
-def load_audio(path: str | Path, *, sample_rate: int | None = None, mono: bool = False) -> tuple[torch.Tensor, int]:
-    """Read a wav/flac/ogg file -> ``(waveform [C, L] float32, sample_rate)``.
+def load_audio(path: str | Path | bytes, *, sample_rate: int | None = None, mono: bool = False,
+               name: str | None = None) -> tuple[torch.Tensor, int]:
+    """Read a wav/flac/ogg file (or its encoded bytes, ``name`` saying where they came from in
+    errors) -> ``(waveform [C, L] float32, sample_rate)``.
 
     With ``sample_rate`` the audio is resampled to it; with ``mono`` channels are averaged
     (the result is then ``[1, L]``).
@@ -69,11 +71,17 @@ def load_audio(path: str | Path, *, sample_rate: int | None = None, mono: bool =
         ((2, 100), 16000)
     """
     sf = _soundfile()
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"audio file not found: {path}")
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        import io
+
+        source, path = io.BytesIO(path), name or "audio bytes"
+    else:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise AudioError(f"audio file not found: {path}")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, sr = sf.read(source, dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile.LibsndfileError and friends
         raise AudioError(f"could not read {path} as audio ({exc}); supported: {', '.join(sorted(sf.available_formats()))}") from exc
     wav = torch.from_numpy(data.T.copy())

@@ -32,19 +32,26 @@ __all__ = [
 _WIDE_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0}
 
 
-def open_image(path: str | Path):
-    """Open an image file fully (decoding it now, so truncated files fail here) as a PIL image.
+def open_image(path: str | Path | bytes, *, name: str | None = None):
+    """Open an image file (or the encoded bytes of one: png, jpeg, ... as read from a Parquet
+    column or a tar member; ``name`` says where they came from in errors) fully, decoding it now
+    so truncated files fail here, as a PIL image.
 
     A missing file is a ``FileNotFoundError``; anything PIL cannot decode is a
     :class:`~zoo.errors.MediaError` naming the file.
     """
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        source, path = io.BytesIO(path), name or "image bytes"
+    else:
+        path = source = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"image not found: {path}")
     try:
-        image = Image.open(path)
+        image = Image.open(source)
         image.load()
     except UnidentifiedImageError:
         raise MediaError(f"{path} is not an image file PIL can read (png, jpeg, webp, ...)") from None
