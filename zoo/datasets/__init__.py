@@ -1,0 +1,48 @@
+"""Datasets: read many inputs, tokenize them in shards, read the shards back.
+
+Stable API of the input-source layer (:mod:`zoo.datasets.sources`), shared by ``zoo tokenize``
+and every command that reads datasets (``zoo eval``):
+
+* ``list_items(inputs, column=None) -> Listing`` — INPUT arguments (files, directories walked
+  recursively, globs, Parquet files with an encoded-bytes ``column``, WebDataset ``.tar``
+  shards) -> ``Listing.items``, a list of :class:`~zoo.datasets.sources.Item` sorted by
+  ``key`` (deterministic on any machine), ``Listing.ignored`` (non-media files found by a walk,
+  with why) and ``Listing.digest()`` (sha256 of the keys). Bad arguments raise
+  :class:`~zoo.errors.InputError` before any work.
+* ``Item`` — frozen, picklable: ``key`` (relative path, ``file.parquet#row``,
+  ``shard.tar/member``), ``modality`` (``"image"``/``"audio"``/``"unknown"``, from the extension
+  or the first bytes), ``read_bytes()``.
+* ``ItemLoader.for_model(model)`` -> a picklable loader; ``loader.load(item)`` -> the tensor the
+  model's ``encode`` takes for one item (image ``[3, H, W]`` in ``[-1, 1]`` at the model's
+  ``image_size``; audio mono ``[L]`` at its ``sample_rate``), decoded by :mod:`zoo.media`;
+  a corrupt/unreadable/wrong-modality item raises :class:`~zoo.errors.MediaError` naming its
+  key. ``loader.load_many(items)`` -> ``[(item, tensor | None, error | None)]`` for engines
+  that record failures and go on.
+
+The tokenize machinery (shard plan, writer, reader, engines) is in :mod:`zoo.datasets.shards`,
+:mod:`zoo.datasets.tokenize` and :mod:`zoo.datasets.engines`; the public entry points are
+``zoo.tokenize`` and ``zoo.read_tokens``.
+
+Example:
+    >>> from zoo.datasets import list_items, ItemLoader
+    >>> list_items(["/no/such/dir"])  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    zoo.errors.InputError: input not found: '/no/such/dir' is not a file, a directory or a glob that matches files
+"""
+
+from __future__ import annotations
+
+from zoo.datasets.sources import (
+    AUDIO_SUFFIXES,
+    IMAGE_SUFFIXES,
+    Item,
+    ItemLoader,
+    Listing,
+    guess_modality,
+    list_items,
+    sniff_modality,
+)
+
+__all__ = [
+    "AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "Item", "ItemLoader", "Listing", "guess_modality", "list_items", "sniff_modality",
+]

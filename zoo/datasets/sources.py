@@ -1,0 +1,366 @@
+"""Input sources: INPUT arguments -> one sorted, deterministic list of :class:`Item`.
+
+An INPUT is a file, a directory (walked recursively; hidden files and folders are skipped), a
+glob (``data/**/*.jpg``), a Parquet file whose ``column`` holds encoded image/audio bytes (one
+item per row), or a WebDataset ``.tar`` shard (one item per image/audio member). Every item has
+a ``key`` that names it in outputs:
+
+* a file found under a directory INPUT: its path relative to that directory (``cats/1.jpg``);
+* a file INPUT: its name; a glob match: its path relative to the glob's fixed prefix;
+* a Parquet row: ``<file key>#<row>`` (``train.parquet#17``);
+* a tar member: ``<file key>/<member name>`` (``shard-000.tar/0001.jpg``).
+
+Keys are unique (two inputs that map to one key are an :class:`~zoo.errors.InputError`) and the
+list is sorted by key, so the same INPUT arguments give the same list on any machine.
+Listing reads only names (and Parquet/tar indexes), never pixels or samples; decoding is
+:meth:`ItemLoader.load`, which engines run in worker processes or Ray tasks.
+
+Example:
+    >>> import tempfile, pathlib, numpy as np
+    >>> from PIL import Image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "b").mkdir()
+    >>> Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "b" / "x.png")
+    >>> Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "a.png")
+    >>> listing = list_items([root])
+    >>> [(i.key, i.modality) for i in listing.items]
+    [('a.png', 'image'), ('b/x.png', 'image')]
+    >>> ItemLoader(modality="image", image_size=4).load(listing.items[0]).shape
+    torch.Size([3, 4, 4])
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import hashlib
+import os
+import tarfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import InputError, MediaError
+
+__all__ = [
+    "AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "Item", "ItemLoader", "Listing", "guess_modality", "list_items", "sniff_modality",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+_CONTAINER_SUFFIXES = (".parquet", ".tar")
+
+
+def guess_modality(name: str) -> str:
+    """``"image"``, ``"audio"`` or ``"unknown"`` from a file name's extension.
+
+    Example:
+        >>> guess_modality("a/b.JPG"), guess_modality("x.flac"), guess_modality("notes.txt")
+        ('image', 'audio', 'unknown')
+    """
+    suffix = os.path.splitext(name)[1].lower()
+    return "image" if suffix in IMAGE_SUFFIXES else "audio" if suffix in AUDIO_SUFFIXES else "unknown"
+
+
+_MAGIC = (
+    (b"\x89PNG", "image"), (b"\xff\xd8\xff", "image"), (b"GIF8", "image"), (b"BM", "image"), (b"II*\x00", "image"),
+    (b"MM\x00*", "image"), (b"fLaC", "audio"), (b"OggS", "audio"), (b"ID3", "audio"), (b"\xff\xfb", "audio"),
+)
+
+
+def sniff_modality(head: bytes) -> str:
+    """``"image"``, ``"audio"`` or ``"unknown"`` from the first bytes of an encoded file (PNG,
+    JPEG, GIF, BMP, TIFF, WebP; WAV, FLAC, OGG, MP3, AIFF).
+
+    Example:
+        >>> sniff_modality(b"\\x89PNG\\r\\n"), sniff_modality(b"RIFF\\x00\\x00\\x00\\x00WAVEfmt "), sniff_modality(b"{}")
+        ('image', 'audio', 'unknown')
+    """
+    head = bytes(head[:16])
+    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"WEBP"):
+        return "audio" if head[8:12] == b"WAVE" else "image"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "audio"
+    for magic, modality in _MAGIC:
+        if head.startswith(magic):
+            return modality
+    return "unknown"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input: where its bytes live and the key that names it in outputs.
+
+    ``kind`` is ``"file"`` (``path`` is the file), ``"parquet"`` (row ``row`` of ``column``,
+    found in row group ``group`` at offset ``offset``) or ``"tar"`` (``size`` bytes at byte
+    ``offset`` of the archive, member ``member``). Items are small and picklable: engines send
+    them to worker processes and Ray tasks, which call :meth:`read_bytes` / :meth:`ItemLoader.load`.
+    """
+
+    key: str
+    path: str
+    kind: str = "file"
+    modality: str = "unknown"
+    member: str = ""
+    column: str = ""
+    row: int = -1
+    group: int = -1
+    offset: int = -1
+    size: int = -1
+
+    def read_bytes(self) -> bytes:
+        """The item's encoded bytes (an unreadable source is a :class:`~zoo.errors.MediaError`)."""
+        try:
+            if self.kind == "file":
+                return Path(self.path).read_bytes()
+            if self.kind == "tar":
+                with open(self.path, "rb") as f:
+                    f.seek(self.offset)
+                    data = f.read(self.size)
+                if len(data) != self.size:
+                    raise MediaError(f"{self.key}: the tar archive {self.path} ends inside this member (truncated archive)")
+                return data
+            if self.kind == "parquet":
+                value = _parquet_group(self.path, self.column, self.group)[self.offset]
+                if value is None:
+                    raise MediaError(f"{self.key}: column {self.column!r} is null in this row")
+                return value
+        except OSError as exc:
+            raise MediaError(f"{self.key}: cannot read {self.path} ({exc.strerror or exc})") from None
+        raise InputError(f"{self.key}: unknown item kind {self.kind!r}")
+
+
+@lru_cache(maxsize=4)
+def _parquet_group(path: str, column: str, group: int) -> list:
+    """One row group's ``column`` as Python bytes (cached: consecutive rows share a group)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).read_row_group(group, columns=[column]).column(0).to_pylist()
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for corrupt files
+        raise MediaError(f"{path}: cannot read row group {group} of column {column!r} ({exc})") from None
+
+
+@dataclass
+class Listing:
+    """What :func:`list_items` found: ``items`` (sorted by key) and ``ignored`` — files walked
+    over that are not images, audio, Parquet or tar (``(path, reason)``, sorted) — plus
+    :meth:`digest`, the hash of the keys (the manifest's input listing hash)."""
+
+    items: list[Item]
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+
+    def digest(self) -> str:
+        """sha256 of the sorted keys, one per line.
+
+        Example:
+            >>> Listing([Item("a.png", "/x/a.png")]).digest() == hashlib.sha256(b"a.png\\n").hexdigest()
+            True
+        """
+        h = hashlib.sha256()
+        for item in self.items:
+            h.update(item.key.encode("utf-8") + b"\n")
+        return h.hexdigest()
+
+
+def _expand(arg: str | os.PathLike) -> list[tuple[Path, str, bool]]:
+    """One INPUT -> ``(file, key, walked)`` triples (``walked``: found by a directory walk or a
+    glob, where non-media files are ignored rather than refused)."""
+    text = os.fspath(arg)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        out = []
+        for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in filenames:
+                if not name.startswith("."):
+                    full = Path(dirpath) / name
+                    out.append((full, full.relative_to(path).as_posix(), True))
+        return out
+    if path.is_file():
+        return [(path, path.name, False)]
+    if _glob.has_magic(text):
+        parts = Path(text).expanduser().parts
+        fixed = next((i for i, p in enumerate(parts) if _glob.has_magic(p)), len(parts))
+        base = Path(*parts[:fixed]) if fixed else Path(".")
+        matches = sorted(Path(p) for p in _glob.glob(os.path.expanduser(text), recursive=True))
+        files = [m for m in matches if m.is_file() and not any(q.startswith(".") for q in m.relative_to(base).parts)]
+        if not files:
+            raise InputError(f"the glob {text!r} matches no files")
+        return [(m, m.relative_to(base).as_posix(), True) for m in files]
+    raise InputError(f"input not found: {text!r} is not a file, a directory or a glob that matches files")
+
+
+def _parquet_items(path: Path, key: str, column: str | None) -> list[Item]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(f"{path}: reading Parquet inputs needs pyarrow: `pip install 'zoo[datasets]'`") from None
+    try:
+        pf = pq.ParquetFile(str(path))
+    except Exception as exc:
+        raise MediaError(f"{path} is not a Parquet file pyarrow can read ({exc})") from None
+    import pyarrow as pa
+
+    schema = pf.schema_arrow
+    binary = [f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if column is None:
+        if len(binary) != 1:
+            raise InputError(f"{path}: say which column holds the encoded images/audio with --column "
+                             f"(bytes columns: {', '.join(binary) or 'none'}; all columns: {', '.join(schema.names)})")
+        column = binary[0]
+    if column not in schema.names:
+        raise InputError(f"{path} has no column {column!r}; its columns are {', '.join(schema.names)}")
+    if column not in binary:
+        raise InputError(f"{path}: column {column!r} is {schema.field(column).type}, not bytes (encoded png/jpeg/wav/...)")
+    items, row = [], 0
+    for group in range(pf.num_row_groups):
+        for offset in range(pf.metadata.row_group(group).num_rows):
+            items.append(Item(key=f"{key}#{row}", path=str(path), kind="parquet", column=column, row=row, group=group,
+                              offset=offset))
+            row += 1
+    return items
+
+
+def _tar_items(path: Path, key: str) -> tuple[list[Item], list[tuple[str, str]]]:
+    items, ignored = [], []
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                name = member.name
+                modality = guess_modality(name)
+                if modality == "unknown":
+                    ignored.append((f"{key}/{name}", "not an image or audio member (by extension)"))
+                    continue
+                items.append(Item(key=f"{key}/{name}", path=str(path), kind="tar", modality=modality, member=name,
+                                  offset=member.offset_data, size=member.size))
+    except (tarfile.TarError, OSError) as exc:
+        raise MediaError(f"{path} is not an uncompressed tar archive Python can read ({exc}); WebDataset shards are plain .tar") from None
+    return items, ignored
+
+
+def list_items(inputs: Sequence[str | os.PathLike] | str | os.PathLike, *, column: str | None = None) -> Listing:
+    """Expand INPUT arguments into a :class:`Listing`: every image/audio item, sorted by key.
+
+    ``column`` names the Parquet column that holds the encoded bytes (needed when a file has
+    more than one bytes column). Files given by name are always items (their modality is
+    guessed from the extension, else from their first bytes); files found by a directory walk
+    or a glob that are not media, Parquet or tar go to ``Listing.ignored``. A missing input, a
+    glob that matches nothing, an unreadable Parquet/tar index or two inputs with one key raise
+    :class:`~zoo.errors.InputError` / :class:`~zoo.errors.MediaError` before any work.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if not inputs:
+        raise InputError("no inputs given: pass files, directories, globs, Parquet files or .tar shards")
+    seen: dict[str, str] = {}
+    items: list[Item] = []
+    ignored: list[tuple[str, str]] = []
+    files: dict[str, tuple[Path, str, bool]] = {}
+    for arg in inputs:
+        for path, key, walked in _expand(arg):
+            files.setdefault(str(path.resolve()), (path, key, walked))
+    for path, key, walked in files.values():
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            found, skipped = _parquet_items(path, key, column), []
+        elif suffix == ".tar":
+            found, skipped = _tar_items(path, key)
+        else:
+            modality = guess_modality(path.name)
+            if modality == "unknown" and not walked:
+                modality = sniff_modality(_head(path))
+            if modality == "unknown" and walked:
+                found, skipped = [], [(key, "not an image, audio, Parquet or tar file (by extension)")]
+            else:
+                found, skipped = [Item(key=key, path=str(path), modality=modality)], []
+        for item in found:
+            if item.key in seen:
+                raise InputError(f"two inputs map to the key {item.key!r} ({seen[item.key]} and {item.path}); "
+                                 "pass their common parent directory instead so keys stay distinct")
+            seen[item.key] = item.path
+        items.extend(found)
+        ignored.extend(skipped)
+    items.sort(key=lambda i: (i.key, i.row))
+    return Listing(items=items, ignored=sorted(ignored))
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16)
+    except OSError:
+        return b""
+
+
+@dataclass(frozen=True)
+class ItemLoader:
+    """Decodes items into what a model's ``encode`` takes, one item at a time.
+
+    ``modality="image"``: a ``[3, H, W]`` float tensor in ``[-1, 1]``, resized (shorter side)
+    and centre-cropped to ``image_size`` when given (:func:`zoo.media.image.to_tensor`).
+    ``modality="audio"``: a mono ``[L]`` float tensor at ``sample_rate``
+    (:func:`zoo.media.audio.load_audio` + :func:`~zoo.media.audio.prepare_audio`). An item of the
+    other modality, or one that cannot be decoded, is a :class:`~zoo.errors.MediaError` naming
+    its key; engines record it as a failure and go on. Build one for a model with
+    :meth:`for_model`. Picklable (it holds no model).
+    """
+
+    modality: str
+    image_size: int | tuple[int, int] | None = None
+    sample_rate: int | None = None
+    model: str = "the model"
+
+    @classmethod
+    def for_model(cls, model: Any) -> ItemLoader:
+        """The loader for a loaded zoo tokenizer: its card's modality, ``image_size``, ``sample_rate``."""
+        card = getattr(model, "card", None)
+        modality = getattr(card, "modality", None) or ("audio" if getattr(model, "sample_rate", None) else "image")
+        size = getattr(model, "image_size", None)
+        if isinstance(size, (list, tuple)):
+            size = tuple(int(s) for s in size)
+        rate = getattr(model, "sample_rate", None)
+        return cls(modality=modality, image_size=size, sample_rate=int(rate) if rate else None,
+                   model=getattr(card, "name", None) or type(model).__name__)
+
+    def load(self, item: Item) -> Any:
+        """``item`` decoded (see the class docstring); raises :class:`~zoo.errors.MediaError`."""
+        if item.modality not in ("unknown", self.modality):
+            raise MediaError(f"{item.key} is an {item.modality} input; {self.model} takes {self.modality}")
+        data = item.read_bytes()
+        if item.modality == "unknown" and sniff_modality(data) not in ("unknown", self.modality):
+            raise MediaError(f"{item.key} holds {sniff_modality(data)} data; {self.model} takes {self.modality}")
+        if self.modality == "image":
+            from zoo.media.image import open_image, to_tensor
+
+            try:
+                return to_tensor(open_image(data, name=item.key), size=self.image_size)[0]
+            except MediaError as exc:
+                raise MediaError(f"{item.key}: {exc}" if item.key not in str(exc) else str(exc)) from None
+        if self.modality == "audio":
+            from zoo.media.audio import load_audio, prepare_audio
+
+            wav, rate = load_audio(data, name=item.key)
+            return prepare_audio(wav, rate, self.sample_rate or rate) if self.sample_rate else wav.mean(0)
+        raise InputError(f"{self.model} takes {self.modality!r} inputs; zoo reads images and audio only")
+
+    def load_many(self, items: Iterable[Item]) -> list[tuple[Item, Any, str | None]]:
+        """``(item, tensor or None, error or None)`` for each item: the failure-tolerant form
+        engines use (a zoo error or an OS error becomes its message; anything else propagates).
+
+        Example:
+            >>> ItemLoader("image").load_many([Item("gone.png", "/no/such/gone.png", modality="image")])[0][2]
+            'MediaError: gone.png: cannot read /no/such/gone.png (No such file or directory)'
+        """
+        from zoo.errors import ZooError
+
+        out = []
+        for item in items:
+            try:
+                out.append((item, self.load(item), None))
+            except (ZooError, OSError) as exc:
+                out.append((item, None, f"{type(exc).__name__}: {exc}"))
+        return out
