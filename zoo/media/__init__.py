@@ -1,1 +1,2 @@
-"""How media enters and leaves zoo: images (``zoo.media.image``) and audio (``zoo.media.audio``)."""
+"""How media enters and leaves zoo: images (``zoo.media.image``), audio (``zoo.media.audio``), video
+(``zoo.media.video``) and point clouds (``zoo.media.points``)."""
