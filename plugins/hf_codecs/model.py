@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from zoo.errors import InputError, InputTypeError, TokenError, ZooError
+from zoo.errors import InputError, InputTypeError, TokenError
 from zoo.interfaces import Tokens, as_tokens
 from zoo.model import ZooModel
 
@@ -123,11 +123,11 @@ class HFCodec(ZooModel, nn.Module):
 
     # ------------------------------------------------------------------ feature extractor
     def feature_extractor(self):
-        """The family's transformers feature extractor, from ``preprocessor_config.json``'s values
-        (or its defaults with the codec's rate and hop)."""
+        """The family's feature extractor, from ``preprocessor_config.json``'s values (or its
+        defaults with the codec's rate and hop): transformers' class, except X-Codec 2's, which
+        zoo computes itself (:class:`~zoo_plugins.hf_codecs.xcodec2_features.Xcodec2Features`:
+        transformers' needs torchaudio's kaldi fbank, which does not load with this torch)."""
         if self._fe is None:
-            tf = transformers_module()
-            cls_name = self.spec.feature_extractor
             kwargs = {k: v for k, v in self.preprocessor.items() if k not in ("feature_extractor_type", "processor_class")}
             kwargs.setdefault("sampling_rate", self.sample_rate)
             if self.spec.family in ("dac", "xcodec", "xcodec2"):
@@ -136,12 +136,12 @@ class HFCodec(ZooModel, nn.Module):
                 kwargs.setdefault("feature_size", self.channels)
                 kwargs.setdefault("chunk_length_s", getattr(self.hf_config, "chunk_length_s", None))
                 kwargs.setdefault("overlap", getattr(self.hf_config, "overlap", None))
-            try:
-                self._fe = getattr(tf, cls_name)(**kwargs)
-            except ImportError as exc:
-                raise ZooError(f"{self._name()}: transformers' {cls_name} cannot run here ({str(exc).strip().splitlines()[0]}); "
-                               "X-Codec 2's encoder features need torchaudio's kaldi fbank, which does not load with this "
-                               "torch. Decoding X-Codec 2 tokens works without it") from None
+            if self.spec.family == "xcodec2":
+                from .xcodec2_features import Xcodec2Features  # noqa: PLC0415
+
+                self._fe = Xcodec2Features(**kwargs)
+            else:
+                self._fe = getattr(transformers_module(), self.spec.feature_extractor)(**kwargs)
         return self._fe
 
     def features(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -109,7 +109,7 @@ class CodecSpec:
             bw = _bandwidth_for(self, cfg, q)
             return model.encode(inputs["input_values"], bandwidth=bw, return_dict=True).audio_codes, {}
         out = model.encode(inputs["input_values"], inputs["input_features"],
-                           input_features_mask=inputs.get("attention_mask"))
+                           input_features_mask=inputs.get("input_features_mask"))
         return out.audio_codes, {}
 
     def decode(self, model: Any, codes: Any, extra: dict[str, Any]) -> Any:

@@ -51,6 +51,6 @@ def tiny_hf_config(family: str, *, stereo_chunked: bool = False) -> dict[str, An
     if family == "xcodec2":
         return {"model_type": "xcodec2", "sampling_rate": TINY_RATE, "hidden_size": 32, "intermediate_size": 32,
                 "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 16,
-                "encoder_hidden_size": 4, "downsampling_ratios": [2, 4], "quantization_dim": 48,
+                "encoder_hidden_size": 2, "downsampling_ratios": [2, 4, 5, 8], "quantization_dim": 48,
                 "quantization_levels": [4, 4, 4], "semantic_model_config": dict(_W2V_BERT)}
     raise KeyError(family)
