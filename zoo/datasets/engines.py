@@ -1,0 +1,260 @@
+"""Engines that turn a shard plan into token rows: ``local`` (one process holds the model, worker
+processes decode inputs) and ``ray`` (Ray Data: decode tasks, then an actor pool with one model
+replica per actor). Both encode the same batches (the plan's, cut ``batch_size`` items at a
+time inside each shard) with :func:`encode_batch`, so they produce the same rows; the caller
+writes shards with the same writer.
+
+An engine is a generator: ``run(...)`` yields ``(shard_index, BatchResult)`` for every shard of
+the plan once all its batches are done (in any order across shards), calling ``progress(n)``
+as items finish.
+
+Example:
+    >>> batches = plan_batches([(0, list("abcde")), (1, list("fg"))], batch_size=2)
+    >>> [(s, b, items) for s, b, items in batches]
+    [(0, 0, ['a', 'b']), (0, 1, ['c', 'd']), (0, 2, ['e']), (1, 0, ['f', 'g'])]
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo.datasets.shards import item_row, token_info
+from zoo.datasets.sources import Item, ItemLoader
+from zoo.errors import InputError, ZooError
+
+__all__ = ["BatchResult", "ModelSpec", "encode_batch", "plan_batches", "run_local", "run_ray"]
+
+
+@dataclass
+class BatchResult:
+    """Rows (in item order), failures ``{"key", "error"}`` and the token info of a batch (or of
+    the batches of a shard, merged with :meth:`extend`)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    info: dict[str, Any] | None = None
+
+    def extend(self, other: BatchResult) -> None:
+        self.rows.extend(other.rows)
+        self.failures.extend(other.failures)
+        self.info = self.info or other.info
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How a worker gets the model: ``zoo.load(name, device=device, **load_kwargs)`` when ``name``
+    is set (every Ray actor loads its own replica), else the pickled model object ``blob``."""
+
+    name: str | None = None
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+    device: str | None = None
+    blob: bytes | None = None
+
+    def load(self) -> Any:
+        if self.name is not None:
+            import zoo
+
+            return zoo.load(self.name, device=self.device, **self.load_kwargs)
+        model = pickle.loads(self.blob)
+        return model.to(self.device) if self.device else model
+
+
+def plan_batches(shards: Sequence[tuple[int, Sequence[Any]]], batch_size: int) -> list[tuple[int, int, list[Any]]]:
+    """``(shard, batch, items)`` for every batch of every shard: ``batch_size`` consecutive items of
+    one shard (the last batch of a shard may be shorter). Engines encode exactly these batches."""
+    return [(index, b // batch_size, list(items[b : b + batch_size]))
+            for index, items in shards for b in range(0, len(items), batch_size)]
+
+
+def _model_device(model: Any) -> Any:
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration, TypeError):
+        return "cpu"
+
+
+def _encode_group(model: Any, loader: ItemLoader, xs: list[Any], tokens: int | None) -> list[Any]:
+    """Encode equal-shape inputs as one batch; per-item results (batch-of-one token objects)."""
+    import torch
+
+    batch = torch.stack(xs).to(_model_device(model))
+    with torch.inference_mode():
+        out = model.encode(batch[:, None, :], loader.sample_rate) if loader.modality == "audio" else model.encode(batch)
+    items = [out[i] for i in range(len(xs))]
+    if tokens is not None:
+        items = [t.truncate(min(tokens, int(t.lengths[0]))) for t in items]
+    return items
+
+
+def encode_batch(model: Any, loader: ItemLoader, decoded: Sequence[tuple[Item, Any, str | None]],
+                 tokens: int | None = None) -> BatchResult:
+    """Encode one planned batch of decoded items (``ItemLoader.load_many``'s output) into rows.
+
+    Items that failed to decode become failures; the others are encoded in groups of equal
+    shape (inputs of one size batch together; an item's tokens never depend on its neighbours'
+    sizes). When the model refuses a group (a :class:`~zoo.errors.ZooError`), each of its items
+    is encoded alone so only the bad ones fail. ``tokens`` keeps the first K tokens of each item.
+    """
+    result = BatchResult()
+    slots: list[Any] = [None] * len(decoded)
+    groups: dict[tuple, list[int]] = {}
+    for i, (item, x, error) in enumerate(decoded):
+        if error is not None:
+            slots[i] = {"key": item.key, "error": error}
+        else:
+            groups.setdefault(tuple(x.shape), []).append(i)
+    for idx in groups.values():
+        try:
+            outs = _encode_group(model, loader, [decoded[i][1] for i in idx], tokens)
+        except ZooError:
+            outs = []
+            for i in idx:
+                try:
+                    outs.append(_encode_group(model, loader, [decoded[i][1]], tokens)[0])
+                except ZooError as exc:
+                    outs.append({"key": decoded[i][0].key, "error": f"{type(exc).__name__}: {exc}"})
+        for i, out in zip(idx, outs):
+            slots[i] = out
+    for (item, _, _), slot in zip(decoded, slots):
+        if isinstance(slot, dict):
+            result.failures.append(slot)
+        else:
+            result.rows.append(item_row(item.key, slot))
+            result.info = result.info or token_info(slot)
+    return result
+
+
+def _merge(parts: dict[int, BatchResult]) -> BatchResult:
+    merged = BatchResult()
+    for b in sorted(parts):
+        merged.extend(parts[b])
+    return merged
+
+
+def _collect(batches: list[tuple[int, int, list[Item]]], results: Iterator[tuple[int, int, BatchResult]],
+             progress: Callable[[int], None]) -> Iterator[tuple[int, BatchResult]]:
+    expected: dict[int, int] = {}
+    for shard, _, _ in batches:
+        expected[shard] = expected.get(shard, 0) + 1
+    pending: dict[int, dict[int, BatchResult]] = {}
+    for shard, batch, result in results:
+        progress(len(result.rows) + len(result.failures))
+        pending.setdefault(shard, {})[batch] = result
+        if len(pending[shard]) == expected[shard]:
+            yield shard, _merge(pending.pop(shard))
+
+
+def _init_decode_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_local(model: Any, loader: ItemLoader, shards: Sequence[tuple[int, Sequence[Item]]], *, batch_size: int,
+              workers: int, tokens: int | None, progress: Callable[[int], None]) -> Iterator[tuple[int, BatchResult]]:
+    """The local engine: this process holds the model and encodes batches in plan order while
+    ``workers`` processes (spawned, one torch thread each) decode the next batches; ``workers=0``
+    decodes in this process. At most ``2 * workers + 1`` decoded batches wait in memory."""
+    batches = plan_batches(shards, batch_size)
+    if workers < 0:
+        raise InputError(f"workers must be >= 0 (0 decodes in the main process), got {workers}")
+
+    def results() -> Iterator[tuple[int, int, BatchResult]]:
+        if workers == 0:
+            for shard, b, items in batches:
+                yield shard, b, encode_batch(model, loader, loader.load_many(items), tokens)
+            return
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_decode_worker) as pool:
+            window: deque = deque()
+            todo = iter(batches)
+            for shard, b, items in todo:
+                window.append((shard, b, pool.submit(loader.load_many, items)))
+                if len(window) > 2 * workers:
+                    break
+            while window:
+                shard, b, future = window.popleft()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    window.append((nxt[0], nxt[1], pool.submit(loader.load_many, nxt[2])))
+                yield shard, b, encode_batch(model, loader, future.result(), tokens)
+
+    yield from _collect(batches, results(), progress)
+
+
+def _decode(batch: dict[str, Any], loader: ItemLoader) -> dict[str, Any]:
+    """Ray Data stage 1 (tasks): rows holding one planned batch of items each -> their decoded inputs."""
+    import numpy as np
+
+    payloads = [pickle.dumps(loader.load_many(pickle.loads(p)), protocol=5) for p in batch["payload"]]
+    return {"shard": batch["shard"], "batch": batch["batch"], "payload": np.array(payloads, dtype=object)}
+
+
+class _Encode:
+    """Ray Data stage 2 (an actor pool): one model replica per actor encodes decoded batches."""
+
+    def __init__(self, spec: ModelSpec, loader: ItemLoader, tokens: int | None, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.model = spec.load()
+        self.loader, self.tokens = loader, tokens
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        payloads = [pickle.dumps(encode_batch(self.model, self.loader, pickle.loads(p), self.tokens), protocol=5)
+                    for p in batch["payload"]]
+        return {"shard": batch["shard"], "batch": batch["batch"], "payload": np.array(payloads, dtype=object)}
+
+
+def run_ray(spec: ModelSpec, loader: ItemLoader, shards: Sequence[tuple[int, Sequence[Item]]], *, batch_size: int,
+            actors: int, tokens: int | None, progress: Callable[[int], None], address: str | None = None,
+            actor_cpus: float = 1.0, decode_cpus: float = 0.5, gpus_per_actor: float | None = None
+            ) -> Iterator[tuple[int, BatchResult]]:
+    """The Ray engine: a Ray Data pipeline over the planned batches (one dataset row per batch, so
+    batches are the local engine's): decode tasks (``decode_cpus`` each) stream into
+    ``actors`` encode actors (``actor_cpus`` each, ``gpus_per_actor`` GPUs — 1 when the spec's
+    device is CUDA), each holding one model replica; Ray's streaming executor applies
+    backpressure, and the driver collects results into shards. Connects to ``address`` (a
+    running cluster, ``"auto"``) or starts/uses a local runtime."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--engine ray needs Ray: `pip install 'zoo[ray]'`") from None
+    if actors < 1:
+        raise InputError(f"the Ray engine needs at least one actor, got {actors}")
+    if not ray.is_initialized():
+        import logging
+
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
+                 logging_level=logging.WARNING)
+    import logging
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # the summary line and zoo's bar say what happens
+    batches = plan_batches(shards, batch_size)
+    if gpus_per_actor is None:
+        gpus_per_actor = 1.0 if spec.device and str(spec.device).startswith("cuda") else 0.0
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.verbose_progress = False
+    rows = [{"shard": s, "batch": b, "payload": pickle.dumps(items, protocol=5)} for s, b, items in batches]
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 200)))
+    ds = ds.map_batches(_decode, fn_kwargs={"loader": loader}, batch_size=1, num_cpus=decode_cpus)
+    ds = ds.map_batches(_Encode, fn_constructor_kwargs={"spec": spec, "loader": loader, "tokens": tokens,
+                                                        "threads": int(actor_cpus)},
+                        batch_size=1, num_cpus=actor_cpus, num_gpus=gpus_per_actor,
+                        compute=ray.data.ActorPoolStrategy(size=actors))
+
+    def results() -> Iterator[tuple[int, int, BatchResult]]:
+        for row in ds.iter_rows():
+            yield int(row["shard"]), int(row["batch"]), pickle.loads(row["payload"])
+
+    yield from _collect(batches, results(), progress)
