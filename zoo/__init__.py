@@ -33,7 +33,7 @@ __all__ = [
     "load", "list_models", "info", "plugins", "download", "get_card", "hookimpl",
     "ZooError", "UnknownModelError", "CardError", "PluginError", "ConfigError", "CheckpointError", "HubError",
     "InputError", "InputTypeError", "MediaError", "TokenError", "ReducerError",
-    "Tokens", "MultiRateTokens", "Latents",
+    "Tokens", "MultiRateTokens", "Latents", "tokenize", "read_tokens",
 ]
 
 
@@ -42,4 +42,9 @@ def __getattr__(name: str):
         import zoo.interfaces
 
         return getattr(zoo.interfaces, name)
+    if name in ("tokenize", "read_tokens"):  # lazily: dataset tokenization imports torch (and pyarrow)
+        import zoo.datasets.reader
+        import zoo.datasets.tokenize
+
+        return {"tokenize": zoo.datasets.tokenize.tokenize, "read_tokens": zoo.datasets.reader.read_tokens}[name]
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -194,5 +194,5 @@ def read_shard(path: str | os.PathLike) -> dict[str, Any]:
         out["ids"] = table.column("ids").to_pylist()
     if "latents" in table.column_names:
         col = table.column("latents").combine_chunks()
-        out["latents"] = np.asarray(col.to_numpy_ndarray(), dtype=np.float32)
+        out["latents"] = np.array(col.to_numpy_ndarray(), dtype=np.float32)  # a writable copy
     return out

@@ -61,6 +61,9 @@ class TokenizeSummary:
 
     def line(self) -> str:
         """The final line ``zoo tokenize`` prints."""
+        if self.shards and self.resumed_shards == self.shards and not self.processed:
+            return (f"nothing to do: {self.out} already holds this run ({self.items} items: {self.written} written, "
+                    f"{self.failed} failed)")
         resumed = f", {self.resumed_shards} of {self.shards} shards already done" if self.resumed_shards else ""
         return (f"tokenized {self.items} items: {self.written} written, {self.failed} failed"
                 f"{f', {self.ignored} ignored' if self.ignored else ''}{resumed}; {self.wall_s:.1f} s, "

@@ -1,0 +1,80 @@
+"""``zoo detokenize``: decode a token directory back into media files for inspection.
+
+Each row becomes ``OUT/<key>`` with the input's media extension replaced by ``.png`` (images) or
+``.wav`` (audio); ``train.parquet#3`` becomes ``train.parquet#3.png``.
+
+Example:
+    >>> output_name("cats/01.jpg", "image"), output_name("train.parquet#3", "image"), output_name("../x.wav", "audio")
+    ('cats/01.png', 'train.parquet#3.png', 'x.wav')
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from zoo.datasets.reader import read_manifest, read_tokens
+from zoo.datasets.sources import AUDIO_SUFFIXES, IMAGE_SUFFIXES, ItemLoader
+from zoo.errors import InputError
+
+__all__ = ["detokenize", "output_name"]
+
+
+def output_name(key: str, modality: str) -> str:
+    """The relative file name ``detokenize`` writes for ``key`` (never outside the output folder)."""
+    parts = [p for p in PurePosixPath(key).parts if p not in ("..", ".", "/")]
+    name = "/".join(parts) or "item"
+    stem, suffix = os.path.splitext(name)
+    if suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES:
+        name = stem
+    return name + (".wav" if modality == "audio" else ".png")
+
+
+def detokenize(directory: str | os.PathLike, out: str | os.PathLike, *, model: Any = None, limit: int | None = None,
+               batch_size: int = 16, device: str | None = None, load_kwargs: dict[str, Any] | None = None) -> list[Path]:
+    """Decode the first ``limit`` rows (all when None) of a token directory into ``out``; returns
+    the written paths. ``model`` defaults to ``zoo.load(<the manifest's model>, device=device,
+    **load_kwargs)``; a model whose config differs from the one that made the tokens (another
+    config hash) is refused."""
+    import torch
+
+    from zoo.datasets.tokenize import _config_hash
+
+    manifest = read_manifest(directory)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InputError(f"limit must be a positive int, got {limit!r}")
+    if model is None:
+        import zoo
+
+        model = zoo.load(manifest["model"], device=device, **(load_kwargs or {}))
+    if _config_hash(model) != manifest["config_hash"]:
+        raise InputError(f"{directory} was made by {manifest['model']} with config hash {manifest['config_hash'][:12]}; "
+                         f"this model's config hashes to {_config_hash(model)[:12]} (other settings or overrides)")
+    modality = ItemLoader.for_model(model).modality
+    out = Path(out)
+    written: list[Path] = []
+    for batch in read_tokens(directory, batch_size=batch_size):
+        if limit is not None and len(written) >= limit:
+            break
+        take = len(batch) if limit is None else min(len(batch), limit - len(written))
+        tokens = batch.tokens[:take] if take < len(batch) else batch.tokens
+        with torch.inference_mode():
+            media = model.decode(tokens)
+        for i, key in enumerate(batch.keys[:take]):
+            path = out / output_name(key, modality)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if modality == "audio":
+                from zoo.media.audio import save_audio
+
+                wav = media[i]
+                samples = (tokens.meta.get("num_samples") or [None] * take)[i]
+                if samples:
+                    wav = wav[..., : int(samples)]
+                save_audio(path, wav.reshape(-1, wav.shape[-1]) if wav.dim() > 1 else wav, int(model.sample_rate))
+            else:
+                from zoo.media.image import to_pil
+
+                to_pil(media[i])[0].save(path)
+            written.append(path)
+    return written
