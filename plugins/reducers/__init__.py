@@ -1,8 +1,10 @@
-"""Token reducers: ToMe, DiffRate, EViT, MCTF (inside a ViT) and DivPrune, MMTok, HiPrune, DyMU (after an encoder).
+"""Token reducers: ToMe, DiffRate, EViT, MCTF (inside a ViT) and DivPrune, MMTok, HiPrune, DyMU, GlobalCom² (after an encoder).
 
 ``zoo.load("tome").apply(model, r=13)`` patches a timm ViT in place; ``handle.remove()`` undoes
 it. ``zoo.load("divprune").reduce(tokens, keep=0.1)`` prunes ``[B, N, D]`` tokens. Third-party
-model families plug in through :mod:`zoo_plugins.reducers.adapters.base`.
+model families plug in through :mod:`zoo_plugins.reducers.adapters.base`;
+``zoo.load("divprune").apply(vlm, keep=0.25)`` reduces the visual tokens of a transformers VLM
+(:mod:`zoo_plugins.reducers.vlm`).
 
 This module does not import torch; the hooks import model code lazily.
 """
@@ -14,7 +16,7 @@ from typing import Any
 
 from zoo.hookspecs import hookimpl
 
-__all__ = ["register_builders", "register_commands", "unpatch"]
+__all__ = ["register_builders", "register_commands", "register_reducer_adapters", "unpatch"]
 
 
 @hookimpl
@@ -22,6 +24,15 @@ def register_builders(register: Callable[[Any], None]) -> None:
     from zoo_plugins.reducers.builder import ReducersBuilder
 
     register(ReducersBuilder())
+
+
+@hookimpl
+def register_reducer_adapters(register: Callable[[Any], None]) -> None:
+    """The transformers VLM adapter (LLaVA, LLaVA-NeXT, Qwen2-VL): transformers is imported only
+    when a model is checked, and only if it is a transformers model."""
+    from zoo_plugins.reducers.vlm.adapter import TransformersVLMAdapter
+
+    register(TransformersVLMAdapter())
 
 
 @hookimpl

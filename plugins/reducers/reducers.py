@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -24,7 +25,7 @@ from zoo.model import ZooModel
 from .adapters.base import ReducerHandle, find_adapter
 from .types import ReducedTokens, ReducerError
 
-__all__ = ["MCTF", "REDUCERS", "DiffRate", "DivPrune", "DyMU", "EViT", "HiPrune", "MMTok", "Reducer", "ToMe"]
+__all__ = ["MCTF", "REDUCERS", "DiffRate", "DivPrune", "DyMU", "EViT", "GlobalCom2", "HiPrune", "MMTok", "Reducer", "ToMe"]
 
 
 class Reducer(ZooModel):
@@ -61,11 +62,30 @@ class Reducer(ZooModel):
         ``trace_source`` records where every input token ends (``handle.source``); ``backend``
         forces an attention backend; ``adapter`` picks a registered adapter by name.
         """
+        vlm = _visual_adapter(model, adapter)
+        if vlm is not None:
+            return vlm.patch(model, self.visual_policy(**schedule), trace_source=trace_source, backend=backend)
         policy = self.policy(**schedule)
         return find_adapter(model, adapter).patch(model, policy, trace_source=trace_source, backend=backend)
 
+    def visual_policy(self, keep: Any = None, **options: Any) -> Any:
+        """This method at ``keep`` (per image) with ``options``, for a VLM adapter (``apply(vlm, keep=...)``)."""
+        from .vlm.policy import VisualTokenPolicy
+
+        return VisualTokenPolicy(self, keep=keep, **options)
+
     def reduce(self, tokens: torch.Tensor, keep: float = 0.5, **signals: Any) -> ReducedTokens:
         raise ReducerError(f"{self.method} works inside a transformer; use apply(model, ...)")
+
+
+def _visual_adapter(model: Any, name: str | None) -> Any:
+    """The adapter that reduces ``model``'s visual tokens (a VLM), or None for other models."""
+    from .adapters.base import adapters
+
+    for a in adapters():
+        if getattr(a, "visual_tokens", False) and (a.name == name if name is not None else a.supports(model)):
+            return a
+    return None
 
 
 def _check_tokens(tokens: torch.Tensor) -> None:
@@ -311,6 +331,55 @@ class DyMU(Reducer):
                            padding_mask=padding_mask)
 
 
+class GlobalCom2(Reducer):
+    """GlobalCom² (Liu et al., AAAI 2026): LLaVA-NeXT any-res compression with the thumbnail as
+    commander. ``apply(llava_next, keep=0.25)`` inside the VLM; ``reduce(views, keep, cls_attn=,
+    grid=(rows, cols), image_size=(H, W))`` on one image's ``[1 + rows*cols, N, D]`` view features."""
+
+    method = "globalcom2"
+    needs = ("views", "thumbnail_and_crop_cls_logits", "crop_grid")
+    in_model = False
+    post_encoder = True
+
+    def __init__(self, temperature: float = 10.0, **options: Any):
+        super().__init__(temperature=temperature, **options)
+
+    def visual_policy(self, keep: Any = 0.25, **options: Any) -> Any:
+        options.setdefault("temperature", self.options["temperature"])
+        return super().visual_policy(keep=keep, **options)
+
+    def reduce(self, tokens: torch.Tensor, keep: float = 0.25, cls_attn: torch.Tensor | None = None,
+               grid: tuple[int, int] | None = None, image_size: tuple[int, int] | None = None,
+               temperature: float | None = None) -> ReducedTokens:
+        """Keep GlobalCom²'s tokens of one image's views ``tokens`` ``[1 + rows*cols, N, D]`` (thumbnail
+        first). ``cls_attn`` ``[1 + rows*cols, N]``: each view's CLS pre-softmax scores at the last
+        layer; ``grid``: ``(rows, cols)``; ``image_size``: ``(H, W)`` for LLaVA-NeXT's unpadding.
+        Output ``[1, K, D]``: the thumbnail's kept tokens (best first), then the kept crop tokens in
+        raster order of the unpadded grid; ``indices`` index the flattened ``[(1 + rows*cols) * N]`` views."""
+        from .policies.globalcom2 import globalcom2_select
+
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3:
+            raise ReducerError(f"globalcom2.reduce takes one image's views [1 + rows*cols, N, D], got "
+                               f"{tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__}")
+        if grid is None or cls_attn is None or tuple(cls_attn.shape) != tuple(tokens.shape[:2]):
+            raise ReducerError(f"globalcom2 needs grid=(rows, cols) and cls_attn [views, N] = {tuple(tokens.shape[:2])}")
+        _check_tokens(tokens)
+        t = self.options["temperature"] if temperature is None else temperature
+        sel = globalcom2_select(cls_attn, grid, keep=keep, image_size=image_size, temperature=t)
+        n = tokens.shape[1]
+        side = math.isqrt(n)
+        top, left, _, _ = sel.region
+        rc = sel.crop_mask.nonzero()
+        r, c = rc[:, 0] + top, rc[:, 1] + left
+        crop_flat = (1 + (r // side) * int(grid[1]) + c // side) * n + (r % side) * side + c % side
+        idx = torch.cat([sel.thumbnail.to(crop_flat.device), crop_flat])
+        flat = tokens.reshape(-1, tokens.shape[-1])
+        kept = flat[idx][None]
+        assign = torch.full((1, flat.shape[0]), -1, dtype=torch.long, device=tokens.device)
+        assign[0, idx] = torch.arange(idx.numel(), device=tokens.device)
+        return ReducedTokens(kept, idx[None], torch.ones_like(kept[..., :1]), assign)
+
+
 REDUCERS: dict[str, type[Reducer]] = {
-    cls.method: cls for cls in (ToMe, DiffRate, EViT, MCTF, DivPrune, MMTok, HiPrune, DyMU)
+    cls.method: cls for cls in (ToMe, DiffRate, EViT, MCTF, DivPrune, MMTok, HiPrune, DyMU, GlobalCom2)
 }
