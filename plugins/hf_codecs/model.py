@@ -31,13 +31,13 @@ EnCodec 48 kHz chunks by itself (1 s windows, overlap-add) and ignores ``chunk_s
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from zoo.errors import InputError, InputTypeError, TokenError
+from zoo.audio_codec import AudioCodecMixin
+from zoo.errors import InputError, TokenError
 from zoo.interfaces import Tokens, as_tokens
 from zoo.model import ZooModel
 
@@ -69,7 +69,7 @@ def receptive_field(module: nn.Module, *, transposed_upsamples: bool = False) ->
     return rf
 
 
-class HFCodec(ZooModel, nn.Module):
+class HFCodec(AudioCodecMixin, ZooModel, nn.Module):
     """A transformers codec module (``self.codec``) with zoo's encode/decode."""
 
     def __init__(self, spec: CodecSpec, codec: nn.Module, *, preprocessor: dict[str, Any] | None = None,
@@ -100,10 +100,6 @@ class HFCodec(ZooModel, nn.Module):
         return self.spec.hop(self.hf_config)
 
     @property
-    def frame_rate(self) -> float:
-        return self.sample_rate / self.hop
-
-    @property
     def codebook_size(self) -> int:
         return self.spec.codebook_size(self.hf_config)
 
@@ -114,9 +110,9 @@ class HFCodec(ZooModel, nn.Module):
     def describe_facts(self) -> dict[str, Any]:
         return {"codebooks": self.num_codebooks}
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or self.spec.family
+    @property
+    def default_name(self) -> str:  # the name before zoo.load sets a card
+        return self.spec.family
 
     def _self_chunked(self) -> bool:
         return self.spec.family == "encodec" and getattr(self.hf_config, "chunk_length", None) is not None
@@ -221,33 +217,11 @@ class HFCodec(ZooModel, nn.Module):
         return torch.cat(pieces, dim=-1)
 
     # ------------------------------------------------------------------ media-level interface
-    def _prepare(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
-        """Anything ``encode`` accepts -> list of ``[C, L]`` tensors at the codec's rate and channels."""
-        from zoo.media import audio
+    mono_input = False  # _prepare keeps channels; _channels fits them to the codec's
 
-        if isinstance(waveform, (str, Path)):
-            wav, sr = audio.load_audio(waveform)
-            return [self._channels(audio.resample(wav, sr, self.sample_rate) if sr != self.sample_rate else wav)]
-        if not isinstance(waveform, torch.Tensor):
-            raise InputTypeError(f"encode() takes a path, a tensor or a list of them, not {type(waveform).__name__}")
-        if sample_rate is None:
-            raise InputError(f"encode(tensor) needs sample_rate= ({self._name()} runs at {self.sample_rate} Hz; zoo resamples other rates)")
-        if waveform.is_complex() or not waveform.is_floating_point():
-            raise InputTypeError(f"waveform must be a float tensor in [-1, 1], got {waveform.dtype}")
-        if waveform.dim() not in (1, 2, 3):
-            raise InputError(f"waveform must be [L], [C, L] or [B, C, L]; got shape {tuple(waveform.shape)}")
-        if waveform.shape[-1] == 0 or waveform.numel() == 0:
-            raise InputError("cannot encode empty audio (0 samples)")
-        if not bool(torch.isfinite(waveform).all()):
-            raise InputError("waveform holds NaN or Inf samples; clean the audio first")
-        items = list(waveform) if waveform.dim() == 3 else [waveform]
-        out = []
-        for w in items:
-            w = w.float()[None] if w.dim() == 1 else w.float()
-            if sample_rate != self.sample_rate:
-                w = audio.resample(w, sample_rate, self.sample_rate)
-            out.append(self._channels(w))
-        return out
+    def _prepare(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
+        """Anything ``encode`` accepts -> list of ``[C, L]`` float32 tensors at the codec's rate and channels."""
+        return [self._channels(w.float()) for w in super()._prepare(waveform, sample_rate)]
 
     def _channels(self, wav: torch.Tensor) -> torch.Tensor:
         if self.channels == 1:
@@ -257,13 +231,6 @@ class HFCodec(ZooModel, nn.Module):
         if wav.shape[0] == 1:
             return wav.expand(self.channels, -1)
         raise InputError(f"{self._name()} takes {self.channels} channels (or mono); got {wav.shape[0]}")
-
-    @staticmethod
-    def _grouped(items: Sequence[torch.Tensor], fn) -> list[Any]:
-        """Run ``fn`` on items of equal shape together (:func:`zoo.media.audio.run_grouped`)."""
-        from zoo.media.audio import run_grouped  # noqa: PLC0415
-
-        return run_grouped(items, fn)
 
     def encode(self, waveform: Any, sample_rate: int | None = None, *, codebooks: int | None = None,
                chunk_seconds: float | None = None) -> Tokens:
@@ -326,16 +293,6 @@ class HFCodec(ZooModel, nn.Module):
         if len({w.shape[-1] for w in wavs}) == 1:
             return torch.stack(wavs)
         return wavs
-
-    def reconstruct(self, waveform: Any, sample_rate: int | None = None, *, codebooks: int | None = None,
-                    chunk_seconds: float | None = None) -> torch.Tensor | list[torch.Tensor]:
-        """``decode(encode(x))`` trimmed to each item's length at the codec's rate."""
-        tokens = self.encode(waveform, sample_rate, codebooks=codebooks, chunk_seconds=chunk_seconds)
-        wavs = self.decode(tokens, chunk_seconds=chunk_seconds)
-        n = tokens.meta["num_samples"]
-        if isinstance(wavs, torch.Tensor) and len(set(n)) == 1:
-            return wavs[..., : n[0]]
-        return [w[..., :k] for w, k in zip(wavs, n)]
 
 
 def _item_extra(extra: dict[str, Any], b: int) -> dict[str, Any]:

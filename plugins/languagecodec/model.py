@@ -25,13 +25,13 @@ does not depend on the batch.
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from zoo.errors import InputError, InputTypeError, TokenError
+from zoo.audio_codec import AudioCodecMixin
+from zoo.errors import InputError, TokenError
 from zoo.interfaces import Tokens, as_tokens
 from zoo.model import ZooModel
 from zoo.nn.rvq import MaskedChannelRVQ
@@ -71,7 +71,7 @@ class VocosBackbone(nn.Module):
         return self.final_layer_norm(x)
 
 
-class LanguageCodec(ZooModel, nn.Module):
+class LanguageCodec(AudioCodecMixin, ZooModel, nn.Module):
     """Language-Codec tokenizer/detokenizer built from a :class:`LanguageCodecConfig`.
 
     Example:
@@ -83,6 +83,9 @@ class LanguageCodec(ZooModel, nn.Module):
         >>> tuple(tok.ids.shape), tuple(m.decode(tok).shape)
         ((1, 4, 75), (1, 24000))
     """
+
+    default_name = "languagecodec"
+    display_name = "Language-Codec"
 
     def __init__(self, config: LanguageCodecConfig | None = None):
         super().__init__()
@@ -103,10 +106,6 @@ class LanguageCodec(ZooModel, nn.Module):
     @property
     def hop(self) -> int:
         return self.encoder.hop
-
-    @property
-    def frame_rate(self) -> float:
-        return self.sample_rate / self.hop
 
     @property
     def codebook_size(self) -> int:
@@ -195,39 +194,6 @@ class LanguageCodec(ZooModel, nn.Module):
         return codebooks
 
     # ------------------------------------------------------------------ media-level interface
-    def _prepare(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
-        """Anything ``encode`` accepts -> list of mono 24 kHz 1-D tensors (one per item)."""
-        from zoo.media import audio  # noqa: PLC0415
-
-        if isinstance(waveform, (str, Path)):
-            wav, sr = audio.load_audio(waveform)
-            return [audio.prepare_audio(wav, sr, self.sample_rate)]
-        if not isinstance(waveform, torch.Tensor):
-            raise InputTypeError(f"encode() takes a path, a tensor or a list of them, not {type(waveform).__name__}")
-        if sample_rate is None:
-            raise InputError(f"encode(tensor) needs sample_rate= (Language-Codec runs at {self.sample_rate} Hz; zoo resamples)")
-        if not waveform.is_floating_point():
-            raise InputTypeError(f"waveform must be a float tensor in [-1, 1], got {waveform.dtype}")
-        if waveform.dim() not in (1, 2, 3):
-            raise InputError(f"waveform must be [L], [C, L] or [B, C, L]; got shape {tuple(waveform.shape)}")
-        if waveform.numel() == 0:
-            raise InputError("cannot encode empty audio (0 samples)")
-        if not bool(torch.isfinite(waveform).all()):
-            raise InputError("waveform holds NaN or Inf samples; clean the audio first")
-        items = list(waveform) if waveform.dim() == 3 else [waveform]
-        return [audio.prepare_audio(w, sample_rate, self.sample_rate) for w in items]
-
-    @staticmethod
-    def _grouped(items: Sequence[torch.Tensor], fn) -> list[Any]:
-        """Run ``fn`` on items of equal shape together (:func:`zoo.media.audio.run_grouped`)."""
-        from zoo.media.audio import run_grouped  # noqa: PLC0415
-
-        return run_grouped(items, fn)
-
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "languagecodec"
-
     def encode(self, waveform: Any, sample_rate: int | None = None, *, codebooks: int | None = None,
                chunk_seconds: float | None = None) -> Tokens:
         """Audio -> :class:`~zoo.interfaces.Tokens` with ``ids`` ``[B, Q, T_max]`` and per-item ``lengths``."""
@@ -260,13 +226,3 @@ class LanguageCodec(ZooModel, nn.Module):
         if len({w.shape[-1] for w in wavs}) == 1:
             return torch.stack(wavs)
         return wavs
-
-    def reconstruct(self, waveform: Any, sample_rate: int | None = None, *, codebooks: int | None = None,
-                    chunk_seconds: float | None = None) -> torch.Tensor | list[torch.Tensor]:
-        """``decode(encode(x))`` trimmed to each item's length at 24 kHz."""
-        tokens = self.encode(waveform, sample_rate, codebooks=codebooks, chunk_seconds=chunk_seconds)
-        wavs = self.decode(tokens, chunk_seconds=chunk_seconds)
-        n = tokens.meta["num_samples"]
-        if isinstance(wavs, torch.Tensor) and len(set(n)) == 1:
-            return wavs[..., : n[0]]
-        return [w[..., :k] for w, k in zip(wavs, n)]

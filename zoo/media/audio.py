@@ -37,13 +37,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-__all__ = ["load_audio", "save_audio", "resample", "to_mono", "prepare_audio", "prepare_items", "run_grouped", "AudioError"]
+__all__ = ["load_audio", "save_audio", "resample", "to_mono", "prepare_audio", "prepare_items", "run_grouped", "AudioError",
+           "AudioTypeError"]
 
-from zoo.errors import MediaError
+from zoo.errors import InputTypeError, MediaError
 
 
 class AudioError(MediaError):
     """Audio that zoo cannot read or use: bad shape, rate or file."""
+
+
+class AudioTypeError(AudioError, InputTypeError):
+    """Samples of a type zoo does not encode (integer or complex tensors): also a ``TypeError``."""
 
 
 def _soundfile():
@@ -185,10 +190,10 @@ def prepare_audio(waveform: torch.Tensor, sample_rate: int, target_rate: int, *,
     """
     wav = _as_2d(waveform, "prepare_audio")
     if not wav.is_floating_point():
-        raise AudioError(f"prepare_audio: expected float samples in [-1, 1], got dtype {wav.dtype}; "
-                         "divide integer PCM by its full scale (e.g. 32768 for int16)")
+        raise AudioTypeError(f"prepare_audio: expected float samples in [-1, 1], got dtype {wav.dtype}; "
+                             "divide integer PCM by its full scale (e.g. 32768 for int16)")
     if wav.shape[-1] == 0:
-        raise AudioError("prepare_audio: the waveform has 0 samples")
+        raise AudioError("prepare_audio: the waveform has 0 samples (empty audio)")
     if not bool(torch.isfinite(wav).all()):
         raise AudioError(f"prepare_audio: the waveform holds {int((~torch.isfinite(wav)).sum())} NaN/Inf samples; "
                          "models encode finite audio in [-1, 1] only")
@@ -200,30 +205,34 @@ def prepare_audio(waveform: torch.Tensor, sample_rate: int, target_rate: int, *,
 
 
 def prepare_items(waveform: "str | Path | torch.Tensor", sample_rate: int | None, target_rate: int, *,
-                  model: str = "this model") -> list[torch.Tensor]:
+                  model: str = "this model", mono: bool = True) -> list[torch.Tensor]:
     """What an audio tokenizer's ``encode`` accepts -> one :func:`prepare_audio` item per clip.
 
     ``waveform`` is a file path (its own rate is used) or a ``[L]`` / ``[C, L]`` / ``[B, C, L]``
-    tensor at ``sample_rate``; each clip comes back mono at ``target_rate``. ``model`` names the
-    caller in the error when ``sample_rate`` is missing.
+    tensor at ``sample_rate``; each clip comes back mono ``[L]`` at ``target_rate`` (``[C, L]``,
+    channels kept, with ``mono=False``). ``model`` names the caller in the error when
+    ``sample_rate`` is missing. Integer samples raise :class:`AudioTypeError`; empty, NaN/Inf
+    or misshapen audio :class:`AudioError`.
 
     Example:
         >>> [w.shape for w in prepare_items(torch.zeros(2, 1, 8), 8, 16)]
         [torch.Size([16]), torch.Size([16])]
+        >>> [w.shape for w in prepare_items(torch.zeros(2, 8), 8, 16, mono=False)]
+        [torch.Size([2, 16])]
     """
     from zoo.errors import InputError, InputTypeError
 
     if isinstance(waveform, (str, Path)):
         wav, sr = load_audio(waveform)
-        return [prepare_audio(wav, sr, target_rate)]
+        return [prepare_audio(wav, sr, target_rate, mono=mono)]
     if not isinstance(waveform, torch.Tensor):
         raise InputTypeError(f"encode() takes a path, a tensor or a list of them, not {type(waveform).__name__}")
     if sample_rate is None:
         raise InputError(f"encode(tensor) needs sample_rate= ({model} runs at {target_rate} Hz; zoo resamples other rates)")
     if waveform.dim() == 3:
-        return [prepare_audio(w, sample_rate, target_rate) for w in waveform]
+        return [prepare_audio(w, sample_rate, target_rate, mono=mono) for w in waveform]
     if waveform.dim() in (1, 2):
-        return [prepare_audio(waveform, sample_rate, target_rate)]
+        return [prepare_audio(waveform, sample_rate, target_rate, mono=mono)]
     raise InputError(f"waveform must be [L], [C, L] or [B, C, L]; got shape {tuple(waveform.shape)}")
 
 
