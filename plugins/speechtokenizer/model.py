@@ -102,30 +102,49 @@ class SpeechTokenizer(ZooModel, nn.Module):
     # ------------------------------------------------------------------ tensor-level pipeline
 
     @torch.inference_mode()
-    def latents(self, wav: torch.Tensor, *, chunk_seconds: float | None = None) -> torch.Tensor:
-        """Encoder output ``[B, dimension, ceil(L / hop)]`` of ``[B, 1, L]`` audio at 16 kHz."""
+    def lstm_output(self, wav: torch.Tensor, *, chunk_seconds: float | None = None) -> torch.Tensor:
+        """The encoder's LSTM output plus skip ``[B, 2 * width, ceil(L / hop)]`` of ``[B, 1, L]`` audio."""
         if wav.dim() != 3 or wav.shape[1] != 1:
             raise InputError(f"SpeechTokenizer encodes mono audio [B, 1, L], got shape {tuple(wav.shape)}")
         length, hop = wav.shape[-1], self.hop
         frames = math.ceil(length / hop)
         tile = self._chunk_frames(chunk_seconds)
         if frames <= tile:
-            front = self.encoder.front(wav)
-        else:
-            ctx = math.ceil(receptive_field(self.encoder) / hop) + 1
-            pieces = []
-            for f0 in range(0, frames, tile):
-                f1 = min(frames, f0 + tile)
-                a, b = max(0, f0 - ctx) * hop, min(length, (f1 + ctx) * hop)
-                pieces.append(self.encoder.front(wav[..., a:b])[..., f0 - a // hop : f1 - a // hop])
-            front = torch.cat(pieces, dim=-1)
-        y, _ = self.encoder.lstm(front)  # bidirectional: one pass over the whole sequence
-        return self.encoder.back(y)
+            return self.encoder.lstm(self.encoder.front(wav))[0]
+        ctx = math.ceil(receptive_field(self.encoder) / hop) + 1
+        pieces = []
+        for f0 in range(0, frames, tile):
+            f1 = min(frames, f0 + tile)
+            a, b = max(0, f0 - ctx) * hop, min(length, (f1 + ctx) * hop)
+            pieces.append(self.encoder.front(wav[..., a:b])[..., f0 - a // hop : f1 - a // hop])
+        front = torch.cat(pieces, dim=-1)
+        del pieces
+        return self.encoder.model[self.encoder.n_front].chunked(front, tile)  # exact; see the module doc
+
+    def _back_chunks(self, y: torch.Tensor, chunk_seconds: float | None, fn) -> list[torch.Tensor]:
+        """``fn(encoder.back(y))`` chunk by chunk (the last conv's context each side), frames in order."""
+        frames, per = y.shape[-1], self._chunk_frames(chunk_seconds)
+        if frames <= per:
+            return [fn(self.encoder.back(y))]
+        last = self.encoder.model[self.encoder.n_front + 2]  # the last conv: kernel // 2 frames each side
+        ctx, out = (last.kernel_size[0] - 1) * last.dilation[0] // 2 + 1, []
+        for f0 in range(0, frames, per):
+            f1 = min(frames, f0 + per)
+            a, b = max(0, f0 - ctx), min(frames, f1 + ctx)
+            out.append(fn(self.encoder.back(y[..., a:b])[..., f0 - a : f1 - a]))
+        return out
+
+    @torch.inference_mode()
+    def latents(self, wav: torch.Tensor, *, chunk_seconds: float | None = None) -> torch.Tensor:
+        """Encoder output ``[B, dimension, ceil(L / hop)]`` of ``[B, 1, L]`` audio at 16 kHz."""
+        return torch.cat(self._back_chunks(self.lstm_output(wav, chunk_seconds=chunk_seconds), chunk_seconds, lambda z: z), -1)
 
     @torch.inference_mode()
     def encode_codes(self, wav: torch.Tensor, n_q: int | None = None, *, chunk_seconds: float | None = None) -> torch.Tensor:
-        """Codes ``[B, n_q, T]`` of ``[B, 1, L]`` 16 kHz audio (the reference's ``encode`` transposed)."""
-        return self.quantizer.encode(self.latents(wav, chunk_seconds=chunk_seconds), n_q)
+        """Codes ``[B, n_q, T]`` of ``[B, 1, L]`` 16 kHz audio (the reference's ``encode`` transposed);
+        long audio is quantized chunk by chunk, so the full latents are never held."""
+        y = self.lstm_output(wav, chunk_seconds=chunk_seconds)
+        return torch.cat(self._back_chunks(y, chunk_seconds, lambda z: self.quantizer.encode(z, n_q)), -1)
 
     @torch.inference_mode()
     def decode_codes(self, codes: torch.Tensor, *, chunk_seconds: float | None = None) -> torch.Tensor:

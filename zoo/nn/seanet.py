@@ -35,7 +35,7 @@ from torch import nn
 
 from zoo.nn.snake import Snake1d
 
-__all__ = ["activation", "PaddedConv1d", "PaddedConvTranspose1d", "SEANetResBlock", "SEANetEncoder", "SEANetDecoder", "SkipLSTM",
+__all__ = ["activation", "lstm_in_chunks", "PaddedConv1d", "PaddedConvTranspose1d", "SEANetResBlock", "SEANetEncoder", "SEANetDecoder", "SkipLSTM",
            "receptive_field"]
 
 
@@ -110,6 +110,47 @@ class SEANetResBlock(nn.Module):
         return F.conv1d(torch.cat([x, h], dim=1), weight, short.bias + last.bias)
 
 
+def lstm_in_chunks(lstm: nn.LSTM, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``lstm(x)[0]`` for ``x`` ``[T, B, C]`` (zero initial state, eval), ``chunk`` steps at a time.
+
+    Layer by layer: the forward direction runs over the chunks in order carrying its ``(h, c)``,
+    the backward direction over the chunks in reverse order carrying its own, each writing its
+    half of the layer's output ``[T, B, D * H]``, the next layer's input. The recurrences are the
+    one-call ones, so the result equals ``lstm(x)[0]`` up to float rounding; what is held is the
+    input and one output per layer (a bidirectional layer cannot emit frame 0 before it has seen
+    frame ``T - 1``), while the input-gate projections torch computes for a whole call (``4 H``
+    per step and direction) only ever exist for one chunk.
+
+    Example:
+        >>> _ = torch.manual_seed(0); lstm = nn.LSTM(4, 4, 2, bidirectional=True).eval()
+        >>> x = torch.randn(30, 1, 4)
+        >>> with torch.no_grad():
+        ...     print(torch.allclose(lstm_in_chunks(lstm, x, 7), lstm(x)[0], atol=1e-6))
+        True
+    """
+    if lstm.batch_first or lstm.proj_size:
+        raise ValueError("lstm_in_chunks takes a sequence-first LSTM without projections")
+    steps, batch, _ = x.shape
+    hidden, dirs = lstm.hidden_size, 2 if lstm.bidirectional else 1
+    starts = list(range(0, steps, max(1, int(chunk))))
+    inp = x
+    for layer in range(lstm.num_layers):
+        out = x.new_empty(steps, batch, dirs * hidden)
+        for d in range(dirs):
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            params = [getattr(lstm, f"{w}{sfx}") for w in (("weight_ih", "weight_hh", "bias_ih", "bias_hh") if lstm.bias
+                                                           else ("weight_ih", "weight_hh"))]
+            zero = x.new_zeros(1, batch, hidden)
+            state = (zero, zero)
+            for t0 in reversed(starts) if d else starts:
+                seg = inp[t0 : t0 + chunk]
+                y, h, c = torch.lstm(seg.flip(0) if d else seg, state, params, lstm.bias, 1, 0.0, False, False, False)
+                state = (h, c)
+                out[t0 : t0 + chunk, :, d * hidden : (d + 1) * hidden] = y.flip(0) if d else y
+        inp = out
+    return inp
+
+
 class SkipLSTM(nn.Module):
     """``lstm(x) + x`` on ``[B, C, T]`` (``x`` repeated for both directions when bidirectional);
     ``state`` carries (h, c) across chunks of one stream."""
@@ -123,6 +164,15 @@ class SkipLSTM(nn.Module):
         y, state = self.lstm(x.permute(2, 0, 1), state)
         y = y.permute(1, 2, 0)
         return y + (x.repeat(1, 2, 1) if self.bidirectional else x), state
+
+    def chunked(self, x: torch.Tensor, chunk: int) -> torch.Tensor:
+        """``forward(x)[0]`` on a whole ``[B, C, T]`` sequence via :func:`lstm_in_chunks` (the
+        bounded-memory path for a bidirectional LSTM), the skip added in place."""
+        xt = x.permute(2, 0, 1)
+        y = lstm_in_chunks(self.lstm, xt, chunk)
+        for d in range(2 if self.bidirectional else 1):
+            y[..., d * x.shape[1] : (d + 1) * x.shape[1]] += xt
+        return y.permute(1, 2, 0)
 
 
 def _res_blocks(dim: int, n: int, kernel: int, dilation_base: int, compress: int, act: str) -> list[nn.Module]:

@@ -34,6 +34,21 @@ def test_chunked_equals_one_pass(model):
     torch.testing.assert_close(parts, full, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("chunk_seconds", [0.25, 0.3, 1.0])
+def test_chunked_bidirectional_lstm_equals_one_pass(model, chunk_seconds):
+    """The encoder's bidirectional LSTM over chunks (forward in order, backward in reverse, state
+    carried) and the last conv + quantizer per chunk: latents within 1e-6 of one pass, ids equal."""
+    assert model.encoder.model[model.encoder.n_front].bidirectional
+    wav = _signal(16000 * 2 + 77, batch=2)
+    one = model.latents(wav, chunk_seconds=0)
+    chunked = model.latents(wav, chunk_seconds=chunk_seconds)
+    assert chunked.shape == one.shape
+    torch.testing.assert_close(chunked, one, atol=1e-6, rtol=0)
+    torch.testing.assert_close(model.lstm_output(wav, chunk_seconds=chunk_seconds), model.lstm_output(wav, chunk_seconds=0),
+                               atol=1e-6, rtol=0)
+    assert torch.equal(model.encode_codes(wav, chunk_seconds=chunk_seconds), model.encode_codes(wav, chunk_seconds=0))
+
+
 def test_ragged_batch_items_match_single_runs(model):
     a, b = _signal(5000, seed=1)[0], _signal(2100, seed=2)[0]
     tokens = model.encode([a, b], 16000)
