@@ -42,6 +42,10 @@ def __getattr__(name: str):
         import zoo.interfaces
 
         return getattr(zoo.interfaces, name)
+    if name == "eval":  # zoo.eval(models, inputs, ...): zoo.evaluation.runner.evaluate (not in __all__: it would shadow eval)
+        from zoo.evaluation.runner import evaluate
+
+        return evaluate
     if name in ("tokenize", "read_tokens"):  # lazily: dataset tokenization imports torch (and pyarrow)
         import zoo.datasets.reader
         import zoo.datasets.tokenize
