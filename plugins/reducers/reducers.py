@@ -151,6 +151,8 @@ class DiffRate(Reducer):
 
     def apply(self, model: torch.nn.Module, *, trace_source: bool = False, backend: str | None = None,
               adapter: str | None = None, **schedule: Any) -> ReducerHandle:
+        if _visual_adapter(model, adapter) is not None:
+            self.visual_policy(**schedule)               # refuses: DiffRate runs inside a ViT's blocks
         schedule.setdefault("_width", getattr(model, "embed_dim", None))
         policy = self.policy(**schedule)
         return find_adapter(model, adapter).patch(model, policy, trace_source=trace_source, backend=backend)

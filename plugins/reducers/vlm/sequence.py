@@ -50,8 +50,8 @@ class Kept:
 @dataclass
 class Shrunk:
     """The rebuilt prompt: ``embeds`` ``[B, L', D]``, ``mask`` ``[B, L']`` (0 = padding),
-    ``source`` ``[B, L']`` (full-sequence position of each token, -1 for added padding) and
-    ``added`` ``[B]`` (left padding added per row)."""
+    ``source`` ``[B, L']`` (full-sequence position of each token, -1 for padding) and
+    ``added`` ``[B]`` (left padding per row)."""
 
     embeds: torch.Tensor
     mask: torch.Tensor
@@ -83,7 +83,8 @@ def locate_images(image_mask: torch.Tensor, sizes: list[int]) -> list[ImageSlot]
 
 
 def shrink_sequence(embeds: torch.Tensor, mask: torch.Tensor | None, slots: list[ImageSlot], kept: list[Kept]) -> Shrunk:
-    """Replace each image run of ``embeds`` ``[B, L, D]`` by its kept tokens; left-pad short rows."""
+    """Replace each image run of ``embeds`` ``[B, L, D]`` by its kept tokens; drop padding (``mask``
+    0) and left-pad every row to the longest."""
     b, length, d = embeds.shape
     if mask is None:
         mask = torch.ones(b, length, dtype=torch.long, device=embeds.device)
@@ -105,9 +106,11 @@ def shrink_sequence(embeds: torch.Tensor, mask: torch.Tensor | None, slots: list
         e.append(embeds[r, cursor:])
         m.append(mask[r, cursor:])
         s.append(torch.arange(cursor, length, device=embeds.device))
-        rows_e.append(torch.cat(e))
-        rows_m.append(torch.cat(m))
-        rows_s.append(torch.cat(s))
+        m_row = torch.cat(m)
+        real = m_row != 0                              # the prompt's own padding is dropped, rows re-padded below
+        rows_e.append(torch.cat(e)[real])
+        rows_m.append(m_row[real])
+        rows_s.append(torch.cat(s)[real])
     new_len = max(x.shape[0] for x in rows_e)
     added = torch.tensor([new_len - x.shape[0] for x in rows_e], device=embeds.device)
     out_e = embeds.new_zeros(b, new_len, d)
