@@ -192,7 +192,8 @@ def tokenize(model: Any, inputs: Sequence[str | os.PathLike] | str | os.PathLike
         if card.kind != "tokenizer":
             raise InputError(f"{card.name} is a {card.kind}; zoo tokenize needs a tokenizer (`zoo list --kind tokenizer`)")
         spec = ModelSpec(name=card.name, load_kwargs=load_kwargs, device=device)
-        loaded = spec.load()
+        # on Ray the actors hold the replicas (on `device`); the driver's copy only describes the run
+        loaded = spec.load() if engine == "local" else ModelSpec(name=card.name, load_kwargs=load_kwargs).load()
     else:
         loaded = model.to(device) if device else model
         spec = ModelSpec(blob=pickle.dumps(loaded), device=device)

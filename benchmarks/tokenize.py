@@ -1,0 +1,182 @@
+"""``zoo tokenize`` throughput: items/s of the local engine (1 and 2 decode workers) and the Ray
+engine (1 and 2 actors), scaling efficiency, and the per-item cost breakdown.
+
+One run on generated JPEGs (``--items`` images of ``--width`` x ``--height``, decoded and resized
+to the model's size) with ``--model`` (default ``flextok.demo_tiny``, embedded weights, offline).
+
+* **Throughput** (wall clock): each configuration tokenizes the same items through the engine
+  (``zoo.datasets.engines.run_local`` / ``run_ray``, shards written by the same writer as
+  ``zoo tokenize``); ``items/s`` counts from the first finished batch to the last (start-up of
+  worker processes / actors and model replicas excluded; it is reported apart). Scaling
+  efficiency = items/s with 2 / (2 x items/s with 1).
+* **Cost breakdown** (CPU-seconds per item, this process, one torch thread, ``--reps``
+  interleaved repetitions, medians): decode + resize (``ItemLoader.load``), model
+  (``encode`` on batches of ``--batch-size``), write (rows + one Parquet shard). CPU-seconds do
+  not grow when the machine is busy; wall-clock items/s do, so the record stores the load
+  average and the notes say how busy the machine was.
+
+    flock /tmp/zoo_heavy.lock python benchmarks/tokenize.py --items 96 --reps 3
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the stdlib's tokenize (the issue's name for it): take its folder off the
+# import path so `import tokenize` (linecache, torch, Ray workers) finds the stdlib, and load
+# _record by path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if p not in ("", ".") and Path(p).resolve() != _HERE]
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import io  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("_record", _HERE / "_record.py")
+_record = sys.modules["_record"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_record)
+add_results_option, load_average, start = _record.add_results_option, _record.load_average, _record.start
+
+
+def make_images(root: Path, n: int, width: int, height: int) -> Path:
+    """``n`` JPEGs with smooth gradients and noise (decode cost like a photo's)."""
+    import numpy as np
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:height, 0:width]
+    for i in range(n):
+        base = np.stack([(xx * (i + 1) % 256), (yy * 3 % 256), ((xx + yy + 17 * i) % 256)], -1).astype(np.float32)
+        img = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=90)
+        (root / f"{i:05d}.jpg").write_bytes(buf.getvalue())
+    return root
+
+
+def breakdown(model, loader, items, batch_size: int, reps: int) -> dict[str, float]:
+    """Median CPU-seconds per item of decode/resize, model and write (this process, interleaved)."""
+    from zoo.datasets.engines import encode_batch
+    from zoo.datasets.shards import write_shard
+
+    samples: dict[str, list[float]] = {"decode_resize": [], "model": [], "write": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(reps):
+            t0 = time.process_time()
+            decoded = loader.load_many(items)
+            t1 = time.process_time()
+            results = [encode_batch(model, loader, decoded[b : b + batch_size]) for b in range(0, len(decoded), batch_size)]
+            t2 = time.process_time()
+            rows = [r for res in results for r in res.rows]
+            write_shard(tmp, 0, rows)
+            t3 = time.process_time()
+            for key, dt in (("decode_resize", t1 - t0), ("model", t2 - t1), ("write", t3 - t2)):
+                samples[key].append(dt / len(items))
+    # encode_batch's time includes turning tokens into rows; it is part of "model" here (tiny)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def run_engine(kind: str, count: int, spec, model, loader, items, batch_size: int, shard_size: int, out: Path) -> dict:
+    """Tokenize ``items`` with one engine configuration; wall-clock timings."""
+    from zoo.datasets.engines import run_local, run_ray
+    from zoo.datasets.shards import write_shard
+
+    stamps: list[tuple[float, int]] = []
+    done = [0]
+
+    def progress(n: int) -> None:
+        done[0] += n
+        stamps.append((time.perf_counter(), done[0]))
+
+    shards = [(i // shard_size, items[i : i + shard_size]) for i in range(0, len(items), shard_size)]
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if kind == "local":
+        results = run_local(model, loader, shards, batch_size=batch_size, workers=count, tokens=None, progress=progress)
+    else:
+        results = run_ray(spec, loader, shards, batch_size=batch_size, actors=count, tokens=None, progress=progress)
+    written = 0
+    for index, result in results:
+        written += write_shard(out, index, result.rows)["rows"]
+    t_end = time.perf_counter()
+    first_t, first_n = stamps[0]
+    steady = (done[0] - first_n) / (t_end - first_t) if t_end > first_t else float("nan")
+    return {"engine": kind, "workers" if kind == "local" else "actors": count, "items": len(items), "written": written,
+            "wall_s": round(t_end - t0, 2), "startup_s": round(first_t - t0, 2), "items_per_s": round(steady, 2),
+            "items_per_s_incl_startup": round(len(items) / (t_end - t0), 2), "load_average": load_average()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="flextok.demo_tiny")
+    parser.add_argument("--items", type=int, default=96)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--height", type=int, default=384)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--shard-size", type=int, default=32)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--ray-cpus", type=int, default=4, help="logical CPUs of the local Ray runtime (scheduling slots)")
+    parser.add_argument("--skip-ray", action="store_true")
+    add_results_option(parser)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    import zoo
+    from zoo.datasets import ItemLoader, list_items
+    from zoo.datasets.engines import ModelSpec
+
+    run = start("tokenize", title="zoo tokenize throughput (local and Ray engines)", kind="throughput", threads=1,
+                settings=vars(args), reference=None, results=args.results)
+    model = zoo.load(args.model)
+    loader = ItemLoader.for_model(model)
+    spec = ModelSpec(name=args.model)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        items = list_items([make_images(tmp / "images", args.items, args.width, args.height)]).items
+        cost = breakdown(model, loader, items[: min(len(items), 32)], args.batch_size, args.reps)
+        total = sum(cost.values())
+        rows.append({"row": "cost_per_item_cpu_s", **{k: round(v, 5) for k, v in cost.items()}, "total": round(total, 5),
+                     "bound_items_per_s_per_core": round(1 / total, 2)})
+        print(f"CPU-s per item: decode/resize {cost['decode_resize']*1e3:.2f} ms, model {cost['model']*1e3:.2f} ms, "
+              f"write {cost['write']*1e3:.3f} ms", flush=True)
+        configs = [("local", 1), ("local", 2)] + ([] if args.skip_ray else [("ray", 1), ("ray", 2)])
+        if not args.skip_ray:
+            import ray
+
+            ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
+        for kind, count in configs:
+            row = run_engine(kind, count, spec, model, loader, items, args.batch_size, args.shard_size,
+                             tmp / f"out_{kind}_{count}")
+            rows.append(row)
+            print(row, flush=True)
+        if not args.skip_ray:
+            ray.shutdown()
+    for kind in ("local", "ray"):
+        one = next((r for r in rows if r.get("engine") == kind and 1 in (r.get("workers"), r.get("actors"))), None)
+        two = next((r for r in rows if r.get("engine") == kind and 2 in (r.get("workers"), r.get("actors"))), None)
+        if one and two and one["items_per_s"] > 0:
+            eff = two["items_per_s"] / (2 * one["items_per_s"])
+            rows.append({"row": f"scaling_{kind}", "efficiency": round(eff, 3)})
+            print(f"{kind}: scaling efficiency 1 -> 2 = {eff:.2f}", flush=True)
+    cores = os.cpu_count()
+    run.write(rows, notes=[
+        f"Shared machine: {cores} cores used by several sessions at once (see load_average); wall-clock items/s are "
+        "bounded by the cores this run got, the CPU-second breakdown is not.",
+        "local engine: one model in the main process (1 torch thread); 'workers' decode processes. Ray engine: decode "
+        "tasks + 'actors' model replicas (1 CPU, 1 torch thread each) on a local runtime with --ray-cpus logical CPUs.",
+        "items_per_s: from the first finished batch to the end (start-up of processes/actors excluded, reported as startup_s).",
+    ])
+
+
+if __name__ == "__main__":
+    main()
