@@ -288,3 +288,35 @@ def test_sigkill_mid_run_then_restart_gives_identical_output(images, tmp_path):
     assert (out / STATE_DIR).is_dir()
     subprocess.run([sys.executable, "-c", _KILL_SCRIPT, str(images), str(out)], check=True)
     assert tree(out) == tree(clean)
+
+
+def test_progress_bar_shows_rate_and_count(flextok, images, tmp_path, capsys):
+    zoo.tokenize(flextok, [images / "c0"], tmp_path / "tok", workers=0, progress=True)
+    err = capsys.readouterr().err
+    assert "tokenize (local)" in err and "3/3" in err and "item/s" in err
+
+
+def test_detokenize_refuses_a_model_with_another_config(flextok, images, tmp_path):
+    from zoo.datasets.detokenize import detokenize
+
+    zoo.tokenize(flextok, [images / "c0"], tmp_path / "tok", workers=0, progress=False)
+    other = zoo.load("flextok.demo_tiny", default_steps=2)
+    with pytest.raises(InputError, match="config hash"):
+        detokenize(tmp_path / "tok", tmp_path / "media", model=other)
+    assert [p.name for p in detokenize(tmp_path / "tok", tmp_path / "media", model=flextok, limit=2)] == ["00.png", "03.png"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--ray-address", "auto"], "--ray-address applies to --engine ray"),
+    (["--engine", "ray", "--workers", "0"], "at least one actor"),
+    (["--engine", "spark"], "'spark' is not one of"),
+])
+def test_cli_refuses_bad_engine_arguments(images, tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    result = CliRunner().invoke(cli, ["tokenize", "--model", "flextok.demo_tiny", str(images), "--out", str(tmp_path / "t"),
+                                      *args])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "t").exists()
