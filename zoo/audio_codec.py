@@ -48,6 +48,8 @@ class AudioCodecMixin:
     display_name: str | None = None
     #: False: ``_prepare`` keeps channels (``[C, L]`` items) for codecs that take several.
     mono_input: bool = True
+    #: The ``encode`` keyword that ``reconstruct(codebooks=q)`` passes ``q`` to.
+    codebooks_option: str = "codebooks"
 
     sample_rate: int
     hop: int
@@ -79,7 +81,8 @@ class AudioCodecMixin:
                     **options: Any) -> torch.Tensor | list[torch.Tensor]:
         """``decode(encode(x))`` trimmed to each item's length at the codec's rate (a tensor when
         the items have one length, else a list)."""
-        tokens = self.encode(waveform, sample_rate, **options, **({} if codebooks is None else {"codebooks": codebooks}))
+        levels = {} if codebooks is None else {self.codebooks_option: codebooks}
+        tokens = self.encode(waveform, sample_rate, **options, **levels)
         wavs = self.decode(tokens, **options)
         n = tokens.meta["num_samples"]
         if isinstance(wavs, torch.Tensor) and len(set(n)) == 1:

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from zoo.audio_codec import AudioCodecMixin
 from zoo.errors import InputError
 from zoo.interfaces import MultiRateTokens, as_multirate_tokens
 from zoo.model import ZooModel
@@ -59,7 +60,7 @@ def conv_reach_frames(config: SNACConfig) -> int:
     return max(enc_frames, dec_frames)
 
 
-class SNAC(ZooModel, nn.Module):
+class SNAC(AudioCodecMixin, ZooModel, nn.Module):
     """SNAC built from a :class:`SNACConfig`.
 
     Example:
@@ -71,6 +72,9 @@ class SNAC(ZooModel, nn.Module):
         >>> [x.shape[-1] for x in tok.levels], tuple(m.decode(tok).shape)
         ([4, 8], (1, 1, 32))
     """
+
+    default_name = "snac"
+    display_name = "this SNAC"
 
     def __init__(self, config: SNACConfig | None = None):
         super().__init__()
@@ -104,10 +108,6 @@ class SNAC(ZooModel, nn.Module):
     def frame_rates(self) -> list[float]:
         """Ids per second of each level."""
         return [self.sample_rate / (self.hop * s) for s in self.strides]
-
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "snac"
 
     def _context(self) -> int:
         """Latent frames of context per chunk side, a multiple of ``frame_multiple``."""
@@ -184,12 +184,6 @@ class SNAC(ZooModel, nn.Module):
         return self.decode_codes(self.encode_codes(wav), generator=generator)[..., : wav.shape[-1]]
 
     # ------------------------------------------------------------------ media-level interface
-
-    def _prepare(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
-        """Anything ``encode`` accepts -> list of mono 1-D tensors at the model's rate (one per item)."""
-        from zoo.media.audio import prepare_items  # noqa: PLC0415
-
-        return prepare_items(waveform, sample_rate, self.sample_rate, model="this SNAC")
 
     def encode(self, waveform: Any, sample_rate: int | None = None, *, chunk_seconds: float | None = None) -> MultiRateTokens:
         """Audio -> :class:`~zoo.MultiRateTokens` (``levels`` coarse first, ``lengths`` in coarsest frames,

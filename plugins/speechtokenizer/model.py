@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.audio_codec import AudioCodecMixin
 from zoo.errors import InputError
 from zoo.interfaces import Tokens, as_tokens
 from zoo.model import ZooModel
@@ -44,7 +45,7 @@ __all__ = ["SpeechTokenizer"]
 DECODER_CONTEXT_FRAMES = 8
 
 
-class SpeechTokenizer(ZooModel, nn.Module):
+class SpeechTokenizer(AudioCodecMixin, ZooModel, nn.Module):
     """SpeechTokenizer / DM-Codec built from a :class:`SpeechTokenizerConfig`.
 
     Example:
@@ -55,6 +56,10 @@ class SpeechTokenizer(ZooModel, nn.Module):
         >>> tuple(tok.ids.shape), tuple(m.decode(tok.codebooks(1)).shape)
         ((1, 3, 4), (1, 1, 1280))
     """
+
+    default_name = "speechtokenizer"
+    display_name = "this model"
+    codebooks_option = "n_q"  # reconstruct(codebooks=q) encodes the first q levels
 
     def __init__(self, config: SpeechTokenizerConfig | None = None):
         super().__init__()
@@ -78,20 +83,12 @@ class SpeechTokenizer(ZooModel, nn.Module):
         return self.encoder.hop
 
     @property
-    def frame_rate(self) -> float:
-        return self.sample_rate / self.hop
-
-    @property
     def codebook_size(self) -> int:
         return self.config.codebook_size
 
     @property
     def num_codebooks(self) -> int:
         return self.config.n_q
-
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "speechtokenizer"
 
     def _chunk_frames(self, chunk_seconds: float | None) -> int:
         seconds = self.config.chunk_seconds if chunk_seconds is None else chunk_seconds
@@ -166,12 +163,6 @@ class SpeechTokenizer(ZooModel, nn.Module):
         return torch.cat(outs, dim=-1)
 
     # ------------------------------------------------------------------ media-level interface
-
-    def _prepare(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
-        """Anything ``encode`` accepts -> list of mono 1-D tensors at the model's rate (one per item)."""
-        from zoo.media.audio import prepare_items  # noqa: PLC0415
-
-        return prepare_items(waveform, sample_rate, self.sample_rate, model="this model")
 
     def _items(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
         if isinstance(waveform, (list, tuple)):

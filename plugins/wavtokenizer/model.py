@@ -43,11 +43,12 @@ waveform to differ by ~1e-2 of its peak.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from zoo.audio_codec import AudioCodecMixin
 from zoo.errors import InputError
 from zoo.model import ZooModel
 
@@ -73,7 +74,7 @@ def _progress(total: int, enabled: bool | None, desc: str):
     return tqdm(total=total, desc=desc, unit="chunk", leave=False, disable=None if enabled is None else False)
 
 
-class WavTokenizer(ZooModel, nn.Module):
+class WavTokenizer(AudioCodecMixin, ZooModel, nn.Module):
     """WavTokenizer tokenizer/detokenizer built from a :class:`WavTokenizerConfig`.
 
     Example:
@@ -85,6 +86,9 @@ class WavTokenizer(ZooModel, nn.Module):
         >>> tuple(tok.ids.shape), tuple(m.decode(tok).shape)
         ((1, 75), (1, 24000))
     """
+
+    default_name = "wavtokenizer"
+    display_name = "WavTokenizer"
 
     def __init__(self, config: WavTokenizerConfig | None = None):
         super().__init__()
@@ -109,11 +113,6 @@ class WavTokenizer(ZooModel, nn.Module):
     def hop(self) -> int:
         """Samples per token."""
         return self.encoder.hop
-
-    @property
-    def frame_rate(self) -> float:
-        """Tokens per second (40 or 75)."""
-        return self.sample_rate / self.hop
 
     @property
     def codebook_size(self) -> int:
@@ -209,19 +208,6 @@ class WavTokenizer(ZooModel, nn.Module):
 
     # ------------------------------------------------------------------ media-level interface
 
-    def _prepare(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
-        """Anything ``encode`` accepts -> list of mono 1-D tensors at the model's rate (one per item)."""
-        from zoo.media.audio import prepare_items  # noqa: PLC0415
-
-        return prepare_items(waveform, sample_rate, self.sample_rate, model="WavTokenizer")
-
-    @staticmethod
-    def _grouped(items: Sequence[torch.Tensor], fn) -> list[Any]:
-        """Run ``fn`` on items of equal shape together (:func:`zoo.media.audio.run_grouped`)."""
-        from zoo.media.audio import run_grouped  # noqa: PLC0415
-
-        return run_grouped(items, fn)
-
     def encode(self, waveform: Any, sample_rate: int | None = None, *, chunk_seconds: float | None = None,
                progress: bool | None = None) -> Tokens:
         """Audio -> :class:`zoo.interfaces.Tokens` (``ids`` ``[B, T_max]``, per-item ``lengths``).
@@ -246,10 +232,6 @@ class WavTokenizer(ZooModel, nn.Module):
                       meta={"sample_rate": self.sample_rate, "frame_rate": self.frame_rate,
                             "num_samples": [int(w.shape[-1]) for w in items]})
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "wavtokenizer"
-
     def decode(self, tokens: Any, *, chunk_seconds: float | None = None, progress: bool | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor | list[torch.Tensor]:
         """Tokens / ids ``[B, T]`` or ``[T]`` / list of per-item ids -> 24 kHz audio.
@@ -268,17 +250,6 @@ class WavTokenizer(ZooModel, nn.Module):
         if len({w.shape[-1] for w in wavs}) == 1:
             return torch.stack(wavs)
         return wavs
-
-    def reconstruct(self, waveform: Any, sample_rate: int | None = None, *, chunk_seconds: float | None = None,
-                    progress: bool | None = None) -> torch.Tensor | list[torch.Tensor]:
-        """``decode(encode(x))`` trimmed to each item's length at 24 kHz (``[B, L]`` or a list)."""
-        kw = {"chunk_seconds": chunk_seconds, "progress": progress}
-        tokens = self.encode(waveform, sample_rate, **kw)
-        wavs = self.decode(tokens, **kw)
-        n = tokens.meta["num_samples"]
-        if isinstance(wavs, torch.Tensor) and len(set(n)) == 1:
-            return wavs[..., : n[0]]
-        return [w[..., :k] for w, k in zip(wavs, n)]
 
 
 def build_model(config: WavTokenizerConfig) -> WavTokenizer:

@@ -86,6 +86,17 @@ def test_ragged_batch_items_match_single_runs(plain_model):
     assert isinstance(wavs, list) and [w.shape[-1] for w in wavs] == [int(n) * 4 * plain_model.hop for n in tokens.lengths]
 
 
+def test_reconstruct_is_decode_of_encode_trimmed(plain_model):
+    """From zoo.audio_codec.AudioCodecMixin: items come back at their own lengths."""
+    sr = plain_model.sample_rate
+    long, short = _signal(plain_model, 0.5, seed=1)[0], _signal(plain_model, 0.2, seed=2)[0]
+    assert [w.shape[-1] for w in plain_model.reconstruct([long, short], sr)] == [long.shape[-1], short.shape[-1]]
+    one = plain_model.reconstruct(short, sr)
+    assert one.shape == (1, 1, short.shape[-1])
+    assert torch.equal(one, plain_model.decode(plain_model.encode(short, sr))[..., : short.shape[-1]])
+    assert plain_model.frame_rate == sr / plain_model.hop == max(plain_model.frame_rates)
+
+
 def test_release_files_load_strictly_both_spellings(tmp_path):
     """config.json + pytorch_model.bin in the reference's parametrizations layout, and the same
     weights in the old weight_g/weight_v spelling, load through zoo.load(weights=...)."""

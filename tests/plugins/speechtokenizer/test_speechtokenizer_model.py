@@ -49,6 +49,16 @@ def test_chunked_bidirectional_lstm_equals_one_pass(model, chunk_seconds):
     assert torch.equal(model.encode_codes(wav, chunk_seconds=chunk_seconds), model.encode_codes(wav, chunk_seconds=0))
 
 
+def test_reconstruct_is_decode_of_encode_trimmed(model):
+    """From zoo.audio_codec.AudioCodecMixin: ``codebooks=q`` encodes the first q levels (``n_q``)."""
+    a, b = _signal(5000, seed=1)[0], _signal(2100, seed=2)[0]
+    rec = model.reconstruct([a, b], 16000, codebooks=2)
+    assert [r.shape[-1] for r in rec] == [5000, 2100]
+    full = model.decode(model.encode(b, 16000).codebooks(2))
+    torch.testing.assert_close(rec[1], full[0][..., :2100], atol=1e-6, rtol=0)
+    assert model.reconstruct(a, 16000).shape == (1, 1, 5000)
+
+
 def test_ragged_batch_items_match_single_runs(model):
     a, b = _signal(5000, seed=1)[0], _signal(2100, seed=2)[0]
     tokens = model.encode([a, b], 16000)
