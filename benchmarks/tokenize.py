@@ -86,7 +86,7 @@ def breakdown(model, loader, items, batch_size: int, reps: int) -> dict[str, flo
 
 def run_engine(kind: str, count: int, spec, model, loader, items, batch_size: int, shard_size: int, out: Path) -> dict:
     """Tokenize ``items`` with one engine configuration; wall-clock timings."""
-    from zoo.datasets.engines import run_local, run_ray
+    from zoo.datasets.engines import EncodeJob, merge, run_local, run_ray
     from zoo.datasets.shards import write_shard
 
     stamps: list[tuple[float, int]] = []
@@ -100,12 +100,14 @@ def run_engine(kind: str, count: int, spec, model, loader, items, batch_size: in
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if kind == "local":
-        results = run_local(model, loader, shards, batch_size=batch_size, workers=count, tokens=None, progress=progress)
+        results = run_local(EncodeJob(loader, model=model), loader, shards, batch_size=batch_size, workers=count,
+                            progress=progress)
     else:
-        results = run_ray(spec, loader, shards, batch_size=batch_size, actors=count, tokens=None, progress=progress)
+        results = run_ray(EncodeJob(loader, spec=spec), loader, shards, batch_size=batch_size, actors=count,
+                          progress=progress)
     written = 0
-    for index, result in results:
-        written += write_shard(out, index, result.rows)["rows"]
+    for index, parts in results:
+        written += write_shard(out, index, merge(parts).rows)["rows"]
     t_end = time.perf_counter()
     first_t, first_n = stamps[0]
     steady = (done[0] - first_n) / (t_end - first_t) if t_end > first_t else float("nan")

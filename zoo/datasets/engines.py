@@ -1,12 +1,14 @@
-"""Engines that turn a shard plan into token rows: ``local`` (one process holds the model, worker
-processes decode inputs) and ``ray`` (Ray Data: decode tasks, then an actor pool with one model
-replica per actor). Both encode the same batches (the plan's, cut ``batch_size`` items at a
-time inside each shard) with :func:`encode_batch`, so they produce the same rows; the caller
-writes shards with the same writer.
+"""Engines that run a job over a shard plan: ``local`` (the job runs in this process, worker
+processes decode inputs) and ``ray`` (Ray Data: decode tasks, then an actor pool, one set-up job
+— one model replica — per actor). Both cut the same batches (the plan's, ``batch_size`` items
+at a time inside each shard, :func:`plan_batches`), so a deterministic job gives the same
+results on both.
 
-An engine is a generator: ``run(...)`` yields ``(shard_index, BatchResult)`` for every shard of
-the plan once all its batches are done (in any order across shards), calling ``progress(n)``
-as items finish.
+The job is any :class:`BatchJob` (``setup()``, then ``job(decoded)`` per batch): tokenize runs
+:class:`EncodeJob`; other dataset commands (``zoo eval``) bring their own. An engine is a
+generator: ``run_local(job, loader, shards, ...)`` / ``run_ray(...)`` yield ``(shard_index,
+[job result of each batch])`` for every shard once all its batches are done (in any order
+across shards), calling ``progress(n)`` as batches of ``n`` items finish.
 
 Example:
     >>> batches = plan_batches([(0, list("abcde")), (1, list("fg"))], batch_size=2)
@@ -19,13 +21,15 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from zoo.datasets.shards import item_row, token_info
 from zoo.datasets.sources import Item, ItemLoader
 from zoo.errors import InputError, ZooError
 
-__all__ = ["BatchResult", "ModelSpec", "encode_batch", "plan_batches", "run_local", "run_ray"]
+__all__ = [
+    "BatchJob", "BatchResult", "EncodeJob", "ModelSpec", "encode_batch", "merge", "plan_batches", "run_local", "run_ray",
+]
 
 
 @dataclass
@@ -127,24 +131,59 @@ def encode_batch(model: Any, loader: ItemLoader, decoded: Sequence[tuple[Item, A
     return result
 
 
-def _merge(parts: dict[int, BatchResult]) -> BatchResult:
+def merge(parts: Sequence[BatchResult]) -> BatchResult:
+    """The :class:`BatchResult` of a whole shard from its batches' (in batch order)."""
     merged = BatchResult()
-    for b in sorted(parts):
-        merged.extend(parts[b])
+    for part in parts:
+        merged.extend(part)
     return merged
 
 
-def _collect(batches: list[tuple[int, int, list[Item]]], results: Iterator[tuple[int, int, BatchResult]],
-             progress: Callable[[int], None]) -> Iterator[tuple[int, BatchResult]]:
+class BatchJob(Protocol):
+    """What an engine runs on every planned batch: ``setup()`` once where it runs (the main
+    process, or each Ray actor: load the model there), then ``job(decoded)`` per batch, with
+    ``decoded`` from :meth:`ItemLoader.load_many`. The result must pickle (it travels back from
+    Ray actors). A job sent to Ray is pickled before ``setup``: keep models out of it until then."""
+
+    def setup(self) -> None: ...
+
+    def __call__(self, decoded: list[tuple[Item, Any, str | None]]) -> Any: ...
+
+
+@dataclass
+class EncodeJob:
+    """The tokenize job: :func:`encode_batch` with the model from ``spec`` (loaded in ``setup``),
+    or ``model`` when given (the local engine's, already loaded)."""
+
+    loader: ItemLoader
+    spec: ModelSpec | None = None
+    tokens: int | None = None
+    model: Any = None
+
+    def setup(self) -> None:
+        if self.model is None:
+            self.model = self.spec.load()
+
+    def __call__(self, decoded: list[tuple[Item, Any, str | None]]) -> BatchResult:
+        return encode_batch(self.model, self.loader, decoded, self.tokens)
+
+
+def _collect(batches: list[tuple[int, int, list[Item]]], results: Iterator[tuple[int, int, Any]],
+             progress: Callable[[int], None]) -> Iterator[tuple[int, list[Any]]]:
+    """Batch results (any order) -> ``(shard, [result of each batch, in batch order])`` as each
+    shard completes."""
     expected: dict[int, int] = {}
-    for shard, _, _ in batches:
+    sizes: dict[tuple[int, int], int] = {}
+    for shard, b, items in batches:
         expected[shard] = expected.get(shard, 0) + 1
-    pending: dict[int, dict[int, BatchResult]] = {}
+        sizes[shard, b] = len(items)
+    pending: dict[int, dict[int, Any]] = {}
     for shard, batch, result in results:
-        progress(len(result.rows) + len(result.failures))
+        progress(sizes[shard, batch])
         pending.setdefault(shard, {})[batch] = result
         if len(pending[shard]) == expected[shard]:
-            yield shard, _merge(pending.pop(shard))
+            parts = pending.pop(shard)
+            yield shard, [parts[b] for b in sorted(parts)]
 
 
 def _init_decode_worker() -> None:
@@ -153,19 +192,21 @@ def _init_decode_worker() -> None:
     torch.set_num_threads(1)
 
 
-def run_local(model: Any, loader: ItemLoader, shards: Sequence[tuple[int, Sequence[Item]]], *, batch_size: int,
-              workers: int, tokens: int | None, progress: Callable[[int], None]) -> Iterator[tuple[int, BatchResult]]:
-    """The local engine: this process holds the model and encodes batches in plan order while
+def run_local(job: BatchJob, loader: ItemLoader, shards: Sequence[tuple[int, Sequence[Item]]], *, batch_size: int,
+              workers: int, progress: Callable[[int], None] = lambda n: None) -> Iterator[tuple[int, list[Any]]]:
+    """The local engine: ``job`` runs in this process on the batches in plan order while
     ``workers`` processes (spawned, one torch thread each) decode the next batches; ``workers=0``
-    decodes in this process. At most ``2 * workers + 1`` decoded batches wait in memory."""
-    batches = plan_batches(shards, batch_size)
+    decodes in this process. At most ``2 * workers + 1`` decoded batches wait in memory. Yields
+    ``(shard, [job result per batch])`` as shards complete."""
     if workers < 0:
         raise InputError(f"workers must be >= 0 (0 decodes in the main process), got {workers}")
+    batches = plan_batches(shards, batch_size)
+    job.setup()
 
-    def results() -> Iterator[tuple[int, int, BatchResult]]:
+    def results() -> Iterator[tuple[int, int, Any]]:
         if workers == 0:
             for shard, b, items in batches:
-                yield shard, b, encode_batch(model, loader, loader.load_many(items), tokens)
+                yield shard, b, job(loader.load_many(items))
             return
         import multiprocessing
         from collections import deque
@@ -173,8 +214,8 @@ def run_local(model: Any, loader: ItemLoader, shards: Sequence[tuple[int, Sequen
 
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_decode_worker) as pool:
-            window: deque = deque()
             todo = iter(batches)
+            window: deque = deque()
             for shard, b, items in todo:
                 window.append((shard, b, pool.submit(loader.load_many, items)))
                 if len(window) > 2 * workers:
@@ -184,7 +225,7 @@ def run_local(model: Any, loader: ItemLoader, shards: Sequence[tuple[int, Sequen
                 nxt = next(todo, None)
                 if nxt is not None:
                     window.append((nxt[0], nxt[1], pool.submit(loader.load_many, nxt[2])))
-                yield shard, b, encode_batch(model, loader, future.result(), tokens)
+                yield shard, b, job(future.result())
 
     yield from _collect(batches, results(), progress)
 
@@ -197,63 +238,60 @@ def _decode(batch: dict[str, Any], loader: ItemLoader) -> dict[str, Any]:
     return {"shard": batch["shard"], "batch": batch["batch"], "payload": np.array(payloads, dtype=object)}
 
 
-class _Encode:
-    """Ray Data stage 2 (an actor pool): one model replica per actor encodes decoded batches."""
+class _JobActor:
+    """Ray Data stage 2 (an actor pool): each actor sets the job up once (one model replica) and
+    runs it on decoded batches."""
 
-    def __init__(self, spec: ModelSpec, loader: ItemLoader, tokens: int | None, threads: int):
+    def __init__(self, job: BatchJob, threads: int):
         import torch
 
         torch.set_num_threads(max(1, threads))
-        self.model = spec.load()
-        self.loader, self.tokens = loader, tokens
+        self.job = job
+        self.job.setup()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        payloads = [pickle.dumps(encode_batch(self.model, self.loader, pickle.loads(p), self.tokens), protocol=5)
-                    for p in batch["payload"]]
+        payloads = [pickle.dumps(self.job(pickle.loads(p)), protocol=5) for p in batch["payload"]]
         return {"shard": batch["shard"], "batch": batch["batch"], "payload": np.array(payloads, dtype=object)}
 
 
-def run_ray(spec: ModelSpec, loader: ItemLoader, shards: Sequence[tuple[int, Sequence[Item]]], *, batch_size: int,
-            actors: int, tokens: int | None, progress: Callable[[int], None], address: str | None = None,
-            actor_cpus: float = 1.0, decode_cpus: float = 0.5, gpus_per_actor: float | None = None
-            ) -> Iterator[tuple[int, BatchResult]]:
+def run_ray(job: BatchJob, loader: ItemLoader, shards: Sequence[tuple[int, Sequence[Item]]], *, batch_size: int,
+            actors: int, progress: Callable[[int], None] = lambda n: None, address: str | None = None,
+            actor_cpus: float = 1.0, decode_cpus: float = 0.5, gpus_per_actor: float = 0.0
+            ) -> Iterator[tuple[int, list[Any]]]:
     """The Ray engine: a Ray Data pipeline over the planned batches (one dataset row per batch, so
-    batches are the local engine's): decode tasks (``decode_cpus`` each) stream into
-    ``actors`` encode actors (``actor_cpus`` each, ``gpus_per_actor`` GPUs — 1 when the spec's
-    device is CUDA), each holding one model replica; Ray's streaming executor applies
+    the batches are the local engine's): decode tasks (``decode_cpus`` each) stream into an
+    actor pool of ``actors`` actors (``actor_cpus`` CPUs and ``gpus_per_actor`` GPUs each), each
+    holding one set-up copy of ``job`` (one model replica); Ray's streaming executor applies
     backpressure, and the driver collects results into shards. Connects to ``address`` (a
-    running cluster, ``"auto"``) or starts/uses a local runtime."""
+    running cluster, ``"auto"``) unless Ray is already initialised; else starts a local runtime.
+    Yields ``(shard, [job result per batch])`` as shards complete."""
     try:
         import ray
     except ImportError:
         raise InputError("--engine ray needs Ray: `pip install 'zoo[ray]'`") from None
     if actors < 1:
         raise InputError(f"the Ray engine needs at least one actor, got {actors}")
-    if not ray.is_initialized():
-        import logging
-
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
-                 logging_level=logging.WARNING)
     import logging
 
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
+                 logging_level=logging.WARNING)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # the summary line and zoo's bar say what happens
     batches = plan_batches(shards, batch_size)
-    if gpus_per_actor is None:
-        gpus_per_actor = 1.0 if spec.device and str(spec.device).startswith("cuda") else 0.0
+    if not batches:
+        return
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    ctx.verbose_progress = False
     rows = [{"shard": s, "batch": b, "payload": pickle.dumps(items, protocol=5)} for s, b, items in batches]
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 200)))
     ds = ds.map_batches(_decode, fn_kwargs={"loader": loader}, batch_size=1, num_cpus=decode_cpus)
-    ds = ds.map_batches(_Encode, fn_constructor_kwargs={"spec": spec, "loader": loader, "tokens": tokens,
-                                                        "threads": int(actor_cpus)},
+    ds = ds.map_batches(_JobActor, fn_constructor_kwargs={"job": job, "threads": int(actor_cpus)},
                         batch_size=1, num_cpus=actor_cpus, num_gpus=gpus_per_actor,
                         compute=ray.data.ActorPoolStrategy(size=actors))
 
-    def results() -> Iterator[tuple[int, int, BatchResult]]:
+    def results() -> Iterator[tuple[int, int, Any]]:
         for row in ds.iter_rows():
             yield int(row["shard"]), int(row["batch"]), pickle.loads(row["payload"])
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.datasets.engines import ModelSpec, run_local, run_ray
+from zoo.datasets.engines import EncodeJob, ModelSpec, merge, run_local, run_ray
 from zoo.datasets.shards import FORMAT, MANIFEST, STATE_DIR, atomic_write_bytes, file_sha256, write_shard
 from zoo.datasets.sources import ItemLoader, list_items
 from zoo.errors import InputError
@@ -218,14 +218,17 @@ def tokenize(model: Any, inputs: Sequence[str | os.PathLike] | str | os.PathLike
 
     bar = tqdm(total=len(items), initial=done_items, unit="item", desc=f"tokenize ({engine})", disable=not progress,
                dynamic_ncols=True)
-    kwargs = {"batch_size": batch_size, "tokens": tokens, "progress": bar.update}
     if engine == "local":
-        results = run_local(loaded, loader, todo, workers=workers, **kwargs)
+        results = run_local(EncodeJob(loader, tokens=tokens, model=loaded), loader, todo, batch_size=batch_size,
+                            workers=workers, progress=bar.update)
     else:
-        results = run_ray(spec, loader, todo, actors=actors, address=ray_address, **kwargs)
+        gpus = 1.0 if device and str(device).startswith("cuda") else 0.0
+        results = run_ray(EncodeJob(loader, spec=spec, tokens=tokens), loader, todo, batch_size=batch_size,
+                          actors=actors, address=ray_address, gpus_per_actor=gpus, progress=bar.update)
     processed = 0
     try:
-        for index, result in results:
+        for index, parts in results:
+            result = merge(parts)
             record = write_shard(out, index, result.rows, latents_dtype=latents_dtype)
             record.update(failures=result.failures, tokens=result.info)
             atomic_write_bytes(out / STATE_DIR / f"shard-{index:05d}.json", _json_bytes(record))
