@@ -19,8 +19,21 @@ and every command that reads datasets (``zoo eval``):
   key. ``loader.load_many(items)`` -> ``[(item, tensor | None, error | None)]`` for engines
   that record failures and go on.
 
-The tokenize machinery (shard plan, writer, reader, engines) is in :mod:`zoo.datasets.shards`,
-:mod:`zoo.datasets.tokenize` and :mod:`zoo.datasets.engines`; the public entry points are
+Engines (:mod:`zoo.datasets.engines`), for any command that runs a model over a dataset:
+
+* ``shards = [(index, items), ...]`` — the plan (tokenize cuts the sorted items every
+  ``shard_size``); ``plan_batches(shards, batch_size)`` is how both engines cut batches.
+* A job is any object with ``setup()`` (called once where it runs: load the model there) and
+  ``job(decoded) -> result`` (``decoded`` = ``loader.load_many(batch_items)``; the result must
+  pickle). ``EncodeJob`` is tokenize's.
+* ``run_local(job, loader, shards, batch_size=, workers=, progress=)`` — the job runs in this
+  process, ``workers`` spawned processes decode; ``run_ray(job, loader, shards, batch_size=,
+  actors=, address=, gpus_per_actor=, progress=)`` — Ray Data decode tasks feed an actor pool
+  (one set-up job per actor). Both yield ``(shard_index, [result per batch])`` as shards
+  complete; ``progress(n)`` is called as batches of ``n`` items finish.
+
+The tokenize machinery (shard format, writer, reader) is in :mod:`zoo.datasets.shards`,
+:mod:`zoo.datasets.tokenize` and :mod:`zoo.datasets.reader`; the public entry points are
 ``zoo.tokenize`` and ``zoo.read_tokens``.
 
 Example:
