@@ -129,3 +129,10 @@ def test_loader_for_a_model_reads_its_card():
     assert pickle.loads(pickle.dumps(loader)) == loader
     with pytest.raises(MediaError, match="x.wav is an audio input; flextok.demo_tiny takes image"):
         loader.load(Item("x.wav", "/nonexistent/x.wav", modality="audio"))
+
+
+def test_a_symlink_cycle_is_walked_once(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.png").write_bytes(png_bytes(0))
+    (tmp_path / "d" / "loop").symlink_to(tmp_path / "d")
+    assert [i.key for i in list_items([tmp_path / "d"]).items] == ["a.png"]

@@ -170,8 +170,13 @@ def _expand(arg: str | os.PathLike) -> list[tuple[Path, str, bool]]:
     text = os.fspath(arg)
     path = Path(text).expanduser()
     if path.is_dir():
-        out = []
+        out, seen = [], set()
         for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen:  # a symlink back up the tree: walk each real folder once
+                dirnames[:] = []
+                continue
+            seen.add(real)
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in filenames:
                 if not name.startswith("."):
