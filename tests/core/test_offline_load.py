@@ -302,6 +302,21 @@ def _gigatok(tmp: Path):
     return name, path, cfg
 
 
+def _var(tmp: Path):
+    small = json.loads((FIXTURES / "var" / "small.json").read_text())
+    man = {k: (tuple(v[0]), v[1]) for k, v in small["var"]["manifests"]["plain"].items()}
+    vae = small["vae"]["config"]
+    cfg = {**small["var"]["cases"]["plain"], "num_classes": small["var"]["num_classes"], "patch_nums": vae["v_patch_nums"],
+           "vae_channels": vae["z_channels"], "vocab_size": vae["vocab_size"]}
+    return "var.d16", _save(tmp / "var" / "var_d16.pth", seeded_state_dict(man)), cfg
+
+
+def _var_vqvae(tmp: Path):
+    small = json.loads((FIXTURES / "var" / "small.json").read_text())
+    man = {k: (tuple(v[0]), v[1]) for k, v in small["vae"]["manifest"].items()}
+    return "var_vqvae.ch160v4096z32", _save(tmp / "var" / "vae_ch160v4096z32.pth", seeded_state_dict(man)), small["vae"]["config"]
+
+
 WRITERS = {
     "wetok": _wetok,
     "gigatok": _gigatok,
@@ -320,6 +335,8 @@ WRITERS = {
     "llamagen_vq": _llamagen_vq,
     "mar_vae": _mar_vae,
     "va_vae": _va_vae,
+    "var": _var,
+    "var_vqvae": _var_vqvae,
 }
 NO_WEIGHTS = {"reducers", "flextok_ar"}  # no published weights: nothing to load from a file
 
