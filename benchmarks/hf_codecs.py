@@ -13,8 +13,9 @@ of ``--seconds`` of seeded audio at the codec's own rate:
 
 Timings are CPU seconds of this process (``time.process_time``), median of ``--repeats`` after a
 warm-up, zoo and direct interleaved; overhead = zoo / direct - 1 (target: under 5%). The codes
-of both paths are compared (they must be equal). X-Codec 2 is timed on decode only: its encoder
-features need torchaudio, which does not load with this torch.
+of both paths are compared (they must be equal). X-Codec 2's direct call uses zoo's
+``Xcodec2Features`` (transformers' ``Xcodec2FeatureExtractor`` needs torchaudio, which does not
+load with this torch; zoo's computes the same features in plain torch), then ``model.encode``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ CARDS = ["encodec.24khz", "encodec.48khz", "dac.16khz", "dac.44khz", "mimi.24khz
 def direct_calls(codec, wav: torch.Tensor):
     """(encode, decode) closures of the plain transformers calls, and the codes they give."""
     spec, module = codec.spec, codec.codec
-    fe = codec.feature_extractor() if spec.family != "xcodec2" else None
+    fe = codec.feature_extractor()
     arr = (wav[0] if wav.shape[0] == 1 else wav).numpy()
     q = codec.num_codebooks
 
@@ -44,9 +45,11 @@ def direct_calls(codec, wav: torch.Tensor):
                 return module.encode(inputs["input_values"]).audio_codes
             if spec.family == "mimi":
                 return module.encode(inputs["input_values"]).audio_codes
+            if spec.family == "xcodec2":
+                return module.encode(**inputs).audio_codes
             return module.encode(inputs["input_values"], bandwidth=max(module.config.target_bandwidths)).audio_codes
 
-    out = encode() if fe is not None else None
+    out = encode()
 
     def decode():
         with torch.inference_mode():
@@ -55,15 +58,11 @@ def direct_calls(codec, wav: torch.Tensor):
             if spec.family == "dac":
                 return module.decode(audio_codes=out).audio_values
             if spec.family == "xcodec2":
-                return module.decode(audio_codes=codes_xc2).audio_values
+                return module.decode(audio_codes=out).audio_values
             return module.decode(out).audio_values
 
-    codes_xc2 = torch.randint(0, codec.codebook_size, (1, 1, int(wav.shape[-1] / codec.hop)), generator=torch.Generator().manual_seed(0))
-    codes = None
-    if out is not None:
-        codes = out.audio_codes.permute(1, 2, 0, 3).flatten(2) if spec.family == "encodec" else out
-        codes = codes[:, :q]
-    return encode, decode, codes, codes_xc2
+    codes = out.audio_codes.permute(1, 2, 0, 3).flatten(2) if spec.family == "encodec" else out
+    return encode, decode, codes[:, :q]
 
 
 def measure(card: str, args) -> list[dict]:
@@ -74,15 +73,11 @@ def measure(card: str, args) -> list[dict]:
     codec = zoo.load(card, pretrained=False)
     g = torch.Generator().manual_seed(7)
     wav = (torch.randn(codec.channels, int(args.seconds * codec.sample_rate), generator=g) * 0.2).clamp(-1, 1)
-    encode, decode, codes, codes_xc2 = direct_calls(codec, wav)
-    if codes is not None:
-        tokens = codec.encode(wav, codec.sample_rate)
-        equal = bool(torch.equal(tokens.ids, codes.long()))
-        ops = (("encode", {"direct": encode, "zoo": lambda: codec.encode(wav, codec.sample_rate)}),
-               ("decode", {"direct": decode, "zoo": lambda: codec.decode(tokens)}))
-    else:
-        equal = None
-        ops = (("decode", {"direct": decode, "zoo": lambda: codec.decode(codes_xc2)}),)
+    encode, decode, codes = direct_calls(codec, wav)
+    tokens = codec.encode(wav, codec.sample_rate)
+    equal = bool(torch.equal(tokens.ids, codes.long()))
+    ops = (("encode", {"direct": encode, "zoo": lambda: codec.encode(wav, codec.sample_rate)}),
+           ("decode", {"direct": decode, "zoo": lambda: codec.decode(tokens)}))
     rows = []
     for op, fns in ops:
         t = median_cpu(fns, args.repeats)
@@ -108,7 +103,7 @@ def main() -> None:
     rows = [row for card in args.cards for row in measure(card, args)]
     run.write(rows, notes=["random weights at each card's published architecture; the audio is at the codec's own rate",
                            "overhead = zoo CPU s / direct CPU s - 1 (target < 5%); direct = feature extractor + model.encode / decode",
-                           "X-Codec 2: decode only (its feature extractor needs torchaudio)"])
+                           "X-Codec 2: direct = zoo's Xcodec2Features (transformers' extractor needs torchaudio) + model.encode"])
 
 
 if __name__ == "__main__":

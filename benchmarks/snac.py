@@ -55,7 +55,7 @@ def main() -> None:
     p.add_argument("--ref", type=Path, default=None)
     p.add_argument("--config", choices=["24khz", "32khz", "44khz"], default="24khz")
     p.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0])
-    p.add_argument("--batch8", action="store_true", help="also time batch 8 at the shortest clip")
+    p.add_argument("--batch8", action="store_true", help="also time batch 8 at the shortest clip (record: <name>_batch8.json)")
     p.add_argument("--long", type=float, default=None, metavar="SECONDS",
                    help="zoo only: CPU seconds and peak memory of encode/decode of one clip this long (chunked), "
                         "and of the longest --seconds clip in one pass (chunk_seconds=0) for comparison")
@@ -70,7 +70,8 @@ def main() -> None:
     ref = build_ref(args.ref.resolve(), args.config, sd) if args.ref is not None and (args.ref / "snac").is_dir() else None
     if ref is None:
         print(f"reference not found ({args.ref}); timing zoo only")
-    run = start("snac", title=f"SNAC {args.config} encode/decode", kind="tokenizer", threads=args.threads,
+    run = start("snac_batch8" if args.batch8 else "snac",
+                title=f"SNAC {args.config} encode/decode" + (", batch 8" if args.batch8 else ""), kind="tokenizer", threads=args.threads,
                 settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                 reference=str(args.ref) if ref is not None else None, results=args.results)
     rows, checks = [], []

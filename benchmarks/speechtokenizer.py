@@ -47,7 +47,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ref", type=Path, default=None)
     p.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0])
-    p.add_argument("--batch8", action="store_true", help="also time batch 8 at the shortest clip")
+    p.add_argument("--batch8", action="store_true", help="also time batch 8 at the shortest clip (record: <name>_batch8.json)")
     p.add_argument("--long", type=float, default=None, metavar="SECONDS",
                    help="zoo only: CPU seconds and peak memory of encode/decode of one clip this long (chunked), "
                         "and of the longest --seconds clip in one pass (chunk_seconds=0) for comparison")
@@ -62,7 +62,8 @@ def main() -> None:
     ref = build_ref(args.ref.resolve(), sd) if args.ref is not None and (args.ref / "speechtokenizer").is_dir() else None
     if ref is None:
         print(f"reference not found ({args.ref}); timing zoo only")
-    run = start("speechtokenizer", title="SpeechTokenizer hubert_avg encode/decode", kind="tokenizer", threads=args.threads,
+    run = start("speechtokenizer_batch8" if args.batch8 else "speechtokenizer",
+                title="SpeechTokenizer hubert_avg encode/decode" + (", batch 8" if args.batch8 else ""), kind="tokenizer", threads=args.threads,
                 settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                 reference=str(args.ref) if ref is not None else None, results=args.results)
     rows, checks = [], []
