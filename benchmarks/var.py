@@ -11,8 +11,9 @@ Reported per batch: images/s from CPU time for the reference and zoo, the ratio,
 goes in zoo (transformer vs VQVAE decode), the transformer's GFLOP and its share of this CPU's
 fp32 matmul peak (a GEMM at the transformer's shape, measured in the same run).
 
-Usage:
-    flock /tmp/zoo_heavy.lock python benchmarks/var.py --ref /tmp/ref_h19b/VAR [--depth 16] [--batches 1 8] [--reps 2]
+Usage (``-P``: a ``benchmarks/tokenize.py`` next to this script would shadow the standard library's
+``tokenize``, which torch imports):
+    flock /tmp/zoo_heavy.lock python -P benchmarks/var.py --ref /tmp/ref_h19b/VAR [--depth 16] [--batches 1 8] [--reps 2]
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from _record import add_results_option, start
+sys.path.append(str(Path(__file__).resolve().parent))  # _record, also under `python -P` (see Usage)
+
+import torch  # noqa: E402
+from _record import add_results_option, start  # noqa: E402
 
 PN = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
 
