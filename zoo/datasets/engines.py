@@ -28,7 +28,8 @@ from zoo.datasets.sources import Item, ItemLoader
 from zoo.errors import InputError, ZooError
 
 __all__ = [
-    "BatchJob", "BatchResult", "EncodeJob", "ModelSpec", "encode_batch", "merge", "plan_batches", "run_local", "run_ray",
+    "BatchJob", "BatchResult", "EncodeJob", "ModelSpec", "cluster_gpus", "connect_ray", "encode_batch", "merge",
+    "plan_batches", "run_local", "run_ray",
 ]
 
 
@@ -256,6 +257,27 @@ class _JobActor:
         return {"shard": batch["shard"], "batch": batch["batch"], "payload": np.array(payloads, dtype=object)}
 
 
+def connect_ray(address: str | None = None) -> Any:
+    """The ``ray`` module, connected: to ``address`` (``"auto"``, ``"ray://head:10001"``) unless
+    this process already is; a local runtime when neither. Ray missing is an
+    :class:`~zoo.errors.InputError` naming the extra."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--engine ray needs Ray: `pip install 'zoo[ray]'`") from None
+    if not ray.is_initialized():
+        import logging
+
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
+                 logging_level=logging.WARNING)
+    return ray
+
+
+def cluster_gpus(address: str | None = None) -> int:
+    """GPUs the Ray cluster at ``address`` has (connecting as :func:`connect_ray` does)."""
+    return int(connect_ray(address).cluster_resources().get("GPU", 0))
+
+
 def run_ray(job: BatchJob, loader: ItemLoader, shards: Sequence[tuple[int, Sequence[Item]]], *, batch_size: int,
             actors: int, progress: Callable[[int], None] = lambda n: None, address: str | None = None,
             actor_cpus: float = 1.0, decode_cpus: float = 0.5, gpus_per_actor: float = 0.0
@@ -267,17 +289,11 @@ def run_ray(job: BatchJob, loader: ItemLoader, shards: Sequence[tuple[int, Seque
     backpressure, and the driver collects results into shards. Connects to ``address`` (a
     running cluster, ``"auto"``) unless Ray is already initialised; else starts a local runtime.
     Yields ``(shard, [job result per batch])`` as shards complete."""
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--engine ray needs Ray: `pip install 'zoo[ray]'`") from None
     if actors < 1:
         raise InputError(f"the Ray engine needs at least one actor, got {actors}")
     import logging
 
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
-                 logging_level=logging.WARNING)
+    ray = connect_ray(address)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # the summary line and zoo's bar say what happens
     batches = plan_batches(shards, batch_size)
     if not batches:

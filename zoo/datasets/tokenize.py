@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.datasets.engines import EncodeJob, ModelSpec, merge, run_local, run_ray
+from zoo.datasets.engines import EncodeJob, ModelSpec, cluster_gpus, merge, run_local, run_ray
 from zoo.datasets.shards import FORMAT, MANIFEST, STATE_DIR, atomic_write_bytes, file_sha256, write_shard
 from zoo.datasets.sources import ItemLoader, list_items
 from zoo.errors import InputError
@@ -164,7 +164,8 @@ def tokenize(model: Any, inputs: Sequence[str | os.PathLike] | str | os.PathLike
             (:func:`zoo.datasets.list_items`); ``column`` names the Parquet bytes column.
         engine: ``"local"`` (``workers`` decode processes feed this process's model; 0 decodes
             inline) or ``"ray"`` (``actors`` model replicas on the Ray runtime at
-            ``ray_address``, or a local one).
+            ``ray_address``, or a local one; with ``device=None`` on a cluster that has GPUs,
+            each actor takes one and runs the model on ``cuda``).
         batch_size: items per ``encode`` call; part of the output's identity, like ``tokens``
             (keep the first K tokens per item), ``shard_size`` and ``latents_dtype``.
         progress: show a progress bar (items/s, ETA) on stderr.
@@ -185,6 +186,8 @@ def tokenize(model: Any, inputs: Sequence[str | os.PathLike] | str | os.PathLike
         raise InputError(f"latents_dtype must be float32 or float16, got {latents_dtype!r}")
     listing = list_items(inputs, column=column)
     load_kwargs = dict(load_kwargs or {})
+    if engine == "ray" and device is None and cluster_gpus(ray_address) > 0:
+        device = "cuda"  # a cluster with GPUs: one per actor
     if isinstance(model, str):
         import zoo
 
