@@ -273,6 +273,7 @@ zoo.tokenize("flextok.demo_tiny", [sys.argv[1]], sys.argv[2], workers=0, batch_s
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_restart_gives_identical_output(images, tmp_path):
     """A real kill: the run is SIGKILLed as soon as its second shard exists, then restarted."""
     clean = tmp_path / "clean"

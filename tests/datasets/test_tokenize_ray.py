@@ -14,6 +14,7 @@ from .conftest import png_bytes, wav_bytes
 from .test_tokenize import tree
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs Ray: pip install 'zoo[ray]'")
+pytestmark = pytest.mark.slow  # a Ray runtime starts in ~10 s per test
 pytest.importorskip("pyarrow", reason="zoo tokenize writes Parquet: pip install 'zoo[datasets]'")
 
 
