@@ -194,7 +194,7 @@ class HFCodec(AudioCodecMixin, ZooModel, nn.Module):
         """Codes ``[1, q, T]`` of one long item ``[C, L]``, window by window."""
         hop, length = self.hop, wav.shape[-1]
         margin, _ = self._margins()
-        total = math.ceil(length / hop)
+        total = self.spec.num_frames(self.hf_config, length)
         pieces = []
         for f0 in range(0, total, per):
             f1 = min(total, f0 + per)

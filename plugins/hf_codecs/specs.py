@@ -74,6 +74,10 @@ class CodecSpec:
             return int(round(self.sample_rate(cfg) / cfg.frame_rate))
         return int(cfg.hop_length)
 
+    def num_frames(self, cfg: Any, length: int) -> int:
+        """Token frames of a clip of ``length`` samples (X-Codec 2's extractor appends one sample)."""
+        return math.ceil((length + (1 if self.family == "xcodec2" else 0)) / self.hop(cfg))
+
     def codebook_size(self, cfg: Any) -> int:
         if self.family == "xcodec2":
             return int(math.prod(cfg.quantization_levels)) if hasattr(cfg, "quantization_levels") else int(cfg.codebook_size)

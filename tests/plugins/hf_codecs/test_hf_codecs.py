@@ -156,7 +156,8 @@ def test_dac_windows_equal_one_pass():
     torch.testing.assert_close(win, one, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("case,card,opts", [c for c in CASES if c[0] in ("encodec", "mimi")], ids=["encodec", "mimi"])
+@pytest.mark.parametrize("case,card,opts", [c for c in CASES if c[0] in ("encodec", "mimi", "xcodec2")],
+                         ids=["encodec", "mimi", "xcodec2"])
 def test_non_local_codecs_window_long_audio(case, card, opts):
     """Not local (LSTM / transformer): windows keep the frame count and stay bounded, results may differ at edges."""
     model = _load(card, **opts)
