@@ -13,7 +13,8 @@
 
 Each item runs exactly what a direct transformers call on it runs: the family's feature
 extractor (padding to the hop, or EnCodec's 1 s chunks), then ``model.encode`` / ``model.decode``.
-Items of equal length share one batched call; items of different lengths are run apart, so an
+X-Codec 2's extractor (Kaldi log-mel features: torchaudio in transformers) is zoo's plain-torch
+equivalent, :class:`~zoo_plugins.hf_codecs.xcodec2_features.Xcodec2Features`. Items of equal length share one batched call; items of different lengths are run apart, so an
 item's ids never depend on the rest of the batch (transformers' padded batches let the padding
 leak into the last frames).
 
