@@ -312,3 +312,46 @@ def test_dymu_threshold_gives_a_different_count_per_image():
     removed = torch.tensor([sum(n - k for n, k in row) for row in rows])
     assert lm.calls[0]["mask"].sum(1).tolist() == (inputs["attention_mask"].sum(1) - removed).tolist()
     assert out.shape[1] == inputs["input_ids"].shape[1] + 2
+
+
+def test_a_later_class_with_the_same_surface_qwen2_5_vl():
+    model, inputs = vm.qwen2_5_vl()
+    ref = _generate(model, inputs)
+    with zoo.load("divprune").apply(model, keep=1.0):
+        assert torch.equal(_generate(model, inputs), ref)
+    with LMInputs(model) as lm, zoo.load("divprune").apply(model, keep=0.5) as handle:
+        _generate(model, inputs)
+    assert [k for _, k in handle.visual_tokens] == [3, 2, 3]
+    assert lm.calls[0]["mask"].sum(1).tolist() == (inputs["attention_mask"].sum(1) - torch.tensor([5, 3])).tolist()
+
+
+@pytest.mark.parametrize("cls", ["llava", "qwen2_vl"])
+def test_beam_search_and_several_sequences(cls):
+    model, inputs = _build(cls)
+    kw = {"max_new_tokens": 4, "num_beams": 2, "num_return_sequences": 2, "do_sample": False}
+    with torch.no_grad():
+        ref = model.generate(**inputs, **kw)
+        with zoo.load("divprune").apply(model, keep=1.0):
+            assert torch.equal(model.generate(**inputs, **kw), ref)
+        with zoo.load("divprune").apply(model, keep=0.5):
+            assert model.generate(**inputs, **kw).shape[0] == 2 * inputs["input_ids"].shape[0]
+
+
+def test_a_hand_written_decoding_loop_continues_the_reduced_cache():
+    model, inputs = vm.llava()
+    with torch.no_grad():
+        first = model(**inputs, use_cache=True)
+        nxt = first.logits[:, -1].argmax(-1, keepdim=True)
+        mask = torch.cat([inputs["attention_mask"], torch.ones_like(nxt)], 1)
+        ref = model(input_ids=nxt, attention_mask=mask, cache=first.cache).logits
+        with zoo.load("divprune").apply(model, keep=1.0):
+            first = model(**inputs, use_cache=True)
+            torch.testing.assert_close(model(input_ids=nxt, attention_mask=mask, cache=first.cache).logits, ref)
+        with zoo.load("divprune").apply(model, keep=0.25):      # the full-length mask is mapped onto the reduced cache
+            first = model(**inputs, use_cache=True)
+            prompt = first.cache.get_seq_length()
+            assert prompt == int((inputs["attention_mask"].sum(1) - torch.tensor([12, 24])).max())
+            step = model(input_ids=nxt, attention_mask=mask, cache=first.cache)
+            assert step.cache.get_seq_length() == prompt + 1 and step.logits.shape[1] == 1
+            with pytest.raises(ReducerError, match="does not extend"):
+                model(input_ids=nxt, attention_mask=mask[:, :-3], cache=step.cache)

@@ -99,3 +99,19 @@ METHODS = {
     "llava_next": {"divprune": 0.25, "mmtok": 0.25, "dymu": 0.5, "tome": 0.25, "globalcom2": 0.25},
     "qwen2_vl": {"divprune": 0.5, "mmtok": 0.5, "dymu": 0.5, "tome": 0.5},
 }
+
+
+def qwen2_5_vl(seed: int = 0):
+    """Qwen2.5-VL (windowed vision attention, same M-RoPE surface), on Qwen2-VL's prompt."""
+    t = transformers()
+    torch.manual_seed(seed)
+    cfg = t.Qwen2_5_VLConfig(
+        vision_config=dict(depth=2, hidden_size=32, out_hidden_size=32, num_heads=4, intermediate_size=64, patch_size=4,
+                           spatial_merge_size=2, temporal_patch_size=2, in_channels=3, window_size=16,
+                           fullatt_block_indexes=[1]),
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=100, pad_token_id=PAD, bos_token_id=1, eos_token_id=2,
+                         rope_parameters={"rope_type": "default", "mrope_section": [2, 1, 1], "rope_theta": 10000.0}),
+        image_token_id=IMAGE, video_token_id=VIDEO, vision_start_token_id=V_START, vision_end_token_id=V_END)
+    model = t.Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    return model, qwen2_vl(seed)[1]
