@@ -321,3 +321,10 @@ def test_cli_refuses_bad_engine_arguments(images, tmp_path, args, message):
                                       *args])
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "t").exists()
+
+
+def test_an_output_folder_inside_the_inputs_is_not_read_back(flextok, images, tmp_path):
+    out = images / "tokens"
+    first = zoo.tokenize(flextok, [images], out, workers=0, shard_size=4, progress=False)
+    again = zoo.tokenize(flextok, [images], out, workers=0, shard_size=4, progress=False)
+    assert first.items == again.items == 11 and again.line().startswith("nothing to do")

@@ -247,7 +247,8 @@ def _tar_items(path: Path, key: str) -> tuple[list[Item], list[tuple[str, str]]]
     return items, ignored
 
 
-def list_items(inputs: Sequence[str | os.PathLike] | str | os.PathLike, *, column: str | None = None) -> Listing:
+def list_items(inputs: Sequence[str | os.PathLike] | str | os.PathLike, *, column: str | None = None,
+               exclude: Sequence[str | os.PathLike] = ()) -> Listing:
     """Expand INPUT arguments into a :class:`Listing`: every image/audio item, sorted by key.
 
     ``column`` names the Parquet column that holds the encoded bytes (needed when a file has
@@ -256,6 +257,8 @@ def list_items(inputs: Sequence[str | os.PathLike] | str | os.PathLike, *, colum
     or a glob that are not media, Parquet or tar go to ``Listing.ignored``. A missing input, a
     glob that matches nothing, an unreadable Parquet/tar index or two inputs with one key raise
     :class:`~zoo.errors.InputError` / :class:`~zoo.errors.MediaError` before any work.
+    Files under an ``exclude`` folder are left out (a command's own output folder inside its
+    inputs).
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -265,9 +268,12 @@ def list_items(inputs: Sequence[str | os.PathLike] | str | os.PathLike, *, colum
     items: list[Item] = []
     ignored: list[tuple[str, str]] = []
     files: dict[str, tuple[Path, str, bool]] = {}
+    skip = [Path(p).resolve() for p in exclude]
     for arg in inputs:
         for path, key, walked in _expand(arg):
-            files.setdefault(str(path.resolve()), (path, key, walked))
+            resolved = path.resolve()
+            if not any(resolved.is_relative_to(d) for d in skip):
+                files.setdefault(str(resolved), (path, key, walked))
     for path, key, walked in files.values():
         suffix = path.suffix.lower()
         if suffix == ".parquet":

@@ -184,7 +184,7 @@ def tokenize(model: Any, inputs: Sequence[str | os.PathLike] | str | os.PathLike
         raise InputError(f"tokens must be a positive int (keep the first K tokens), got {tokens!r}")
     if latents_dtype not in ("float32", "float16"):
         raise InputError(f"latents_dtype must be float32 or float16, got {latents_dtype!r}")
-    listing = list_items(inputs, column=column)
+    listing = list_items(inputs, column=column, exclude=[out])  # never our own shards, if OUT lies among the inputs
     load_kwargs = dict(load_kwargs or {})
     if engine == "ray" and device is None and cluster_gpus(ray_address) > 0:
         device = "cuda"  # a cluster with GPUs: one per actor
