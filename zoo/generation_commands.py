@@ -124,25 +124,60 @@ def add_commands(cli: click.Group) -> None:
         cli.add_command(convert)
 
 
+def _parse_seeds(seeds: str | None, seed: int) -> list[int]:
+    """``--seeds 0,1,2`` (one grid row per seed) or the single ``--seed``."""
+    if seeds is None:
+        return [seed]
+    try:
+        out = [int(v) for v in seeds.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"--seeds takes comma-separated integers, got {seeds!r}", param_hint="--seeds") from None
+    if not out:
+        raise click.BadParameter("--seeds is empty", param_hint="--seeds")
+    return out
+
+
+def _images_of(result: Any) -> Any:
+    """Images from a generator's result: continuous generators return the image tensor itself,
+    token generators a :class:`~zoo.sampling.Generation` with ``media``."""
+    import torch
+
+    return result if isinstance(result, torch.Tensor) else result.media
+
+
 @click.command()
-@click.argument("condition", nargs=-1, required=True)
-@click.option("--model", "model_name", required=True, help="Generator name, e.g. outetts or maskgit.titok_l_32.")
+@click.argument("condition", nargs=-1, required=False)
+@click.option("--model", "model_name", required=True, help="Generator name, e.g. outetts, maskgit.titok_l_32 or mar.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output: .wav for audio, .png for images.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--class", "classes", type=int, multiple=True, help="Class id (repeatable): one grid column per class.")
+@click.option("--seeds", default=None, help="Comma-separated seeds for a grid of images: one row per seed (overrides --seed).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps (the model's default when omitted).")
+@click.option("--guidance-scale", type=float, default=None, callback=finite_float, help="CFG weight (the model's default when omitted).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--weights", type=click.Path(exists=True), default=None, help="Local weights in the release format.")
 @click.option("--pretrained/--random", default=True, help="--random: random weights (smoke tests, no download).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=None, help="AR generators: most tokens to sample.")
-def generate(condition, model_name, out, seed, device, weights, pretrained, max_new_tokens) -> None:
-    """Generate from CONDITION (text for text-to-speech, class ids for class-conditional models)."""
+def generate(condition, model_name, out, seed, classes, seeds, steps, guidance_scale, device, weights, pretrained, max_new_tokens) -> None:
+    """Generate from CONDITION (text for text-to-speech, class ids for class-conditional models;
+    ``--class 207 --class 88`` is the same as ``207 88``). Several classes and ``--seeds`` write
+    one grid: a row per seed, a column per class."""
     import zoo
     from zoo.errors import ZooError
 
+    if classes and condition:
+        raise click.UsageError("give class ids either as arguments or with --class, not both")
+    condition = tuple(str(c) for c in classes) or condition
+    if not condition:
+        raise click.UsageError("nothing to generate from: give CONDITION (text or class ids) or --class")
+    seed_list = _parse_seeds(seeds, seed)
     try:
         card = zoo.get_card(model_name)
     except ZooError as exc:
         raise click.ClickException(str(exc)) from None
     check_output_path(out, AUDIO_SUFFIXES if card.modality == "audio" else IMAGE_SUFFIXES)
+    if card.modality == "audio" and len(seed_list) > 1:
+        raise click.UsageError("--seeds makes an image grid; audio generators take one --seed")
     try:
         model = zoo.load(model_name, device=device, weights=weights, pretrained=pretrained)
     except ZooError as exc:
@@ -156,13 +191,36 @@ def generate(condition, model_name, out, seed, device, weights, pretrained, max_
             cond = [int(c) for c in condition]
         except ValueError:
             raise click.ClickException(f"{model.card.name} is class-conditional: give class ids (0..999), got {condition}") from None
-    kwargs = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+    kwargs: dict[str, Any] = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+    if steps is not None:
+        kwargs["steps"] = steps
+    if guidance_scale is not None:
+        kwargs["guidance_scale"] = guidance_scale
+    results = []
     try:
-        result = model.generate(cond, seed=seed, progress=True, **kwargs)
+        for s in seed_list:
+            results.append(model.generate(cond, seed=s, progress=True, **kwargs))
     except (ValueError, TypeError, ZooError) as exc:
         raise click.ClickException(str(exc)) from None
-    _save_media(result.media, Path(out), result.meta)
-    click.echo(f"wrote {out} ({result.tokens.ids.shape[-1]} tokens)")
+    first = results[0]
+    if card.modality == "audio":
+        _save_media(first.media, Path(out), first.meta)
+    else:
+        from zoo.media.image import save_grid
+
+        save_grid([[img for img in _images_of(r)] for r in results], out)
+    if _carries_tokens(first):
+        what = f"{first.tokens.ids.shape[-1]} tokens"
+    else:
+        what = f"{len(seed_list)} x {len(cond)} images"
+    click.echo(f"wrote {out} ({what})")
+
+
+def _carries_tokens(result: Any) -> bool:
+    """True for a :class:`~zoo.sampling.Generation` (token generators; imported lazily: torch)."""
+    from zoo.sampling.output import Generation
+
+    return isinstance(result, Generation)
 
 
 @click.command()

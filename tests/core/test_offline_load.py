@@ -317,6 +317,29 @@ def _var_vqvae(tmp: Path):
     return "var_vqvae.ch160v4096z32", _save(tmp / "var" / "vae_ch160v4096z32.pth", seeded_state_dict(man)), small["vae"]["config"]
 
 
+def _mar(tmp: Path):
+    """The official layout: checkpoint-last.pth with model_ema (loaded), model/optimizer/args (dropped)."""
+    import argparse
+
+    fix = json.loads((FIXTURES / "mar" / "cases.json").read_text())
+    man = {k: (tuple(v[0]), v[1]) for k, v in fix["manifest"].items()}
+    path = tmp / "mar" / "checkpoint-last.pth"
+    path.parent.mkdir(parents=True)
+    torch.save({"model": seeded_state_dict(man, seed=1), "model_ema": seeded_state_dict(man), "optimizer": {}, "epoch": 799,
+                "args": argparse.Namespace(model="mar_base")}, path)
+    return "mar.base", path, fix["config"]
+
+
+def _lightningdit(tmp: Path):
+    """A train.py checkpoint: {model, ema, opt, config}; the ema entry is loaded."""
+    fix = json.loads((FIXTURES / "lightningdit" / "cases.json").read_text())["configs"]["small"]
+    man = {k: (tuple(v[0]), v[1]) for k, v in fix["manifest"].items()}
+    path = tmp / "lightningdit" / zoo.get_card("lightningdit.xl_800ep").files[0]
+    path.parent.mkdir(parents=True)
+    torch.save({"model": seeded_state_dict(man, seed=1), "ema": seeded_state_dict(man), "opt": {}, "config": {"model": {}}}, path)
+    return "lightningdit.xl_800ep", path, fix["config"]
+
+
 WRITERS = {
     "wetok": _wetok,
     "gigatok": _gigatok,
@@ -337,6 +360,8 @@ WRITERS = {
     "va_vae": _va_vae,
     "var": _var,
     "var_vqvae": _var_vqvae,
+    "mar": _mar,
+    "lightningdit": _lightningdit,
 }
 NO_WEIGHTS = {"reducers", "flextok_ar"}  # no published weights: nothing to load from a file
 
