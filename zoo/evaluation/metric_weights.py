@@ -87,11 +87,12 @@ def _check_state_dict(path: Path, spec: MetricWeights) -> None:
 
 
 def resolve_metric_weights(name: str, path: str | os.PathLike | None = None, *, cache_dir: str | Path | None = None,
-                           local_files_only: bool | None = None) -> Path:
+                           local_files_only: bool | None = None, check: bool = True) -> Path:
     """The local file holding metric weights ``name`` (a key of :data:`METRIC_WEIGHTS`).
 
     ``path`` is used as given (it must exist and hold a state dict); otherwise the cache, then a
-    download (see the module docstring). Errors are :class:`~zoo.errors.HubError` (not cached and
+    download (see the module docstring). ``check`` reads the file weights-only to prove it is a
+    state dict (callers that load it weights-only themselves pass ``False``). Errors are :class:`~zoo.errors.HubError` (not cached and
     offline, download failed) or :class:`~zoo.errors.CheckpointError` (not a state dict).
 
     Example:
@@ -109,11 +110,14 @@ def resolve_metric_weights(name: str, path: str | os.PathLike | None = None, *, 
         local = Path(path).expanduser()
         if not local.is_file():
             raise HubError(f"{spec.name} weights file not found: {local} (it should hold {spec.what}, from {spec.url})")
-        _check_state_dict(local, spec)
+        if check:
+            _check_state_dict(local, spec)
         return local
     folder = metric_cache_dir(cache_dir)
     cached = folder / spec.filename
     if cached.is_file():
+        if check:
+            _check_state_dict(cached, spec)
         return cached
     key = name.split("-")[0]
     how = (f"put {spec.url} at {cached}, or pass the file: --metric-weights {key}=PATH "
@@ -123,7 +127,8 @@ def resolve_metric_weights(name: str, path: str | os.PathLike | None = None, *, 
         raise HubError(f"{spec.what} ({spec.filename}) is not in the cache ({folder}) and zoo is offline ({reason}). "
                        f"Run once with network access, or {how}")
     _download(spec, cached, how)
-    _check_state_dict(cached, spec)
+    if check:
+        _check_state_dict(cached, spec)
     return cached
 
 

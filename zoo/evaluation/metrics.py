@@ -1,7 +1,7 @@
 """Reconstruction metrics, computed by well-kept libraries (zoo only wires them).
 
 Images (``pred``/``target``: ``[B, 3, H, W]`` in ``[0, 1]``, reconstructions clamped and rounded
-to 8 bits as if saved as PNG):
+to 8 bits as if saved as PNG; PSNR and SSIM computed in float64, LPIPS and Inception in float32):
 
 ==========  ==============================================================  =============
 ``psnr``    torchmetrics ``peak_signal_noise_ratio(data_range=1)`` per image  dB, higher
@@ -57,8 +57,8 @@ import torch
 from zoo.errors import InputError
 
 __all__ = [
-    "AUDIO_METRICS", "IMAGE_METRICS", "METRICS", "MetricInfo", "MetricSuite", "default_metrics", "lpips_network",
-    "inception_network", "to_uint8",
+    "AUDIO_METRICS", "IMAGE_METRICS", "METRICS", "FidAccumulator", "MetricInfo", "MetricSuite", "check_metrics",
+    "default_metrics", "frechet_distance", "inception_network", "lpips_network", "to_uint8",
 ]
 
 
@@ -174,16 +174,18 @@ def lpips_network(net: str = "alex", weights: str | os.PathLike | None = None, *
 
     if net not in _LPIPS_NETS:
         raise InputError(f"LPIPS backbone must be one of {', '.join(_LPIPS_NETS)}, got {net!r}")
-    path = resolve_metric_weights(_LPIPS_NETS[net], weights, cache_dir=cache_dir)
+    path = resolve_metric_weights(_LPIPS_NETS[net], weights, cache_dir=cache_dir, check=False)  # read weights-only below
     _torchmetrics()
     from torchmetrics.functional.image.lpips import _NoTrainLpips
 
     model = _NoTrainLpips(pretrained=True, net=net, pnet_rand=True)  # linear layers from torchmetrics; backbone below
     state = load_pickle(path)
     backbone = {}
-    for key in model.net.state_dict():  # "slice1.0.weight" <- torchvision's "features.0.weight"
-        _, index, param = key.split(".", 2)
-        backbone[key] = state.get(f"features.{index}.{param}")
+    for key in model.net.state_dict():
+        # torchmetrics holds torchvision's `features[i]` modules in slices: "slice1.0.weight" (alex, vgg)
+        # or "slices.0.0.weight" (squeeze) <- torchvision's "features.0.weight"
+        parts = key.split(".")
+        backbone[key] = state.get("features." + ".".join(parts[2:] if parts[0] == "slices" else parts[1:]))
     missing = [k for k, v in backbone.items() if v is None]
     if missing:
         from zoo.errors import CheckpointError
@@ -207,7 +209,7 @@ def inception_network(weights: str | os.PathLike | None = None, *, cache_dir: st
     """torchmetrics' FID Inception-v3 (torch-fidelity's port) -> 2048-d pool features of uint8 images."""
     from zoo.evaluation.metric_weights import resolve_metric_weights
 
-    path = resolve_metric_weights("inception", weights, cache_dir=cache_dir)  # checked weights-only first
+    path = resolve_metric_weights("inception", weights, cache_dir=cache_dir)  # read weights-only first: torch-fidelity unpickles it
     _torchmetrics()
     from torchmetrics.image.fid import NoTrainInceptionV3
 
@@ -216,13 +218,10 @@ def inception_network(weights: str | os.PathLike | None = None, *, cache_dir: st
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     """torchmetrics' FID of two ``[N, 2048]`` feature sets (N >= 2 each)."""
-    _torchmetrics()
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
-    fid = FrechetInceptionDistance(feature=_Features())
-    fid.update(real, real=True)
-    fid.update(fake, real=False)
-    return float(fid.compute())
+    acc = FidAccumulator()
+    acc.update(real, real=True)
+    acc.update(fake, real=False)
+    return acc.compute()
 
 
 class MetricSuite:
@@ -241,16 +240,33 @@ class MetricSuite:
         unknown = set(weights) - {"lpips", "rfid", "inception"}
         if unknown:
             raise InputError(f"--metric-weights: unknown metric(s) {', '.join(sorted(unknown))}; weights apply to lpips and rfid")
+        from zoo.evaluation.metric_weights import resolve_metric_weights
+
         self.device = torch.device(device)
+        self.lpips_net = lpips_net
         self._lpips = None
         self._inception = None
         self._stft: dict[tuple[str, int], Any] = {}
+        #: the local files the metric networks were built from (explicit, cached or downloaded)
+        self.weight_paths: dict[str, str] = {}
         if "lpips" in self.names:
-            self._lpips = lpips_network(lpips_net, weights.get("lpips"), cache_dir=cache_dir).to(self.device)
+            if lpips_net not in _LPIPS_NETS:
+                raise InputError(f"LPIPS backbone must be one of {', '.join(_LPIPS_NETS)}, got {lpips_net!r}")
+            path = resolve_metric_weights(_LPIPS_NETS[lpips_net], weights.get("lpips"), cache_dir=cache_dir, check=False)
+            self.weight_paths["lpips"] = str(path)
+            self._lpips = lpips_network(lpips_net, path).to(self.device)
         if "rfid" in self.names:
-            self._inception = inception_network(weights.get("rfid", weights.get("inception")), cache_dir=cache_dir).to(self.device)
+            path = resolve_metric_weights("inception", weights.get("rfid", weights.get("inception")), cache_dir=cache_dir,
+                                          check=False)  # inception_network reads it weights-only
+            self.weight_paths["rfid"] = str(path)
+            self._inception = inception_network(path).to(self.device)
         if any(METRICS[n].library.startswith("torchmetrics") for n in self.names):
             _torchmetrics()
+
+    @property
+    def wants_features(self) -> bool:
+        """Whether rFID is asked for (then :meth:`features` of inputs and reconstructions are needed)."""
+        return self._inception is not None
 
     @property
     def item_metrics(self) -> list[str]:
@@ -265,8 +281,8 @@ class MetricSuite:
         """Per-item scores: images ``[B, 3, H, W]`` in ``[0, 1]``; audio ``[B, L]`` at ``sample_rate``."""
         if pred.shape != target.shape:
             raise InputError(f"metrics need equal shapes, got {tuple(pred.shape)} and {tuple(target.shape)}")
-        if self.modality == "image":
-            return self._image_scores(pred.float(), target.float())
+        if self.modality == "image":  # float64: SSIM's variance terms lose ~1e-4 to float32 cancellation
+            return self._image_scores(pred.double(), target.double())
         if sample_rate is None:
             raise InputError("audio metrics need the sample rate")
         return self._audio_scores(pred.float(), target.float(), int(sample_rate))
@@ -282,7 +298,7 @@ class MetricSuite:
 
             out["ssim"] = structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none").reshape(-1)
         if "lpips" in self.names:
-            a, b = (t.to(self.device) * 2 - 1 for t in (pred, target))
+            a, b = (t.float().to(self.device) * 2 - 1 for t in (pred, target))
             out["lpips"] = self._lpips(a, b).reshape(-1).cpu()
         return {k: v.detach().cpu().double() for k, v in out.items()}
 
@@ -331,3 +347,34 @@ class MetricSuite:
         if self._inception is None:
             raise InputError("features() needs the rfid metric")
         return self._inception(to_uint8(images).to(self.device)).reshape(images.shape[0], -1).double().cpu()
+
+
+class FidAccumulator:
+    """Streams Inception features into torchmetrics' ``FrechetInceptionDistance`` (its running
+    sums: memory stays two 2048x2048 matrices however many images come) and computes rFID.
+
+    Example:
+        >>> acc = FidAccumulator()
+        >>> g = torch.Generator().manual_seed(0)
+        >>> real = torch.randn(8, 2048, generator=g, dtype=torch.float64)
+        >>> acc.update(real, real=True); acc.update(real, real=False)
+        >>> acc.n, round(acc.compute(), 6) == 0.0
+        (8, True)
+    """
+
+    def __init__(self) -> None:
+        _torchmetrics()
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        self._fid = FrechetInceptionDistance(feature=_Features())
+        self.n = 0
+
+    def update(self, features: torch.Tensor, *, real: bool) -> None:
+        """Add ``[B, 2048]`` features of real (input) or fake (reconstructed) images."""
+        features = features.reshape(-1, 2048).double()
+        self._fid.update(features, real=real)
+        if not real:
+            self.n += features.shape[0]
+
+    def compute(self) -> float:
+        return float(self._fid.compute())

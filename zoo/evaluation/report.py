@@ -68,8 +68,7 @@ class EvalReport:
     settings: dict[str, Any] = field(default_factory=dict)
 
     # -- building -------------------------------------------------------------------------------
-    def add_row(self, model: str, cell: Any, real_features: Sequence[Any], *, min_fid_items: int = 2,
-                per_item: bool = False) -> dict[str, Any]:
+    def add_row(self, model: str, cell: Any, *, min_fid_items: int = 2, per_item: bool = False) -> dict[str, Any]:
         """Summarise one (model, setting) of per-item values (``zoo.evaluation.runner._Cell``)."""
         from zoo.evaluation.metrics import METRICS
         from zoo.evaluation.stats import summarize
@@ -90,7 +89,7 @@ class EvalReport:
             if METRICS[name].per_item:
                 metrics[name] = summarize(cell.values[name])
             elif name == "rfid":
-                metrics[name] = self._rfid(cell.features, real_features, min_fid_items)
+                metrics[name] = self._rfid(cell.fid, min_fid_items)
         row["metrics"] = metrics
         if per_item:
             row["per_item"] = {"keys": list(cell.keys), "bits": list(cell.bits), **{k: list(v) for k, v in cell.values.items()}}
@@ -98,16 +97,12 @@ class EvalReport:
         return row
 
     @staticmethod
-    def _rfid(fake: Sequence[Any], real: Sequence[Any], min_items: int) -> dict[str, Any]:
-        import torch
-
-        from zoo.evaluation.metrics import frechet_distance
-
-        n = sum(int(f.shape[0]) for f in fake)
-        if n < max(2, min_items):
-            return {"value": None, "n": n, "skipped": f"rFID needs at least {max(2, min_items)} images, got {n}"}
-        value = frechet_distance(torch.cat(list(real)), torch.cat(list(fake)))
-        out: dict[str, Any] = {"value": value, "n": n}
+    def _rfid(fid: Any, min_items: int) -> dict[str, Any]:
+        n = fid.n if fid is not None else 0
+        need = max(2, min_items)
+        if n < need:
+            return {"value": None, "n": n, "skipped": f"rFID needs at least {need} images, got {n}"}
+        out: dict[str, Any] = {"value": fid.compute(), "n": n}
         if n < 2048:
             out["note"] = f"over {n} images (fewer than the 2048 feature dimensions): biased high, compare only at equal n"
         return out

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import pickle
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from zoo.errors import InputError, TokenError
+from zoo.errors import InputError, TokenError, ZooError
 
 __all__ = ["evaluate", "parse_models"]
 
@@ -67,33 +68,6 @@ def _counts(values: Sequence[int] | int | None, what: str) -> list[int] | None:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InputError(f"{what} must be whole numbers >= 1, got {v!r}")
     return sorted(set(values))
-
-
-@dataclass
-class _Cell:
-    """Per-item values of one (model, setting)."""
-
-    tokens: int | None
-    codebooks: int | None
-    values: dict[str, list[float]] = field(default_factory=dict)
-    bits: list[float] = field(default_factory=list)
-    token_counts: list[int] = field(default_factory=list)
-    units: list[float] = field(default_factory=list)  # pixels per image / seconds per clip
-    keys: list[str] = field(default_factory=list)
-    features: list[torch.Tensor] = field(default_factory=list)
-    rate_note: str = ""
-
-    def add(self, tokens: Any, scores: Mapping[str, torch.Tensor], units: Sequence[float], keys: Sequence[str]) -> None:
-        """Record one decoded group: its scores, bits per item and token counts."""
-        from zoo.evaluation.rate import bits_per_item, describe_rate, tokens_per_item
-
-        self.rate_note = describe_rate(tokens)
-        for metric, vals in scores.items():
-            self.values[metric].extend(vals.tolist())
-        self.bits.extend(bits_per_item(tokens).tolist())
-        self.token_counts.extend(int(v) for v in tokens_per_item(tokens).tolist())
-        self.units.extend(units)
-        self.keys.extend(keys)
 
 
 def _decode_kwargs(model: Any, steps: int | None, guidance_scale: float | None, seed: int, device: str) -> dict[str, Any]:
@@ -188,9 +162,78 @@ def _unit_images(x: torch.Tensor) -> torch.Tensor:
     return to_uint8((x.float().cpu() + 1) / 2).float() / 255
 
 
-def _batches(items: list, size: int) -> Iterable[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def _decode(model: Any, tokens: Any, setting: tuple[int | None, int | None], kw: dict[str, Any]) -> tuple[Any, Any]:
+    """``(selected tokens, decoded media)`` for one setting."""
+    sel = _select(tokens, *setting)
+    with torch.inference_mode():
+        return sel, model.decode(sel, **_decode_kwargs(model, **kw))
+
+
+def _audio_scores(suite: Any, decoded: Any, targets: list[torch.Tensor], rate: int) -> dict[str, torch.Tensor]:
+    """Per-item audio scores, each clip compared over the samples both signals have (decoders
+    emit whole frames: a few samples more or less than the input)."""
+    preds = _as_audio_items(decoded, [t.shape[-1] for t in targets])
+    per = []
+    for p, t in zip(preds, targets):
+        m = min(p.shape[-1], t.shape[-1])
+        per.append(suite.item_scores(p[None, :m], t[None, :m], rate))
+    return {n: torch.cat([s[n] for s in per]) for n in suite.item_metrics}
+
+
+@dataclass
+class _Cell:
+    """Per-item values of one (model, setting), gathered from the step's rows."""
+
+    tokens: int | None
+    codebooks: int | None
+    values: dict[str, list[float]]
+    rate_note: str = ""
+    bits: list[float] = field(default_factory=list)
+    token_counts: list[int] = field(default_factory=list)
+    units: list[float] = field(default_factory=list)  # pixels per image / seconds per clip
+    keys: list[str] = field(default_factory=list)
+    fid: Any = None  # a FidAccumulator when rFID is asked for
+
+
+def _probe(model: Any, loader: Any, items: list, modality: str) -> tuple[Any, list[tuple[str, str]]]:
+    """Encode the first readable item (the run's settings depend on what the model makes)."""
+    failures = []
+    rate = loader.sample_rate
+    for item in items:
+        _, x, error = loader.load_many([item])[0]
+        if error is not None:
+            failures.append((item.key, error))
+            continue
+        x = x[None].to(_device_of(model))
+        try:
+            with torch.inference_mode():
+                return (model.encode(x[:, None, :], rate) if modality == "audio" else model.encode(x)), failures
+        except ZooError as exc:
+            failures.append((item.key, f"{type(exc).__name__}: {exc}"))
+    name = getattr(model, "name", type(model).__name__)
+    why = f" (first: {failures[0][0]}: {failures[0][1]})" if failures else ""
+    raise InputError(f"{name}: none of the {len(items)} input(s) could be read and encoded{why}")
+
+
+def _device_of(model: Any) -> Any:
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration, TypeError):
+        return "cpu"
+
+
+def _check_prefix(model: Any, tokens: Any, settings: list, decode_kw: dict[str, Any], notes: list[str]) -> list:
+    """A model that decodes only its full length says so when given its shortest prefix: measure it once, at full length."""
+    k = settings[0][0]
+    if k is None or k >= int(tokens.lengths.max()):
+        return settings
+    try:
+        _decode(model, tokens, settings[0], decode_kw)
+    except (TokenError, InputError) as exc:
+        notes.append(f"{getattr(model, 'name', type(model).__name__)}: decodes only its full length ({exc}); "
+                     "measured at its full length")
+        return [(None, None)]
+    return settings
 
 
 def evaluate(
@@ -210,7 +253,10 @@ def evaluate(
     guidance_scale: float | None = None,
     weights: Mapping[str, str | os.PathLike] | None = None,
     engine: str = "local",
-    progress: bool | Callable[[int, int], None] = True,
+    workers: int = 0,
+    actors: int = 1,
+    ray_address: str | None = None,
+    progress: bool = True,
     per_item: bool = False,
     cache_dir: str | os.PathLike | None = None,
     min_fid_items: int = 2,
@@ -218,23 +264,37 @@ def evaluate(
     """Measure tokenizers on ``inputs``: see the module docstring. Returns an
     :class:`~zoo.evaluation.report.EvalReport` (``.to_json``, ``.to_markdown``, ``.plot``).
 
-    ``models``: names (``"a,b"`` or a list) or loaded tokenizers; ``inputs``: files, directories,
-    globs, Parquet files (``column``: the bytes column), WebDataset ``.tar`` shards.
-    ``metrics``: names from :data:`~zoo.evaluation.metrics.METRICS` (default: every metric of the
-    modality; PESQ/STOI when installed). ``metric_weights``: local files for the metric networks
-    (``{"lpips": PATH, "rfid": PATH}``); otherwise they come from zoo's cache or are downloaded
-    once. ``weights``: local model weights per model name. rFID is reported when at least
-    ``min_fid_items`` images were measured. Inputs that cannot be read are listed in the report's
-    ``failures`` and skipped.
+    Args:
+        models: names (``"a,b"`` or a list) or loaded tokenizers, all of one modality.
+        inputs: files, directories, globs, Parquet files (``column``: the bytes column),
+            WebDataset ``.tar`` shards (:func:`zoo.datasets.list_items`).
+        tokens: token counts to decode (tokenizers that decode a prefix); ``codebooks``: residual
+            levels to decode (audio codecs). Not both.
+        metrics: names from :data:`~zoo.evaluation.metrics.METRICS` (default: every metric of the
+            modality; PESQ/STOI when installed).
+        metric_weights: local files for metric networks (``{"lpips": PATH, "rfid": PATH}``);
+            otherwise zoo's cache, else one download (offline: a clear error).
+        weights: local model weights per model name (``zoo.load(name, weights=...)``).
+        engine: ``"local"`` (this process; ``workers`` decode processes) or ``"ray"`` (``actors``
+            model replicas on the Ray runtime at ``ray_address``, or a local one): the engines of
+            ``zoo tokenize``, running the same :class:`~zoo.evaluation.step.EvalStep` on the same batches.
+        per_item: keep every item's values in the report.
+        min_fid_items: rFID is reported when at least this many images (>= 2) were measured.
+
+    Inputs that cannot be read (or that a model refuses) are listed in ``report.failures``.
     """
     from zoo.datasets import ItemLoader, list_items
-    from zoo.evaluation.metrics import MetricSuite
-    from zoo.evaluation.report import EvalReport
+    from zoo.datasets.engines import ModelSpec, merge, run_local, run_ray
+    from zoo.evaluation.metrics import FidAccumulator, MetricSuite
+    from zoo.evaluation.rate import describe_rate, token_kind, tokens_per_item
+    from zoo.evaluation.report import EvalReport, library_versions
+    from zoo.evaluation.step import EvalJob
 
     if engine not in ("local", "ray"):
         raise InputError(f"engine must be 'local' or 'ray', got {engine!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    for what, value, low in (("batch_size", batch_size, 1), ("workers", workers, 0), ("actors", actors, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InputError(f"{what} must be an int >= {low}, got {value!r}")
     counts = _counts(tokens, "token counts")
     levels = _counts(codebooks, "codebook levels")
     if counts and levels:
@@ -242,9 +302,9 @@ def evaluate(
     if isinstance(metrics, str):
         metrics = [m for m in (p.strip() for p in metrics.split(",")) if m]
     specs = parse_models(models)
-    listing = list_items(inputs if not isinstance(inputs, (str, os.PathLike)) else [inputs], column=column)
+    listing = list_items(inputs, column=column)
     if not listing.items:
-        raise InputError(f"no image or audio inputs found in {', '.join(map(str, inputs if isinstance(inputs, (list, tuple)) else [inputs]))}")
+        raise InputError("no image or audio inputs found in the given inputs")
     weights = dict(weights or {})
     loaded = [_load_model(s, device, weights) for s in specs]
     modalities = {_modality(m) for m in loaded}
@@ -256,155 +316,80 @@ def evaluate(
     if modality == "audio" and counts:
         raise InputError("--tokens applies to image tokenizers that decode a prefix; audio codecs use --codebooks 1,2,4,8")
     suite = MetricSuite(modality, metrics, weights=metric_weights, lpips_net=lpips_net, device=device, cache_dir=cache_dir)
-    if engine == "ray":
-        from zoo.evaluation.engines import ray_measure  # noqa: F401 -- raises the install hint when Ray is absent
 
     import zoo
-    from zoo.evaluation.report import library_versions
 
     report = EvalReport(modality=modality, metric_names=suite.names, inputs={
         "count": len(listing.items), "listing_sha256": listing.digest(), "ignored": [p for p, _ in listing.ignored]})
     report.settings = {"tokens": counts, "codebooks": levels, "batch_size": batch_size, "device": str(device), "seed": seed,
                        "steps": steps, "guidance_scale": guidance_scale, "lpips_net": lpips_net if "lpips" in suite.names else None,
                        "engine": engine, "zoo": zoo.__version__, "libraries": library_versions()}
-    total_hint = len(listing.items) * max(len(counts or levels or [1]), 1) * len(loaded)
-    bar = _progress(progress, total_hint)
-    for model in loaded:
-        name = getattr(model, "name", type(model).__name__)
-        cells, real_features, model_info, failures = _measure_model(
-            model, listing.items, ItemLoader.for_model(model), suite, modality, counts, levels, batch_size, device, seed,
-            steps, guidance_scale, report.notes, lambda n: _advance(bar, n))
-        report.failures.extend({"model": name, "key": k, "error": e} for k, e in failures)
-        report.models[name] = model_info
-        for cell in cells:
-            report.add_row(name, cell, real_features, min_fid_items=min_fid_items, per_item=per_item)
-    _close(bar)
-    return report
-
-
-def _progress(progress: Any, total: int) -> Any:
-    if callable(progress):
-        return ("callback", progress, [0, total])
-    if not progress:
-        return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="zoo eval", unit="decode")
-
-
-def _advance(bar: Any, n: int) -> None:
-    if bar is None:
-        return
-    if isinstance(bar, tuple):
-        _, fn, state = bar
-        state[0] += n
-        fn(state[0], state[1])
-        return
-    bar.update(n)
-
-
-def _close(bar: Any) -> None:
-    if bar is not None and not isinstance(bar, tuple):
-        bar.close()
-
-
-def _measure_model(model: Any, items: list, loader: Any, suite: Any, modality: str, counts: list[int] | None,
-                   levels: list[int] | None, batch_size: int, device: str, seed: int, steps: int | None,
-                   guidance_scale: float | None, notes: list[str], advance: Callable[[int], None]):
-    """Every item through ``model`` at every setting -> (cells, real-image features, model facts, failures)."""
-    from zoo.evaluation.rate import describe_rate, token_kind, tokens_per_item
-
-    name = getattr(model, "name", type(model).__name__)
-    failures: list[tuple[str, str]] = []
-    cells: dict[tuple[int | None, int | None], _Cell] = {}
-    settings: list[tuple[int | None, int | None]] | None = None
-    probed = False
-    real_features: list[torch.Tensor] = []
-    info: dict[str, Any] = {}
-    rate = getattr(model, "sample_rate", None)
-    decode_kw = dict(steps=None if modality == "audio" else steps, guidance_scale=guidance_scale, seed=seed, device=device)
-    for batch in _batches(items, 1 if modality == "audio" else batch_size):
-        loaded = loader.load_many(batch)
-        ok = [(it, x) for it, x, err in loaded if err is None]
-        failures.extend((it.key, err) for it, _, err in loaded if err is not None)
-        for group in _same_shape(ok):
-            keys = [ok[i][0].key for i in group]
-            x = torch.stack([ok[i][1] for i in group]).to(device)
-            with torch.inference_mode():
-                tokens = model.encode(x, rate) if modality == "audio" else model.encode(x)
-            if settings is None:
-                settings = _settings(model, tokens, modality, counts, levels, notes)
-                info = {"token_kind": token_kind(tokens), "tokens_per_item": int(tokens_per_item(tokens).max()),
-                        "rate": describe_rate(tokens), "settings": [list(s) for s in settings]}
-                if hasattr(tokens, "codebook_size"):
-                    info["codebook_size"] = tokens.codebook_size
-                if getattr(tokens, "num_codebooks", 1) > 1:
-                    info["codebooks"] = tokens.num_codebooks
-                card = getattr(model, "card", None)
-                if card is not None:
-                    info["revision"] = getattr(card, "revision", None) or "not pinned"
+    bar = tqdm(total=len(listing.items) * len(loaded), unit="item", desc=f"zoo eval ({engine})", disable=not progress,
+               dynamic_ncols=True)
+    shards = [(i // batch_size, listing.items[i : i + batch_size]) for i in range(0, len(listing.items), batch_size)]
+    try:
+        for spec, model in zip(specs, loaded):
+            name = getattr(model, "name", type(model).__name__)
+            loader = ItemLoader.for_model(model)
+            probe, _ = _probe(model, loader, listing.items, modality)
+            settings = _settings(model, probe, modality, counts, levels, report.notes)
+            decode_kw = {"steps": None if modality == "audio" else steps, "guidance_scale": guidance_scale, "seed": seed,
+                         "device": str(_device_of(model))}
             if modality == "image":
-                target = _unit_images(x)
-                if suite._inception is not None:
-                    real_features.append(suite.features(target))
-                sizes = [float(x.shape[-1] * x.shape[-2])] * len(group)
+                settings = _check_prefix(model, probe, settings, decode_kw, report.notes)
+            job = EvalJob(loader=loader, modality=modality, settings=settings, metrics=suite.names,
+                          metric_weights=suite.weight_paths, lpips_net=lpips_net, steps=decode_kw["steps"],
+                          guidance_scale=guidance_scale, seed=seed)
+            cells = [_Cell(tokens=k, codebooks=q, values={n: [] for n in suite.item_metrics},
+                           rate_note=describe_rate(_select(probe, k, q)), fid=FidAccumulator() if suite.wants_features else None)
+                     for k, q in settings]
+            info: dict[str, Any] = {"token_kind": token_kind(probe), "tokens_per_item": int(tokens_per_item(probe).max()),
+                                    "rate": describe_rate(probe), "settings": [list(s) for s in settings]}
+            if hasattr(probe, "codebook_size"):
+                info["codebook_size"] = probe.codebook_size
+            if getattr(probe, "num_codebooks", 1) > 1:
+                info["codebooks"] = probe.num_codebooks
+            card = getattr(model, "card", None)
+            if card is not None:
+                info["revision"] = getattr(card, "revision", None) or "not pinned"
+            if engine == "local":
+                job.model, job.suite = model, suite  # this process already holds the model and the metric networks
+                results = run_local(job, loader, shards, batch_size=batch_size, workers=workers, progress=bar.update)
             else:
-                target_items = [w.float().cpu() for w in x]
-                sizes = [w.shape[-1] / rate for w in target_items]
-            i = 0
-            while i < len(settings):
-                setting = settings[i]
-                try:
-                    sel, decoded = _decode(model, tokens, setting, decode_kw)
-                except (TokenError, InputError) as exc:
-                    if probed or setting[0] is None or setting[0] >= int(tokens.lengths.max()):
-                        raise
-                    # a model that decodes only its full length says so at its first prefix
-                    notes.append(f"{name}: decodes only its full length ({exc}); measured at its full length")
-                    settings = [(None, None)]
-                    info["settings"] = [[None, None]]
-                    continue
-                probed = True
-                i += 1
-                cell = cells.setdefault(setting, _Cell(tokens=setting[0], codebooks=setting[1],
-                                                       values={n: [] for n in suite.item_metrics}))
-                if modality == "image":
-                    pred = _unit_images(decoded)
-                    if pred.shape != target.shape:
-                        raise InputError(f"{name} decoded {tuple(pred.shape)} from inputs of {tuple(target.shape)}; "
-                                         "zoo eval compares reconstructions with their inputs at one size")
-                    scores = suite.item_scores(pred, target)
-                    if suite._inception is not None:
-                        cell.features.append(suite.features(pred))
-                else:
-                    scores = _audio_scores(suite, decoded, target_items, rate)
-                cell.add(sel, scores, sizes, keys)
-                advance(len(group))
-    if settings is None:
-        why = f": {failures[0][1]}" if failures else ""
-        raise InputError(f"{name}: none of the {len(items)} input(s) could be read{why}")
-    info["items"] = len(cells[settings[0]].keys)
-    return [cells[s] for s in settings], real_features, info, failures
-
-
-def _decode(model: Any, tokens: Any, setting: tuple[int | None, int | None], kw: dict[str, Any]) -> tuple[Any, Any]:
-    sel = _select(tokens, *setting)
-    with torch.inference_mode():
-        return sel, model.decode(sel, **_decode_kwargs(model, **kw))
-
-
-def _audio_scores(suite: Any, decoded: Any, targets: list[torch.Tensor], rate: int) -> dict[str, torch.Tensor]:
-    """Per-item audio scores, each clip compared over the samples both signals have."""
-    preds = _as_audio_items(decoded, [t.shape[-1] for t in targets])
-    per = []
-    for p, t in zip(preds, targets):
-        m = min(p.shape[-1], t.shape[-1])
-        per.append(suite.item_scores(p[None, :m], t[None, :m], rate))
-    return {n: torch.cat([s[n] for s in per]) for n in suite.item_metrics}
-
-
-def _same_shape(ok: list) -> list[list[int]]:
-    groups: dict[tuple, list[int]] = {}
-    for i, (_, x) in enumerate(ok):
-        groups.setdefault(tuple(x.shape), []).append(i)
-    return list(groups.values())
+                job.spec = (ModelSpec(name=spec, load_kwargs={"weights": weights[spec]} if spec in weights else {}, device=device)
+                            if isinstance(spec, str) else ModelSpec(blob=pickle.dumps(model), device=device))
+                results = run_ray(job, loader, shards, batch_size=batch_size, actors=actors, progress=bar.update,
+                                  address=ray_address, gpus_per_actor=1.0 if str(device).startswith("cuda") else 0.0)
+            order = {it.key: i for i, it in enumerate(listing.items)}
+            rows: list[dict[str, Any]] = []
+            for _, parts in results:
+                result = merge(parts)
+                report.failures.extend({"model": name, **f} for f in result.failures)
+                for row in result.rows:  # fold features into the running FID sums now; keep the small rest
+                    for cell, got in zip(cells, row["settings"]):
+                        if cell.fid is not None:
+                            cell.fid.update(row["real_features"][None], real=True)
+                            cell.fid.update(got.pop("features")[None], real=False)
+                    row.pop("real_features", None)
+                    rows.append(row)
+            rows.sort(key=lambda r: order[r["key"]])  # engines may finish batches in any order
+            for row in rows:
+                for cell, got in zip(cells, row["settings"]):
+                    for metric, value in got["scores"].items():
+                        cell.values[metric].append(value)
+                    cell.bits.append(got["bits"])
+                    cell.token_counts.append(got["tokens"])
+                    cell.units.append(row["units"])
+                    cell.keys.append(row["key"])
+            if not rows:
+                first = report.failures[-1]["error"] if report.failures else "no inputs"
+                raise InputError(f"{name}: none of the {len(listing.items)} input(s) could be measured ({first})")
+            info["items"] = len(rows)
+            report.models[name] = info
+            for cell in cells:
+                report.add_row(name, cell, min_fid_items=min_fid_items, per_item=per_item)
+    finally:
+        bar.close()
+    return report
