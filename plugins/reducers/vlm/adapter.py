@@ -152,6 +152,8 @@ class TransformersVLMAdapter(ModelAdapter):
             raise ReducerError("Qwen2-VL-style 3-D rotary positions are computed on the full sequence and subset "
                                "(positions='original'); 'compact' is for 1-D rotary models")
         needs_attention = any(n in policy.needs for n in ("object_attn", "cls_attn", "views"))
+        wants_vision = "vision" in policy.needs and hasattr(inner, "multi_modal_projector") \
+            and not hasattr(inner, "pack_image_features")           # one view per image: LLaVA-1.5
         if needs_attention:
             attention_layers(getattr(inner, "vision_tower", None) or inner)      # refuses non-CLIP-like towers now
         if "views" in policy.needs and not hasattr(inner, "pack_image_features"):
@@ -159,7 +161,7 @@ class TransformersVLMAdapter(ModelAdapter):
                                f"{type(model).__name__} has no any-res packing")
         state = VLMState(policy=policy, positions=positions, mrope=mrope)
         saved_deltas = getattr(inner, "rope_deltas", None)
-        unwrap = self._wrap_features(inner, policy) if needs_attention else None
+        unwrap = self._wrap_features(inner, policy) if needs_attention or wants_vision else None
         pre = inner.register_forward_pre_hook(lambda m, a, k: self._pre(inner, state, a, k), with_kwargs=True)
         post = inner.register_forward_hook(lambda m, a, k, o: self._post(state, o), with_kwargs=True)
 
@@ -283,9 +285,15 @@ class TransformersVLMAdapter(ModelAdapter):
             out = inner.get_image_features(**call, return_dict=True)
         features = list(out.pooler_output)
         infos = [ImageInfo(row=0) for _ in features]
+        capture = getattr(out, "_zoo_capture", None)
+        if "vision" in policy.needs and capture is not None:
+            vision = capture[1].get("vision")
+            if vision is not None and vision.shape[0] == len(features) and all(
+                    f.shape[0] == vision.shape[1] for f in features):
+                for info, v in zip(infos, vision):
+                    info.vision = v
         if not any(n in policy.needs for n in ("object_attn", "cls_attn", "views")):
             return features, infos
-        capture = getattr(out, "_zoo_capture", None)
         if capture is None:
             raise ReducerError(f"{policy.method} reads the vision tower's attention, captured while the images are encoded: "
                                "the image features given were encoded before the reducer was applied (pass pixel_values)")
@@ -332,8 +340,10 @@ class TransformersVLMAdapter(ModelAdapter):
     def _wrap_features(self, inner: nn.Module, policy: VisualTokenPolicy) -> Any:
         """Install a capturing wrapper of ``inner.get_image_features`` (an instance attribute, so
         ``generate``'s pre-encoding goes through it too); returns the undo function."""
-        layers = attention_layers(inner.vision_tower)
-        kinds = self._kinds(policy, len(layers))
+        attention = any(n in policy.needs for n in ("object_attn", "cls_attn", "views"))
+        layers = attention_layers(inner.vision_tower) if attention else []
+        kinds = self._kinds(policy, len(layers)) if attention else {}
+        projector = getattr(inner, "multi_modal_projector", None) if "vision" in policy.needs else None
         original = inner.get_image_features
         had_attr = "get_image_features" in vars(inner)
         params = inspect.signature(original).parameters
@@ -341,9 +351,16 @@ class TransformersVLMAdapter(ModelAdapter):
         @functools.wraps(original)
         def get_image_features(*args: Any, **kwargs: Any) -> Any:
             bound = {**dict(zip([n for n in params if n != "kwargs"], args)), **kwargs}
-            with TowerAttention({i: layers[i] for i in kinds}, kinds) as cap:
-                out = original(*args, **kwargs)
+            seen: list[torch.Tensor] = []
+            hook = None if projector is None else projector.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach()))
+            try:
+                with TowerAttention({i: layers[i] for i in kinds}, kinds) as cap:
+                    out = original(*args, **kwargs)
+            finally:
+                if hook is not None:
+                    hook.remove()
             call = {k: bound.get(k) for k in ("image_sizes", "vision_feature_select_strategy")}
+            call["vision"] = seen[0] if len(seen) == 1 else None          # the projector's input [images, N, Dv]
             object.__setattr__(out, "_zoo_capture", (cap.signals, call))
             return out
 

@@ -8,7 +8,8 @@ the same token count are reduced in one batched call.
 
 Signals per method: ``divprune``, ``tome``, ``dymu``: the tokens; ``mmtok``: the row's text
 embeddings (every non-image, non-padding token of the prompt, from the language model's input
-embeddings); ``hiprune``: attention column means of the vision tower at the object and deep
+embeddings) and, where one view is one image (LLaVA-1.5), the vision features before the
+projector for the vision-vision coverage (the paper's choice; elsewhere the tokens themselves); ``hiprune``: attention column means of the vision tower at the object and deep
 layers, and the patch grid; ``evit``: the class token's attention at the deep layer;
 ``globalcom2``: the class token's pre-softmax logits at the last layer of every view of an
 any-res image (LLaVA-NeXT).
@@ -38,7 +39,7 @@ __all__ = ["ADAPTER_OPTIONS", "ImageInfo", "VisualTokenPolicy"]
 ADAPTER_OPTIONS = ("positions", "object_layer", "deep_layer")
 
 _NEEDS = {
-    "divprune": (), "tome": (), "dymu": (), "mmtok": ("text",),
+    "divprune": (), "tome": (), "dymu": (), "mmtok": ("text", "vision"),
     "hiprune": ("object_attn", "deep_attn", "grid"), "evit": ("cls_attn",), "globalcom2": ("views",),
 }
 
@@ -52,6 +53,7 @@ class ImageInfo:
     object_attn: torch.Tensor | None = None       # [N] column means at the object layer
     deep_attn: torch.Tensor | None = None         # [N] column means at the deep layer
     cls_attn: torch.Tensor | None = None          # [N] class-token attention (softmax)
+    vision: torch.Tensor | None = None            # [N, Dv] encoder features before the projector
     grid: tuple[int, int] | None = None           # patch grid of the tokens
     views: dict[str, Any] = field(default_factory=dict)  # GlobalCom²: cls_logits [1+C, N], crops, image_size
 
@@ -112,6 +114,8 @@ class VisualTokenPolicy:
             if not bool(mask.any(1).all()):
                 raise ReducerError("mmtok: a prompt has no text token besides its images; it covers the text, so give it a question")
             kw.update(text=text, text_mask=mask)
+            if all(infos[i].vision is not None for i in members):
+                kw["vision"] = torch.stack([infos[i].vision for i in members])
         elif self.method == "hiprune":
             kw.update(object_attn=torch.stack([infos[i].object_attn for i in members]),
                       deep_attn=torch.stack([infos[i].deep_attn for i in members]), grid=infos[members[0]].grid)

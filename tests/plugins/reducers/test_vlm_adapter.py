@@ -218,9 +218,9 @@ def test_mmtok_reads_the_prompt_text_from_the_model(monkeypatch):
     seen = []
     real_reduce = MMTok.reduce
 
-    def spy(self, tokens, keep=64, text=None, text_mask=None, **kw):
-        seen.append((text, text_mask))
-        return real_reduce(self, tokens, keep=keep, text=text, text_mask=text_mask, **kw)
+    def spy(self, tokens, keep=64, text=None, text_mask=None, vision=None, **kw):
+        seen.append((text, text_mask, vision))
+        return real_reduce(self, tokens, keep=keep, text=text, text_mask=text_mask, vision=vision, **kw)
 
     monkeypatch.setattr(MMTok, "reduce", spy)
     with zoo.load("mmtok").apply(model, keep=4):
@@ -228,11 +228,14 @@ def test_mmtok_reads_the_prompt_text_from_the_model(monkeypatch):
     embed = model.model.get_input_embeddings()
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     text_rows = [embed(ids[r][(ids[r] != vm.IMAGE) & mask[r].bool()]) for r in range(ids.shape[0])]
-    (text, text_mask), = seen                           # the three images have 16 tokens: one batched call
+    (text, text_mask, vision), = seen                   # the three images have 16 tokens: one batched call
     assert text.shape[0] == 3
     for j, row in enumerate([0, 1, 1]):                 # image -> its prompt's text
         got = text[j][text_mask[j]]
         assert torch.equal(got, text_rows[row])
+    with torch.no_grad():                               # vision-vision coverage: the features before the projector
+        hidden = model.model.vision_tower(inputs["pixel_values"], output_hidden_states=True).hidden_states[-2][:, 1:]
+    torch.testing.assert_close(vision, hidden)
 
 
 def test_hiprune_reads_the_vision_towers_attention():
