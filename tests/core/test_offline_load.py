@@ -340,6 +340,18 @@ def _lightningdit(tmp: Path):
     return "lightningdit.xl_800ep", path, fix["config"]
 
 
+def _larp(tmp: Path):
+    """The hub layout: model.safetensors with the prior (dropped by name) + the LARPTokenizer kwargs as config.json."""
+    from zoo_plugins.larp.config import LARPConfig, to_reference_config
+
+    fix = json.loads((FIXTURES / "larp" / "cases.json").read_text())
+    man = {k: (tuple(v[0]), v[1]) for k, v in fix["manifest"].items()}
+    folder = tmp / "larp"
+    _save(folder / "model.safetensors", seeded_state_dict(man))
+    (folder / "config.json").write_text(json.dumps(to_reference_config(LARPConfig(**fix["config"]))))
+    return "larp.l_long", folder, {}
+
+
 WRITERS = {
     "wetok": _wetok,
     "gigatok": _gigatok,
@@ -362,6 +374,7 @@ WRITERS = {
     "var_vqvae": _var_vqvae,
     "mar": _mar,
     "lightningdit": _lightningdit,
+    "larp": _larp,
 }
 NO_WEIGHTS = {"reducers", "flextok_ar"}  # no published weights: nothing to load from a file
 
