@@ -289,6 +289,8 @@ class LightningDiT(ZooModel, nn.Module):
         b = len(labels)
         steps = c.num_sampling_steps if steps is None else steps
         w = float(c.cfg_scale if guidance_scale is None else guidance_scale)
+        if w != w or w in (float("inf"), float("-inf")):
+            raise InputError(f"guidance_scale must be a finite number, got {guidance_scale!r}")
         start = float(c.cfg_interval_start if cfg_interval_start is None else cfg_interval_start)
         shift = float(c.timestep_shift if timestep_shift is None else timestep_shift)
         channels = c.cfg_channels if cfg_channels is None else cfg_channels
@@ -301,6 +303,8 @@ class LightningDiT(ZooModel, nn.Module):
                 raise InputError(f"noise must be {list(shape)}, got {list(noise.shape)}")
             if generator is not None or seed is not None:
                 raise InputError("give noise= or generator=/seed=, not both")
+            if not noise.is_floating_point() or not bool(torch.isfinite(noise).all()):
+                raise InputError("noise must be a finite float tensor (NaN/Inf or integers given)")
             x0 = noise.to(device=device, dtype=torch.float32)
         else:
             g = make_generator(generator, seed, device)

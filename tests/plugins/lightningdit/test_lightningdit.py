@@ -128,6 +128,9 @@ def test_decode_goes_through_the_paired_vae_and_its_statistics():
     (dict(class_labels=[1], cfg_channels=0), "cfg_channels"),
     (dict(class_labels=[1], noise=torch.zeros(1, 8, 2, 2)), "noise must be"),
     (dict(class_labels=[1], noise=torch.zeros(1, 8, 4, 4), seed=0), "not both"),
+    (dict(class_labels=[1], noise=torch.full((1, 8, 4, 4), float("nan"))), "finite"),
+    (dict(class_labels=[1], guidance_scale=float("inf")), "finite"),
+    (dict(class_labels=[1], guidance_scale=float("nan")), "finite"),
 ])
 def test_bad_input_is_refused(kwargs, match):
     with pytest.raises(InputError, match=match):

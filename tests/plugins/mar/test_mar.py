@@ -122,6 +122,8 @@ def test_decode_goes_through_the_paired_vae():
     (dict(class_labels=[1], diffusion_steps="ddim999", seed=0), InputError, "stride"),
     (dict(class_labels=[1], temperature=-1.0, seed=0), InputError, "temperature"),
     (dict(class_labels=[1], seed=0, generator=torch.Generator()), InputError, "either"),
+    (dict(class_labels=[1], guidance_scale=float("nan"), seed=0), InputError, "finite"),
+    (dict(class_labels=[1], guidance_scale=float("inf"), seed=0), InputError, "finite"),
 ])
 def test_bad_input_is_refused(kwargs, error, match):
     with pytest.raises(error, match=match):
