@@ -298,6 +298,17 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
         _fail(exc)
     if card.kind != "tokenizer":
         _fail(ZooError(f"{card.name} is a {card.kind}; reconstruct needs a tokenizer (`zoo list --kind tokenizer`)"))
+    if card.modality in ("video", "3d"):  # chunked video / point clouds: zoo.reconstruct_media
+        from zoo import reconstruct_media as rm
+
+        try:
+            rm.check_media_request(card.modality, inputs, out, token_counts, codebook_counts, steps, guidance_scale)
+            model = zoo.load(model_name, device=device, weights=weights)
+            run = rm.reconstruct_video if card.modality == "video" else rm.reconstruct_points
+            run(model, inputs[0], out, device=device, echo=click.echo)
+        except (ZooError, FileNotFoundError) as exc:
+            _fail(exc)
+        return
     is_audio = card.modality == "audio"
     if is_audio and len(inputs) != 1:
         _fail(ZooError("audio reconstruct takes one input file"))

@@ -13,7 +13,8 @@ the rule of the common video datasets), resized so the shorter side is ``size`` 
 antialiased: torchvision's ``Resize`` on tensors) and centre-cropped, then scaled to ``[-1, 1]``.
 :func:`iter_chunks` cuts a long video into overlapping chunks of ``length`` frames while decoding
 (the last chunk is padded by repeating its last frame and says how many frames are real).
-:func:`write_video` writes mp4/webm (PyAV, H.264/VP9, even sizes) or gif (PIL), and
+:func:`write_video` / :class:`VideoWriter` write mp4/webm (PyAV, H.264/VP9, even sizes; streamed) or
+gif (PIL), and
 :func:`side_by_side` puts input and reconstruction next to each other.
 
 Example:
@@ -43,7 +44,7 @@ from zoo.errors import InputTypeError, MediaError
 
 __all__ = [
     "Chunk", "VideoInfo", "check_video", "chunk_video", "frames_to_tensor", "iter_chunks", "load_video",
-    "probe_video", "read_frames", "resample_indices", "side_by_side", "stitch_chunks", "write_video",
+    "probe_video", "read_frames", "VideoWriter", "resample_indices", "side_by_side", "stitch_chunks", "write_video",
     "IMAGE_SUFFIXES", "VIDEO_SUFFIXES",
 ]
 
@@ -365,42 +366,98 @@ def _to_uint8(video: torch.Tensor) -> np.ndarray:
     return x.permute(1, 2, 3, 0).contiguous().numpy()  # [T, H, W, 3]
 
 
+class VideoWriter:
+    """Write video frames as they come: ``.gif`` (PIL, looping; frames are kept until
+    :meth:`close`, as GIF needs a global palette pass) or ``.mp4`` / ``.webm`` / ``.mkv`` / ``.mov``
+    (PyAV, H.264 or VP9, yuv420p, odd sizes padded by one pixel; frames are encoded as written,
+    so memory stays bounded). Use as a context manager.
+
+    Example:
+        >>> with VideoWriter("/tmp/zoo_doctest_stream.gif", fps=4) as w:
+        ...     w.write(torch.zeros(1, 3, 2, 8, 8))
+        ...     w.write(torch.ones(1, 3, 1, 8, 8))
+        >>> w.frames
+        3
+    """
+
+    def __init__(self, path: str | Path, fps: float = 8.0):
+        self.path, self.fps, self.frames = Path(path), float(fps), 0
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in (".gif", ".mp4", ".webm", ".mkv", ".mov"):
+            raise MediaError(f"cannot write video format {self.suffix!r}; use .mp4, .webm, .mkv or .gif")
+        if not fps > 0:
+            raise MediaError(f"fps must be positive, got {fps}")
+        self._gif: list = []
+        self._container = self._stream = None
+        self._size: tuple[int, int] | None = None
+
+    def _open(self, h: int, w: int) -> None:
+        from fractions import Fraction
+
+        av = _av()
+        codec = "libvpx-vp9" if self.suffix == ".webm" else "libx264"
+        self._container = av.open(str(self.path), mode="w")
+        self._stream = self._container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1001))
+        self._stream.width, self._stream.height, self._stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
+        if codec == "libx264":
+            self._stream.options = {"crf": "18"}
+
+    def write(self, video: torch.Tensor) -> None:
+        """Append ``[3, T, H, W]`` / ``[1, 3, T, H, W]`` frames in ``[-1, 1]`` (all of one size)."""
+        frames = _to_uint8(video)
+        t, h, w, _ = frames.shape
+        if self._size is not None and self._size != (h, w):
+            raise MediaError(f"frames of {h}x{w} after frames of {self._size[0]}x{self._size[1]}: a video has one size")
+        self._size = (h, w)
+        self.frames += t
+        if self.suffix == ".gif":
+            from PIL import Image
+
+            self._gif.extend(Image.fromarray(f) for f in frames)
+            return
+        if self._container is None:
+            self._open(h, w)
+        av = _av()
+        if h % 2 or w % 2:
+            frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        for f in frames:
+            for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                self._container.mux(packet)
+
+    def close(self) -> Path:
+        """Finish the file (nothing written is an error); returns its path."""
+        if self.frames == 0:
+            raise MediaError(f"no frames were written to {self.path}")
+        if self.suffix == ".gif":
+            if self._gif:
+                self._gif[0].save(self.path, save_all=True, append_images=self._gif[1:],
+                                  duration=max(1, round(1000 / self.fps)), loop=0)
+                self._gif = []
+        elif self._container is not None:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None
+        return self.path
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._container is not None:
+            self._container.close()
+
+
 def write_video(video: torch.Tensor, path: str | Path, fps: float = 8.0) -> Path:
-    """Write ``[3, T, H, W]`` / ``[1, 3, T, H, W]`` in ``[-1, 1]`` to ``path``: ``.gif`` (PIL,
-    looping) or ``.mp4`` / ``.webm`` / ``.mkv`` (PyAV; H.264 or VP9, yuv420p, odd sizes padded by
-    one pixel). Returns the path.
+    """Write ``[3, T, H, W]`` / ``[1, 3, T, H, W]`` in ``[-1, 1]`` to ``path`` (``.gif``, ``.mp4``,
+    ``.webm``, ``.mkv``, ``.mov``; see :class:`VideoWriter`). Returns the path.
 
     Example:
         >>> write_video(torch.zeros(3, 4, 16, 16), "/tmp/zoo_doctest.gif", fps=4).suffix
         '.gif'
     """
-    path = Path(path)
-    frames = _to_uint8(video)
-    suffix = path.suffix.lower()
-    if suffix == ".gif":
-        from PIL import Image
-
-        images = [Image.fromarray(f) for f in frames]
-        images[0].save(path, save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)), loop=0)
-        return path
-    if suffix not in (".mp4", ".webm", ".mkv", ".mov"):
-        raise MediaError(f"cannot write video format {suffix!r}; use .mp4, .webm, .mkv or .gif")
-    av = _av()
-    t, h, w, _ = frames.shape
-    ph, pw = h + h % 2, w + w % 2
-    if (ph, pw) != (h, w):
-        frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-    from fractions import Fraction
-
-    codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-        if codec == "libx264":
-            stream.options = {"crf": "18"}
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    with VideoWriter(path, fps) as writer:
+        writer.write(video)
+    return writer.path
