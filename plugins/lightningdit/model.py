@@ -233,7 +233,7 @@ class LightningDiT(ZooModel, nn.Module):
         """Velocity ``[N, C, H, W]`` at times ``t`` ``[N]`` for class embeddings ``y_emb`` ``[N, D]``."""
         p = self.cfg.patch_size
         h = x.shape[-2] // p
-        x = self.x_embedder(x) + self.pos_embed
+        x = self.x_embedder(x.to(self.pos_embed.dtype)) + self.pos_embed  # the sampler's state stays float32
         c = self.t_embedder(t) + y_emb
         for blk in self.blocks:
             x = blk(x, c, self.feat_rope)

@@ -256,7 +256,7 @@ class MAR(ZooModel, nn.Module):
         from zoo.sampling.noise import as_noise_source
 
         c = self.cfg
-        device = self.fake_latent.device
+        device, dtype = self.fake_latent.device, self.fake_latent.dtype
         labels = as_class_labels(class_labels, c.class_num, device)
         b, n, ch = len(labels), c.seq_len, c.token_embed_dim
         steps = c.num_iter if steps is None else steps
@@ -294,14 +294,14 @@ class MAR(ZooModel, nn.Module):
 
         def predict(blk, tokens, known, w):
             rows = 2 if guided else 1
-            tok, kn, pos = (tokens.repeat(rows, 1, 1), known.repeat(rows, 1), blk.positions.repeat(rows, 1))
+            tok, kn, pos = (tokens.repeat(rows, 1, 1).to(dtype), known.repeat(rows, 1), blk.positions.repeat(rows, 1))
             z = self._decode(self._encode(buffer, tok, kn), kn, pos)  # [R, m, Dd]
             m = blk.positions.shape[1]
             c_emb = head.cond_embed(z.reshape(rows * b * m, -1))
             x0 = src.randn((b * m, ch), device=device)
 
-            def model_fn(x, t, g_):
-                return head.forward_embedded(x, t_emb[t], c_emb)
+            def model_fn(x, t, g_):  # the sampler's state stays float32; the head runs in the model's dtype
+                return head.forward_embedded(x.to(dtype), t_emb[t], c_emb)
 
             out = ddpm_sample(model_fn, x0, sched, generator=src, temperature=temp, guidance=w if guided else None)
             return out.view(b, m, ch)

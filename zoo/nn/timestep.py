@@ -46,4 +46,5 @@ class TimestepEmbedder(nn.Module):
         self.frequency_embedding_size = frequency_embedding_size
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_embedding(t, self.frequency_embedding_size))
+        emb = timestep_embedding(t, self.frequency_embedding_size)  # float32, as DiT
+        return self.mlp(emb.to(self.mlp[0].weight.dtype))
