@@ -352,6 +352,12 @@ def _larp(tmp: Path):
     return "larp.l_long", folder, {}
 
 
+def _flowar(tmp: Path):
+    small = json.loads((FIXTURES / "flowar" / "small.json").read_text())
+    man = {k: (tuple(v[0]), v[1]) for k, v in small["manifests"]["selfattn"].items()}
+    return "flowar.s", _save(tmp / "flowar" / "FlowAR-S.pth", seeded_state_dict(man)), dict(small["configs"]["selfattn"])
+
+
 WRITERS = {
     "wetok": _wetok,
     "gigatok": _gigatok,
@@ -375,6 +381,7 @@ WRITERS = {
     "mar": _mar,
     "lightningdit": _lightningdit,
     "larp": _larp,
+    "flowar": _flowar,
 }
 NO_WEIGHTS = {"reducers", "flextok_ar"}  # no published weights: nothing to load from a file
 
