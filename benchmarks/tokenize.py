@@ -6,9 +6,9 @@ to the model's size) with ``--model`` (default ``flextok.demo_tiny``, embedded w
 
 * **Throughput** (wall clock): each configuration tokenizes the same items through the engine
   (``zoo.datasets.engines.run_local`` / ``run_ray``, shards written by the same writer as
-  ``zoo tokenize``); ``items/s`` counts from the first finished batch to the last (start-up of
-  worker processes / actors and model replicas excluded; it is reported apart). Scaling
-  efficiency = items/s with 2 / (2 x items/s with 1).
+  ``zoo tokenize``), once on a quarter of the items and once on all; ``items/s`` is the
+  difference (start-up of worker processes / actors and model replicas cancels; it is reported
+  apart). Scaling efficiency = items/s with 2 / (2 x items/s with 1).
 * **Cost breakdown** (CPU-seconds per item, this process, one torch thread, ``--reps``
   interleaved repetitions, medians): decode + resize (``ItemLoader.load``), model
   (``encode`` on batches of ``--batch-size``), write (rows + one Parquet shard). CPU-seconds do
@@ -85,35 +85,48 @@ def breakdown(model, loader, items, batch_size: int, reps: int) -> dict[str, flo
 
 
 def run_engine(kind: str, count: int, spec, model, loader, items, batch_size: int, shard_size: int, out: Path) -> dict:
-    """Tokenize ``items`` with one engine configuration; wall-clock timings."""
+    """Tokenize ``items`` with one engine configuration: wall seconds, and CPU-seconds of this
+    process plus its finished children (the local engine's decode workers; not Ray's workers)."""
+    import resource
+    import shutil
+
     from zoo.datasets.engines import EncodeJob, merge, run_local, run_ray
     from zoo.datasets.shards import write_shard
 
-    stamps: list[tuple[float, int]] = []
-    done = [0]
-
-    def progress(n: int) -> None:
-        done[0] += n
-        stamps.append((time.perf_counter(), done[0]))
-
     shards = [(i // shard_size, items[i : i + shard_size]) for i in range(0, len(items), shard_size)]
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0, t0 = time.process_time(), time.perf_counter()
     if kind == "local":
-        results = run_local(EncodeJob(loader, model=model), loader, shards, batch_size=batch_size, workers=count,
-                            progress=progress)
+        results = run_local(EncodeJob(loader, model=model), loader, shards, batch_size=batch_size, workers=count)
     else:
-        results = run_ray(EncodeJob(loader, spec=spec), loader, shards, batch_size=batch_size, actors=count,
-                          progress=progress)
+        results = run_ray(EncodeJob(loader, spec=spec), loader, shards, batch_size=batch_size, actors=count)
     written = 0
     for index, parts in results:
         written += write_shard(out, index, merge(parts).rows)["rows"]
-    t_end = time.perf_counter()
-    first_t, first_n = stamps[0]
-    steady = (done[0] - first_n) / (t_end - first_t) if t_end > first_t else float("nan")
-    return {"engine": kind, "workers" if kind == "local" else "actors": count, "items": len(items), "written": written,
-            "wall_s": round(t_end - t0, 2), "startup_s": round(first_t - t0, 2), "items_per_s": round(steady, 2),
-            "items_per_s_incl_startup": round(len(items) / (t_end - t0), 2), "load_average": load_average()}
+    wall = time.perf_counter() - t0
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - cpu0 + (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+    assert written == len(items), (written, len(items))
+    return {"wall_s": wall, "cpu_s": cpu}
+
+
+def measure(kind: str, count: int, spec, model, loader, items, args, tmp: Path) -> dict:
+    """items/s of one configuration by difference: a run on a quarter of the items and one on all
+    of them; (n_all - n_quarter) / (t_all - t_quarter) cancels start-up (spawning decode workers,
+    starting actors and their model replicas) and Ray's bursty delivery of results."""
+    small = items[: max(args.batch_size, len(items) // 4)]
+    a = run_engine(kind, count, spec, model, loader, small, args.batch_size, args.shard_size, tmp / "small")
+    b = run_engine(kind, count, spec, model, loader, items, args.batch_size, args.shard_size, tmp / "all")
+    extra = len(items) - len(small)
+    row = {"engine": kind, "workers" if kind == "local" else "actors": count, "items": len(items),
+           "items_per_s": round(extra / (b["wall_s"] - a["wall_s"]), 2) if b["wall_s"] > a["wall_s"] else None,
+           "wall_s": round(b["wall_s"], 2), "startup_s": round(max(0.0, a["wall_s"] - len(small) * (b["wall_s"] - a["wall_s"]) / extra), 2),
+           "items_per_s_incl_startup": round(len(items) / b["wall_s"], 2), "load_average": load_average()}
+    if kind == "local":
+        row["cpu_s_per_item"] = round((b["cpu_s"] - a["cpu_s"]) / extra, 5)
+    return row
 
 
 def main() -> None:
@@ -157,8 +170,7 @@ def main() -> None:
 
             ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
         for kind, count in configs:
-            row = run_engine(kind, count, spec, model, loader, items, args.batch_size, args.shard_size,
-                             tmp / f"out_{kind}_{count}")
+            row = measure(kind, count, spec, model, loader, items, args, tmp / f"out_{kind}_{count}")
             rows.append(row)
             print(row, flush=True)
         if not args.skip_ray:
@@ -166,7 +178,7 @@ def main() -> None:
     for kind in ("local", "ray"):
         one = next((r for r in rows if r.get("engine") == kind and 1 in (r.get("workers"), r.get("actors"))), None)
         two = next((r for r in rows if r.get("engine") == kind and 2 in (r.get("workers"), r.get("actors"))), None)
-        if one and two and one["items_per_s"] > 0:
+        if one and two and one["items_per_s"] and two["items_per_s"]:
             eff = two["items_per_s"] / (2 * one["items_per_s"])
             rows.append({"row": f"scaling_{kind}", "efficiency": round(eff, 3)})
             print(f"{kind}: scaling efficiency 1 -> 2 = {eff:.2f}", flush=True)
@@ -176,7 +188,9 @@ def main() -> None:
         "bounded by the cores this run got, the CPU-second breakdown is not.",
         "local engine: one model in the main process (1 torch thread); 'workers' decode processes. Ray engine: decode "
         "tasks + 'actors' model replicas (1 CPU, 1 torch thread each) on a local runtime with --ray-cpus logical CPUs.",
-        "items_per_s: from the first finished batch to the end (start-up of processes/actors excluded, reported as startup_s).",
+        "items_per_s by difference: (n - n/4) / (t(n) - t(n/4)) over a run on n/4 items and one on n, so start-up (spawning "
+        "decode workers, starting actors and model replicas: startup_s) cancels; items_per_s_incl_startup = n / t(n).",
+        "cpu_s_per_item (local engine): CPU-seconds of the main process and its decode workers per item, by the same difference.",
     ])
 
 
