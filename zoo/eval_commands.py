@@ -77,12 +77,17 @@ def add_commands(cli: click.Group) -> None:
     @click.option("--weights", "model_weights", multiple=True, callback=_pairs, metavar="MODEL=PATH",
                   help="Local weights for a model, repeatable: flextok.d18_d28_dfn=model.safetensors.")
     @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                  help="local: this process; ray: one model replica per Ray actor (zoo[ray]).")
+                  help="local: this process; ray: one model replica per Ray actor (zoo[ray]), zoo tokenize's engines.")
+    @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+                  help="Local engine: processes that read and decode inputs ahead of the model (0: this process).")
+    @click.option("--actors", type=click.IntRange(min=1), default=1, show_default=True,
+                  help="Ray engine: model replicas (one per actor).")
+    @click.option("--ray-address", default=None, help="Ray engine: a running cluster ('auto', 'ray://head:10001').")
     @click.option("--per-item", is_flag=True, help="Keep every item's values in the JSON report.")
     @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
     def eval_cmd(inputs, models, token_counts, codebook_counts, metrics, metric_weights, lpips_net, out, markdown, plot,
-                 x_axis, column, batch_size, device, seed, steps, guidance_scale, model_weights, engine, per_item,
-                 progress) -> None:
+                 x_axis, column, batch_size, device, seed, steps, guidance_scale, model_weights, engine, workers, actors,
+                 ray_address, per_item, progress) -> None:
         """Reconstruct INPUTS (files, folders, globs, Parquet, WebDataset .tar) with each model at each
         token budget and measure what is lost: a table (mean ± 95% interval per metric, bits per
         item), a JSON report and a rate-distortion plot.
@@ -98,7 +103,8 @@ def add_commands(cli: click.Group) -> None:
         report = evaluate(models, list(inputs), tokens=token_counts, codebooks=codebook_counts, metrics=metrics,
                           metric_weights=metric_weights, lpips_net=lpips_net, column=column, batch_size=batch_size,
                           device=device, seed=seed, steps=steps, guidance_scale=guidance_scale, weights=model_weights,
-                          engine=engine, progress=progress, per_item=per_item)
+                          engine=engine, workers=workers, actors=actors, ray_address=ray_address, progress=progress,
+                          per_item=per_item)
         table = report.to_markdown()
         click.echo(table, nl=False)
         for note in report.notes:

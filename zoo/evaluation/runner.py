@@ -159,7 +159,7 @@ def _unit_images(x: torch.Tensor) -> torch.Tensor:
     """``[-1, 1]`` -> ``[0, 1]`` rounded to 8 bits (what a saved PNG holds)."""
     from zoo.evaluation.metrics import to_uint8
 
-    return to_uint8((x.float().cpu() + 1) / 2).float() / 255
+    return to_uint8((x.float().cpu() + 1) / 2).double() / 255
 
 
 def _decode(model: Any, tokens: Any, setting: tuple[int | None, int | None], kw: dict[str, Any]) -> tuple[Any, Any]:
