@@ -358,6 +358,12 @@ def _flowar(tmp: Path):
     return "flowar.s", _save(tmp / "flowar" / "FlowAR-S.pth", seeded_state_dict(man)), dict(small["configs"]["selfattn"])
 
 
+def _xar(tmp: Path):
+    small = json.loads((FIXTURES / "xar" / "small.json").read_text())
+    man = {k: (tuple(v[0]), v[1]) for k, v in small["manifests"]["narrow"].items()}
+    return "xar.b", _save(tmp / "xar" / "xAR-B.pth", seeded_state_dict(man)), dict(small["configs"]["narrow"])
+
+
 WRITERS = {
     "wetok": _wetok,
     "gigatok": _gigatok,
@@ -382,6 +388,7 @@ WRITERS = {
     "lightningdit": _lightningdit,
     "larp": _larp,
     "flowar": _flowar,
+    "xar": _xar,
 }
 NO_WEIGHTS = {"reducers", "flextok_ar"}  # no published weights: nothing to load from a file
 
