@@ -271,7 +271,9 @@ def _codebook_counts(ctx: click.Context, param: click.Parameter, value: str | No
 @click.option("--model", "model_name", required=True, help="Tokenizer name, e.g. flextok.demo_tiny.")
 @click.option("--tokens", "token_counts", default=None, callback=_token_counts,
               help="Comma-separated prefix lengths to decode, e.g. 1,4,16,64,256.")
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output file: a grid image (.png) or audio (.wav).")
+@click.option("--out", type=click.Path(), required=True,
+              help="Output: a grid image (.png) for images; for audio a .wav (one input) or a folder (any number of "
+                   "inputs), each reconstruction with a spectrogram .png (input above, output below).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Decoder steps (flow / diffusion decoders).")
 @click.option("--guidance-scale", type=float, default=None, callback=finite_float, help="Classifier-free guidance scale.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the decoder's noise.")
@@ -310,19 +312,23 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
             _fail(exc)
         return
     is_audio = card.modality == "audio"
-    if is_audio and len(inputs) != 1:
-        _fail(ZooError("audio reconstruct takes one input file"))
+    if is_audio:  # one file per input: --out FILE.wav (one input) or --out DIR/ (zoo.audio_reconstruct)
+        from zoo.audio_reconstruct import audio_outputs, is_folder_output
+
+        try:
+            audio_paths = audio_outputs(inputs, out)
+        except ZooError as exc:
+            _fail(exc)
     if is_audio and token_counts:
         _fail(ZooError("--tokens applies to image tokenizers; audio tokens cover the whole signal"))
     if codebook_counts and not is_audio:
         _fail(ZooError("--codebooks applies to audio codecs with several codebook levels; images use --tokens"))
-    check_output_path(out, AUDIO_SUFFIXES if is_audio else IMAGE_SUFFIXES)
+    if not (is_audio and is_folder_output(out)):
+        check_output_path(out, AUDIO_SUFFIXES if is_audio else IMAGE_SUFFIXES)
     if is_audio:
-        import os
+        from zoo.media.audio import load_audio
 
-        from zoo.media.audio import load_audio, save_audio
-
-        wave, sr = load_audio(inputs[0])  # an unreadable file fails here, before the model loads
+        waves = [load_audio(path) for path in inputs]  # an unreadable file fails here, before the model loads
     else:
         from zoo.media.image import open_image
 
@@ -338,24 +344,13 @@ def reconstruct(inputs, model_name, token_counts, out, steps, guidance_scale, se
         if value is not None and not (takes_any or key in params):
             _fail(ZooError(f"{flag} does not apply to {card.name}: its decoder takes no {key}"))
     if is_audio:
-        with torch.inference_mode():
-            tokens = model.encode(wave, sr)
-            levels = getattr(tokens, "num_codebooks", 1)
-            bad = [q for q in codebook_counts or [] if q > levels]
-            if bad:
-                _fail(ZooError(f"--codebooks {bad} out of range: {card.name} makes {levels} codebook level(s) (use 1..{levels})"))
-            stem, suffix = os.path.splitext(out)
-            jobs = [(out, tokens)] if not codebook_counts else [(f"{stem}_q{q}{suffix}", tokens.codebooks(q)) for q in codebook_counts]
-            for path, tok in jobs:  # each decode draws its noise from a generator seeded --seed
-                audio = model.decode(tok, **_decode_kwargs(model, generator=torch.Generator(device).manual_seed(seed)))
-                lengths = tokens.meta.get("num_samples")  # decoders emit whole hops: trim to the input's length
-                if lengths:
-                    audio = audio[..., : int(lengths[0])]
-                if audio.dim() == 3:  # codecs that return [B, C, L]: the one item, channels kept
-                    audio = audio[0]
-                save_audio(path, audio, model.sample_rate)
-                levels_note = f", {tok.num_codebooks} of {levels} codebook levels" if codebook_counts else ""
-                click.echo(f"wrote {path} ({tokens.max_length} tokens{levels_note}, {audio.shape[-1] / model.sample_rate:.2f} s)")
+        from zoo.audio_reconstruct import write_reconstructions
+
+        try:
+            write_reconstructions(model, waves, audio_paths, codebook_counts, echo=click.echo,
+                                  decode_kwargs=lambda: _decode_kwargs(model, generator=torch.Generator(device).manual_seed(seed)))
+        except ZooError as exc:
+            _fail(exc)
         return
     from zoo.media.image import load_images, save_grid
 
