@@ -364,6 +364,18 @@ def _xar(tmp: Path):
     return "xar.b", _save(tmp / "xar" / "xAR-B.pth", seeded_state_dict(man)), dict(small["configs"]["narrow"])
 
 
+def _point_bert(tmp: Path):
+    """Off the Hub (Tsinghua Cloud): the training checkpoint with base_model under DDP's module. prefix."""
+    from zoo_plugins.pointbert.testing import release_state_dict
+
+    fix = json.loads((FIXTURES / "pointbert" / "cases.json").read_text())
+    man = {k: (tuple(v[0]), v[1]) for k, v in fix["manifest"].items()}
+    path = tmp / "pointbert" / "dVAE.pth"
+    path.parent.mkdir(parents=True)
+    torch.save({"base_model": {"module." + k: v for k, v in release_state_dict(man).items()}, "epoch": 300}, path)
+    return "point_bert.dvae_shapenet", path, fix["config"]
+
+
 WRITERS = {
     "wetok": _wetok,
     "gigatok": _gigatok,
@@ -387,6 +399,7 @@ WRITERS = {
     "mar": _mar,
     "lightningdit": _lightningdit,
     "larp": _larp,
+    "point_bert": _point_bert,
     "flowar": _flowar,
     "xar": _xar,
 }
