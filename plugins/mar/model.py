@@ -12,7 +12,9 @@ MAR's cosine schedule, the CFG weight ramped by generated fraction) and the DDPM
 (:func:`~zoo.sampling.ddpm.ddpm_sample`: learned variance, respacing, temperature, CFG on the
 noise prediction). CFG runs as ONE batch of 2B rows (as the reference); what is constant across
 steps is computed once per call: the class buffer of the encoder, the head's time embeddings
-for every kept diffusion step, and the head's condition projection once per AR step.
+for every kept diffusion step, and the head's condition projection once per AR step (the
+reference recomputes both at each diffusion step). A stacked GEMM for the head's adaLN
+projections was measured and brought nothing (the head's small GEMMs are bound by their FLOPs).
 
 Randomness: orders from ``torch.randperm`` on the caller's generator (or given, or
 ``orders="numpy"``: ``numpy.random.RandomState(seed)`` shuffles, the reference's
