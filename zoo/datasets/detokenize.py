@@ -1,7 +1,8 @@
 """``zoo detokenize``: decode a token directory back into media files for inspection.
 
-Each row becomes ``OUT/<key>`` with the input's media extension replaced by ``.png`` (images) or
-``.wav`` (audio); ``train.parquet#3`` becomes ``train.parquet#3.png``.
+Each row becomes ``OUT/<key>`` with the input's media extension replaced by ``.png`` (images),
+``.wav`` (audio), ``.mp4`` (video) or ``.ply`` (point clouds); ``train.parquet#3`` becomes
+``train.parquet#3.png``.
 
 Example:
     >>> output_name("cats/01.jpg", "image"), output_name("train.parquet#3", "image"), output_name("../x.wav", "audio")
@@ -15,10 +16,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from zoo.datasets.reader import read_manifest, read_tokens
-from zoo.datasets.sources import AUDIO_SUFFIXES, IMAGE_SUFFIXES, ItemLoader
+from zoo.datasets.sources import AUDIO_SUFFIXES, IMAGE_SUFFIXES, POINT_SUFFIXES, VIDEO_SUFFIXES, ItemLoader
 from zoo.errors import InputError
 
 __all__ = ["detokenize", "output_name"]
+
+#: What detokenize writes per modality (images: .png).
+OUTPUT_SUFFIX = {"audio": ".wav", "video": ".mp4", "3d": ".ply"}
 
 
 def output_name(key: str, modality: str) -> str:
@@ -26,9 +30,9 @@ def output_name(key: str, modality: str) -> str:
     parts = [p for p in PurePosixPath(key).parts if p not in ("..", ".", "/")]
     name = "/".join(parts) or "item"
     stem, suffix = os.path.splitext(name)
-    if suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES:
+    if suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES + VIDEO_SUFFIXES + POINT_SUFFIXES:
         name = stem
-    return name + (".wav" if modality == "audio" else ".png")
+    return name + OUTPUT_SUFFIX.get(modality, ".png")
 
 
 def detokenize(directory: str | os.PathLike, out: str | os.PathLike, *, model: Any = None, limit: int | None = None,
@@ -72,6 +76,14 @@ def detokenize(directory: str | os.PathLike, out: str | os.PathLike, *, model: A
                 if samples:
                     wav = wav[..., : int(samples)]
                 save_audio(path, wav.reshape(-1, wav.shape[-1]) if wav.dim() > 1 else wav, int(model.sample_rate))
+            elif modality == "video":
+                from zoo.media.video import write_video
+
+                write_video(media[i], path, fps=float(getattr(model, "fps", 8)))
+            elif modality == "3d":
+                from zoo.media.points import save_ply
+
+                save_ply(media[i], path)
             else:
                 from zoo.media.image import to_pil
 

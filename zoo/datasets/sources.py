@@ -44,28 +44,37 @@ from typing import Any
 from zoo.errors import InputError, MediaError
 
 __all__ = [
-    "AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "Item", "ItemLoader", "Listing", "guess_modality", "list_items", "sniff_modality",
+    "AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "POINT_SUFFIXES", "VIDEO_SUFFIXES", "Item", "ItemLoader", "Listing", "guess_modality", "list_items", "sniff_modality",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")  # .gif counts as an image (a video model takes it too)
+POINT_SUFFIXES = (".ply", ".npy", ".xyz", ".pts")
 _CONTAINER_SUFFIXES = (".parquet", ".tar")
 
 
 def guess_modality(name: str) -> str:
-    """``"image"``, ``"audio"`` or ``"unknown"`` from a file name's extension.
+    """``"image"``, ``"audio"``, ``"video"``, ``"3d"`` (point clouds) or ``"unknown"`` from a file name's extension.
 
     Example:
-        >>> guess_modality("a/b.JPG"), guess_modality("x.flac"), guess_modality("notes.txt")
-        ('image', 'audio', 'unknown')
+        >>> guess_modality("a/b.JPG"), guess_modality("x.flac"), guess_modality("c.mp4"), guess_modality("s.ply")
+        ('image', 'audio', 'video', '3d')
+        >>> guess_modality("notes.txt")
+        'unknown'
     """
     suffix = os.path.splitext(name)[1].lower()
-    return "image" if suffix in IMAGE_SUFFIXES else "audio" if suffix in AUDIO_SUFFIXES else "unknown"
+    for suffixes, modality in ((IMAGE_SUFFIXES, "image"), (AUDIO_SUFFIXES, "audio"), (VIDEO_SUFFIXES, "video"),
+                               (POINT_SUFFIXES, "3d")):
+        if suffix in suffixes:
+            return modality
+    return "unknown"
 
 
 _MAGIC = (
     (b"\x89PNG", "image"), (b"\xff\xd8\xff", "image"), (b"GIF8", "image"), (b"BM", "image"), (b"II*\x00", "image"),
     (b"MM\x00*", "image"), (b"fLaC", "audio"), (b"OggS", "audio"), (b"ID3", "audio"), (b"\xff\xfb", "audio"),
+    (b"\x1aE\xdf\xa3", "video"), (b"ply\n", "3d"), (b"ply\r\n", "3d"),
 )
 
 
@@ -82,6 +91,8 @@ def sniff_modality(head: bytes) -> str:
         return "audio" if head[8:12] == b"WAVE" else "image"
     if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
         return "audio"
+    if head[4:8] == b"ftyp" or (head[:4] == b"RIFF" and head[8:12] == b"AVI "):  # mp4 / mov, avi
+        return "video"
     for magic, modality in _MAGIC:
         if head.startswith(magic):
             return modality
@@ -314,7 +325,13 @@ class ItemLoader:
     ``modality="image"``: a ``[3, H, W]`` float tensor in ``[-1, 1]``, resized (shorter side)
     and centre-cropped to ``image_size`` when given (:func:`zoo.media.image.to_tensor`).
     ``modality="audio"``: a mono ``[L]`` float tensor at ``sample_rate``
-    (:func:`zoo.media.audio.load_audio` + :func:`~zoo.media.audio.prepare_audio`). An item of the
+    (:func:`zoo.media.audio.load_audio` + :func:`~zoo.media.audio.prepare_audio`).
+    ``modality="video"``: one clip ``[3, num_frames, S, S]`` in ``[-1, 1]``: the first
+    ``num_frames`` frames at the native rate (a shorter video repeats its last frame), shorter side
+    resized to ``image_size`` and centre-cropped (:func:`zoo.media.video.load_video`); cut longer
+    videos into clips first, or tokenize them chunk by chunk with :func:`zoo.media.video.iter_chunks`.
+    ``modality="3d"``: a cloud ``[num_points, 3]``: farthest-point sampled to ``num_points`` and
+    normalised into the unit sphere (:mod:`zoo.media.points`). An item of the
     other modality, or one that cannot be decoded, is a :class:`~zoo.errors.MediaError` naming
     its key; engines record it as a failure and go on. Build one for a model with
     :meth:`for_model`. Picklable (it holds no model).
@@ -324,6 +341,8 @@ class ItemLoader:
     image_size: int | tuple[int, int] | None = None
     sample_rate: int | None = None
     model: str = "the model"
+    num_frames: int | None = None
+    num_points: int | None = None
 
     @classmethod
     def for_model(cls, model: Any) -> ItemLoader:
@@ -334,15 +353,19 @@ class ItemLoader:
         if isinstance(size, (list, tuple)):
             size = tuple(int(s) for s in size)
         rate = getattr(model, "sample_rate", None)
+        frames = getattr(model, "num_frames", None) if modality == "video" else None
+        points = getattr(model, "num_points", None) if modality == "3d" else None
         return cls(modality=modality, image_size=size, sample_rate=int(rate) if rate else None,
-                   model=getattr(card, "name", None) or type(model).__name__)
+                   model=getattr(card, "name", None) or type(model).__name__,
+                   num_frames=int(frames) if frames else None, num_points=int(points) if points else None)
 
     def load(self, item: Item) -> Any:
         """``item`` decoded (see the class docstring); raises :class:`~zoo.errors.MediaError`."""
-        if item.modality not in ("unknown", self.modality):
+        gif_clip = self.modality == "video" and item.key.lower().endswith(".gif")
+        if item.modality not in ("unknown", self.modality) and not gif_clip:
             raise MediaError(f"{item.key} is an {item.modality} input; {self.model} takes {self.modality}")
         data = item.read_bytes()
-        if item.modality == "unknown" and sniff_modality(data) not in ("unknown", self.modality):
+        if item.modality == "unknown" and sniff_modality(data) not in ("unknown", self.modality) and not gif_clip:
             raise MediaError(f"{item.key} holds {sniff_modality(data)} data; {self.model} takes {self.modality}")
         if self.modality == "image":
             from zoo.media.image import open_image, to_tensor
@@ -356,7 +379,25 @@ class ItemLoader:
 
             wav, rate = load_audio(data, name=item.key)
             return prepare_audio(wav, rate, self.sample_rate or rate) if self.sample_rate else wav.mean(0)
-        raise InputError(f"{self.model} takes {self.modality!r} inputs; zoo reads images and audio only")
+        if self.modality == "video":
+            return self._load_clip(item, data)
+        if self.modality == "3d":
+            from zoo.media.points import load_points, normalize_points, sample_points
+
+            pts = load_points(data, name=item.key)[None]
+            return normalize_points(sample_points(pts, self.num_points) if self.num_points else pts)[0]
+        raise InputError(f"{self.model} takes {self.modality!r} inputs; zoo reads images, audio, video and point clouds")
+
+    def _load_clip(self, item: Item, data: bytes) -> Any:
+        import torch
+
+        from zoo.media.video import frames_to_tensor, read_frames
+
+        frames, _ = read_frames(data, num_frames=self.num_frames)
+        clip = frames_to_tensor(frames, self.image_size)[0]  # [3, T, H, W]
+        if self.num_frames and clip.shape[1] < self.num_frames:
+            clip = torch.cat([clip, clip[:, -1:].expand(-1, self.num_frames - clip.shape[1], -1, -1)], dim=1)
+        return clip
 
     def load_many(self, items: Iterable[Item]) -> list[tuple[Item, Any, str | None]]:
         """``(item, tensor or None, error or None)`` for each item: the failure-tolerant form

@@ -60,8 +60,7 @@ _PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short":
 # --------------------------------------------------------------------------- files
 
 
-def _read_ply(path: Path) -> np.ndarray:
-    data = path.read_bytes()
+def _read_ply(path: Path, data: bytes) -> np.ndarray:
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
         raise MediaError(f"{path} is not a PLY file (no 'ply' magic / 'end_header')")
@@ -109,8 +108,9 @@ def _read_ply(path: Path) -> np.ndarray:
     return np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float64)
 
 
-def load_points(path: str | Path) -> torch.Tensor:
-    """Read a point cloud file -> float32 ``[N, 3]`` (xyz only).
+def load_points(path: str | Path | bytes, *, name: str | None = None) -> torch.Tensor:
+    """Read a point cloud file -> float32 ``[N, 3]`` (xyz only). Encoded bytes need ``name``
+    (its suffix says the format).
 
     Example:
         >>> save_ply(torch.tensor([[0.0, 1.0, 2.0]]), "/tmp/zoo_doctest.ply").name
@@ -118,22 +118,30 @@ def load_points(path: str | Path) -> torch.Tensor:
         >>> load_points("/tmp/zoo_doctest.ply").tolist()
         [[0.0, 1.0, 2.0]]
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"point cloud not found: {path}")
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        if not name:
+            raise MediaError("load_points from bytes needs name= (e.g. 'shape.ply'): its suffix says the format")
+        data, path = bytes(path), Path(name)
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"point cloud not found: {path}")
+        data = path.read_bytes()
     suffix = path.suffix.lower()
     if suffix == ".ply":
-        arr = _read_ply(path)
+        arr = _read_ply(path, data)
     elif suffix == ".npy":
+        import io
+
         try:
-            arr = np.load(path, allow_pickle=False)
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise MediaError(f"{path} is not a readable .npy array ({exc})") from None
     elif suffix in (".xyz", ".txt", ".pts"):
         try:
-            text = path.read_text().replace(",", " ")
+            text = data.decode("utf-8").replace(",", " ")
             arr = np.array([[float(v) for v in ln.split()] for ln in text.splitlines() if ln.strip()], dtype=np.float64)
-        except ValueError as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
             raise MediaError(f"{path}: every line must hold numbers x y z ... ({exc})") from None
     else:
         raise MediaError(f"cannot read point clouds from {suffix!r} files; use one of {', '.join(POINT_SUFFIXES)}")

@@ -106,9 +106,16 @@ def _image_files(folder: Path) -> list[Path]:
     return files
 
 
-def _iter_source(path: Path, folder_fps: float) -> tuple[Iterator[np.ndarray], float]:
-    """Frames (uint8 ``[H, W, 3]``) of a file or image folder, decoded lazily, and the frame rate."""
-    if path.is_dir():
+def _iter_source(path: Path | bytes, folder_fps: float) -> tuple[Iterator[np.ndarray], float]:
+    """Frames (uint8 ``[H, W, 3]``) of a file, image folder or encoded bytes, decoded lazily, and the frame rate."""
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        import io
+
+        data, path = bytes(path), Path("<bytes>")
+        opener = lambda av: av.open(io.BytesIO(data))  # noqa: E731
+    else:
+        opener = None
+    if opener is None and path.is_dir():
         from zoo.media.image import open_image
 
         def frames() -> Iterator[np.ndarray]:
@@ -116,11 +123,11 @@ def _iter_source(path: Path, folder_fps: float) -> tuple[Iterator[np.ndarray], f
                 yield np.asarray(open_image(f).convert("RGB"))
 
         return frames(), float(folder_fps)
-    if not path.is_file():
+    if opener is None and not path.is_file():
         raise FileNotFoundError(f"video not found: {path}")
     av = _av()
     try:
-        container = av.open(str(path))
+        container = opener(av) if opener is not None else av.open(str(path))
         stream = container.streams.video[0]
     except (av.error.FFmpegError, IndexError, OSError) as exc:
         raise MediaError(f"{path} is not a video file FFmpeg can read ({exc}); is it truncated or corrupt?") from None
@@ -139,14 +146,18 @@ def _iter_source(path: Path, folder_fps: float) -> tuple[Iterator[np.ndarray], f
     return frames(), fps
 
 
-def probe_video(path: str | Path, folder_fps: float = 8.0) -> VideoInfo:
+def _source(path: str | Path | bytes) -> Path | bytes:
+    return path if isinstance(path, (bytes, bytearray, memoryview)) else Path(path)
+
+
+def probe_video(path: str | Path | bytes, folder_fps: float = 8.0) -> VideoInfo:
     """Frame count, frame rate and size of a video file or image folder (decodes the file once).
 
     Example:
         >>> probe_video("clip.mp4")  # doctest: +SKIP
         VideoInfo(frames=48, fps=24.0, height=128, width=160)
     """
-    frames, fps = _iter_source(Path(path), folder_fps)
+    frames, fps = _iter_source(_source(path), folder_fps)
     n, shape = 0, None
     for f in frames:
         n, shape = n + 1, f.shape
@@ -155,14 +166,15 @@ def probe_video(path: str | Path, folder_fps: float = 8.0) -> VideoInfo:
     return VideoInfo(frames=n, fps=fps, height=int(shape[0]), width=int(shape[1]))
 
 
-def read_frames(path: str | Path, *, fps: float | None = None, start: int = 0, num_frames: int | None = None,
+def read_frames(path: str | Path | bytes, *, fps: float | None = None, start: int = 0, num_frames: int | None = None,
                 folder_fps: float = 8.0) -> tuple[np.ndarray, float]:
-    """Decode frames of a video file or image folder -> uint8 ``[T, H, W, 3]`` and their frame rate.
+    """Decode frames of a video file, image folder or encoded bytes -> uint8 ``[T, H, W, 3]`` and
+    their frame rate.
 
     ``fps`` resamples (see :func:`resample_indices`); ``start``/``num_frames`` select frames after
     resampling. Decoding stops once the last frame needed is read.
     """
-    frames, src_fps = _iter_source(Path(path), folder_fps)
+    frames, src_fps = _iter_source(_source(path), folder_fps)
     step = 1.0 if fps is None else src_fps / fps
     if step <= 0:
         raise MediaError(f"fps must be positive, got {fps}")
@@ -206,7 +218,7 @@ def frames_to_tensor(frames: Any, size: int | tuple[int, int] | None = None) -> 
     return (x / 127.5 - 1.0).clamp(-1, 1).permute(1, 0, 2, 3)[None].contiguous()
 
 
-def load_video(path: str | Path, *, size: int | tuple[int, int] | None = None, fps: float | None = None,
+def load_video(path: str | Path | bytes, *, size: int | tuple[int, int] | None = None, fps: float | None = None,
                start: int = 0, num_frames: int | None = None, folder_fps: float = 8.0) -> torch.Tensor:
     """Read a clip -> ``[1, 3, T, H, W]`` in ``[-1, 1]`` (see :func:`read_frames`, :func:`frames_to_tensor`).
 
@@ -287,7 +299,7 @@ def chunk_video(video: torch.Tensor, length: int, overlap: int = 0) -> list[Chun
     return [Chunk(_pad_frames(video[:, :, s:s + length], length), s, min(length, video.shape[2] - s)) for s in starts]
 
 
-def iter_chunks(path: str | Path, length: int, overlap: int = 0, *, size: int | tuple[int, int] | None = None,
+def iter_chunks(path: str | Path | bytes, length: int, overlap: int = 0, *, size: int | tuple[int, int] | None = None,
                 fps: float | None = None, folder_fps: float = 8.0) -> Iterator[Chunk]:
     """Stream a long video as :class:`Chunk` s of ``length`` frames overlapping by ``overlap``,
     decoding as it goes: at most ``length`` frames are held at a time, whatever the video's length.
@@ -298,7 +310,7 @@ def iter_chunks(path: str | Path, length: int, overlap: int = 0, *, size: int | 
     """
     if length < 1 or not 0 <= overlap < length:
         raise MediaError(f"chunks need length >= 1 and 0 <= overlap < length, got length={length}, overlap={overlap}")
-    frames, src_fps = _iter_source(Path(path), folder_fps)
+    frames, src_fps = _iter_source(_source(path), folder_fps)
     step = 1.0 if fps is None else src_fps / fps
     buf: list[torch.Tensor] = []
     start, k, emitted = 0, 0, False
