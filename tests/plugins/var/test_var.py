@@ -289,3 +289,21 @@ def test_zoo_generate_writes_an_image(tmp_path):
     assert result.exit_code == 0, result.output
     w, h = Image.open(out).size  # one row of two 24x24 images (plus the grid's padding)
     assert w >= 2 * 4 * PN[-1] and 4 * PN[-1] <= h < w and "66 tokens" in result.output
+
+
+def test_zoo_generate_grid_and_steps(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from zoo.cli import cli
+
+    out = tmp_path / "grid.png"
+    with temporary_plugin(types.SimpleNamespace(register_cards=_tiny_cards), "vartest"):
+        ok = CliRunner().invoke(cli, ["generate", "--model", "vartest.tiny", "--random", "--class", "3", "--class", "7",
+                                      "--seeds", "0,1", "--out", str(out)])
+        bad = CliRunner().invoke(cli, ["generate", "--model", "vartest.tiny", "--random", "--class", "3", "--steps", "4",
+                                       "--out", str(tmp_path / "x.png")])
+    assert ok.exit_code == 0, ok.output
+    w, h = Image.open(out).size  # 2 seeds (rows) x 2 classes (columns) of 24x24 images
+    assert w >= 48 and h >= 48
+    assert bad.exit_code != 0 and "5 scales" in bad.output
