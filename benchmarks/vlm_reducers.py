@@ -88,7 +88,7 @@ def build(name: str):
         ids = _text(8, 1) + [IMAGE] * n + _text(40, 2)
         inputs = {"pixel_values": px, "image_sizes": sizes}
     else:
-        text = dict(_llama(t).to_dict(), rope_parameters={"rope_type": "default", "mrope_section": [16, 24, 24], "rope_theta": 1e6})
+        text = dict(_llama(t).to_dict(), rope_parameters={"rope_type": "default", "mrope_section": [8, 12, 12], "rope_theta": 1e6})
         text = {k: text[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                                      "num_key_value_heads", "vocab_size", "max_position_embeddings", "pad_token_id",
                                      "rope_parameters")}
