@@ -191,8 +191,7 @@ class PointBERTdVAE(ZooModel, nn.Module):
         if radius > 2.0:
             raise MediaError(f"{self._name()} takes clouds normalised into the unit sphere (farthest point at radius 1), "
                              f"got radius {radius:.3g}; use model.prepare_points(x) or zoo.media.points.normalize_points")
-        p = next(self.parameters())
-        return points.to(device=p.device, dtype=p.dtype)
+        return points.to(device=next(self.parameters()).device, dtype=torch.float32)
 
     @torch.no_grad()
     def encode(self, points: torch.Tensor):
@@ -207,8 +206,9 @@ class PointBERTdVAE(ZooModel, nn.Module):
         """
         from zoo.interfaces import Tokens
 
-        patches, centers = self.group(self._check(points))
-        ids = self.logits(patches, centers).argmax(dim=-1)
+        patches, centers = self.group(self._check(points))  # FPS / kNN on float32 coordinates, whatever the model's dtype
+        dtype = next(self.parameters()).dtype
+        ids = self.logits(patches.to(dtype), centers.to(dtype)).argmax(dim=-1)
         return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(), meta={"centers": centers})
 
     @torch.no_grad()
