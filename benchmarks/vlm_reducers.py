@@ -39,9 +39,17 @@ from _record import RESULTS, add_results_option, start  # noqa: E402
 KEEPS = (1.0, 0.5, 0.25, 0.1)
 METHODS = {
     "llava-1.5": ("divprune", "mmtok", "hiprune", "tome", "evit", "dymu"),
-    "llava-next": ("divprune", "mmtok", "tome", "dymu", "globalcom2"),
     "qwen2-vl": ("divprune", "mmtok", "tome", "dymu"),
+    "llava-next": ("divprune", "mmtok", "tome", "dymu", "globalcom2"),
 }
+NOTES = [
+    "random weights, shrunk widths/depths (towers 256 wide, language models 512 wide, 4 layers), real token counts",
+    "prefill = one forward with the image (encode + reduce + LM prefill); CPU seconds, medians, interleaved; "
+    "speed-ups against the unpatched model in the same run",
+    "peak_above_mib: VmHWM above the RSS before the call (malloc_trim + clear_refs); first_tokens_equal: leading "
+    "greedy tokens equal to the unpatched model's (random weights: movement, not accuracy)",
+    "dymu at keep < 0.5 is not run (one DToMe step merges at most half of the tokens)",
+]
 IMAGE, PAD = 31999, 0
 
 
@@ -208,16 +216,21 @@ def run_model(name: str, reps: int, new: int) -> list[dict]:
     return rows
 
 
-def plot(record: Path, out: Path) -> None:
+def _rows(records: list[Path]) -> list[dict]:
+    return [r for rec in records for r in json.loads(rec.read_text())["rows"]]
+
+
+def plot(records: list[Path], out: Path) -> None:
     """Prefill speed-up against kept fraction, one panel per model (SVG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = json.loads(record.read_text())["rows"]
+    rows = _rows(records)
     models = list(dict.fromkeys(r["model"] for r in rows))
-    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.2), sharey=True)
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.2), sharey=True, squeeze=False)
+    axes = axes[0]
     for ax, m in zip(axes, models):
         for method in dict.fromkeys(r["method"] for r in rows if r["model"] == m and r["method"] != "none"):
             pts = sorted((r["keep"], r["prefill_speedup"]) for r in rows if r["model"] == m and r["method"] == method)
@@ -235,10 +248,10 @@ def plot(record: Path, out: Path) -> None:
     print(f"wrote {out}")
 
 
-def table(record: Path) -> str:
-    """The record as a Markdown table (the guide's)."""
-    rows = json.loads(record.read_text())["rows"]
-    new = json.loads(record.read_text())["settings"].get("new", 8)
+def table(records: list[Path]) -> str:
+    """The records as a Markdown table (the guide's)."""
+    rows = _rows(records)
+    new = json.loads(records[0].read_text())["settings"].get("new", 8)
     out = ["| Model (visual tokens) | Method | keep | Prefill tokens | Prefill CPU s | Speed-up | LM speed-up | "
            f"Peak above, MiB | Leading tokens equal (of {new}) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -259,25 +272,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--table", action="store_true", help="only print the record as a Markdown table")
     add_results_option(p)
     args = p.parse_args(argv)
-    record = Path(args.results) / "vlm_reducers.json" if args.results else RESULTS / "vlm_reducers.json"
+    folder = Path(args.results) if args.results else RESULTS
+    records = [folder / f"vlm_reducers_{m.replace('-', '_').replace('.', '')}.json" for m in args.models]
+    records = [r for r in records if r.exists()]
     if args.plot is not None or args.table:
         if args.plot is not None:
-            plot(record, args.plot)
+            plot(records, args.plot)
         if args.table:
-            print(table(record))
+            print(table(records))
         return
     torch.set_num_threads(args.threads)
-    run = start("vlm_reducers", title="Visual-token reducers inside VLMs (prefill)", kind="reducer", threads=args.threads,
-                settings=vars(args), reference=None, results=args.results)
-    rows = [r for m in args.models for r in run_model(m, args.reps, args.new)]
-    run.write(rows, notes=[
-        "random weights, shrunk widths/depths (towers 256 wide, language models 512 wide, 4 layers), real token counts",
-        "prefill = one forward with the image (encode + reduce + LM prefill); CPU seconds, medians, interleaved; "
-        "speed-ups against the unpatched model in the same run",
-        "peak_above_mib: VmHWM above the RSS before the call (clear_refs); first_tokens_equal: leading greedy tokens "
-        "equal to the unpatched model's (random weights: movement, not accuracy)",
-        "dymu at keep < 0.5 is not run (one DToMe step merges at most half of the tokens)",
-    ])
+    for m in args.models:                   # one record per model, written as soon as it is measured
+        run = start(f"vlm_reducers_{m.replace('-', '_').replace('.', '')}", title=f"Visual-token reducers inside {m} (prefill)",
+                    kind="reducer", threads=args.threads, settings={**vars(args), "model": m}, reference=None,
+                    results=args.results)
+        run.write(run_model(m, args.reps, args.new), notes=NOTES)
 
 
 if __name__ == "__main__":
