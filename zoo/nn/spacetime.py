@@ -22,7 +22,9 @@ raw input), as the reference does.
 
 Attention runs through :func:`zoo.nn.attention.attention` (``causal`` -> :class:`~zoo.nn.masks.CausalMask`,
 the window bias -> :class:`~zoo.nn.masks.AdditiveBias`). 2-D rotary embeddings
-(``spatial_pos="rope"``) follow the reference's ``precompute_freqs_cis_2d`` / ``apply_rotary_emb``.
+(``spatial_pos="rope"``) follow the reference's ``precompute_freqs_cis_2d`` / ``apply_rotary_emb``:
+x and y rotations alternate per frequency (channel pairs ``x0 y0 x1 y1 ...``), a different layout
+from the EVA-02 one of :mod:`zoo.nn.rope2d` (rows in the first half, columns in the second).
 
 Example:
     >>> import torch
