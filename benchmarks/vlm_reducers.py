@@ -205,8 +205,9 @@ def run_model(name: str, reps: int, new: int) -> list[dict]:
         lm = statistics.median(t[1] for t in times[c])
         ids = ref_ids if c[0] == "none" else generated(model, inputs, *c, new)
         lead = next((i for i, (a, b) in enumerate(zip(ids, ref_ids)) if a != b), new)
-        row = {"model": name, "method": c[0], "keep": c[1], "visual_tokens": int((inputs["input_ids"] == IMAGE).sum()),
-               "prefill_tokens": times[c][-1][3], "prefill_cpu_s": round(cpu, 4), "prefill_speedup": round(base_cpu / cpu, 3),
+        row = {"model": name, "config": "baseline" if c[0] == "none" else f"zoo {c[0]} keep={c[1]}",
+               "method": c[0], "keep": c[1], "visual_tokens": int((inputs["input_ids"] == IMAGE).sum()),
+               "prefill_tokens": times[c][-1][3], "prefill_cpu_s": round(cpu, 4), "speedup": round(base_cpu / cpu, 3),
                "lm_cpu_s": round(lm, 4), "lm_speedup": round(base_lm / lm, 3),
                "peak_above_mib": round(statistics.median(t[2] for t in times[c]), 1),
                "first_tokens_equal": lead, "tokens_equal_frac": round(sum(a == b for a, b in zip(ids, ref_ids)) / new, 3)}
@@ -233,7 +234,7 @@ def plot(records: list[Path], out: Path) -> None:
     axes = axes[0]
     for ax, m in zip(axes, models):
         for method in dict.fromkeys(r["method"] for r in rows if r["model"] == m and r["method"] != "none"):
-            pts = sorted((r["keep"], r["prefill_speedup"]) for r in rows if r["model"] == m and r["method"] == method)
+            pts = sorted((r["keep"], r["speedup"]) for r in rows if r["model"] == m and r["method"] == method)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=method)
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         ax.set_title(f"{m} ({next(r['visual_tokens'] for r in rows if r['model'] == m)} visual tokens)", fontsize=9)
@@ -257,7 +258,7 @@ def table(records: list[Path]) -> str:
     for r in rows:
         keep = "-" if r["keep"] is None else r["keep"]
         out.append(f"| {r['model']} ({r['visual_tokens']}) | {r['method']} | {keep} | {r['prefill_tokens']} | "
-                   f"{r['prefill_cpu_s']:.3f} | {r['prefill_speedup']:.2f}x | {r['lm_speedup']:.2f}x | "
+                   f"{r['prefill_cpu_s']:.3f} | {r['speedup']:.2f}x | {r['lm_speedup']:.2f}x | "
                    f"{r['peak_above_mib']:.0f} | {r['first_tokens_equal']} |")
     return "\n".join(out)
 

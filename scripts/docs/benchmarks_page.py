@@ -43,7 +43,9 @@ COLUMNS: dict[str, dict[str, str]] = {
     "generator": {"model": "model", "unit": "unit", "zoo_per_s": "zoo", "ref_per_s": "reference",
                   "speedup": "speed-up vs reference", "ids_equal": "ids equal"},
     "reducer": {"model": "model", "backend": "backend", "config": "config", "img_s": "img/s",
-                "speedup": "speed-up vs unreduced", "gmacs": "GMACs", "cosine": "feature cosine"},
+                "speedup": "speed-up vs unreduced", "gmacs": "GMACs", "cosine": "feature cosine",
+                "prefill_tokens": "prefill tokens", "prefill_cpu_s": "prefill (CPU s)", "lm_speedup": "LM speed-up",
+                "peak_above_mib": "peak above (MiB)", "first_tokens_equal": "leading tokens equal"},  # VLM rows
 }
 REFERENCE_COLUMNS = {"ref_per_s", "ref_s", "speedup", "ids_equal"}  # empty when no reference ran
 
