@@ -75,8 +75,8 @@ def rope_2d(x: torch.Tensor, freqs: torch.Tensor, pt_seq_len: int = 16) -> torch
         >>> torch.allclose(rope_2d(x, rope_frequencies(8)).norm(dim=-1), x.norm(dim=-1))   # a rotation
         True
     """
-    cos, sin = rope_2d_table(int(math.sqrt(x.shape[2])), x.shape[-1], pt_seq_len, freqs, x.device)
-    return apply_rope(x, cos, sin)
+    cos, sin = rope_2d_table(int(math.sqrt(x.shape[2])), x.shape[-1], pt_seq_len, freqs.float(), x.device)
+    return apply_rope(x, cos.to(x.dtype), sin.to(x.dtype))
 
 
 class _RMSNorm(nn.Module):

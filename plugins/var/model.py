@@ -199,7 +199,8 @@ class VAR(ZooModel, nn.Module):
     def _run(self, x: torch.Tensor, mods, head_mod, mask=None, caches=None) -> torch.Tensor:
         for i, blk in enumerate(self.blocks):
             x = blk(x, mods[i], mask, None if caches is None else caches[i])
-        return self.head(self.head_nm(x.float(), head_mod)).float()
+        h = self.head_nm(x.float(), tuple(m.float() for m in head_mod))  # the reference's float32 head norm
+        return self.head(h.to(self.head.weight.dtype)).float()
 
     def forward(self, labels: torch.Tensor, x_wo_first: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits ``[B, L, V]`` for class ``labels`` ``[B]`` (``num_classes`` = null) and
@@ -207,7 +208,7 @@ class VAR(ZooModel, nn.Module):
         b = labels.shape[0]
         cond = self.class_emb(labels)
         sos = cond[:, None].expand(b, self.first_l, -1) + self.pos_start.expand(b, -1, -1)
-        x = torch.cat((sos, self.word_embed(x_wo_first.float())), dim=1)
+        x = torch.cat((sos, self.word_embed(x_wo_first.to(self.word_embed.weight.dtype))), dim=1)
         x = x + self.lvl_embed(self.level_ids())[None] + self.pos_1LC
         mods, head_mod = self.modulations(cond)
         return self._run(x, mods, head_mod, mask=self.block_mask())
@@ -308,19 +309,22 @@ class VAR(ZooModel, nn.Module):
                 logits = (1 + t) * logits[:b] - t * logits[b:]  # the reference's arithmetic: w = 1 + t
             logits = sampler.apply(logits)
             probs = logits.softmax(dim=-1)
-            ids = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, replacement=True, generator=g).view(b, ph * pw)
+            # drawn where the generator lives: a CPU generator reproduces the CPU stream on any device
+            ids = torch.multinomial(probs.view(-1, probs.shape[-1]).to(g.device), 1, replacement=True, generator=g)
+            ids = ids.to(device).view(b, ph * pw)
             ids_out.append(ids)
             if smooth:  # the reference's Gumbel-softmax codes (on the filtered logits)
                 ratio = k / (n - 1) if n > 1 else 0.0
                 tau = max(0.27 * (1 - ratio * 0.95), 0.005)
-                gumbels = -torch.empty_like(logits).exponential_(generator=g).log()
-                h = ((logits.mul(1 + ratio) + gumbels) / tau).softmax(-1) @ quant.embedding.weight.unsqueeze(0)
+                gumbels = -torch.empty_like(logits, device=g.device).exponential_(generator=g).log().to(device)
+                soft = ((logits.mul(1 + ratio) + gumbels) / tau).softmax(-1)
+                h = soft.to(quant.embedding.weight.dtype) @ quant.embedding.weight.unsqueeze(0)
             else:
                 h = quant.embedding(ids)
             h = h.transpose(1, 2).reshape(b, quant.dim, ph, pw)
             f_hat, nxt = quant.next_input(k, f_hat, h, self.scales)
             if nxt is not None:
-                nxt = self.word_embed(nxt.view(b, quant.dim, -1).transpose(1, 2)) + lvl_pos[:, cur:cur + self.lengths[k + 1]]
+                nxt = self.word_embed(nxt.view(b, quant.dim, -1).transpose(1, 2).to(dtype)) + lvl_pos[:, cur:cur + self.lengths[k + 1]]
                 x = nxt.repeat(2, 1, 1) if guided else nxt
             report(k + 1)
         report.close()
