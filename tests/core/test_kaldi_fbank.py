@@ -96,9 +96,13 @@ def test_povey_window_is_hann_to_the_085():
     torch.testing.assert_close(kaldi_window("povey", 400), torch.hann_window(400, periodic=False).pow(0.85), atol=1e-6, rtol=0)
 
 
-def test_integer_pcm_is_accepted_as_is():
-    x = (torch.randn(2000) * 3000).to(torch.int16)
-    torch.testing.assert_close(kaldi_fbank(x), kaldi_fbank(x.float()))
+@pytest.mark.parametrize("dtype", [torch.int16, torch.int32, torch.float16, torch.bfloat16])
+def test_integer_and_half_input_run_in_float32(dtype):
+    x = (torch.randn(2000) * 3000).to(dtype)
+    out = kaldi_fbank(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, kaldi_fbank(x.float()))
+    assert kaldi_fbank(x.double()).dtype == torch.float64
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -145,8 +145,8 @@ def kaldi_fbank(waveform: torch.Tensor, *, blackman_coeff: float = 0.42, dither:
     ``frame_length`` / ``frame_shift`` are milliseconds. Samples are used as given: Kaldi
     front ends expect int16 scale, so multiply [-1, 1] audio by 32768 first. Every row of a
     batch is one signal (torchaudio takes one signal per call). ``dither`` noise is drawn from
-    ``generator`` (the global RNG without one). Computed in the waveform's float dtype
-    (float32 for integer input).
+    ``generator`` (the global RNG without one). Computed in float64 for float64 input, else
+    in float32 (integer and half-precision input included).
 
     Example:
         >>> import torch
@@ -157,7 +157,7 @@ def kaldi_fbank(waveform: torch.Tensor, *, blackman_coeff: float = 0.42, dither:
     """
     if not isinstance(waveform, torch.Tensor):
         raise KaldiOptionError(f"kaldi_fbank takes a tensor [..., L], not {type(waveform).__name__}")
-    x = waveform if waveform.is_floating_point() else waveform.float()
+    x = waveform if waveform.dtype in (torch.float32, torch.float64) else waveform.float()
     if waveform.dim() == 0:
         raise KaldiOptionError("kaldi_fbank takes a waveform [..., L], got a scalar")
     lead = x.shape[:-1]
