@@ -40,7 +40,7 @@ KEEPS = (1.0, 0.5, 0.25, 0.1)
 METHODS = {
     "llava-1.5": ("divprune", "mmtok", "hiprune", "tome", "evit", "dymu"),
     "qwen2-vl": ("divprune", "mmtok", "tome", "dymu"),
-    "llava-next": ("divprune", "mmtok", "tome", "dymu", "globalcom2"),
+    "llava-next": ("divprune", "mmtok", "hiprune", "tome", "dymu", "globalcom2"),
 }
 NOTES = [
     "random weights, shrunk widths/depths (towers 256 wide, language models 512 wide, 4 layers), real token counts",

@@ -298,6 +298,11 @@ class TransformersVLMAdapter(ModelAdapter):
             raise ReducerError(f"{policy.method} reads the vision tower's attention, captured while the images are encoded: "
                                "the image features given were encoded before the reducer was applied (pass pixel_values)")
         signals, call = capture
+        if policy.method == "hiprune" and hasattr(inner, "pack_image_features"):     # any-res: HiPrune per view
+            obj, deep = self._hiprune_layers(policy, len(attention_layers(inner.vision_tower)))
+            self._views(inner, call, {"object": signals[obj]["column_means"], "deep": signals[deep]["column_means"]},
+                        features, infos, method="hiprune")
+            return features, infos
         if policy.method in ("hiprune", "evit"):
             kind = "column_means" if policy.method == "hiprune" else "cls_probs"
             per_view = next(iter(signals.values()))[kind]
@@ -305,7 +310,7 @@ class TransformersVLMAdapter(ModelAdapter):
                 raise ReducerError(f"{policy.method} inside a VLM needs one view per image whose patch tokens are the visual "
                                    f"tokens (LLaVA-1.5); got {per_view.shape[0]} views of {per_view.shape[1]} patches for "
                                    f"images of {[int(f.shape[0]) for f in features]} tokens (any-res LLaVA-NeXT: use "
-                                   "globalcom2 or a tokens-only method)")
+                                   "hiprune, globalcom2 or a tokens-only method)")
             side = math.isqrt(per_view.shape[1])
             layers = sorted(signals)
             for j, info in enumerate(infos):
@@ -317,7 +322,7 @@ class TransformersVLMAdapter(ModelAdapter):
                 else:
                     info.cls_attn = signals[layers[0]]["cls_probs"][j]
             return features, infos
-        self._views(inner, call, next(iter(signals.values()))["cls_logits"], features, infos)
+        self._views(inner, call, {"cls_logits": next(iter(signals.values()))["cls_logits"]}, features, infos)
         return features, infos
 
     @staticmethod
@@ -373,14 +378,18 @@ class TransformersVLMAdapter(ModelAdapter):
                 del inner.get_image_features
         return undo
 
-    def _views(self, inner: nn.Module, call: dict, cls_logits: torch.Tensor, features: list[torch.Tensor],
-               infos: list[ImageInfo]) -> None:
+    def _views(self, inner: nn.Module, call: dict, signals: dict[str, torch.Tensor], features: list[torch.Tensor],
+               infos: list[ImageInfo], method: str = "globalcom2") -> None:
+        """Split per-view ``signals`` (``{name: [views, N]}``, all images' views in encoding order)
+        into each LLaVA-NeXT image's thumbnail + crops, with its crop grid and size."""
         from transformers.image_processing_utils import select_best_resolution
+
+        from ..policies.globalcom2 import unpadded_region
 
         cfg = inner.config
         strategy = call.get("vision_feature_select_strategy") or getattr(cfg, "vision_feature_select_strategy", "default")
         if strategy != "default":
-            raise ReducerError("globalcom2 needs vision_feature_select_strategy='default' (patch tokens without CLS)")
+            raise ReducerError(f"{method} needs vision_feature_select_strategy='default' (patch tokens without CLS)")
         size = cfg.vision_config.image_size
         sizes = call.get("image_sizes")
         start = 0
@@ -388,20 +397,18 @@ class TransformersVLMAdapter(ModelAdapter):
             hw = [int(v) for v in (sizes[j].tolist() if isinstance(sizes[j], torch.Tensor) else sizes[j])]
             bh, bw = select_best_resolution(hw, cfg.image_grid_pinpoints)
             rows, cols = bh // size, bw // size
-            views = cls_logits[start:start + 1 + rows * cols]
+            views = {k: v[start:start + 1 + rows * cols] for k, v in signals.items()}
             start += 1 + rows * cols
-            n = views.shape[1]
+            n = next(iter(views.values())).shape[1]
             side = math.isqrt(n)
-            if features[j].shape[0] == n + 1:                   # a single view (no crops): kept whole
-                info.views = {"crops": None}
+            if features[j].shape[0] == n + 1:                   # a single view (no crops) + its newline
+                info.views = {**views, "crops": None}
                 continue
-            from ..policies.globalcom2 import unpadded_region
-
             _, _, h, w = unpadded_region(rows, cols, side, tuple(hw))
-            if features[j].shape[0] != n + h * (w + 1) or views.shape[0] != 1 + rows * cols:
-                raise ReducerError(f"globalcom2: image {j} has {features[j].shape[0]} packed tokens, its {rows}x{cols} crop "
+            if features[j].shape[0] != n + h * (w + 1) or next(iter(views.values())).shape[0] != 1 + rows * cols:
+                raise ReducerError(f"{method}: image {j} has {features[j].shape[0]} packed tokens, its {rows}x{cols} crop "
                                    f"layout implies {n + h * (w + 1)}: not LLaVA-NeXT's spatial_unpad packing")
-            info.views = {"cls_logits": views, "crops": (rows, cols), "image_size": tuple(hw), "newline": True}
+            info.views = {**views, "crops": (rows, cols), "image_size": tuple(hw), "newline": True}
 
     # -- decoding ----------------------------------------------------------------------------
     def _decode(self, state: VLMState, session: _Session, kw: dict, cache: Any) -> dict:

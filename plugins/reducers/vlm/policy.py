@@ -10,7 +10,8 @@ Signals per method: ``divprune``, ``tome``, ``dymu``: the tokens; ``mmtok``: the
 embeddings (every non-image, non-padding token of the prompt, from the language model's input
 embeddings) and, where one view is one image (LLaVA-1.5), the vision features before the
 projector for the vision-vision coverage (the paper's choice; elsewhere the tokens themselves); ``hiprune``: attention column means of the vision tower at the object and deep
-layers, and the patch grid; ``evit``: the class token's attention at the deep layer;
+layers, and the patch grid (on LLaVA-NeXT per view: ``keep`` of the thumbnail and of each crop,
+row-end newlines kept); ``evit``: the class token's attention at the deep layer;
 ``globalcom2``: the class token's pre-softmax logits at the last layer of every view of an
 any-res image (LLaVA-NeXT).
 
@@ -25,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +57,7 @@ class ImageInfo:
     cls_attn: torch.Tensor | None = None          # [N] class-token attention (softmax)
     vision: torch.Tensor | None = None            # [N, Dv] encoder features before the projector
     grid: tuple[int, int] | None = None           # patch grid of the tokens
-    views: dict[str, Any] = field(default_factory=dict)  # GlobalCom²: cls_logits [1+C, N], crops, image_size
+    views: dict[str, Any] = field(default_factory=dict)  # any-res: per-view signals [1+C, N], crops, image_size
 
 
 class VisualTokenPolicy:
@@ -84,6 +86,8 @@ class VisualTokenPolicy:
         """One :class:`Kept` per image of ``features`` (``[n_i, D]`` each)."""
         if self.method == "globalcom2":
             return [self._globalcom2(f, info) for f, info in zip(features, infos)]
+        if self.method == "hiprune" and infos and infos[0].views:
+            return [self._hiprune_views(f, info) for f, info in zip(features, infos)]
         out: list[Kept | None] = [None] * len(features)
         groups: dict[int, list[int]] = {}
         for i, f in enumerate(features):
@@ -122,6 +126,35 @@ class VisualTokenPolicy:
         elif self.method == "evit":
             kw["cls_attn"] = torch.stack([infos[i].cls_attn for i in members])
         return kw
+
+    def _hiprune_views(self, feature: torch.Tensor, info: ImageInfo) -> Kept:
+        """HiPrune on an any-res image: ``keep`` of every view (thumbnail and each crop) from that
+        view's own attention, like the official LLaVA-NeXT path's per-crop budget; kept crop tokens
+        in the padding that LLaVA-NeXT removed do not exist, the row-end newlines are all kept."""
+        from ..policies.divprune import resolve_keep
+        from ..policies.globalcom2 import unpadded_region
+        from ..policies.hiprune import hiprune_select
+
+        v = info.views
+        obj, deep = v["object"], v["deep"]                                   # [views, N]
+        n = int(obj.shape[1])
+        side = math.isqrt(n)
+        opts = {"alpha": self.options.get("alpha", self.reducer.options.get("alpha", 0.1)),
+                "buffer": self.options.get("buffer", self.reducer.options.get("buffer", "flat"))}
+        sel = hiprune_select(obj, deep, resolve_keep(self.keep, n), side, **opts)  # [views, k] ascending
+        dev = feature.device
+        if v.get("crops") is None:
+            idx = torch.cat([sel[0].to(dev), torch.tensor([n], device=dev)])
+            return Kept(feature[idx], idx)
+        rows, cols = v["crops"]
+        top, left, h, w = unpadded_region(rows, cols, side, v["image_size"])
+        full = torch.zeros(rows * side, cols * side, dtype=torch.bool, device=dev)
+        for c in range(rows * cols):
+            local = sel[1 + c].to(dev)
+            full[(c // cols) * side + local // side, (c % cols) * side + local % side] = True
+        grid = torch.cat([full[top:top + h, left:left + w], torch.ones(h, 1, dtype=torch.bool, device=dev)], dim=1)
+        idx = torch.cat([sel[0].to(dev), grid.flatten().nonzero()[:, 0] + n])
+        return Kept(feature[idx], idx)
 
     def _globalcom2(self, feature: torch.Tensor, info: ImageInfo) -> Kept:
         from ..policies.globalcom2 import globalcom2_select

@@ -84,7 +84,7 @@ def test_keep_one_generates_the_unpatched_ids_and_reduced_prefill_is_shorter(cls
     rows = _rows(inputs, handle.visual_tokens)
     removed = torch.tensor([sum(n - k for n, k in row) for row in rows])
     assert all(0 < k < n for row in rows for n, k in row)
-    if method in PRUNERS:
+    if method in PRUNERS and (cls, method) != ("llava_next", "hiprune"):     # any-res HiPrune: keep per view
         assert all(k == resolve_keep(keep, n) for row in rows for n, k in row)
     real = inputs["attention_mask"].sum(1)
     assert prefill["mask"].sum(1).tolist() == (real - removed).tolist()          # the LM sees only the kept tokens
@@ -267,7 +267,7 @@ def test_hiprune_reads_the_vision_towers_attention():
 @pytest.mark.parametrize("cls, method, match", [
     ("qwen2_vl", "hiprune", "CLIP / SigLIP-like tower"),
     ("llava", "globalcom2", "any-res"),
-    ("llava_next", "hiprune", "one view per image"),
+    ("llava_next", "evit", "one view per image"),
     ("llava", "diffrate", "post-encoder reducer"),
     ("llava", "mctf", "post-encoder reducer"),
 ])
@@ -358,3 +358,19 @@ def test_a_hand_written_decoding_loop_continues_the_reduced_cache():
             assert step.cache.get_seq_length() == prompt + 1 and step.logits.shape[1] == 1
             with pytest.raises(ReducerError, match="does not extend"):
                 model(input_ids=nxt, attention_mask=mask[:, :-3], cache=step.cache)
+
+
+def test_hiprune_on_any_res_keeps_each_views_share_at_packed_positions():
+    model, inputs = vm.llava_next()
+    from zoo_plugins.reducers.policies.globalcom2 import unpadded_region
+
+    with zoo.load("hiprune").apply(model, keep=4, object_layer=1) as handle:   # 4 of each view's 16 patches
+        _generate(model, inputs, n=1)
+    for (n, k), hw in zip(handle.visual_tokens, inputs["image_sizes"].tolist()):
+        from transformers.image_processing_utils import select_best_resolution
+
+        best = select_best_resolution(hw, model.config.image_grid_pinpoints)
+        rows, cols = best[0] // 32, best[1] // 32
+        _, _, h, w = unpadded_region(rows, cols, 4, tuple(hw))
+        assert n == 16 + h * (w + 1)
+        assert 4 + h <= k <= 4 + h + 4 * rows * cols                   # thumbnail 4, every newline, crop tokens inside the image
