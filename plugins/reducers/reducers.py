@@ -60,7 +60,10 @@ class Reducer(ZooModel):
         """Patch ``model`` in place with this method at ``schedule``; returns the handle.
 
         ``trace_source`` records where every input token ends (``handle.source``); ``backend``
-        forces an attention backend; ``adapter`` picks a registered adapter by name.
+        forces an attention backend; ``adapter`` picks a registered adapter by name. On a
+        transformers VLM (LLaVA, LLaVA-NeXT, Qwen2-VL) the post-encoder methods take
+        ``keep=`` (per image) and reduce the visual tokens its language model sees
+        (:mod:`zoo_plugins.reducers.vlm`).
         """
         vlm = _visual_adapter(model, adapter)
         if vlm is not None:
