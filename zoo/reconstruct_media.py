@@ -5,6 +5,8 @@
   input | reconstruction pair written side by side as ``.mp4`` / ``.webm`` / ``.gif`` as it goes:
   memory is bounded by one chunk whatever the video's length (a ``.gif`` holds its frames until
   the end). The last chunk is padded by repeating its last frame; only its real frames are written.
+* An image into a joint image-video tokenizer (OmniTokenizer: ``model.takes_images``): one frame,
+  input | reconstruction as ``.png``.
 * Point clouds (``modality: 3d``): the file is read, normalised and sampled as the model expects
   (``model.prepare_points``), encoded, decoded, and input | reconstruction drawn into a ``.png``.
 
@@ -38,12 +40,19 @@ def check_media_request(modality: str, inputs: tuple[str, ...], out: str, token_
                         ("--guidance-scale", guidance_scale)):
         if value:
             raise ZooError(f"{flag} does not apply to {what} tokenizers")
-    allowed = VIDEO_OUTPUTS if modality == "video" else POINT_OUTPUTS
+    image_in = modality == "video" and _is_image(inputs[0])
+    allowed = POINT_OUTPUTS if modality == "3d" or image_in else VIDEO_OUTPUTS
+    if image_in:
+        what = "image"
     if Path(out).suffix.lower() not in allowed:
         raise ZooError(f"--out {out!r}: a {what} reconstruction is written as {' / '.join(allowed)}")
     if not Path(out).resolve().parent.is_dir():
         raise ZooError(f"--out {out!r}: the folder {Path(out).resolve().parent} does not exist")
-    if modality == "video":  # an unreadable input fails here, before the model loads
+    if image_in:
+        from zoo.media.image import open_image
+
+        open_image(inputs[0])
+    elif modality == "video":  # an unreadable input fails here, before the model loads
         from zoo.media.video import read_frames
 
         read_frames(inputs[0], num_frames=1)
@@ -53,10 +62,20 @@ def check_media_request(modality: str, inputs: tuple[str, ...], out: str, token_
         load_points(inputs[0])
 
 
+def _is_image(path: str | Path) -> bool:
+    from zoo.media.video import IMAGE_SUFFIXES
+
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
 def reconstruct_video(model: Any, path: str | Path, out: str | Path, *, device: str = "cpu",
                       echo: Callable[[str], None] = print) -> Path:
-    """Encode and decode a video chunk by chunk, writing input | reconstruction to ``out``."""
+    """Encode and decode a video chunk by chunk, writing input | reconstruction to ``out``; an
+    image file into a joint image-video tokenizer (``model.takes_images``) gives a PNG pair."""
     import torch
+
+    if _is_image(path):
+        return _reconstruct_image(model, path, out, device=device, echo=echo)
 
     from zoo.media.video import VideoWriter, iter_chunks, probe_video, side_by_side
 
@@ -72,6 +91,22 @@ def reconstruct_video(model: Any, path: str | Path, out: str | Path, *, device: 
             chunks, tokens = chunks + 1, tokens + int(tok.ids.numel())
     echo(f"wrote {out} ({writer.frames} frames at {info.fps:g} fps: input | reconstruction; "
          f"{chunks} chunk(s) of {frames} frames, {tokens} tokens)")
+    return Path(out)
+
+
+def _reconstruct_image(model: Any, path: str | Path, out: str | Path, *, device: str, echo: Callable[[str], None]) -> Path:
+    import torch
+
+    from zoo.media.image import load_images, save_grid
+
+    if not getattr(model, "takes_images", False):
+        raise ZooError(f"{getattr(model, 'name', 'this model')} tokenizes video clips only; pass a video file (.mp4, .webm, .gif)")
+    images = load_images([path], size=int(model.image_size)).to(device)
+    with torch.inference_mode():
+        tok = model.encode(images)
+        recon = model.decode(tok)
+    save_grid([[images[0].cpu(), recon[0].cpu()]], out, col_labels=["input", "reconstruction"])
+    echo(f"wrote {out} (input | reconstruction; {tok.max_length} tokens)")
     return Path(out)
 
 

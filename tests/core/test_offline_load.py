@@ -376,6 +376,21 @@ def _point_bert(tmp: Path):
     return "point_bert.dvae_shapenet", path, fix["config"]
 
 
+def _omnitokenizer(tmp: Path):
+    """The Lightning layout: state_dict with discriminators + LPIPS (dropped by name), hyper_parameters.args a Namespace."""
+    import argparse
+
+    fix = json.loads((FIXTURES / "omnitokenizer" / "cases.json").read_text())["cases"]["vq"]
+    man = {k: (tuple(v[0]), v[1]) for k, v in fix["manifest"].items()}
+    state = seeded_state_dict(man)
+    state.update({"image_discriminator.model0.0.weight": torch.zeros(2), "perceptual_model.net.slice1.0.weight": torch.zeros(2)})
+    path = tmp / "omnitokenizer" / "imagenet_k600.ckpt"
+    path.parent.mkdir(parents=True)
+    args = argparse.Namespace(**fix["config"], perceptual_weight=4.0, gpus=8, accelerator="ddp")
+    torch.save({"state_dict": state, "hyper_parameters": {"args": args}, "epoch": 3}, path)
+    return "omnitokenizer.imagenet_k600", path, {}
+
+
 WRITERS = {
     "wetok": _wetok,
     "gigatok": _gigatok,
@@ -400,6 +415,7 @@ WRITERS = {
     "lightningdit": _lightningdit,
     "larp": _larp,
     "point_bert": _point_bert,
+    "omnitokenizer": _omnitokenizer,
     "flowar": _flowar,
     "xar": _xar,
 }
