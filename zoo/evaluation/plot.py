@@ -1,8 +1,9 @@
 """The rate-distortion plot of an :class:`~zoo.evaluation.report.EvalReport` (matplotlib).
 
 One panel per metric; x is the rate (bits per item by default for images, kbps for audio; or
-tokens per item, bits per pixel), on a log-2 axis; one line per model through its settings, with
-the 95% interval of the mean as a band (rFID, one value per set, has none). A model measured at
+tokens per item, bits per pixel), on a log-2 axis; one line per model through its settings (each
+point labelled with its token count, or ``q<levels>`` for codebook levels), with the 95% interval
+of the mean as a band (rFID, one value per set, has none). A model measured at
 one setting (a fixed-length tokenizer) is one marker. Each panel says which way is better.
 Written with matplotlib's object API (no pyplot state, no display needed); the suffix of the path
 picks the format (png at 200 dpi, pdf, svg).
@@ -91,6 +92,11 @@ def plot_report(report: Any, path: str | os.PathLike, *, x: str | None = None, m
             xs = [r[key] for r in rows]
             ys = [_value(r, name) for r in rows]
             ax.plot(xs, ys, marker=markers[i % len(markers)], color=colours[i], label=model, linewidth=1.6, markersize=5)
+            if x != "tokens" and len(rows) > 1:  # which setting each point is: its token count / codebook levels
+                for r, xv, yv in zip(rows, xs, ys):
+                    label = f"q{r['codebooks']}" if r.get("codebooks") else f"{r['tokens_per_item']:g}"
+                    ax.annotate(label, (xv, yv), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
+                                color=colours[i])
             bands = [r["metrics"][name].get("ci95") for r in rows]
             if all(b is not None for b in bands) and len(rows) > 1:
                 ax.fill_between(xs, [b[0] for b in bands], [b[1] for b in bands], color=colours[i], alpha=0.15, linewidth=0)
