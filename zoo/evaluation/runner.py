@@ -17,9 +17,15 @@ Each setting yields per-item metric values (summarised as mean and 95% interval)
 generator seeded ``seed`` at each batch, so runs repeat exactly.
 
 Example:
-    >>> import zoo  # doctest: +SKIP
-    >>> report = zoo.eval("flextok.demo_tiny", ["examples/images"], tokens=[1, 4, 32], metrics=["psnr", "ssim"])  # doctest: +SKIP
-    >>> print(report.to_markdown())  # doctest: +SKIP
+    >>> import tempfile, numpy as np
+    >>> from PIL import Image
+    >>> folder = tempfile.mkdtemp()
+    >>> Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(f"{folder}/grey.png")
+    >>> report = evaluate("flextok.demo_tiny", [folder], tokens=[1, 32], metrics=["psnr"], progress=False)
+    >>> [(r["tokens"], round(r["bits_per_item"], 1), r["items"]) for r in report.rows]
+    [(1, 16.0, 1), (32, 510.9, 1)]
+    >>> print(report.to_markdown().splitlines()[0])
+    | model | tokens | bits/item | PSNR (dB) ↑ |
 """
 
 from __future__ import annotations
