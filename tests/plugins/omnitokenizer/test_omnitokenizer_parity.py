@@ -43,7 +43,7 @@ def test_ids_and_decode(ot, media):
     want = d[f"{media}_ids"]
     assert ids.shape == want.shape
     assert not ((ids != want) & (d[f"{media}_gap"] >= 1e-5)).any()
-    assert len(set(want.flatten().tolist())) > 16
+    assert len(set(want.flatten().tolist())) > (24 if media == "video" else 8)  # ids depend on the input
     ref = d[f"{media}_decoded"]
     torch.testing.assert_close(out[:, :, 0] if media == "image" else out, ref, atol=1e-5, rtol=0)
 
