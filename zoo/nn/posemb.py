@@ -27,7 +27,9 @@ def sincos_1d(dim: int, positions: Sequence[float] | torch.Tensor, base: float =
 
 def _sincos_1d(dim: int, positions: Sequence[float] | torch.Tensor, base: float = 10000.0) -> torch.Tensor:
     if dim % 2:
-        raise ValueError(f"sine-cosine embeddings need an even dim, got {dim}")
+        from zoo.errors import ConfigError
+
+        raise ConfigError(f"sine-cosine embeddings need an even dim, got {dim}")
     omega = torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0)
     omega = 1.0 / base**omega
     pos = torch.as_tensor(positions, dtype=torch.float64).reshape(-1)
