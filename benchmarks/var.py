@@ -21,21 +21,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent))  # _record, also under `python -P` (see Usage)
 
 import torch  # noqa: E402
+from _cont_ar import gemm_peak, timed  # noqa: E402
 from _record import add_results_option, start  # noqa: E402
 
 PN = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
-
-
-def timed(fn):
-    c0, t0 = time.process_time(), time.perf_counter()
-    out = fn()
-    return time.process_time() - c0, time.perf_counter() - t0, out
 
 
 def transformer_gflop(batch: int, depth: int, d: int, vocab: int, scales=PN, guided: bool = True) -> float:
@@ -47,16 +41,6 @@ def transformer_gflop(batch: int, depth: int, d: int, vocab: int, scales=PN, gui
         seen += n
         total += rows * n * (depth * (2 * 12 * d * d + 4 * seen * d) + 2 * d * vocab)
     return total / 1e9
-
-
-def gemm_peak(m: int, k: int, n: int, reps: int = 10) -> float:
-    """fp32 GEMM GFLOP/s (CPU time) at ``[m, k] x [k, n]``, measured now."""
-    a, b = torch.randn(m, k), torch.randn(n, k)
-    torch.nn.functional.linear(a, b)
-    c0 = time.process_time()
-    for _ in range(reps):
-        torch.nn.functional.linear(a, b)
-    return 2 * m * k * n * reps / (time.process_time() - c0) / 1e9
 
 
 def build(ref: Path | None, depth: int):
@@ -95,6 +79,11 @@ def build(ref: Path | None, depth: int):
     return zvae, zvar, rvae, rvar
 
 
+NOTES = ["images/s from CPU seconds (time.process_time), 1 thread, medians of interleaved runs",
+         "transformer share: zoo with return_latents=True (no VQVAE decode); % of peak: transformer matmul "
+         "GFLOP / its CPU seconds over an fp32 GEMM at [2*8*169, d] x [d, 4d] measured in the same run"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ref", type=Path, default=None, help="root of a FoundationVision/VAR checkout (omit: zoo alone)")
@@ -126,10 +115,11 @@ def main() -> None:
         def ref_fn(b=b, labels=labels):
             return rvar.autoregressive_infer_cfg(B=b, label_B=torch.tensor(labels), g_seed=seed, cfg=cfg_ref, top_k=top_k, top_p=top_p)
 
-        reps = args.reps if b == 1 else max(1, args.reps - 1)
-        zoo_fn()
-        if rvar is not None:
-            ref_fn()
+        reps = args.reps if b == args.batches[0] else 1
+        if b == args.batches[0]:  # warm-up once, at the first batch size
+            zoo_fn()
+            if rvar is not None:
+                ref_fn()
         zc, zw, rc, rw, tc = [], [], [], [], []
         for _ in range(reps):
             if rvar is not None:
@@ -152,9 +142,9 @@ def main() -> None:
             row["images_max_abs_diff"] = float(((out.media + 1) / 2 - rimg).abs().max())
         rows.append(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-    run.write(rows, notes=["images/s from CPU seconds (time.process_time), 1 thread, medians of interleaved runs",
-                           "transformer share: zoo with return_latents=True (no VQVAE decode); % of peak: transformer matmul "
-                           "GFLOP / its CPU seconds over an fp32 GEMM at [2*8*169, d] x [d, 4d] measured in the same run"])
+        run.write(rows, notes=NOTES)  # after every batch size: a run cut short keeps what it measured
+    run.write(rows, notes=NOTES)
+
 
 
 if __name__ == "__main__":
