@@ -20,11 +20,12 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from zoo.errors import MediaError, ZooError
 
-__all__ = ["VIDEO_OUTPUTS", "POINT_OUTPUTS", "MODALITIES", "check_media_request", "reconstruct_points", "reconstruct_video"]
+__all__ = ["VIDEO_OUTPUTS", "POINT_OUTPUTS", "MODALITIES", "check_media_request", "encode_video_chunks", "reconstruct_points",
+           "reconstruct_video"]
 
 VIDEO_OUTPUTS = (".mp4", ".webm", ".mkv", ".gif")
 POINT_OUTPUTS = (".png",)
@@ -68,6 +69,26 @@ def _is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+def encode_video_chunks(model: Any, path: str | Path, *, overlap: int = 0, device: str = "cpu") -> Iterator[tuple[Any, Any]]:
+    """``(chunk, tokens)`` for every chunk of a video file, encoded as it is decoded: the model's
+    frame count and size, native frame rate, ``overlap`` frames shared by neighbours. Memory stays
+    bounded by one chunk whatever the video's length (each chunk is dropped once yielded unless
+    the caller keeps it); ``chunk.valid`` says how many of its frames are real.
+
+    Example:
+        >>> for chunk, tokens in encode_video_chunks(zoo.load("larp"), "long.mp4"):  # doctest: +SKIP
+        ...     print(chunk.start, tokens.ids.shape)
+        0 torch.Size([1, 1024])
+    """
+    import torch
+
+    from zoo.media.video import iter_chunks
+
+    for chunk in iter_chunks(path, int(model.num_frames), overlap, size=int(model.image_size)):
+        with torch.inference_mode():
+            yield chunk, model.encode(chunk.video.to(device))
+
+
 def reconstruct_video(model: Any, path: str | Path, out: str | Path, *, device: str = "cpu",
                       echo: Callable[[str], None] = print) -> Path:
     """Encode and decode a video chunk by chunk, writing input | reconstruction to ``out``; an
@@ -77,17 +98,16 @@ def reconstruct_video(model: Any, path: str | Path, out: str | Path, *, device: 
     if _is_image(path):
         return _reconstruct_image(model, path, out, device=device, echo=echo)
 
-    from zoo.media.video import VideoWriter, iter_chunks, probe_video, side_by_side
+    from zoo.media.video import VideoWriter, probe_video, side_by_side
 
-    frames, size = int(model.num_frames), int(model.image_size)
+    frames = int(model.num_frames)
     info = probe_video(path)  # an unreadable file fails here
     chunks = tokens = 0
-    with VideoWriter(out, fps=info.fps) as writer, torch.inference_mode():
-        for chunk in iter_chunks(path, frames, size=size):
-            x = chunk.video.to(device)
-            tok = model.encode(x)
-            y = model.decode(tok)
-            writer.write(side_by_side(x, y)[:, :, : chunk.valid].cpu())
+    with VideoWriter(out, fps=info.fps) as writer:
+        for chunk, tok in encode_video_chunks(model, path, device=device):
+            with torch.inference_mode():
+                y = model.decode(tok)
+            writer.write(side_by_side(chunk.video, y.cpu())[:, :, : chunk.valid])
             chunks, tokens = chunks + 1, tokens + int(tok.ids.numel())
     echo(f"wrote {out} ({writer.frames} frames at {info.fps:g} fps: input | reconstruction; "
          f"{chunks} chunk(s) of {frames} frames, {tokens} tokens)")

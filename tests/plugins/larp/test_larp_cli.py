@@ -64,3 +64,17 @@ def test_reconstruct_corrupt_video_fails_before_loading(tmp_path):
     bad.write_bytes(b"\x00" * 64)
     result = CliRunner().invoke(cli, ["reconstruct", str(bad), "--model", "larp", "--out", str(tmp_path / "o.mp4")])
     assert result.exit_code != 0 and "FFmpeg" in result.output and "Traceback" not in result.output
+
+
+def test_encode_video_chunks_equals_encoding_each_chunk(lp, tmp_path):
+    from zoo.media.video import chunk_video, load_video, write_video
+    from zoo.reconstruct_media import encode_video_chunks
+
+    model = lp.case_model()
+    g = torch.Generator().manual_seed(3)
+    path = write_video(torch.rand(3, 19, 32, 32, generator=g) * 2 - 1, tmp_path / "long.gif", fps=8)
+    got = list(encode_video_chunks(model, path, overlap=2))
+    want = chunk_video(load_video(path, size=32), 8, overlap=2)
+    assert [(c.start, c.valid) for c, _ in got] == [(c.start, c.valid) for c in want] == [(0, 8), (6, 8), (12, 7)]
+    for (_, tok), chunk in zip(got, want):
+        assert torch.equal(tok.ids, model.encode(chunk.video).ids)
