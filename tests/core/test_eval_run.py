@@ -177,6 +177,24 @@ def test_offline_lpips_is_a_clear_error_from_the_command(monkeypatch, tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_metric_weights_are_checked_before_any_model_loads(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    from zoo.errors import HubError
+
+    # the model's own files are not cached either: the error names the metric weights, so nothing was loaded
+    with pytest.raises(HubError, match="alexnet-owt-7be5be79.pth.*--metrics psnr,ssim"):
+        zoo.eval("flextok.d18_d28_dfn", [IMAGES], metrics=["psnr", "ssim", "lpips"], progress=False)
+
+
+def test_only_tokenizers_are_measured():
+    generator = next(n for n in zoo.list_models() if zoo.get_card(n).kind == "generator")
+    with pytest.raises(InputError, match="zoo eval measures tokenizers"):
+        zoo.eval(generator, [IMAGES], progress=False)
+    with pytest.raises(InputError, match="no model given"):
+        zoo.eval("", [IMAGES], progress=False)
+
+
 def test_command_checks_outputs_before_running(tmp_path):
     result = CliRunner().invoke(cli, ["eval", "--model", "flextok.demo_tiny", str(IMAGES), "--plot", str(tmp_path / "c.jpg")])
     assert result.exit_code == 2 and "must end in .png, .pdf, .svg" in result.output

@@ -240,6 +240,15 @@ class MetricSuite:
         unknown = set(weights) - {"lpips", "rfid", "inception"}
         if unknown:
             raise InputError(f"--metric-weights: unknown metric(s) {', '.join(sorted(unknown))}; weights apply to lpips and rfid")
+        from zoo.errors import HubError
+
+        try:
+            self._build(weights, lpips_net, device, cache_dir)
+        except HubError as exc:
+            others = [n for n in self.names if n not in ("lpips", "rfid")] or ["psnr", "ssim"]
+            raise HubError(f"{exc} (or measure without the networks: --metrics {','.join(others)})") from None
+
+    def _build(self, weights: dict[str, Any], lpips_net: str, device: str | torch.device, cache_dir: str | Path | None) -> None:
         from zoo.evaluation.metric_weights import resolve_metric_weights
 
         self.device = torch.device(device)

@@ -102,6 +102,14 @@ def _load_model(spec: Any, device: str, weights: Mapping[str, Any]) -> Any:
 
 
 def _modality(model: Any) -> str:
+    """``"image"`` / ``"audio"`` of a loaded model, or of a card name (before loading it)."""
+    if isinstance(model, str):
+        import zoo
+
+        card = zoo.get_card(model)
+        if card.kind != "tokenizer":
+            raise InputError(f"{card.name} is a {card.kind}; zoo eval measures tokenizers (`zoo list --kind tokenizer`)")
+        return card.modality
     card = getattr(model, "card", None)
     return getattr(card, "modality", None) or ("audio" if getattr(model, "sample_rate", None) else "image")
 
@@ -312,8 +320,7 @@ def evaluate(
     if not listing.items:
         raise InputError("no image or audio inputs found in the given inputs")
     weights = dict(weights or {})
-    loaded = [_load_model(s, device, weights) for s in specs]
-    modalities = {_modality(m) for m in loaded}
+    modalities = {_modality(m) for m in specs}  # from the cards: arguments and metric weights are checked before any load
     if len(modalities) > 1:
         raise InputError(f"compare tokenizers of one modality at a time; got {', '.join(sorted(modalities))}")
     modality = modalities.pop()
@@ -322,6 +329,7 @@ def evaluate(
     if modality == "audio" and counts:
         raise InputError("--tokens applies to image tokenizers that decode a prefix; audio codecs use --codebooks 1,2,4,8")
     suite = MetricSuite(modality, metrics, weights=metric_weights, lpips_net=lpips_net, device=device, cache_dir=cache_dir)
+    loaded = [_load_model(s, device, weights) for s in specs]
 
     import zoo
 
