@@ -38,7 +38,7 @@ from _record import RESULTS, add_results_option, start  # noqa: E402
 
 KEEPS = (1.0, 0.5, 0.25, 0.1)
 METHODS = {                                 # in run order (one record each, written when measured)
-    "qwen2-vl": ("divprune", "mmtok", "tome", "dymu"),
+    "qwen2-vl": ("divprune", "mmtok", "hiprune", "tome", "dymu"),
     "llava-1.5": ("divprune", "mmtok", "hiprune", "tome", "evit", "dymu"),
     "llava-next": ("divprune", "mmtok", "hiprune", "tome", "dymu", "globalcom2"),
 }

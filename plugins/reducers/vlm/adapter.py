@@ -46,7 +46,7 @@ from ..adapters.base import ModelAdapter, ReducerHandle
 from ..types import ReducerError
 from .policy import ImageInfo, VisualTokenPolicy
 from .sequence import compact_positions, locate_images, shrink_sequence, subset_positions
-from .signals import TowerAttention, attention_layers
+from .signals import TowerAttention, attention_layers, vision_tower
 
 __all__ = ["VLM_CLASSES", "TransformersVLMAdapter", "VLMReducerHandle", "inner_model"]
 
@@ -155,7 +155,10 @@ class TransformersVLMAdapter(ModelAdapter):
         wants_vision = "vision" in policy.needs and hasattr(inner, "multi_modal_projector") \
             and not hasattr(inner, "pack_image_features")           # one view per image: LLaVA-1.5
         if needs_attention:
-            attention_layers(getattr(inner, "vision_tower", None) or inner)      # refuses non-CLIP-like towers now
+            attention_layers(vision_tower(inner))                               # refuses unreadable towers now
+            if policy.method == "evit" and not hasattr(inner, "vision_tower"):
+                raise ReducerError("evit reads the class token's attention; Qwen2-VL's vision tower has none "
+                                   "(use hiprune, divprune, mmtok, dymu or tome)")
         if "views" in policy.needs and not hasattr(inner, "pack_image_features"):
             raise ReducerError("globalcom2 compresses LLaVA-NeXT's any-res views (thumbnail + crops); "
                                f"{type(model).__name__} has no any-res packing")
@@ -298,8 +301,11 @@ class TransformersVLMAdapter(ModelAdapter):
             raise ReducerError(f"{policy.method} reads the vision tower's attention, captured while the images are encoded: "
                                "the image features given were encoded before the reducer was applied (pass pixel_values)")
         signals, call = capture
+        if policy.method == "hiprune" and hasattr(inner, "visual"):                  # Qwen2-VL: packed patches
+            self._merged_scores(inner, policy, signals, call, features, infos)
+            return features, infos
         if policy.method == "hiprune" and hasattr(inner, "pack_image_features"):     # any-res: HiPrune per view
-            obj, deep = self._hiprune_layers(policy, len(attention_layers(inner.vision_tower)))
+            obj, deep = self._hiprune_layers(policy, len(attention_layers(vision_tower(inner))))
             self._views(inner, call, {"object": signals[obj]["column_means"], "deep": signals[deep]["column_means"]},
                         features, infos, method="hiprune")
             return features, infos
@@ -316,7 +322,7 @@ class TransformersVLMAdapter(ModelAdapter):
             for j, info in enumerate(infos):
                 info.grid = (side, per_view.shape[1] // side)
                 if policy.method == "hiprune":
-                    obj, deep = self._hiprune_layers(policy, len(attention_layers(inner.vision_tower)))
+                    obj, deep = self._hiprune_layers(policy, len(attention_layers(vision_tower(inner))))
                     info.object_attn = signals[obj]["column_means"][j]
                     info.deep_attn = signals[deep]["column_means"][j]
                 else:
@@ -324,6 +330,23 @@ class TransformersVLMAdapter(ModelAdapter):
             return features, infos
         self._views(inner, call, {"cls_logits": next(iter(signals.values()))["cls_logits"]}, features, infos)
         return features, infos
+
+    def _merged_scores(self, inner: nn.Module, policy: VisualTokenPolicy, signals: dict, call: dict,
+                       features: list[torch.Tensor], infos: list[ImageInfo]) -> None:
+        """Qwen2-VL: per-patch column means -> per visual token (the mean over the patches its merger
+        joins, which sit next to each other in the packed order), with the merged patch grid."""
+        obj, deep = self._hiprune_layers(policy, len(attention_layers(vision_tower(inner))))
+        grid_thw = call.get("image_grid_thw")
+        merge = int(getattr(inner.visual, "spatial_merge_size", 2)) ** 2
+        side = int(getattr(inner.visual, "spatial_merge_size", 2))
+        patches = [int(t * h * w) for t, h, w in grid_thw.tolist()]
+        if len(patches) != len(features) or any(p // merge != f.shape[0] for p, f in zip(patches, features)):
+            raise ReducerError("hiprune: the captured vision patches do not match the image tokens (videos are not supported)")
+        split = {i: torch.split(signals[i]["column_means"], patches) for i in {obj, deep}}
+        for j, ((t, h, w), info) in enumerate(zip(grid_thw.tolist(), infos)):
+            info.object_attn = split[obj][j].view(-1, merge).mean(1)
+            info.deep_attn = split[deep][j].view(-1, merge).mean(1)
+            info.grid = (t * h // side, w // side)
 
     @staticmethod
     def _hiprune_layers(policy: VisualTokenPolicy, depth: int) -> tuple[int, int]:
@@ -346,7 +369,7 @@ class TransformersVLMAdapter(ModelAdapter):
         """Install a capturing wrapper of ``inner.get_image_features`` (an instance attribute, so
         ``generate``'s pre-encoding goes through it too); returns the undo function."""
         attention = any(n in policy.needs for n in ("object_attn", "cls_attn", "views"))
-        layers = attention_layers(inner.vision_tower) if attention else []
+        layers = attention_layers(vision_tower(inner)) if attention else []
         kinds = self._kinds(policy, len(layers)) if attention else {}
         projector = getattr(inner, "multi_modal_projector", None) if "vision" in policy.needs else None
         original = inner.get_image_features
@@ -364,7 +387,7 @@ class TransformersVLMAdapter(ModelAdapter):
             finally:
                 if hook is not None:
                     hook.remove()
-            call = {k: bound.get(k) for k in ("image_sizes", "vision_feature_select_strategy")}
+            call = {k: bound.get(k) for k in ("image_sizes", "vision_feature_select_strategy", "image_grid_thw")}
             call["vision"] = seen[0] if len(seen) == 1 else None          # the projector's input [images, N, Dv]
             object.__setattr__(out, "_zoo_capture", (cap.signals, call))
             return out

@@ -11,7 +11,7 @@ embeddings (every non-image, non-padding token of the prompt, from the language 
 embeddings) and, where one view is one image (LLaVA-1.5), the vision features before the
 projector for the vision-vision coverage (the paper's choice; elsewhere the tokens themselves); ``hiprune``: attention column means of the vision tower at the object and deep
 layers, and the patch grid (on LLaVA-NeXT per view: ``keep`` of the thumbnail and of each crop,
-row-end newlines kept); ``evit``: the class token's attention at the deep layer;
+row-end newlines kept; on Qwen2-VL the mean over the patches each token merges, on the merged grid); ``evit``: the class token's attention at the deep layer;
 ``globalcom2``: the class token's pre-softmax logits at the last layer of every view of an
 any-res image (LLaVA-NeXT).
 
@@ -89,9 +89,9 @@ class VisualTokenPolicy:
         if self.method == "hiprune" and infos and infos[0].views:
             return [self._hiprune_views(f, info) for f, info in zip(features, infos)]
         out: list[Kept | None] = [None] * len(features)
-        groups: dict[int, list[int]] = {}
-        for i, f in enumerate(features):
-            groups.setdefault(int(f.shape[0]), []).append(i)
+        groups: dict[tuple, list[int]] = {}
+        for i, (f, info) in enumerate(zip(features, infos)):      # same count and patch grid: one batched call
+            groups.setdefault((int(f.shape[0]), info.grid), []).append(i)
         for members in groups.values():
             tokens = torch.stack([features[i] for i in members])
             result = self.reducer.reduce(tokens, **self._signals(members, infos, tokens))

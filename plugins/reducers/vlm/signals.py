@@ -37,13 +37,25 @@ from torch import nn
 
 from ..types import ReducerError
 
-__all__ = ["KINDS", "TowerAttention", "attention_layers"]
+__all__ = ["KINDS", "TowerAttention", "attention_layers", "vision_tower"]
 
 KINDS = ("column_means", "cls_probs", "cls_logits")
 
 
-def attention_layers(tower: nn.Module) -> list[nn.Module]:
-    """The self-attention modules of a CLIP / SigLIP-like tower, in layer order."""
+def vision_tower(inner: nn.Module) -> nn.Module | None:
+    """The vision tower of a transformers VLM's inner model (``vision_tower``; Qwen2-VL: ``visual``)."""
+    return getattr(inner, "vision_tower", None) or getattr(inner, "visual", None)
+
+
+def attention_layers(tower: nn.Module | None) -> list[nn.Module]:
+    """The self-attention modules of a CLIP / SigLIP-like tower or of Qwen2-VL's vision
+    transformer (``blocks[i].attn``: packed images, rotary, full attention per image), in order."""
+    blocks = getattr(tower, "blocks", None)
+    if blocks is not None and all(hasattr(getattr(b, "attn", None), "qkv") for b in blocks):
+        if getattr(getattr(tower, "config", None), "fullatt_block_indexes", None) or hasattr(tower, "get_window_index"):
+            raise ReducerError("this vision tower attends within windows in most layers (Qwen2.5-VL): its attention "
+                               "maps are not per image; use a reducer that reads only the tokens (divprune, mmtok, dymu, tome)")
+        return [b.attn for b in blocks]
     for path in ("vision_model.encoder.layers", "encoder.layers"):
         obj: Any = tower
         for part in path.split("."):
@@ -55,8 +67,33 @@ def attention_layers(tower: nn.Module) -> list[nn.Module]:
             if all(a is not None and all(hasattr(a, x) for x in ("q_proj", "k_proj", "num_heads", "head_dim")) for a in layers):
                 return layers
     raise ReducerError(f"cannot read attention from the vision tower {type(tower).__name__}: the reducer needs a CLIP / "
-                       "SigLIP-like tower (encoder.layers[i].self_attn with q_proj / k_proj); use a reducer that reads "
-                       "only the tokens (divprune, mmtok, dymu, tome)")
+                       "SigLIP-like tower (encoder.layers[i].self_attn with q_proj / k_proj) or Qwen2-VL's; use a reducer "
+                       "that reads only the tokens (divprune, mmtok, dymu, tome)")
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of ``x`` ``[S, H, Dh]`` with ``cos`` / ``sin`` ``[S, Dh]`` (halves rotated)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos[:, None] + rotated * sin[:, None]
+
+
+def _packed_column_means(module: nn.Module, x: torch.Tensor, kwargs: dict) -> torch.Tensor:
+    """``[S]`` column means of Qwen2-VL's vision attention: images packed along ``S``
+    (``cu_seqlens``), rotary ``position_embeddings``, softmax per image, mean over heads and queries."""
+    s, h = x.shape[0], int(module.num_heads)
+    q, k, _ = module.qkv(x).reshape(s, 3, h, -1).permute(1, 0, 2, 3).unbind(0)
+    cos, sin = (t.float() for t in kwargs["position_embeddings"])
+    q, k = _rotate(q.float(), cos, sin), _rotate(k.float(), cos, sin)
+    scale = float(getattr(module, "scaling", q.shape[-1] ** -0.5))
+    cu = kwargs["cu_seqlens"].tolist()
+    out = torch.zeros(s, device=x.device)
+    for a, b in zip(cu[:-1], cu[1:]):
+        qs, ks = q[a:b].transpose(0, 1), k[a:b].transpose(0, 1)              # [h, n, dh]
+        for c in range(0, b - a, 256):
+            out[a:b] += ((qs[:, c:c + 256] @ ks.transpose(-1, -2)) * scale).softmax(-1).sum(1).sum(0)
+        out[a:b] /= h * (b - a)
+    return out
 
 
 class TowerAttention:
@@ -72,6 +109,12 @@ class TowerAttention:
     def _hook(self, index: int):
         def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
             x = args[0] if args else kwargs["hidden_states"]
+            if hasattr(module, "qkv"):                     # Qwen2-VL: packed images, no class token
+                if set(self.kinds[index]) - {"column_means"}:
+                    raise ReducerError("Qwen2-VL's vision tower has no class token: only attention column means are read")
+                with torch.no_grad():
+                    self.signals[index].setdefault("column_means", []).append(_packed_column_means(module, x, kwargs))
+                return
             with torch.no_grad():
                 b, n, _ = x.shape
                 h, dh = int(module.num_heads), int(module.head_dim)

@@ -265,7 +265,7 @@ def test_hiprune_reads_the_vision_towers_attention():
 
 
 @pytest.mark.parametrize("cls, method, match", [
-    ("qwen2_vl", "hiprune", "CLIP / SigLIP-like tower"),
+    ("qwen2_vl", "evit", "no class token|has none"),
     ("llava", "globalcom2", "any-res"),
     ("llava_next", "evit", "one view per image"),
     ("llava", "diffrate", "post-encoder reducer"),
@@ -291,6 +291,9 @@ def test_other_refusals():
     qwen, _ = vm.qwen2_vl()
     with pytest.raises(ReducerError, match="full sequence"):
         zoo.load("divprune").apply(qwen, keep=0.5, positions="compact")
+    qwen25, _ = vm.qwen2_5_vl()
+    with pytest.raises(ReducerError, match="windows"):
+        zoo.load("hiprune").apply(qwen25, keep=0.5)
     with zoo.load("divprune").apply(model, keep=0.5), pytest.raises(ReducerError, match="input_ids"):
         embeds = model.model.get_input_embeddings()(inputs["input_ids"])
         model(inputs_embeds=embeds, pixel_values=inputs["pixel_values"], attention_mask=inputs["attention_mask"])
@@ -374,3 +377,42 @@ def test_hiprune_on_any_res_keeps_each_views_share_at_packed_positions():
         _, _, h, w = unpadded_region(rows, cols, 4, tuple(hw))
         assert n == 16 + h * (w + 1)
         assert 4 + h <= k <= 4 + h + 4 * rows * cols                   # thumbnail 4, every newline, crop tokens inside the image
+
+
+def test_hiprune_on_qwen2_vl_reads_the_rotary_attention_per_image():
+    model, inputs = vm.qwen2_vl()
+    from transformers.models.qwen2_vl import modeling_qwen2_vl as mq
+    from zoo_plugins.reducers.reducers import HiPrune
+
+    attn_inputs = []
+    tower = model.model.visual
+    hooks = [b.attn.register_forward_pre_hook(lambda m, a, k: attn_inputs.append((m, a, k)), with_kwargs=True)
+             for b in (tower.blocks[0], tower.blocks[-2])]
+    seen, real_reduce = [], HiPrune.reduce
+
+    def spy(self, tokens, keep=0.334, object_attn=None, deep_attn=None, grid=None, **kw):
+        seen.append((tokens.shape[1], object_attn, deep_attn, grid))
+        return real_reduce(self, tokens, keep=keep, object_attn=object_attn, deep_attn=deep_attn, grid=grid, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(HiPrune, "reduce", spy)
+        with zoo.load("hiprune").apply(model, keep=0.5, object_layer=1, deep_layer=-2):
+            _generate(model, inputs, n=1)
+    for h in hooks:
+        h.remove()
+
+    def column_means(module, args, kwargs):                  # transformers' own rotary, softmax per image
+        x = args[0] if args else kwargs["hidden_states"]
+        q, k, _ = module.qkv(x).reshape(x.shape[0], 3, module.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+        q, k = mq.apply_rotary_pos_emb_vision(q, k, *kwargs["position_embeddings"])
+        cu = kwargs["cu_seqlens"].tolist()
+        return [torch.softmax(q[a:b].transpose(0, 1) @ k[a:b].transpose(0, 1).transpose(-1, -2) * module.scaling, -1)
+                .mean(0).mean(0) for a, b in zip(cu[:-1], cu[1:])]
+
+    obj_want, deep_want = column_means(*attn_inputs[0]), column_means(*attn_inputs[1])
+    grids = {(6, (2, 3)): 0, (4, (2, 2)): 1, (6, (3, 2)): 2}   # images 0..2: merged grids 2x3, 2x2, 3x2
+    assert sorted((n, g) for n, _, _, g in seen) == sorted(grids)
+    for n, obj, deep, grid in seen:
+        j = grids[(n, grid)]
+        torch.testing.assert_close(obj[0], obj_want[j].view(-1, 4).mean(1), rtol=1e-5, atol=1e-6)  # 2x2 merge: mean
+        torch.testing.assert_close(deep[0], deep_want[j].view(-1, 4).mean(1), rtol=1e-5, atol=1e-6)

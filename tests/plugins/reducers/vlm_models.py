@@ -97,7 +97,7 @@ BUILDERS = {"llava": llava, "llava_next": llava_next, "qwen2_vl": qwen2_vl}
 METHODS = {
     "llava": {"divprune": 0.25, "mmtok": 0.25, "hiprune": 0.5, "dymu": 0.5, "tome": 0.25, "evit": 0.25},
     "llava_next": {"divprune": 0.25, "mmtok": 0.25, "hiprune": 0.5, "dymu": 0.5, "tome": 0.25, "globalcom2": 0.25},
-    "qwen2_vl": {"divprune": 0.5, "mmtok": 0.5, "dymu": 0.5, "tome": 0.5},
+    "qwen2_vl": {"divprune": 0.5, "mmtok": 0.5, "hiprune": 0.5, "dymu": 0.5, "tome": 0.5},
 }
 
 
