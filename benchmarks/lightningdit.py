@@ -3,8 +3,9 @@ in one run (interleaved repetitions, medians of CPU seconds; the machine is shar
 
 The sampler is the reference's default (reproduction config of the 800-epoch model: Euler ODE on
 ``linspace(0, 1, 250)`` shifted by 0.3, cfg 6.7 on the first 3 channels for ``t >= 0.125``), at
-16x16x32 latents. LightningDiT-XL/1 costs ~0.7 TFLOP per guided step (about 10 CPU-seconds here),
-2.5 CPU-hours for one image at 249 steps, so the default run SHRINKS the transformer
+16x16x32 latents. LightningDiT-XL/1 costs ~0.47 TFLOP per guided step (about 10 CPU-seconds at the
+~50 GFLOP/s measured here), ~99 TFLOP and ~35 CPU-minutes for one image at 249 steps (168 guided),
+so the default run SHRINKS the transformer
 (``--width``/``--depth``, default 256 x 2, 4 heads) and keeps everything else; ``--full`` builds
 the XL size. Both sides run CFG as 2B rows; zoo runs only the B conditional rows outside the
 guidance interval (the reference runs 2B and discards half) and computes the class embeddings
@@ -155,7 +156,7 @@ def main() -> None:
         rows.append(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     run.write(rows, notes=["images/s from CPU seconds (time.process_time), 1 thread, medians of interleaved runs; latents only (no VAE)",
-                           "shrunk transformer unless --full (XL/1 at 249 guided steps is ~2.5 CPU-hours per image here)",
+                           "shrunk transformer unless --full (XL/1: ~99 TFLOP per image at 249 steps, ~35 CPU-minutes here)",
                            "% of peak: zoo's matmul GFLOP / zoo CPU seconds over a 2048^3 fp32 GEMM measured in the same run",
                            "seed: zoo seed=s == reference torch.randn after torch.manual_seed(s)"])
 

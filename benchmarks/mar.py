@@ -2,7 +2,8 @@
 (interleaved repetitions, medians of CPU seconds; the machine is shared).
 
 The reference's default sampler (README FID settings: 256 AR iterations, 100 diffusion steps,
-cfg 2.9 linear, temperature 1.0) on MAR-B at full size costs tens of CPU-minutes per image here,
+cfg 2.9 linear, temperature 1.0) on MAR-B at full size costs ~51 TFLOP per image (47 transformer,
+3.5 head; MAR-L 118, MAR-H 229), about 15 CPU-minutes per image here,
 so the default run keeps the sampler and the token layout (16x16 KL-16 latents, buffer 64) and
 SHRINKS the transformer (``--width``/``--depth``, default 256 x 4 + 4, head 3 x 256) and the AR
 iterations (``--iters``, default 64, the README's "much faster" setting). ``--full`` measures
@@ -165,7 +166,7 @@ def main() -> None:
         rows.append(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     run.write(rows, notes=["images/s from CPU seconds (time.process_time), 1 thread, medians of interleaved runs; latents only (no VAE)",
-                           "shrunk transformer unless --full (MAR-B at the README's 256 x 100-step settings is tens of CPU-minutes per image here)",
+                           "shrunk transformer unless --full (MAR-B at the README's 256 x 100-step settings: ~51 TFLOP, ~15 CPU-minutes per image here)",
                            "% of peak: transformer + head matmul GFLOP / zoo CPU seconds over a 2048^3 fp32 GEMM measured in the same run",
                            "seed: zoo seed=s, orders='numpy' == reference after torch.manual_seed(s); np.random.seed(s)"])
 
