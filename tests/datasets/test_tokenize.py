@@ -116,6 +116,10 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(flextok, images, tmp_path)
     again = zoo.tokenize(flextok, [images], out, workers=0, batch_size=2, shard_size=3, progress=False)
     assert again.processed == 0 and again.line().startswith("nothing to do")
     assert tree(out) == tree(clean)
+    (out / STATE_DIR).mkdir()  # killed after writing the manifest, before removing its state
+    (out / STATE_DIR / "shard-00000.json").write_text("{}")
+    zoo.tokenize(flextok, [images], out, workers=0, batch_size=2, shard_size=3, progress=False)
+    assert tree(out) == tree(clean)
 
 
 def test_a_shard_whose_file_changed_is_redone(flextok, images, tmp_path):

@@ -120,7 +120,10 @@ def _prepare(out: Path, identity: dict[str, Any]) -> bool:
             if diff:
                 raise InputError(f"{out} holds {what} with other arguments ({'; '.join(diff)}); give another --out, or "
                                  "delete the directory to start over")
-            if path == manifest:
+            if path == manifest:  # finished (a kill between the manifest and the clean-up leaves state behind)
+                shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+                for leftover in out.glob(".*.tmp-*"):
+                    leftover.unlink()
                 return True
             break
     else:
