@@ -8,7 +8,9 @@ Writes to ``tests/fixtures/lightningdit/``:
 * ``cases.json`` — the small configs (zoo's :class:`LightningDiTConfig` fields), the reference's
   manifest at each, and the cases;
 * ``cases.safetensors`` — per sampling case the reference's final latents (``sample_fn(z,
-  model.forward_with_cfg, ...)[-1]``, first half), and for each config one velocity forward.
+  model.forward_with_cfg, ...)[-1]``, first half), for each config one velocity forward, and
+  one SDE run of SiT's ``Sampler.sample_sde`` (Euler-Maruyama, "sigma" diffusion, "Mean" last
+  step) that checks zoo's shared ``zoo.sampling.sample_sde``.
 
 Randomness: each case runs after ``torch.manual_seed(seed)`` and draws ``z = torch.randn(B, C, h,
 w)`` first, as ``inference.py``; zoo reproduces it with ``generate(labels, seed=seed)``. Labels are
@@ -44,6 +46,9 @@ CASES = {
     "no_cfg_uniform": ([1], 1, 6, 1.0, 0.125, 0.0),
     "cfg_everywhere": ([0, 9], 2, 5, 6.0, 0.0, 0.3),
 }
+
+
+SDE_CASE = dict(labels=[4, 8], seed=3, steps=12, form="sigma", norm=1.0, last_step_size=0.04)
 
 
 def main() -> None:
@@ -109,8 +114,17 @@ def main() -> None:
         cases[case] = dict(labels=labels, seed=seed, steps=steps, guidance_scale=cfg_scale, cfg_interval_start=start,
                            timestep_shift=shift)
         print(case, tuple(out.shape), float(out.abs().mean()))
+    # the shared Euler-Maruyama piece against SiT's integrator (transport.Sampler.sample_sde): "sigma" diffusion,
+    # a final "Mean" step; the initial noise and every step's noise from the seeded global RNG, in that order
+    sde = SDE_CASE
+    sde_fn = sampler.sample_sde(sampling_method="Euler", diffusion_form=sde["form"], diffusion_norm=sde["norm"], last_step="Mean",
+                                last_step_size=sde["last_step_size"], num_steps=sde["steps"])
+    c, s = CONFIGS["small"]["in_channels"], CONFIGS["small"]["input_size"]
+    torch.manual_seed(sde["seed"])
+    z = torch.randn(len(sde["labels"]), c, s, s)
+    tensors["sde.latents"] = sde_fn(z, model.forward, y=torch.tensor(sde["labels"]))[-1].contiguous()
     save_file(tensors, str(OUT / "cases.safetensors"))
-    (OUT / "cases.json").write_text(json.dumps({"configs": configs, "cases": cases}, indent=0, sort_keys=True) + "\n")
+    (OUT / "cases.json").write_text(json.dumps({"configs": configs, "cases": cases, "sde": sde}, indent=0, sort_keys=True) + "\n")
     print("wrote", OUT)
 
 
