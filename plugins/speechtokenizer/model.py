@@ -12,14 +12,20 @@
   quantized and projected by ``transform`` (what was distilled towards HuBERT), ``[B, T, 768]``.
 
 Long audio: the encoder's convolutions run in tiles of ``chunk_seconds`` with a margin wider
-than their receptive field (exact); the encoder's **bidirectional** LSTM is not local, so it runs
-once over the whole sequence at the frame rate (50 Hz x 2048 channels: ~0.4 MB per second of
-audio); the decoder's unidirectional LSTM runs over chunks carrying its state, and its
-upsampling convolutions run per chunk with context (exact). Both therefore equal one pass up to
-float rounding. Memory: decoding is bounded (600 s: 0.9 GiB peak); encoding is not, because the
-bidirectional LSTM sees the whole sequence at once (torch precomputes its gates for every frame):
-its peak grows ~3.5 MiB per second of audio (60 s: 0.6 GiB, 600 s: 2.4 GiB; the reference one
-pass takes 1.3 GiB at 60 s). See ``benchmarks/results/speechtokenizer.json``.
+than their receptive field (exact). The encoder's **bidirectional** LSTM is not local (frame 0's
+backward state depends on the last frame), so it runs layer by layer in chunks
+(:func:`zoo.nn.seanet.lstm_in_chunks`): the forward direction over the chunks in order, the
+backward one over the chunks in reverse order, each carrying its state, then the last conv and
+the quantizer chunk by chunk. The decoder's unidirectional LSTM runs over chunks carrying its
+state, and its upsampling convolutions run per chunk with context (exact). Both therefore equal
+one pass up to float rounding (at 60 s the chunked encoder's latents were bit-equal to one pass).
+Memory: a bidirectional layer must keep its outputs for the whole sequence (0.4 MB per second of
+audio per layer, plus the 0.2 MB/s LSTM input), but torch's per-call gate buffers (1.6 MB/s per
+layer) and the conv activations now exist for one chunk only. Peak extra memory of ``encode``
+(``hubert_avg``, one thread, forked child): 10 s 0.49 GiB, 60 s 0.47 GiB (one pass: 1.05 GiB),
+600 s 1.04 GiB (before: 2.33 GiB): it grows ~1.1 MiB per second of audio (was ~3.3). Decoding
+is bounded (600 s: 0.9 GiB peak). ``python benchmarks/speechtokenizer.py --long 600`` measures
+these (``encode (chunked)`` / ``(one pass)`` rows).
 """
 
 from __future__ import annotations
