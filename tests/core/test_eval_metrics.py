@@ -47,7 +47,8 @@ def test_psnr_matches_hand_formula(noise):
     got = MetricSuite("image", ["psnr"]).item_scores(pred, target)["psnr"]
     mse = ((pred.double() - target.double()) ** 2).flatten(1).mean(1)
     hand = 10 * torch.log10(1.0 / mse)
-    assert torch.allclose(got, hand, atol=1e-9), (got, hand)
+    # (torchmetrics turns ln into log10 with a float32 constant: agreement to ~1e-6 dB)
+    assert torch.allclose(got, hand, atol=1e-5), (got, hand)
 
 
 def test_psnr_of_a_known_error_is_exact():
