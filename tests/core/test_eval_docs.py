@@ -23,7 +23,7 @@ def _between(text: str, marker: str) -> str:
 def test_the_guide_table_is_the_reports():
     report = EvalReport.load(FIGURES / "compare_tokenizers_demo.json")
     assert _between(GUIDE.read_text(), "eval:table") == report.to_markdown()
-    assert {r["model"] for r in report.rows} >= {"flextok.demo_tiny"}
+    assert any(".demo" in r["model"] for r in report.rows)
 
 
 def test_the_guide_excerpt_is_from_the_report():

@@ -26,22 +26,25 @@ from zoo.evaluation.report import EvalReport  # noqa: E402
 from zoo.interfaces import Tokens  # noqa: E402
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
-BITS = math.log2(64000)  # FlexTok's FSQ codebook
+# the embedded demo tokenizers (renamed from *.demo_tiny to *.demo_128 when retrained; the old names are aliases)
+DEMO = next(n for n in ("flextok.demo_128", "flextok.demo_tiny") if n in zoo.list_models())
+VAE = next(n for n in ("flextok_vae.demo_128", "flextok_vae.demo_tiny") if n in zoo.list_models())
 PNGS = sorted(p for p in IMAGES.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))  # the example images
 
 
 @pytest.fixture(scope="module")
 def demo():
     """The demo tokenizer's facts (read from it: the demo is retrained from time to time)."""
-    model = zoo.load("flextok.demo_tiny")
+    model = zoo.load(DEMO)
     with torch.inference_mode():
-        full = int(model.encode(torch.zeros(1, 3, model.image_size, model.image_size)).lengths[0])
-    return {"model": model, "full": full, "size": model.image_size}
+        tokens = model.encode(torch.zeros(1, 3, model.image_size, model.image_size))
+    return {"model": model, "full": int(tokens.lengths[0]), "size": model.image_size, "codebook": tokens.codebook_size,
+            "bits": math.log2(tokens.codebook_size)}
 
 
 @pytest.fixture(scope="module")
 def demo_report(demo):
-    return zoo.eval("flextok.demo_tiny", [IMAGES], tokens=[1, 4, demo["full"], 2 * demo["full"]], metrics=["psnr", "ssim"],
+    return zoo.eval(DEMO, [IMAGES], tokens=[1, 4, demo["full"], 2 * demo["full"]], metrics=["psnr", "ssim"],
                     per_item=True, progress=False)
 
 
@@ -56,12 +59,12 @@ def test_rows_per_token_count_with_bits(demo_report, demo):
     assert [r["tokens"] for r in rows] == [1, 4, full]  # twice its length: skipped, and said so
     assert any(f"token counts [{2 * full}] skipped" in note for note in demo_report.notes)
     for r in rows:
-        assert r["items"] == n and r["model"] == "flextok.demo_tiny"
-        assert r["bits_per_item"] == pytest.approx(r["tokens"] * BITS)
-        assert r["bits_per_pixel"] == pytest.approx(r["tokens"] * BITS / demo["size"] ** 2)
+        assert r["items"] == n and r["model"] == DEMO
+        assert r["bits_per_item"] == pytest.approx(r["tokens"] * demo["bits"])
+        assert r["bits_per_pixel"] == pytest.approx(r["tokens"] * demo["bits"] / demo["size"] ** 2)
         assert r["metrics"]["psnr"]["n"] == n and len(r["metrics"]["psnr"]["ci95"]) == 2
-    info = demo_report.models["flextok.demo_tiny"]
-    assert info["token_kind"] == "discrete" and info["tokens_per_item"] == full and info["codebook_size"] == 64000
+    info = demo_report.models[DEMO]
+    assert info["token_kind"] == "discrete" and info["tokens_per_item"] == full and info["codebook_size"] == demo["codebook"]
     assert demo_report.inputs["count"] == n
 
 
@@ -92,7 +95,7 @@ def test_scores_equal_a_direct_computation(demo_report, demo):
 
 def test_json_markdown_and_plot_from_the_command(tmp_path, demo):
     out, md, plot = tmp_path / "report.json", tmp_path / "table.md", tmp_path / "curve.png"
-    result = CliRunner().invoke(cli, ["eval", "--model", "flextok.demo_tiny", str(IMAGES), "--tokens", f"1,{demo['full']}",
+    result = CliRunner().invoke(cli, ["eval", "--model", DEMO, str(IMAGES), "--tokens", f"1,{demo['full']}",
                                       "--metrics", "psnr,ssim", "--out", str(out), "--markdown", str(md),
                                       "--plot", str(plot)])
     assert result.exit_code == 0, result.output
@@ -100,7 +103,7 @@ def test_json_markdown_and_plot_from_the_command(tmp_path, demo):
     assert [r["tokens"] for r in data["rows"]] == [1, demo["full"]]
     assert data["metrics"]["psnr"]["unit"] == "dB" and data["metrics"]["ssim"]["higher_is_better"]
     assert data["settings"]["libraries"]["torchmetrics"]
-    assert "| flextok.demo_tiny | 1 | 16 |" in md.read_text()
+    assert f"| {DEMO} | 1 | {demo['bits']:.0f} |" in md.read_text()
     assert md.read_text() in result.output
     assert "zoo eval (local)" in result.stderr  # the progress bar
     from PIL import Image
@@ -113,19 +116,19 @@ def test_json_markdown_and_plot_from_the_command(tmp_path, demo):
 
 
 def test_a_fixed_length_tokenizer_is_one_point(tmp_path):
-    report = zoo.eval(["flextok.demo_tiny", "flextok_vae.demo_tiny"], [IMAGES], tokens=[2, 8], metrics=["psnr"],
+    report = zoo.eval([DEMO, VAE], [IMAGES], tokens=[2, 8], metrics=["psnr"],
                       progress=False)
-    vae = [r for r in report.rows if r["model"] == "flextok_vae.demo_tiny"]
+    vae = [r for r in report.rows if r["model"] == VAE]
     assert len(vae) == 1 and vae[0]["tokens"] is None
     from zoo.media.image import load_images
 
-    model = zoo.load("flextok_vae.demo_tiny")
+    model = zoo.load(VAE)
     latents = model.encode(load_images(PNGS[:1], size=getattr(model, "image_size", None)))
     c, h, w = latents.shape[1:]  # a bare [B, C, h, w] float32 tensor
     assert vae[0]["bits_per_item"] == c * h * w * 32 and vae[0]["tokens_per_item"] == h * w
-    assert report.models["flextok_vae.demo_tiny"]["token_kind"] == "continuous"
-    assert any("flextok_vae.demo_tiny" in n and "do not apply" in n for n in report.notes)
-    assert f"| flextok_vae.demo_tiny | {h * w} | {c * h * w * 32} |" in report.to_markdown()
+    assert report.models[VAE]["token_kind"] == "continuous"
+    assert any(VAE in n and "do not apply" in n for n in report.notes)
+    assert f"| {VAE} | {h * w} | {c * h * w * 32} |" in report.to_markdown()
     report.plot(tmp_path / "two.png")
 
 
@@ -141,7 +144,7 @@ def test_unreadable_inputs_are_listed_and_skipped(tmp_path):
     for p in PNGS[:2]:
         (tmp_path / p.name).write_bytes(p.read_bytes())
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    report = zoo.eval("flextok.demo_tiny", [tmp_path], tokens=[2], metrics=["psnr"], progress=False)
+    report = zoo.eval(DEMO, [tmp_path], tokens=[2], metrics=["psnr"], progress=False)
     assert report.rows[0]["items"] == 2
     assert [f["key"] for f in report.failures] == ["broken.png"] and "MediaError" in report.failures[0]["error"]
 
@@ -156,9 +159,9 @@ def test_parquet_and_tar_inputs_give_the_folders_numbers(tmp_path):
         for p in paths:
             tar.add(p, arcname=p.name)
     kw = dict(tokens=[4], metrics=["psnr"], progress=False, per_item=True)
-    folder = zoo.eval("flextok.demo_tiny", [IMAGES], **kw).rows[0]["per_item"]["psnr"]
-    parquet = zoo.eval("flextok.demo_tiny", [tmp_path / "images.parquet"], **kw).rows[0]
-    tar = zoo.eval("flextok.demo_tiny", [tmp_path / "shard-000.tar"], **kw).rows[0]
+    folder = zoo.eval(DEMO, [IMAGES], **kw).rows[0]["per_item"]["psnr"]
+    parquet = zoo.eval(DEMO, [tmp_path / "images.parquet"], **kw).rows[0]
+    tar = zoo.eval(DEMO, [tmp_path / "shard-000.tar"], **kw).rows[0]
     assert parquet["per_item"]["keys"] == [f"images.parquet#{i}" for i in range(len(paths))]
     assert parquet["per_item"]["psnr"] == pytest.approx(folder, abs=1e-9)
     assert tar["per_item"]["psnr"] == pytest.approx(folder, abs=1e-9)
@@ -174,13 +177,13 @@ def test_parquet_and_tar_inputs_give_the_folders_numbers(tmp_path):
 ])
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(InputError, match=message):
-        zoo.eval("flextok.demo_tiny", [IMAGES], progress=False, **kwargs)
+        zoo.eval(DEMO, [IMAGES], progress=False, **kwargs)
 
 
 def test_offline_lpips_is_a_clear_error_from_the_command(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
-    result = CliRunner().invoke(cli, ["eval", "--model", "flextok.demo_tiny", str(IMAGES), "--metrics", "psnr,lpips"])
+    result = CliRunner().invoke(cli, ["eval", "--model", DEMO, str(IMAGES), "--metrics", "psnr,lpips"])
     assert result.exit_code == 1
     assert "alexnet-owt-7be5be79.pth" in result.output and "--metric-weights lpips=PATH" in result.output
     assert "Traceback" not in result.output
@@ -205,9 +208,9 @@ def test_only_tokenizers_are_measured():
 
 
 def test_command_checks_outputs_before_running(tmp_path):
-    result = CliRunner().invoke(cli, ["eval", "--model", "flextok.demo_tiny", str(IMAGES), "--plot", str(tmp_path / "c.jpg")])
+    result = CliRunner().invoke(cli, ["eval", "--model", DEMO, str(IMAGES), "--plot", str(tmp_path / "c.jpg")])
     assert result.exit_code == 2 and "must end in .png, .pdf, .svg" in result.output
-    result = CliRunner().invoke(cli, ["eval", "--model", "flextok.demo_tiny", str(IMAGES), "--metric-weights", "lpips"])
+    result = CliRunner().invoke(cli, ["eval", "--model", DEMO, str(IMAGES), "--metric-weights", "lpips"])
     assert result.exit_code == 2 and "is not KEY=PATH" in result.output
 
 
@@ -282,7 +285,7 @@ def test_audio_refuses_token_counts(clips):
 # -- engines ---------------------------------------------------------------------------------------
 
 def test_decode_workers_give_the_same_numbers(demo_report):
-    again = zoo.eval("flextok.demo_tiny", [IMAGES], tokens=[r["tokens"] for r in demo_report.rows], metrics=["psnr", "ssim"], per_item=True,
+    again = zoo.eval(DEMO, [IMAGES], tokens=[r["tokens"] for r in demo_report.rows], metrics=["psnr", "ssim"], per_item=True,
                      progress=False, workers=1)  # inputs read by a spawned process, same batches
     for a, b in zip(demo_report.rows, again.rows):
         assert a["per_item"] == b["per_item"]
@@ -299,8 +302,8 @@ def local_ray():
 @pytest.mark.slow  # a Ray runtime starts in ~10 s
 def test_ray_engine_matches_local(local_ray):
     kw = dict(tokens=[1, 2], metrics=["psnr", "ssim"], per_item=True, progress=False, batch_size=2)
-    local = zoo.eval("flextok.demo_tiny", [IMAGES], **kw)
-    ray = zoo.eval("flextok.demo_tiny", [IMAGES], engine="ray", actors=1, **kw)
+    local = zoo.eval(DEMO, [IMAGES], **kw)
+    ray = zoo.eval(DEMO, [IMAGES], engine="ray", actors=1, **kw)
     for a, b in zip(local.rows, ray.rows):
         assert a["per_item"]["keys"] == b["per_item"]["keys"]
         assert a["per_item"]["psnr"] == pytest.approx(b["per_item"]["psnr"], abs=1e-6)

@@ -21,9 +21,12 @@ Example:
     >>> from PIL import Image
     >>> folder = tempfile.mkdtemp()
     >>> Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(f"{folder}/grey.png")
-    >>> report = evaluate("flextok.demo_tiny", [folder], tokens=[1, 32], metrics=["psnr"], progress=False)
-    >>> [(r["tokens"], round(r["bits_per_item"], 1), r["items"]) for r in report.rows]
-    [(1, 16.0, 1), (32, 510.9, 1)]
+    >>> import math, zoo
+    >>> demo = zoo.list_models("flextok.demo*")[0]  # the embedded demo tokenizer
+    >>> report = evaluate(demo, [folder], tokens=[1, 16], metrics=["psnr"], progress=False)
+    >>> codebook = report.models[demo]["codebook_size"]
+    >>> [(r["tokens"], r["items"], r["bits_per_item"] == r["tokens"] * math.log2(codebook)) for r in report.rows]
+    [(1, 1, True), (16, 1, True)]
     >>> print(report.to_markdown().splitlines()[0])
     | model | tokens | bits/item | PSNR (dB) ↑ |
 """
