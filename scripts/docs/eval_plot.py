@@ -4,7 +4,7 @@
     python scripts/docs/eval_plot.py
 
 runs ``zoo eval`` on the embedded image demo tokenizers (every registered ``*demo*`` image
-tokenizer: ``flextok.demo_tiny``, ``flextok_vae.demo_tiny``, ...) over ``examples/images`` at
+tokenizer whose weights ship inside the package: the FlexTok demo and its VAE) over ``examples/images`` at
 token counts 1, 2, 4, ... up to each model's length, with PSNR and SSIM (LPIPS and rFID need
 their networks' published weights, which this offline machine does not have), and writes
 
