@@ -2,12 +2,16 @@
 """Make the documentation's pictures (the gallery page shows whichever exist).
 
     python scripts/docs/figures.py reconstruction    # docs/assets/figures/reconstruction_grid.png
+    python scripts/docs/figures.py audio             # docs/assets/figures/audio_spectrogram.png
     python scripts/docs/figures.py reducers          # docs/assets/figures/reducers.svg
     python scripts/docs/figures.py all
 
-* ``reconstruction``: the embedded demo tokenizer (``flextok.demo_tiny``, weights inside the zoo
-  package) encodes the example photographs in ``examples/images`` and decodes the first
+* ``reconstruction``: the embedded demo tokenizer (``flextok.demo_128``, weights inside the zoo
+  package) encodes the example images in ``examples/images`` and decodes the first
   1, 2, 4, ... N tokens of each, through zoo's own command: ``zoo reconstruct``.
+* ``audio``: the embedded audio demo codec (``wavtokenizer.demo_tiny``) reconstructs the first
+  clip in ``examples/audio`` with ``zoo reconstruct``; its spectrogram picture (input above,
+  reconstruction below) is the figure.
 * ``reducers``: ``benchmarks/reducers.py`` measures speed and fidelity of the token reducers
   on this machine, ``scripts/plot_reducers.py`` draws them.
 
@@ -25,7 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "docs" / "assets" / "figures"
-DEMO = "flextok.demo_tiny"
+DEMO = "flextok.demo_128"
+AUDIO_DEMO = "wavtokenizer.demo_tiny"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
@@ -44,7 +49,7 @@ def _token_counts(n: int) -> list[int]:
 
 
 def reconstruction(out: Path = FIGURES / "reconstruction_grid.png", images: Path = ROOT / "examples" / "images",
-                   model: str = DEMO, max_images: int = 4, seed: int = 0) -> Path:
+                   model: str = DEMO, max_images: int = 5, seed: int = 0) -> Path:
     """Write the coarse-to-fine grid of ``model`` on the example photographs."""
     import zoo
 
@@ -60,6 +65,27 @@ def reconstruction(out: Path = FIGURES / "reconstruction_grid.png", images: Path
            "--tokens", ",".join(map(str, _token_counts(n))), "--seed", str(seed), "--out", str(out)]
     print("+", " ".join(cmd[2:]))
     subprocess.run(cmd, check=True, cwd=ROOT)
+    return out
+
+
+def audio(out: Path = FIGURES / "audio_spectrogram.png", clips: Path = ROOT / "examples" / "audio",
+          model: str = AUDIO_DEMO) -> Path:
+    """Write the input-vs-reconstruction spectrogram of ``model`` on the first example clip."""
+    import shutil
+
+    import zoo
+
+    if model not in zoo.list_models():
+        raise SystemExit(f"{model} is not registered here (zoo list); the demo weights ship with zoo_plugins.wavtokenizer")
+    inputs = sorted(clips.glob("*.wav")) if clips.is_dir() else []
+    if not inputs:
+        raise SystemExit(f"no example clips (*.wav) in {clips}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "zoo.cli", "reconstruct", str(inputs[0]), "--model", model, "--out", f"{tmp}/"]
+        print("+", " ".join(cmd[2:]))
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        shutil.copyfile(Path(tmp) / f"{inputs[0].stem}.png", out)
     return out
 
 
@@ -81,7 +107,7 @@ def reducers(out: Path = FIGURES / "reducers.svg", extra: list[str] | None = Non
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("figure", choices=["reconstruction", "reducers", "all"])
+    ap.add_argument("figure", choices=["reconstruction", "audio", "reducers", "all"])
     ap.add_argument("--images", type=Path, default=ROOT / "examples" / "images", help="input photographs (reconstruction)")
     ap.add_argument("--model", default=DEMO, help="tokenizer for the reconstruction grid")
     ap.add_argument("--out", type=Path, default=None, help="output file (default: under docs/assets/figures/)")
@@ -90,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.figure in ("reconstruction", "all"):
         out = args.out if args.out and args.figure != "all" else FIGURES / "reconstruction_grid.png"
         print("wrote", reconstruction(out=out, images=args.images, model=args.model))
+    if args.figure in ("audio", "all"):
+        out = args.out if args.out and args.figure != "all" else FIGURES / "audio_spectrogram.png"
+        print("wrote", audio(out=out))
     if args.figure in ("reducers", "all"):
         out = args.out if args.out and args.figure != "all" else FIGURES / "reducers.svg"
         print("wrote", reducers(out=out, extra=args.bench_args.split() if args.bench_args else None))

@@ -35,12 +35,23 @@ FIGURES: list[dict[str, Any]] = [
     {
         "files": ["assets/figures/reconstruction_grid.png"],
         "title": "Coarse to fine: the demo tokenizer decoding 1 to N tokens",
-        "caption": "Each row is an input photograph (left) followed by its reconstruction from the first "
-                   "1, 2, 4, ... tokens of its FlexTok token sequence, decoded by the embedded demo model "
-                   "`flextok.demo_tiny` (tiny, trained on CPU, weights inside the package; not for research). "
+        "caption": "Each row is a held-out image (left; never used in training) followed by its reconstruction "
+                   "from the first 1, 2, 4, ... 64 tokens of its FlexTok token sequence (9 bits per token), "
+                   "decoded in one step by the embedded demo model `flextok.demo_128` (128 px, trained on one "
+                   "CPU thread on images that Python packages ship; weights inside the package; not for research). "
                    "Any prefix decodes: more tokens, more detail.",
         "command": "python scripts/docs/figures.py reconstruction",
         "families": ["flextok"],
+    },
+    {
+        "files": ["assets/figures/audio_spectrogram.png"],
+        "title": "Audio: the demo codec at 500 bit/s",
+        "caption": "Spectrogram of a held-out espeak-ng sentence (top) and of its reconstruction (bottom) by the "
+                   "embedded demo codec `wavtokenizer.demo_tiny` (the WavTokenizer architecture at 16 kHz, 50 "
+                   "tokens/s from a 1024-code book, trained on one CPU thread without a GAN; not for research): "
+                   "`zoo reconstruct --model wavtokenizer.demo_tiny examples/audio/*.wav --out out/` writes one per clip.",
+        "command": "python scripts/docs/figures.py audio",
+        "families": ["wavtokenizer"],
     },
     {
         "files": ["assets/figures/reducers.svg", "img/reducers.svg"],

@@ -40,7 +40,7 @@ def test_committed_param_counts_equal_the_architectures():
         ("rar.b", 255e6, 265e6),            # RAR-B "261M"
         ("rar.xxl", 1.45e9, 1.55e9),        # RAR-XXL "1.5B"
         ("outetts.v0_1_350m", 340e6, 370e6),  # "350M"
-        ("flextok.demo_tiny", 1e6, 3e6),    # the embedded demo's own architecture, not the d18-d28 default
+        ("flextok.demo_128", 3e6, 6e6),    # the embedded demo's own architecture, not the d18-d28 default
         ("tome.default", 0, 0),
     ],
 )
@@ -69,7 +69,7 @@ def test_download_bytes_from_file_info(fields, expected):
 
 def test_download_bytes_nothing_to_download():
     assert download_bytes(zoo.get_card("tome")) == 0
-    assert download_bytes(zoo.get_card("flextok.demo_tiny")) == 0  # inside the package
+    assert download_bytes(zoo.get_card("flextok.demo_128")) == 0  # inside the package
     card = dataclasses.replace(zoo.get_card("titok.l_32"), revision=SHA,
                                file_info={"model.safetensors": FileInfo(size=2_300_000_000), "config.json": FileInfo(size=900)})
     assert format_bytes(download_bytes(card)) == "2.3 GB"

@@ -192,6 +192,17 @@ def _llamagen_vq(tmp: Path):
     return name, path, cfg
 
 
+def _tokenflow(tmp: Path):
+    fx = torch.load(FIXTURES / "tokenflow" / "clipb.pt", weights_only=True)  # reference layout, small widths
+    cfg = dict(codebook_size=512, z_channels=32, ch=32, num_res_blocks=1, encoder_ch_mult=[1] * 5, decoder_ch_mult=[1] * 5,
+               decoder_ch=32, decoder_num_res_blocks=2, teacher_width=64, teacher_layers=2, teacher_heads=2,
+               vqkd_decoder_heads=2)
+    path = tmp / "tokenflow" / zoo.get_card("tokenflow.clipb_32k").files[0]
+    path.parent.mkdir(parents=True)
+    torch.save({"model": {k: v.float() for k, v in fx["state"].items()}}, path)
+    return "tokenflow.clipb_32k", path, cfg
+
+
 def _mar_vae(tmp: Path):
     state, cfg = _conv_family_state("kl_vae", "mar_kl16")
     name = _card("mar_vae")
@@ -407,6 +418,7 @@ WRITERS = {
     "flextok_vae": _flextok_vae,
     "flextok": _flextok,
     "llamagen_vq": _llamagen_vq,
+    "tokenflow": _tokenflow,
     "mar_vae": _mar_vae,
     "va_vae": _va_vae,
     "var": _var,

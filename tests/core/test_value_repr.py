@@ -109,12 +109,12 @@ def test_format_count(n, text):
 
 
 def test_loaded_model_repr_name_and_module_tree():
-    model = zoo.load("flextok.demo_tiny")
-    assert model.name == "flextok.demo_tiny"
+    model = zoo.load("flextok.demo_128")
+    assert model.name == "flextok.demo_128"
     text = _one_line(repr(model))
     count = sum(p.numel() for p in model.parameters())
-    assert text.startswith(f"FlexTok('flextok.demo_tiny', tokenizer, {format_count(count)} params, float32, cpu, ")
-    assert "tokens=1-32" in text and "codebook=64000" in text and "image_size=64" in text
+    assert text.startswith(f"FlexTok('flextok.demo_128', tokenizer, {format_count(count)} params, float32, cpu, ")
+    assert "tokens=1-64" in text and "codebook=40" in text and "image_size=128" in text
     assert str(model) == text
     tree = model.module_tree()
     assert tree.startswith("FlexTok(\n") and "(encoder): FlexTokEncoder(" in tree and len(tree.splitlines()) > 50
@@ -124,10 +124,10 @@ def test_loaded_model_repr_name_and_module_tree():
 
 
 def test_tokens_made_by_a_loaded_model_carry_its_card_name():
-    model = zoo.load("flextok.demo_tiny")
-    tokens = model.encode(torch.zeros(2, 3, 64, 64))
-    assert tokens.tokenizer == "flextok.demo_tiny"
-    assert repr(tokens).startswith("Tokens(tokenizer='flextok.demo_tiny', batch=2, ids=[2, 32] int64")
+    model = zoo.load("flextok.demo_128")
+    tokens = model.encode(torch.zeros(2, 3, 128, 128))
+    assert tokens.tokenizer == "flextok.demo_128"
+    assert repr(tokens).startswith("Tokens(tokenizer='flextok.demo_128', batch=2, ids=[2, 64] int64")
 
 
 def test_reducer_and_handle_reprs():

@@ -190,7 +190,7 @@ def test_readme_setup_runs_the_main_job():
     """The README's first setup command ends in the offline main job, which the runner executes."""
     setup = next(b for b in BLOCKS if b.path == "README.md" and b.lang == "bash")
     run, other = zoo_commands(setup.code)
-    assert run and run[0].startswith("zoo reconstruct --model flextok.demo_tiny"), run
+    assert run and run[0].startswith("zoo reconstruct --model flextok.demo_128"), run
     assert other[:2] == ["pip install torch==2.13.0", 'pip install -e ".[dev]"'], other
     assert "python -m pytest -q" in other
 

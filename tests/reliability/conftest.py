@@ -37,7 +37,7 @@ def patchvq_model(patchvq_release):
 def flextok_demo():
     import zoo
 
-    return zoo.load("flextok.demo_tiny")
+    return zoo.load("flextok.demo_128")
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def own_tokens(env):
 
 
 def flex_tokens(env):
-    return env.flextok.encode(torch.zeros(1, 3, 64, 64))
+    return env.flextok.encode(torch.zeros(1, 3, 128, 128))
 
 
 ROWS = [
@@ -58,11 +58,11 @@ ROWS = [
         check=lambda x: x.shape == (2, 3, 32, 32)),
     Row("foreign-codebook-size", dec(lambda env: replace(own_tokens(env), tokenizer="", codebook_size=128)), TokenError,
         ("codebook of 128", "has 64")),
-    Row("flextok-tokens-to-patchvq", dec(flex_tokens), TokenError, ("made by 'flextok.demo_tiny'",)),
-    Row("patchvq-tokens-to-flextok", fdec(own_tokens), TokenError, ("made by 'patchvq.tiny'", "flextok.demo_tiny")),
-    Row("flextok-too-many-tokens", fdec(ids(1, 33)), TokenError, ("1..32 tokens",)),
+    Row("flextok-tokens-to-patchvq", dec(flex_tokens), TokenError, ("made by 'flextok.demo_128'",)),
+    Row("patchvq-tokens-to-flextok", fdec(own_tokens), TokenError, ("made by 'patchvq.tiny'", "flextok.demo_128")),
+    Row("flextok-too-many-tokens", fdec(ids(1, 65)), TokenError, ("1..64 tokens",)),
     Row("flextok-3d-ids", fdec(ids(1, 2, 8)), TokenError, ("[b, n]",)),
-    Row("flextok-id-out-of-fsq-range", fdec(ids(1, 4, fill=64000)), TokenError, ("64000 entries",)),
+    Row("flextok-id-out-of-fsq-range", fdec(ids(1, 4, fill=40)), TokenError, ("40 entries",)),
     Row("flextok-nan-guidance", fdec(ids(1, 4), guidance_scale=float("nan")), InputError, ("guidance scale", "finite")),
     Row("flextok-inf-guidance", fdec(ids(1, 4), guidance_scale=float("inf")), InputError, ("finite",)),
     Row("flextok-string-guidance", fdec(ids(1, 4), guidance_scale="7.5"), InputError, ("guidance scale",)),
@@ -73,7 +73,7 @@ ROWS = [
     Row("flextok-norm-guidance-int", fdec(ids(1, 4), norm_guidance=1), InputTypeError, ("norm_guidance",)),
     Row("flextok-latent-size-zero", fdec(ids(1, 4), latent_size=0), InputError, ("latent_size", "positive")),
     Row("flextok-latent-size-negative", fdec(ids(1, 4), latent_size=(4, -1)), InputError, ("latent_size",)),
-    Row("flextok-prefix-ok", fdec(lambda env: flex_tokens(env).truncate(3)), check=lambda x: x.shape == (1, 3, 64, 64) and bool(torch.isfinite(x).all())),
+    Row("flextok-prefix-ok", fdec(lambda env: flex_tokens(env).truncate(3)), check=lambda x: x.shape == (1, 3, 128, 128) and bool(torch.isfinite(x).all())),
     Row("tokens-ids-not-tensor", lambda env: Tokens(ids=[[1, 2]], codebook_size=4), InputTypeError, ("got list",)),
     Row("tokens-ids-1d", lambda env: Tokens(ids=torch.zeros(4, dtype=torch.long), codebook_size=4), TokenError, ("[b, n]",)),
     Row("tokens-codebook-zero", lambda env: Tokens(ids=ids(1, 4), codebook_size=0), InputTypeError, ("positive int",)),

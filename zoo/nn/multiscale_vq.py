@@ -149,7 +149,8 @@ class MultiScaleResidualVQ(nn.Module):
 
     def __init__(self, codebook_size: int, dim: int, scales: Sequence[int | Sequence[int]], *,
                  phi_ratio: float = 0.5, phi_sharing: int = 4, phi_count: int = 0, phi_kernel: int = 3,
-                 l2_norm: bool = False, down_mode: str = "area", up_mode: str = "bicubic"):
+                 l2_norm: bool = False, down_mode: str = "area", up_mode: str = "bicubic",
+                 codebook: nn.Module | None = None):
         super().__init__()
         if phi_sharing < 0 or phi_count < 0:
             raise ConfigError(f"phi_sharing and phi_count must be >= 0, got {phi_sharing}, {phi_count}")
@@ -167,7 +168,13 @@ class MultiScaleResidualVQ(nn.Module):
             self.quant_resi = PhiShared(make())
         else:
             self.quant_resi = PhiPartiallyShared(nn.ModuleList([make() for _ in range(phi_sharing)]))
-        self.embedding = nn.Embedding(self.codebook_size, self.dim)
+        # ``codebook``: any module mapping ids -> codes with a ``nearest(rows) -> ids`` method (e.g.
+        # zoo.nn.dual_codebook.DualCodebook); its keys live under ``embedding.``.
+        if codebook is not None and (getattr(codebook, "codebook_size", None), getattr(codebook, "dim", None)) != (
+                self.codebook_size, self.dim):
+            raise ConfigError(f"codebook holds {getattr(codebook, 'codebook_size', '?')} x {getattr(codebook, 'dim', '?')} "
+                              f"codes, the quantizer was built for {self.codebook_size} x {self.dim}")
+        self.embedding = codebook if codebook is not None else nn.Embedding(self.codebook_size, self.dim)
 
     # ------------------------------------------------------------------ pieces
     def _scales(self, scales: Sequence[int | Sequence[int]] | None) -> tuple[Scale, ...]:
@@ -190,6 +197,8 @@ class MultiScaleResidualVQ(nn.Module):
         return F.interpolate(x, size=size, mode=mode)
 
     def _nearest(self, z: torch.Tensor) -> torch.Tensor:
+        if hasattr(self.embedding, "nearest"):  # a custom codebook searches itself
+            return self.embedding.nearest(z)
         if self.l2_norm:  # the reference's argmax of cosine similarity
             z = F.normalize(z, dim=-1)
             return torch.argmax(z @ F.normalize(self.embedding.weight.T, dim=0), dim=1)
@@ -245,7 +254,8 @@ class MultiScaleResidualVQ(nn.Module):
         if len(codes) > len(sc):
             raise TokenError(f"{len(codes)} scales of codes but the schedule has {len(sc)}")
         b = codes[0].shape[0]
-        f_hat = codes[0].new_zeros(b, self.dim, *sc[-1], dtype=torch.float32)
+        # accumulate in float32 at least (float64 codes stay float64)
+        f_hat = codes[0].new_zeros(b, self.dim, *sc[-1], dtype=torch.promote_types(codes[0].dtype, torch.float32))
         partial = []
         for k, h in enumerate(codes):
             f_hat.add_(self.upsampled_code(k, h, sc))

@@ -1,0 +1,178 @@
+"""TokenFlow against ByteFlow-AI/TokenFlow (reference run from a mirror in /tmp, random weights).
+
+Fixtures (``tests/fixtures/tokenflow/{clipb,siglip}.pt``): the reference ``TokenFlow`` at the
+released structure with shrunk widths (teacher width 64, 2 layers; conv ch 32, ch_mult [1]*5 so
+the 16x downsampling and the teacher grids are the released ones: 16x16 at 256 px for CLIP with
+``infer_interpolate``, 27x27 at 384 px for SigLIP with the conv branch at 432 px), weights rounded
+to float16 (stored so), a data-driven 512-code dual codebook (rows of the features of other
+images at every scale, shared index), run in float64. Patched in the reference: the constructors
+that download (``clip.load_clip_vision`` -> ``VisionTransformer`` from config, minus ``proj``;
+``SiglipVisionModel.from_pretrained`` -> ``SiglipVisionModel(SiglipVisionConfig(...))``), the
+default widths (``get_model_default_params`` embed_dim/heads, Encoder/Decoder ``ch`` and blocks),
+and ``transformers.modeling_utils.get_parameter_device/dtype`` (gone in transformers 5).
+
+Tolerances (float64): latents atol 1e-9, ids equal (every position), decode of the reference's
+ids (pixels and semantic features) atol 1e-9. ``manifests.json``: the reference's key/shape
+manifest of both released configs built on the meta device.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from zoo_plugins.tokenflow.builder import DROPPED_KEYS, TokenFlowBuilder, from_reference
+from zoo_plugins.tokenflow.config import TokenFlowConfig
+from zoo_plugins.tokenflow.model import TokenFlow
+
+import zoo
+from zoo.builders import CheckpointFiles
+from zoo.errors import CheckpointError, ConfigError, MediaError, TokenError
+from zoo.interfaces import Tokens
+from zoo.testing.weights import assert_manifest_equal, state_manifest
+
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "tokenflow"
+ATOL = 1e-9
+SMALL = dict(codebook_size=512, z_channels=32, ch=32, num_res_blocks=1, encoder_ch_mult=[1] * 5,
+             decoder_ch_mult=[1] * 5, decoder_ch=32, decoder_num_res_blocks=2, teacher_width=64, teacher_layers=2,
+             teacher_heads=2, vqkd_decoder_heads=2)
+CASES = {
+    "clipb": TokenFlowConfig(**SMALL, teacher="clipb_224", enhanced_decoder=True, vqkd_out_dim=512),
+    "siglip": TokenFlowConfig(**SMALL, teacher="siglip_384", enhanced_decoder=False, vqkd_out_dim=1152,
+                              teacher_patch_size=14, teacher_image_size=384, vqkd_decoder_grid=27, teacher_intermediate_size=128,
+                              image_size=384, scales=[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 17, 22, 27]),
+}
+
+
+def _fixture(case: str) -> dict:
+    return torch.load(FIX / f"{case}.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def recorded(request):
+    fx = _fixture(request.param)
+    cfg = CASES[request.param]
+    model = TokenFlow(cfg).eval()
+    model.load_state_dict(TokenFlowBuilder().convert(fx["state"], cfg), strict=True)
+    model.double()
+    x = F.interpolate(fx["low"].double(), size=(fx["size"], fx["size"]), mode="bicubic").clamp(-1, 1)
+    return request.param, model, fx, x
+
+
+# --------------------------------------------------------------------------- parity
+
+
+def test_latents_match_the_reference(recorded):
+    _, model, fx, x = recorded
+    torch.testing.assert_close(model.encode_latents(x).float(), fx["latents"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(model.encode_latents(x), _latents64(model, x), atol=0, rtol=0)
+
+
+def _latents64(model, x):  # the stages by hand: the public method is the composition
+    sem = model.semantic_features(x)
+    return torch.cat([sem, model.pixel_features(x, sem.shape[-1])], 1)
+
+
+def test_ids_equal_the_reference(recorded):
+    _, model, fx, x = recorded
+    tok = model.encode(x)
+    assert tok.ids.shape == fx["ids"].shape
+    assert torch.equal(tok.ids, fx["ids"]), f"{int((tok.ids != fx['ids']).sum())} ids differ"
+    assert tok.meta["scales"] == model.scales
+    assert fx["ids"].unique().numel() > 50  # the codebook is data-driven: many codes in use
+
+
+def test_summed_codes_match_the_reference(recorded):
+    _, model, fx, _ = recorded
+    torch.testing.assert_close(model.codes(fx["ids"]).float(), fx["quant"], atol=1e-6, rtol=0)
+
+
+def test_decode_of_the_reference_ids(recorded):
+    _, model, fx, _ = recorded
+    pix = model.decode(fx["ids"], clamp=False)
+    assert pix.shape[-1] == fx["size"]
+    torch.testing.assert_close(pix[:, :, ::4, ::4], fx["pixels_sub"].double(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(pix.sum(dim=(1, 2, 3)), fx["pixels_sum"], atol=ATOL * pix[0].numel(), rtol=0)
+    sem = model.decode_semantic(fx["ids"])
+    torch.testing.assert_close(sem[:, ::4, ::8], fx["semantic_sub"].double(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(sem.sum(dim=(1, 2)), fx["semantic_sum"], atol=ATOL * sem[0].numel(), rtol=0)
+
+
+def test_prefix_of_whole_scales_decodes(recorded):
+    _, model, fx, _ = recorded
+    n = sum(s * s for s in model.scales[:3])
+    full = model.quantize.decode([fx["ids"][:, :1], fx["ids"][:, 1:1 + model.scales[1] ** 2],
+                                  fx["ids"][:, 1 + model.scales[1] ** 2:n]])
+    torch.testing.assert_close(model.codes(fx["ids"][:, :n]), full)
+    assert model.decode(fx["ids"][:, :n]).shape[-1] == fx["size"]
+    with pytest.raises(TokenError, match="whole scales"):
+        model.decode(fx["ids"][:, :n + 1])
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+@pytest.mark.parametrize("card, teacher", [("tokenflow.clipb_32k", "clipb_224"), ("tokenflow.siglip_32k", "siglip_384")])
+def test_published_configs_load_the_reference_keys_strictly(card, teacher):
+    ref = json.loads((FIX / "manifests.json").read_text())[teacher]
+    expected = {k: (tuple(s), "float32") for k, s in ref.items()}
+    model = zoo.load(card, pretrained=False, device="meta")
+    converted = from_reference({k: v for k, v in expected.items()}, model.config)
+    assert_manifest_equal(converted, state_manifest(model), what=card)
+    assert set(DROPPED_KEYS) <= set(expected)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _tiny() -> TokenFlow:
+    return TokenFlow(CASES["clipb"]).eval()
+
+
+def test_checkpoint_entries_and_dropped_keys(tmp_path):
+    fx = _fixture("clipb")
+    state = {k: v.float() for k, v in fx["state"].items()}
+    state["quantize.codebook_used"] = torch.zeros(131072)
+    b = TokenFlowBuilder()
+    for entry in ("ema", "model", "state_dict"):
+        torch.save({entry: state, "args": "unused"}, tmp_path / "w.pt")
+        ck = b.read_checkpoint(CheckpointFiles(paths={"w.pt": tmp_path / "w.pt"}))
+        model = _tiny()
+        model.load_state_dict(b.convert(ck.state_dict, CASES["clipb"]), strict=True)
+    torch.save({"encoder.conv_in.weight": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a TokenFlow checkpoint"):
+        b.read_checkpoint(CheckpointFiles(paths={"other.pt": tmp_path / "other.pt"}))
+
+
+def test_unknown_teacher_is_a_config_error():
+    with pytest.raises(ConfigError, match="vitamin_xlarge_256"):
+        TokenFlowConfig(teacher="vitamin_xlarge_256")
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (torch.zeros(1, 3, 128, 128), MediaError, "256"),
+    (torch.full((1, 3, 256, 256), float("nan")), MediaError, "NaN|finite"),
+    (torch.zeros(3, 256, 256), MediaError, r"\[B, 3, H, W\]|4-D|rank|dimensions"),
+    (torch.zeros(0, 3, 256, 256), MediaError, "no images"),
+])
+def test_bad_images_are_refused(bad, error, match):
+    with pytest.raises(error, match=match):
+        _tiny().encode(bad)
+
+
+def test_bad_tokens_are_refused():
+    model = _tiny()
+    with pytest.raises(TokenError):
+        model.decode(torch.full((1, 5), 10_000))  # out of range (codebook 512), 5 = 1 + 4
+    with pytest.raises(TokenError, match="made by"):
+        model.decode(Tokens(ids=torch.zeros(1, 5, dtype=torch.long), codebook_size=512, tokenizer="llamagen_vq"))
+    with pytest.raises(TokenError, match="codebook of 1024"):
+        model.decode(Tokens(ids=torch.zeros(1, 5, dtype=torch.long), codebook_size=1024, tokenizer="tokenflow"))
+    with pytest.raises(TokenError):
+        model.decode("not tokens")
