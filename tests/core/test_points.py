@@ -163,3 +163,18 @@ def test_render_points_draws_every_panel(tmp_path):
     w = img.shape[1]
     for panel in (img[:, : w // 2], img[:, w // 2:]):
         assert (panel.sum(-1) < 600).sum() > 100  # each panel holds drawn points
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("distance", ["exact", "matmul"])
+def test_knn_equals_a_stable_sort_on_tie_heavy_grids(seed, distance):
+    """The topk fast path with its tie handling gives exactly the first k of a stable sort."""
+    g = torch.Generator().manual_seed(seed)
+    q, p = torch.randint(-2, 3, (2, 6, 3), generator=g).float(), torch.randint(-2, 3, (2, 50, 3), generator=g).float()
+    for k in (1, 7, 25, 50):
+        _, idx = P.knn(q, p, k, distance=distance)
+        if distance == "exact":
+            full = ((q[:, :, None] - p[:, None]) ** 2).sum(-1)
+        else:
+            full = -2 * q @ p.transpose(1, 2) + (q**2).sum(-1)[..., None] + (p**2).sum(-1)[:, None]
+        assert torch.equal(idx, torch.sort(full, dim=-1, stable=True).indices[..., :k])
