@@ -2,7 +2,7 @@
 engine (1 and 2 actors), scaling efficiency, and the per-item cost breakdown.
 
 One run on generated JPEGs (``--items`` images of ``--width`` x ``--height``, decoded and resized
-to the model's size) with ``--model`` (default ``flextok.demo_tiny``, embedded weights, offline).
+to the model's size) with ``--model`` (default ``flextok.demo_128``, embedded weights, offline).
 
 * **Throughput** (wall clock): each configuration tokenizes the same items through the engine
   (``zoo.datasets.engines.run_local`` / ``run_ray``, shards written by the same writer as
@@ -133,7 +133,7 @@ def measure(kind: str, count: int, spec, model, loader, items, args, tmp: Path) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="flextok.demo_tiny")
+    parser.add_argument("--model", default="flextok.demo_128")
     parser.add_argument("--items", type=int, default=96)
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--height", type=int, default=384)

@@ -21,7 +21,7 @@ __all__ = ["add_commands"]
 
 @click.command("tokenize")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--model", "model_name", required=True, help="Tokenizer name, e.g. flextok.demo_tiny.")
+@click.option("--model", "model_name", required=True, help="Tokenizer name, e.g. flextok.demo_128.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory (new, empty, or an unfinished run to resume).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Items per encode call.")

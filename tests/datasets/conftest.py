@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+DEMO = "flextok.demo_128"  # the embedded demo image tokenizer (weights inside the package, offline)
+
 
 def png_bytes(seed: int, size: tuple[int, int] = (20, 24)) -> bytes:
     from PIL import Image

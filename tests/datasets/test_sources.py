@@ -8,7 +8,7 @@ import torch
 from zoo.datasets import Item, ItemLoader, list_items
 from zoo.errors import InputError, MediaError
 
-from .conftest import png_bytes, wav_bytes, write_parquet, write_tar
+from .conftest import DEMO, png_bytes, wav_bytes, write_parquet, write_tar
 
 
 def test_directory_walk_is_recursive_sorted_and_lists_what_it_ignores(image_dir):
@@ -121,13 +121,13 @@ def test_audio_loader_mixes_to_mono_and_resamples(tmp_path):
 def test_loader_for_a_model_reads_its_card():
     import zoo
 
-    model = zoo.load("flextok.demo_tiny")
+    model = zoo.load(DEMO)
     loader = ItemLoader.for_model(model)
-    assert (loader.modality, loader.image_size, loader.model) == ("image", 64, "flextok.demo_tiny")
+    assert (loader.modality, loader.image_size, loader.model) == ("image", model.image_size, model.card.name)
     import pickle
 
     assert pickle.loads(pickle.dumps(loader)) == loader
-    with pytest.raises(MediaError, match="x.wav is an audio input; flextok.demo_tiny takes image"):
+    with pytest.raises(MediaError, match=f"x.wav is an audio input; {model.card.name} takes image"):
         loader.load(Item("x.wav", "/nonexistent/x.wav", modality="audio"))
 
 

@@ -20,7 +20,7 @@ from zoo.datasets.shards import STATE_DIR, item_row, read_shard, write_shard
 from zoo.errors import InputError
 from zoo.interfaces import Latents, MultiRateTokens, Tokens
 
-from .conftest import png_bytes, wav_bytes, write_parquet, write_tar
+from .conftest import DEMO, png_bytes, wav_bytes, write_parquet, write_tar
 
 pytest.importorskip("pyarrow", reason="zoo tokenize writes Parquet: pip install 'zoo[datasets]'")
 
@@ -32,7 +32,7 @@ def tree(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def flextok():
-    return zoo.load("flextok.demo_tiny")
+    return zoo.load(DEMO)
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_tokens_match_the_model_and_failures_are_listed(flextok, images, tmp_pat
     assert "11 items: 9 written, 2 failed, 1 ignored" in summary.line()
     manifest = json.loads((out / "manifest.json").read_text())
     assert sorted(os.listdir(out)) == ["manifest.json", "part-00000.parquet", "part-00001.parquet"]  # shard 2: all failed
-    assert (manifest["model"], manifest["revision"], manifest["format"]) == ("flextok.demo_tiny", "not pinned", "zoo-tokens/1")
+    assert (manifest["model"], manifest["revision"], manifest["format"]) == (flextok.card.name, "not pinned", "zoo-tokens/1")
     assert manifest["settings"] == {"batch_size": 4, "shard_size": 5, "tokens": 8, "latents_dtype": "float32", "column": None}
     assert [(s["rows"], s["file"]) for s in manifest["shards"]] == [(5, "part-00000.parquet"), (4, "part-00001.parquet"),
                                                                     (0, None)]
@@ -63,7 +63,7 @@ def test_tokens_match_the_model_and_failures_are_listed(flextok, images, tmp_pat
                                                                                     "c2/speech.wav": "MediaError"}
     assert "takes image" in next(f["error"] for f in manifest["failures"] if f["key"] == "c2/speech.wav")
     assert manifest["ignored"] == [{"key": "README.txt", "reason": "not an image, audio, Parquet or tar file (by extension)"}]
-    assert manifest["tokens"]["type"] == "tokens" and manifest["tokens"]["codebook_size"] == 64000
+    assert manifest["tokens"]["type"] == "tokens"
     batches = list(zoo.read_tokens(out))
     keys = [k for b in batches for k in b.keys]
     assert keys == sorted(keys) and len(keys) == 9 and "c1/corrupt.png" not in keys
@@ -71,9 +71,10 @@ def test_tokens_match_the_model_and_failures_are_listed(flextok, images, tmp_pat
 
     paths = [images / k for k in keys]
     with torch.inference_mode():
-        expected = flextok.encode(load_images(paths, size=64)).truncate(8)
+        expected = flextok.encode(load_images(paths, size=flextok.image_size)).truncate(8)
+    assert manifest["tokens"]["codebook_size"] == expected.codebook_size == batches[0].tokens.codebook_size
     got = torch.cat([b.tokens.ids for b in batches])
-    assert isinstance(batches[0].tokens, Tokens) and batches[0].tokens.tokenizer == "flextok.demo_tiny"
+    assert isinstance(batches[0].tokens, Tokens) and batches[0].tokens.tokenizer == flextok.card.name
     assert torch.equal(got, expected.ids)
     small = list(zoo.read_tokens(out, batch_size=2))
     assert [len(b) for b in small] == [2, 2, 1, 2, 2]
@@ -147,7 +148,7 @@ def test_a_directory_never_mixes_two_runs(flextok, images, tmp_path, change, mat
     model = flextok
     inputs = [images]
     if kwargs.pop("model", None):
-        model = zoo.load("flextok.demo_tiny", default_steps=2)
+        model = zoo.load(DEMO, default_steps=2)
     if kwargs.pop("inputs", None):
         inputs = [images / "c0"]
     with pytest.raises(InputError, match=match):
@@ -253,7 +254,7 @@ def test_cli_tokenize_and_detokenize(images, tmp_path):
     from zoo.cli import cli
 
     out = tmp_path / "tok"
-    args = ["tokenize", "--model", "flextok.demo_tiny", str(images / "c0"), str(images / "c1"), "--out", str(out),
+    args = ["tokenize", "--model", DEMO, str(images / "c0"), str(images / "c1"), "--out", str(out),
             "--workers", "0", "--tokens", "4", "--no-progress"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
@@ -266,14 +267,15 @@ def test_cli_tokenize_and_detokenize(images, tmp_path):
     assert written == ["00.png", "01.png", "03.png", "04.png"]
     from PIL import Image
 
-    assert Image.open(tmp_path / "media" / "00.png").size == (64, 64)
+    size = zoo.load(DEMO).image_size
+    assert Image.open(tmp_path / "media" / "00.png").size == (size, size)
 
 
 _KILL_SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
 import zoo
-zoo.tokenize("flextok.demo_tiny", [sys.argv[1]], sys.argv[2], workers=0, batch_size=1, shard_size=1, progress=False)
+zoo.tokenize(sys.argv[3], [sys.argv[1]], sys.argv[2], workers=0, batch_size=1, shard_size=1, progress=False)
 """
 
 
@@ -281,9 +283,9 @@ zoo.tokenize("flextok.demo_tiny", [sys.argv[1]], sys.argv[2], workers=0, batch_s
 def test_sigkill_mid_run_then_restart_gives_identical_output(images, tmp_path):
     """A real kill: the run is SIGKILLed as soon as its second shard exists, then restarted."""
     clean = tmp_path / "clean"
-    zoo.tokenize("flextok.demo_tiny", [images], clean, workers=0, batch_size=1, shard_size=1, progress=False)
+    zoo.tokenize(DEMO, [images], clean, workers=0, batch_size=1, shard_size=1, progress=False)
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(images), str(out)])
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(images), str(out), DEMO])
     deadline = time.monotonic() + 120
     while not (out / "part-00001.parquet").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -291,7 +293,7 @@ def test_sigkill_mid_run_then_restart_gives_identical_output(images, tmp_path):
     proc.wait()
     assert not (out / "manifest.json").exists(), "the run finished before it could be killed"
     assert (out / STATE_DIR).is_dir()
-    subprocess.run([sys.executable, "-c", _KILL_SCRIPT, str(images), str(out)], check=True)
+    subprocess.run([sys.executable, "-c", _KILL_SCRIPT, str(images), str(out), DEMO], check=True)
     assert tree(out) == tree(clean)
 
 
@@ -305,7 +307,7 @@ def test_detokenize_refuses_a_model_with_another_config(flextok, images, tmp_pat
     from zoo.datasets.detokenize import detokenize
 
     zoo.tokenize(flextok, [images / "c0"], tmp_path / "tok", workers=0, progress=False)
-    other = zoo.load("flextok.demo_tiny", default_steps=2)
+    other = zoo.load(DEMO, default_steps=2)
     with pytest.raises(InputError, match="config hash"):
         detokenize(tmp_path / "tok", tmp_path / "media", model=other)
     assert [p.name for p in detokenize(tmp_path / "tok", tmp_path / "media", model=flextok, limit=2)] == ["00.png", "03.png"]
@@ -321,7 +323,7 @@ def test_cli_refuses_bad_engine_arguments(images, tmp_path, args, message):
 
     from zoo.cli import cli
 
-    result = CliRunner().invoke(cli, ["tokenize", "--model", "flextok.demo_tiny", str(images), "--out", str(tmp_path / "t"),
+    result = CliRunner().invoke(cli, ["tokenize", "--model", DEMO, str(images), "--out", str(tmp_path / "t"),
                                       *args])
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "t").exists()

@@ -10,7 +10,7 @@ import torch
 
 import zoo
 
-from .conftest import png_bytes, wav_bytes
+from .conftest import DEMO, png_bytes, wav_bytes
 from .test_tokenize import tree
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs Ray: pip install 'zoo[ray]'")
@@ -37,8 +37,8 @@ def local_ray():
 
 def test_ray_runtime_matches_the_local_engine(local_ray, images, tmp_path):
     args = {"batch_size": 3, "shard_size": 4, "tokens": 16, "progress": False}
-    zoo.tokenize("flextok.demo_tiny", [images], tmp_path / "local", workers=0, **args)
-    summary = zoo.tokenize("flextok.demo_tiny", [images], tmp_path / "ray", engine="ray", actors=1, **args)
+    zoo.tokenize(DEMO, [images], tmp_path / "local", workers=0, **args)
+    summary = zoo.tokenize(DEMO, [images], tmp_path / "ray", engine="ray", actors=1, **args)
     assert (summary.written, summary.failed, summary.engine) == (7, 1, "ray")
     assert tree(tmp_path / "ray") == tree(tmp_path / "local")
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
@@ -70,8 +70,8 @@ def test_two_node_cluster_with_two_actors(images, tmp_path):
         ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2
         args = {"batch_size": 2, "shard_size": 3, "progress": False}
-        zoo.tokenize("flextok.demo_tiny", [images], tmp_path / "local", workers=0, **args)
-        summary = zoo.tokenize("flextok.demo_tiny", [images], tmp_path / "cluster", engine="ray", actors=2, **args)
+        zoo.tokenize(DEMO, [images], tmp_path / "local", workers=0, **args)
+        summary = zoo.tokenize(DEMO, [images], tmp_path / "cluster", engine="ray", actors=2, **args)
         assert (summary.written, summary.failed) == (7, 1)
         assert tree(tmp_path / "cluster") == tree(tmp_path / "local")
     finally:

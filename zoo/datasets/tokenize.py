@@ -9,7 +9,7 @@ the state folder, so an interrupted-then-resumed run leaves the same bytes as an
 one. A directory that holds another run (other model, settings or inputs) is refused.
 
 Example:
-    >>> tokenize("flextok.demo_tiny", [], "/tmp/never")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    >>> tokenize("flextok.demo_128", [], "/tmp/never")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     zoo.errors.InputError: no inputs given: ...
 """
