@@ -126,6 +126,16 @@ class TokenFlow(ZooModel, nn.Module):
     def scales(self) -> list[int]:
         return [int(s) for s in self.config.scales]
 
+    @property
+    def num_tokens(self) -> int:
+        """Ids per image: the sum of ``s * s`` over the scales (680 for clipb_32k)."""
+        return sum(s * s for s in self.scales)
+
+    @property
+    def prefix_lengths(self) -> list[int]:
+        """The lengths :meth:`decode` accepts: whole scales, coarse first (``zoo reconstruct --tokens``)."""
+        return [sum(t * t for t in self.scales[:k + 1]) for k in range(len(self.scales))]
+
     def _name(self) -> str:
         card = getattr(self, "card", None)
         return getattr(card, "name", "") or "tokenflow"
@@ -173,8 +183,8 @@ class TokenFlow(ZooModel, nn.Module):
             per_scale.append(ids[:, pos:pos + s * s])
             pos += s * s
         if pos != ids.shape[1]:
-            ends = [sum(t * t for t in self.scales[:k + 1]) for k in range(len(self.scales))]
-            raise TokenError(f"{self._name()} decodes whole scales: {ids.shape[1]} ids is not one of the prefix lengths {ends}")
+            raise TokenError(f"{self._name()} decodes whole scales: {ids.shape[1]} ids is not one of the prefix "
+                             f"lengths {self.prefix_lengths}")
         return self.quantize.decode(per_scale)
 
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
@@ -211,7 +221,11 @@ class TokenFlow(ZooModel, nn.Module):
             raise TokenError(f"tokens have codebook_size {tok.codebook_size}, {self._name()} uses {self.codebook_size}")
         if tok.ids.dim() != 2:
             raise TokenError(f"{self._name()} decodes ids [B, L] (one codebook), got {tuple(tok.ids.shape)}")
-        return tok.ids.to(self.quant_conv.weight.device).long()
+        n = int(tok.lengths.max()) if tok.ids.shape[0] else 0
+        if bool((tok.lengths != n).any()):
+            raise TokenError(f"{self._name()} decodes one prefix length per batch, got lengths {tok.lengths.tolist()}: "
+                             "decode items of different lengths separately")
+        return tok.ids[:, :n].to(self.quant_conv.weight.device).long()
 
     @torch.no_grad()
     def decode(self, tokens: Any, clamp: bool = True) -> torch.Tensor:

@@ -112,6 +112,17 @@ def test_prefix_of_whole_scales_decodes(recorded):
         model.decode(fx["ids"][:, :n + 1])
 
 
+def test_truncated_tokens_decode_their_prefix(recorded):
+    """``Tokens.truncate`` (what ``zoo reconstruct --tokens`` does) decodes the coarse scales only."""
+    _, model, fx, _ = recorded
+    tok = Tokens(ids=fx["ids"], codebook_size=512, tokenizer="tokenflow")
+    n = model.prefix_lengths[2]
+    assert model.prefix_lengths[-1] == model.num_tokens == fx["ids"].shape[1]
+    torch.testing.assert_close(model.decode(tok.truncate(n)), model.decode(fx["ids"][:, :n]))
+    with pytest.raises(TokenError, match="one prefix length"):
+        model.decode(tok.truncate(torch.tensor([n, model.prefix_lengths[3]])))
+
+
 # --------------------------------------------------------------------------- manifests
 
 
