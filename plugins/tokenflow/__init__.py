@@ -4,7 +4,7 @@ Apache-2.0 code). Registers the ``tokenflow`` builder; cards ``tokenflow.*`` liv
 
     >>> import zoo                                                       # doctest: +SKIP
     >>> tf = zoo.load("tokenflow")            # tokenflow.clipb_32k        # doctest: +SKIP
-    >>> tokens = tf.encode(images)            # ids [B, 680] over 9 scales  # doctest: +SKIP
+    >>> tokens = tf.encode(images)            # ids [B, 817] over 9 scales  # doctest: +SKIP
     >>> images = tf.decode(tokens)            # [B, 3, 256, 256] in [-1, 1] # doctest: +SKIP
 """
 

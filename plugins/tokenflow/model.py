@@ -128,7 +128,7 @@ class TokenFlow(ZooModel, nn.Module):
 
     @property
     def num_tokens(self) -> int:
-        """Ids per image: the sum of ``s * s`` over the scales (680 for clipb_32k)."""
+        """Ids per image: the sum of ``s * s`` over the scales (817 for clipb_32k, 2227 for siglip_32k)."""
         return sum(s * s for s in self.scales)
 
     @property

@@ -133,6 +133,7 @@ def test_published_configs_load_the_reference_keys_strictly(card, teacher):
     model = zoo.load(card, pretrained=False, device="meta")
     converted = from_reference({k: v for k, v in expected.items()}, model.config)
     assert_manifest_equal(converted, state_manifest(model), what=card)
+    assert model.num_tokens == int(str(zoo.get_card(card).tokens.length).split()[0])  # the card's token count
     assert set(DROPPED_KEYS) <= set(expected)
 
 
