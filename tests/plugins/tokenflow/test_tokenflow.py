@@ -188,3 +188,31 @@ def test_bad_tokens_are_refused():
         model.decode(Tokens(ids=torch.zeros(1, 5, dtype=torch.long), codebook_size=1024, tokenizer="tokenflow"))
     with pytest.raises(TokenError):
         model.decode("not tokens")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_zoo_reconstruct_writes_a_coarse_to_fine_grid(tmp_path, monkeypatch):
+    """``zoo reconstruct --tokens`` on TokenFlow: one column per whole-scale prefix (the small
+    fixture model stands in for the released one; the command path is the same)."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from zoo.cli import cli
+
+    fx = _fixture("clipb")
+    model = TokenFlow(CASES["clipb"]).eval()
+    model.load_state_dict(TokenFlowBuilder().convert(fx["state"], CASES["clipb"]), strict=True)
+    monkeypatch.setattr(zoo, "load", lambda *a, **k: model)
+    src = tmp_path / "in.png"
+    Image.fromarray((torch.rand(64, 80, 3) * 255).byte().numpy()).save(src)
+    out = tmp_path / "grid.png"
+    counts = ",".join(map(str, model.prefix_lengths[:2] + [model.num_tokens]))
+    result = CliRunner().invoke(cli, ["reconstruct", str(src), "--model", "tokenflow.clipb_32k", "--tokens", counts,
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).width >= 4 * 256
+    bad = CliRunner().invoke(cli, ["reconstruct", str(src), "--model", "tokenflow.clipb_32k", "--tokens", "3",
+                                   "--out", str(tmp_path / "bad.png")])
+    assert bad.exit_code != 0 and "whole scales" in bad.output
