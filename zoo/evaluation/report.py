@@ -161,7 +161,7 @@ class EvalReport:
         for row in self.rows:
             setting = row["codebooks"] if audio else row["tokens"]
             if setting is None:
-                setting = (self.models.get(row["model"], {}).get("codebooks", "all") if audio
+                setting = (self.models.get(row["model"], {}).get("codebooks", 1) if audio
                            else _fmt(row["tokens_per_item"], 0))
             rate = _fmt(row.get("kbps"), 2) if audio else _fmt(row["bits_per_item"], 0)
             cells = [row["model"], str(setting), rate]
