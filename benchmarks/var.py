@@ -141,7 +141,7 @@ def main() -> None:
         if rvar is not None:
             row["images_max_abs_diff"] = float(((out.media + 1) / 2 - rimg).abs().max())
         rows.append(row)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        print({k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         run.write(rows, notes=NOTES)  # after every batch size: a run cut short keeps what it measured
     run.write(rows, notes=NOTES)
 
