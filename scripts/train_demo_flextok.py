@@ -71,14 +71,14 @@ import torch.nn.functional as F
 # name -> (package, how to load, licence as the package states it)
 SOURCES: dict[str, tuple[str, str, str]] = {
     # colour
-    "astronaut": ("scikit-image", "skimage.data.astronaut", "public domain (NASA Great Images database)"),
+    "astronaut": ("scikit-image", "skimage.data.astronaut", "no known copyright restrictions (NASA Great Images database)"),
     "immunohistochemistry": ("scikit-image", "skimage.data.immunohistochemistry", "no known copyright restrictions (CMMI)"),
     "retina": ("scikit-image", "skimage.data.retina", "CC0 1.0 (Häggström, Wikimedia Commons)"),
     "hubble_deep_field": ("scikit-image", "skimage.data.hubble_deep_field", "public domain (NASA)"),
-    "colorwheel": ("scikit-image", "skimage.data.colorwheel", "CC0 (scikit-image)"),
-    "logo": ("scikit-image", "skimage.data.logo", "CC0 (scikit-image logo)"),
+    "colorwheel": ("scikit-image", "skimage.data.colorwheel", "not stated by scikit-image (BSD-3-Clause package data; unverified)"),
+    "logo": ("scikit-image", "skimage.data.logo", "not stated by scikit-image (its logo; BSD-3-Clause package data; unverified)"),
     "china": ("scikit-learn", "sklearn.datasets.load_sample_image('china.jpg')", "CC BY 2.0 (danielbuechele, Flickr)"),
-    "grace_hopper": ("matplotlib", "matplotlib sample_data/grace_hopper.jpg", "public domain (U.S. Navy photograph)"),
+    "grace_hopper": ("matplotlib", "matplotlib sample_data/grace_hopper.jpg", "public domain (U.S. Navy photograph; matplotlib states no licence: unverified)"),
     # grey (trained as grey or with a random duotone colouring)
     "camera": ("scikit-image", "skimage.data.camera", "CC0 (Lav Varshney)"),
     "brick": ("scikit-image", "skimage.data.brick", "CC0 (CC0Textures)"),
@@ -89,14 +89,14 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "cell": ("scikit-image", "skimage.data.cell", "CC0"),
     "horse": ("scikit-image", "skimage.data.horse", "CC0 (Andreas Preuss)"),
     "text": ("scikit-image", "skimage.data.text", "public domain (Wikipedia)"),
-    "page": ("scikit-image", "skimage.data.page", "CC0 (scikit-image)"),
+    "page": ("scikit-image", "skimage.data.page", "not stated by scikit-image (BSD-3-Clause package data; unverified)"),
     "microaneurysms": ("scikit-image", "skimage.data.microaneurysms", "CC0 (Andreas Maier)"),
     # held out (never trained on; skimage.data.cat is the same photograph as chelsea and is not used)
     "chelsea": ("scikit-image", "skimage.data.chelsea", "CC0 (Stefan van der Walt)"),
     "coffee": ("scikit-image", "skimage.data.coffee", "CC0 (Rachel Michetti)"),
     "rocket": ("scikit-image", "skimage.data.rocket", "public domain (SpaceX)"),
     "flower": ("scikit-learn", "sklearn.datasets.load_sample_image('flower.jpg')", "CC BY 2.0 (vultilion, Flickr)"),
-    "moon": ("scikit-image", "skimage.data.moon", "no known copyright restrictions (scikit-image)"),
+    "moon": ("scikit-image", "skimage.data.moon", "not stated by scikit-image (BSD-3-Clause package data; unverified)"),
 }
 HELDOUT = ("chelsea", "coffee", "rocket", "flower", "moon")
 TRAIN = tuple(n for n in SOURCES if n not in HELDOUT)
