@@ -11,9 +11,8 @@ Reported per batch: images/s from CPU time for the reference and zoo, the ratio,
 goes in zoo (transformer vs VQVAE decode), the transformer's GFLOP and its share of this CPU's
 fp32 matmul peak (a GEMM at the transformer's shape, measured in the same run).
 
-Usage (``-P``: a ``benchmarks/tokenize.py`` next to this script would shadow the standard library's
-``tokenize``, which torch imports):
-    flock /tmp/zoo_heavy.lock python -P benchmarks/var.py --ref /tmp/ref_h19b/VAR [--depth 16] [--batches 1 8] [--reps 2]
+Usage:
+    flock /tmp/zoo_heavy.lock python benchmarks/var.py --ref /tmp/ref_h19b/VAR [--depth 16] [--batches 1 8] [--reps 2]
 """
 
 from __future__ import annotations

@@ -27,10 +27,6 @@ import time
 from pathlib import Path
 
 _HERE = str(Path(__file__).resolve().parent)
-if sys.path and sys.path[0] == _HERE:     # benchmarks/tokenize.py would shadow the standard library's tokenize
-    sys.path.pop(0)
-    import tokenize  # noqa: F401  (the standard library's, cached before benchmarks/ is searched again)
-    sys.path.insert(0, _HERE)
 
 import torch  # noqa: E402
 from _image_codec import reset_peak, status_mib  # noqa: E402

@@ -32,7 +32,8 @@ POINT_OUTPUTS = (".png",)
 MODALITIES = ("video", "3d")
 
 
-def check_media_request(modality: str, inputs: tuple[str, ...], out: str, token_counts, codebook_counts, steps, guidance_scale) -> None:
+def check_media_request(modality: str, inputs: tuple[str, ...], out: str, token_counts: list[int] | None,
+                        codebook_counts: list[int] | None, steps: int | None, guidance_scale: float | None) -> None:
     """Raise :class:`~zoo.errors.ZooError` for arguments a video / 3-D reconstruction cannot take."""
     what = "video" if modality == "video" else "point-cloud"
     if len(inputs) != 1:

@@ -36,8 +36,9 @@ __all__ = ["add_commands"]
 @click.option("--weights", type=click.Path(exists=True), default=None, help="Local weights in the model's release format.")
 @click.option("--ray-address", default=None, help="A running Ray cluster ('auto', 'ray://head:10001'); default: a local runtime.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
-def tokenize_cmd(inputs, model_name, out, engine, batch_size, workers, tokens, column, shard_size, latents_dtype, device,
-                 weights, ray_address, progress) -> None:
+def tokenize_cmd(inputs: tuple[str, ...], model_name: str, out: str, engine: str, batch_size: int, workers: int | None,
+                 tokens: int | None, column: str | None, shard_size: int, latents_dtype: str, device: str | None,
+                 weights: str | None, ray_address: str | None, progress: bool) -> None:
     """Tokenize INPUTS (files, directories, globs, Parquet files, WebDataset .tar shards) into
     OUT/part-NNNNN.parquet + OUT/manifest.json.
 
@@ -66,7 +67,8 @@ def tokenize_cmd(inputs, model_name, out, engine, batch_size, workers, tokens, c
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--device", default=None)
 @click.option("--weights", type=click.Path(exists=True), default=None, help="Local weights in the model's release format.")
-def detokenize_cmd(directory, out, limit, batch_size, device, weights) -> None:
+def detokenize_cmd(directory: str, out: str, limit: int | None, batch_size: int, device: str | None,
+                   weights: str | None) -> None:
     """Decode the tokens in DIRECTORY (a `zoo tokenize` output) back into media files under OUT."""
     from zoo.datasets.detokenize import detokenize
 

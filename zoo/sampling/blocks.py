@@ -84,7 +84,7 @@ def masked_set_counts(length: int, steps: int) -> list[int]:
     return out
 
 
-def random_orders(batch: int, length: int, generator: Optional[torch.Generator], device=None) -> torch.Tensor:
+def random_orders(batch: int, length: int, generator: Optional[torch.Generator], device: Optional[torch.device | str] = None) -> torch.Tensor:
     """``[B, L]`` generation orders, one ``torch.randperm`` per row from ``generator``.
 
     Example:
@@ -120,7 +120,7 @@ def masked_set_blocks(orders: torch.Tensor, steps: int) -> list[Block]:
     return blocks
 
 
-def range_blocks(sizes: Sequence[int], batch: int = 1, device=None) -> list[Block]:
+def range_blocks(sizes: Sequence[int], batch: int = 1, device: Optional[torch.device | str] = None) -> list[Block]:
     """Consecutive ranges of ``sizes`` (``[B, n]`` positions, the same for every row).
 
     Example:
@@ -137,7 +137,7 @@ def range_blocks(sizes: Sequence[int], batch: int = 1, device=None) -> list[Bloc
     return out
 
 
-def scale_blocks(scales: Sequence[Union[int, tuple[int, int]]], batch: int = 1, device=None) -> list[Block]:
+def scale_blocks(scales: Sequence[Union[int, tuple[int, int]]], batch: int = 1, device: Optional[torch.device | str] = None) -> list[Block]:
     """Scales ``k`` (``k x k``) or ``(h, w)`` laid end to end (VAR/FlowAR's multi-scale sequence).
 
     Example:
@@ -151,7 +151,7 @@ def scale_blocks(scales: Sequence[Union[int, tuple[int, int]]], batch: int = 1, 
     return range_blocks(sizes, batch, device)
 
 
-def cell_blocks(height: int, width: int, cell: int, batch: int = 1, device=None) -> list[Block]:
+def cell_blocks(height: int, width: int, cell: int, batch: int = 1, device: Optional[torch.device | str] = None) -> list[Block]:
     """``cell x cell`` cells of a row-major ``height x width`` grid, in raster order of cells
     (positions within a cell ascending).
 

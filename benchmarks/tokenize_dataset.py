@@ -15,7 +15,7 @@ to the model's size) with ``--model`` (default ``flextok.demo_128``, embedded we
   not grow when the machine is busy; wall-clock items/s do, so the record stores the load
   average and the notes say how busy the machine was.
 
-    flock /tmp/zoo_heavy.lock python benchmarks/tokenize.py --items 96 --reps 3
+    flock /tmp/zoo_heavy.lock python benchmarks/tokenize_dataset.py --items 96 --reps 3
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file is named like the stdlib's tokenize (the issue's name for it): take its folder off the
-# import path so `import tokenize` (linecache, torch, Ray workers) finds the stdlib, and load
-# _record by path.
+# Ray workers import this module by path: keep benchmarks/ off their import path and load _record by path.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if p not in ("", ".") and Path(p).resolve() != _HERE]
 
