@@ -20,27 +20,16 @@ to the model's size) with ``--model`` (default ``flextok.demo_128``, embedded we
 
 from __future__ import annotations
 
-import sys
+import argparse
+import io
+import os
+import statistics
+import tempfile
+import time
 from pathlib import Path
 
-# Ray workers import this module by path: keep benchmarks/ off their import path and load _record by path.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if p not in ("", ".") and Path(p).resolve() != _HERE]
-
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import io  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("_record", _HERE / "_record.py")
-_record = sys.modules["_record"] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_record)
-add_results_option, load_average, start = _record.add_results_option, _record.load_average, _record.start
+import torch
+from _record import add_results_option, load_average, start
 
 
 def make_images(root: Path, n: int, width: int, height: int) -> Path:
