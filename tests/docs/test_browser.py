@@ -160,8 +160,12 @@ def test_pages_show_their_pictures(built_site, served_site, browser, tmp_path, p
     for img in images:
         browser.execute_script("arguments[0].scrollIntoView()", img)
     browser.execute_script("window.scrollTo(0, 0)")
-    loaded = browser.execute_script(
-        "return [...document.querySelectorAll('article img')].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])")
+    state = "return [...document.querySelectorAll('article img')].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])"
+    try:  # a picture scrolled into view may still be loading: give every one up to 20 s
+        WebDriverWait(browser, 20).until(lambda b: all(ok for _, ok in b.execute_script(state)))
+    except Exception:
+        pass
+    loaded = browser.execute_script(state)
     assert all(ok for _, ok in loaded), f"pictures that did not load on {page}: {loaded}"
     _shot(browser, tmp_path, name)
 
