@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.nn.blocks import GeluGLU, ScaleRMSNorm
+
 from zoo.model import ZooModel
 from zoo.nn.rope2d import apply_rope, rope_2d_table, rope_frequencies
 from zoo.nn.timestep import TimestepEmbedder
@@ -77,31 +79,6 @@ def rope_2d(x: torch.Tensor, freqs: torch.Tensor, pt_seq_len: int = 16) -> torch
     """
     cos, sin = rope_2d_table(int(math.sqrt(x.shape[2])), x.shape[-1], pt_seq_len, freqs.float(), x.device)
     return apply_rope(x, cos.to(x.dtype), sin.to(x.dtype))
-
-
-class _RMSNorm(nn.Module):
-    def __init__(self, dim: int, weight: bool = False, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim)) if weight else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        out = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
-        return out if self.weight is None else out * self.weight
-
-
-class _GeluGLU(nn.Module):
-    """timm's ``SwiGLU`` as FlowAR builds it (``act_layer=nn.GELU``): ``fc2(gelu(fc1_g x) * fc1_x x)``."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1_g = nn.Linear(dim, hidden)
-        self.fc1_x = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1_g(x)) * self.fc1_x(x))
 
 
 class _Attention(nn.Module):
@@ -156,9 +133,9 @@ class _CrossAttention(nn.Module):
 class _ARBlock(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: float):
         super().__init__()
-        self.norm1, self.norm2 = _RMSNorm(dim), _RMSNorm(dim)
+        self.norm1, self.norm2 = ScaleRMSNorm(dim), ScaleRMSNorm(dim)
         self.attn = _Attention(dim, heads, qkv_bias=True)
-        self.mlp = _GeluGLU(dim, int(dim * mlp_ratio * 2 / 3.0))
+        self.mlp = GeluGLU(dim, int(dim * mlp_ratio * 2 / 3.0))
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
     def modulation(self, cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -176,9 +153,9 @@ class _FlowBlockV1(nn.Module):
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
-        self.norm1, self.norm2 = _RMSNorm(dim), _RMSNorm(dim)
+        self.norm1, self.norm2 = ScaleRMSNorm(dim), ScaleRMSNorm(dim)
         self.attn = _Attention(dim, heads, qkv_bias=False)
-        self.mlp = _GeluGLU(dim, int(dim * 4.0 * 2 / 3.0))
+        self.mlp = GeluGLU(dim, int(dim * 4.0 * 2 / 3.0))
         self.ada_lin = nn.Linear(dim, 6 * dim)
 
     def prepare(self, c: torch.Tensor, cond: torch.Tensor) -> dict:
@@ -196,11 +173,11 @@ class _FlowBlockV2(nn.Module):
 
     def __init__(self, dim: int, heads: int, cond_dim: int):
         super().__init__()
-        self.norm1, self.norm3 = _RMSNorm(dim), _RMSNorm(dim)
+        self.norm1, self.norm3 = ScaleRMSNorm(dim), ScaleRMSNorm(dim)
         self.attn = _Attention(dim, heads, qkv_bias=False)
         self.crossattn = _CrossAttention(dim, cond_dim, heads)
-        self.norm2_1, self.norm2_2 = _RMSNorm(dim, True), _RMSNorm(cond_dim, True)
-        self.mlp = _GeluGLU(dim, int(dim * 4.0 * 2 / 3.0))
+        self.norm2_1, self.norm2_2 = ScaleRMSNorm(dim, True), ScaleRMSNorm(cond_dim, True)
+        self.mlp = GeluGLU(dim, int(dim * 4.0 * 2 / 3.0))
         self.ada_lin_attn = nn.Linear(dim, 3 * dim)
         self.ada_lin_mlp = nn.Linear(dim, 3 * dim)
 
@@ -219,7 +196,7 @@ class _FlowBlockV2(nn.Module):
 class _FinalLayer(nn.Module):
     def __init__(self, dim: int, out: int):
         super().__init__()
-        self.norm_final = _RMSNorm(dim)
+        self.norm_final = ScaleRMSNorm(dim)
         self.linear = nn.Linear(dim, out)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
 
@@ -265,14 +242,14 @@ class FlowAR(ZooModel, nn.Module):
         d, dd, n = c.encoder_embed_dim, c.decoder_embed_dim, c.seq_len
         self.class_emb = nn.Embedding(c.class_num + 1, d)
         self.z_proj = nn.Linear(c.token_dim, d)
-        self.z_proj_ln = _RMSNorm(d, weight=True)
+        self.z_proj_ln = ScaleRMSNorm(d, weight=True)
         self.encoder_pos_embed_learned = nn.Parameter(torch.zeros(1, n + c.buffer_size, d))
         self.encoder_blocks = nn.ModuleList(_ARBlock(d, c.encoder_num_heads, c.mlp_ratio) for _ in range(c.encoder_depth))
-        self.encoder_norm = _RMSNorm(d, weight=True)
+        self.encoder_norm = ScaleRMSNorm(d, weight=True)
         self.decoder_embed = nn.Linear(d, dd)
         self.decoder_pos_embed_learned = nn.Parameter(torch.zeros(1, n + c.buffer_size, dd))
         self.decoder_blocks = nn.ModuleList(_ARBlock(dd, c.decoder_num_heads, c.mlp_ratio) for _ in range(c.decoder_depth))
-        self.decoder_norm = _RMSNorm(dd, weight=True)
+        self.decoder_norm = ScaleRMSNorm(dd, weight=True)
         self.diffusion_pos_embed_learned = nn.Parameter(torch.zeros(1, n, dd))
         self.flownet = _FlowHead(c.token_dim, c.diffloss_w, dd, c.diffloss_d, c.cross)
         for p in (self.class_emb.weight, self.encoder_pos_embed_learned, self.decoder_pos_embed_learned,

@@ -40,8 +40,9 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from zoo.nn.blocks import GeluGLU, ScaleRMSNorm
 
 from zoo.model import ZooModel
 from zoo.nn.rope2d import apply_rope, rope_2d_table
@@ -90,31 +91,6 @@ class _Float64StepNoise(NoiseSource):
         return self.source.randn(shape, device=device, dtype=dtype)
 
 
-class _RMSNorm(nn.Module):
-    def __init__(self, dim: int, weight: bool = False, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim)) if weight else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        out = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
-        return out if self.weight is None else out * self.weight
-
-
-class _GeluGLU(nn.Module):
-    """timm's ``SwiGLU`` as xAR builds it (``act_layer=nn.GELU``): ``fc2(gelu(fc1_g x) * fc1_x x)``."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc1_g = nn.Linear(dim, hidden)
-        self.fc1_x = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1_g(x)) * self.fc1_x(x))
-
-
 class _Attention(nn.Module):
     """Self-attention with 2D RoPE at the tokens' grid positions and a static KV cache of the
     finished cells: ``cache["len"]`` clean tokens, then this call's tokens (not stored unless
@@ -152,9 +128,9 @@ class _Attention(nn.Module):
 class _Block(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: float, side: int, order: torch.Tensor):
         super().__init__()
-        self.norm1, self.norm2 = _RMSNorm(dim), _RMSNorm(dim)
+        self.norm1, self.norm2 = ScaleRMSNorm(dim), ScaleRMSNorm(dim)
         self.attn = _Attention(dim, heads, side, order)
-        self.mlp = _GeluGLU(dim, int(dim * mlp_ratio * 2 / 3.0))
+        self.mlp = GeluGLU(dim, int(dim * mlp_ratio * 2 / 3.0))
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
     def modulation(self, cond: torch.Tensor) -> torch.Tensor:
@@ -180,14 +156,14 @@ class XAR(ZooModel, nn.Module):
         self.class_emb = nn.Embedding(c.class_num + 1, d)
         self.time_embed = TimestepEmbedder(d)
         self.z_proj = nn.Linear(token_dim, d)
-        self.z_proj_ln = _RMSNorm(d, weight=True)
+        self.z_proj_ln = ScaleRMSNorm(d, weight=True)
         self.encoder_pos_embed_learned = nn.Parameter(torch.zeros(1, n, d))
         self.encoder_blocks = nn.ModuleList(_Block(d, c.encoder_num_heads, c.mlp_ratio, c.side, order) for _ in range(c.encoder_depth))
-        self.encoder_norm = _RMSNorm(d, weight=True)
+        self.encoder_norm = ScaleRMSNorm(d, weight=True)
         self.decoder_embed = nn.Linear(d, dd)
         self.decoder_pos_embed_learned = nn.Parameter(torch.zeros(1, n, dd))
         self.decoder_blocks = nn.ModuleList(_Block(dd, c.decoder_num_heads, c.mlp_ratio, c.side, order) for _ in range(c.decoder_depth))
-        self.decoder_norm = _RMSNorm(dd, weight=True)
+        self.decoder_norm = ScaleRMSNorm(dd, weight=True)
         self.pred = nn.Linear(dd, token_dim)
         self.register_buffer("order", order, persistent=False)
         for p in (self.class_emb.weight, self.encoder_pos_embed_learned, self.decoder_pos_embed_learned):

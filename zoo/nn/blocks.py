@@ -40,7 +40,7 @@ from zoo.nn.masks import CausalMask, Mask
 if TYPE_CHECKING:
     from zoo.sampling.kv_cache import StaticKVCache
 
-__all__ = ["linear", "Linear", "Mlp", "SelfAttention", "split_qkv", "merge_heads"]
+__all__ = ["linear", "Linear", "Mlp", "SelfAttention", "split_qkv", "merge_heads", "ScaleRMSNorm", "GeluGLU"]
 
 _SMALL_ROWS = (2, 4)  # rows for which W @ x^T beats x @ W^T on CPU (measured, MKL fp32)
 
@@ -162,3 +162,42 @@ class SelfAttention(nn.Module):
         if mask is None and causal and x.shape[1] > 1:
             mask = CausalMask()
         return self.proj(merge_heads(attention(q, k, v, mask=mask, backend=self.attn_backend)))
+
+
+class ScaleRMSNorm(nn.Module):
+    """RMS norm computed in float32, with an optional learned scale (FlowAR/xAR's ``RMSNorm``).
+
+    Example:
+        >>> import torch
+        >>> ScaleRMSNorm(4)(torch.ones(1, 4)).tolist()
+        [[0.9999995231628418, 0.9999995231628418, 0.9999995231628418, 0.9999995231628418]]
+    """
+
+    def __init__(self, dim: int, weight: bool = False, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim)) if weight else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        out = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
+        return out if self.weight is None else out * self.weight
+
+
+class GeluGLU(nn.Module):
+    """timm's ``SwiGLU`` built with ``act_layer=nn.GELU`` (FlowAR, xAR): ``fc2(gelu(fc1_g x) * fc1_x x)``.
+
+    Example:
+        >>> import torch
+        >>> GeluGLU(4, 8)(torch.zeros(2, 4)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1_g = nn.Linear(dim, hidden)
+        self.fc1_x = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1_g(x)) * self.fc1_x(x))
