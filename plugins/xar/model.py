@@ -22,8 +22,9 @@ Generation (:meth:`XAR.generate`), as the reference's ``sample_tokens``:
   the cells; the adaLN modulations of every block for every time of the grid are computed once
   per generation (one GEMM per block instead of one GEMV per block and step);
 * noise: ``randn([B, 64, 16])`` per cell, then one ``x``-shaped draw per SDE step in float64
-  (the reference's ``randn_like`` of its float64 state), from the caller's generator: ``seed=s``
-  reproduces the reference after ``torch.manual_seed(s)`` (CPU).
+  (the reference's ``randn_like`` of its float64 state: the source's
+  :meth:`~zoo.sampling.noise.NoiseSource.with_draw_dtype`), from the caller's generator:
+  ``seed=s`` reproduces the reference after ``torch.manual_seed(s)`` (CPU).
 
 Example:
     >>> from zoo_plugins.xar.config import XARConfig
@@ -47,7 +48,6 @@ from zoo.nn.blocks import GeluGLU, ScaleRMSNorm
 from zoo.model import ZooModel
 from zoo.nn.rope2d import apply_rope, rope_2d_table
 from zoo.nn.timestep import TimestepEmbedder
-from zoo.sampling.noise import GeneratorNoise, NoiseSource
 
 from .config import XARConfig
 
@@ -74,21 +74,6 @@ def cell_order(side: int, cells_per_side: int) -> torch.Tensor:
     p = side // cells_per_side
     idx = torch.arange(side * side).view(cells_per_side, p, cells_per_side, p)
     return idx.permute(0, 2, 1, 3).reshape(-1)
-
-
-class _Float64StepNoise(NoiseSource):
-    """The SDE's per-step draws as the reference makes them: ``randn_like`` of its float64 state,
-    i.e. float64 normals from the generator (a different stream from float32 draws), cast to
-    float32. Other sources (replayed noise) pass through."""
-
-    def __init__(self, source: Any):
-        self.source = source
-
-    def randn(self, shape, *, device=None, dtype=torch.float32) -> torch.Tensor:
-        if isinstance(self.source, GeneratorNoise):
-            g = self.source.generator
-            return torch.randn(tuple(shape), generator=g, device=g.device, dtype=torch.float64).to(device=device, dtype=dtype)
-        return self.source.randn(shape, device=device, dtype=dtype)
 
 
 class _Attention(nn.Module):
@@ -249,7 +234,7 @@ class XAR(ZooModel, nn.Module):
         if not math.isfinite(w_last):
             raise InputError(f"guidance_scale must be a finite number, got {guidance_scale!r}")
         source = as_noise_source(noise if noise is not None else make_generator(generator, seed, device), device)
-        step_noise = _Float64StepNoise(source)
+        step_noise = source.with_draw_dtype(torch.float64)  # the reference's randn_like of its float64 state
         b, cells, n_cell = len(labels), c.clusters, c.cell_tokens
         guided = w_last != 1.0
         rows = 2 * b if guided else b

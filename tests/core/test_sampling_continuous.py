@@ -363,3 +363,22 @@ def test_noise_source_from_none_is_fresh_and_refuses_other_types():
     assert not torch.equal(a, b)
     with pytest.raises(InputError):
         as_noise_source(3)
+
+
+def test_noise_draw_dtype_picks_the_generator_stream_and_shares_its_position():
+    ref = torch.Generator().manual_seed(3)
+    expect = [torch.randn(5, generator=ref), torch.randn(5, generator=ref, dtype=torch.float64), torch.randn(5, generator=ref)]
+    src = as_noise_source(torch.Generator().manual_seed(3))
+    wide = src.with_draw_dtype(torch.float64)
+    got = [src.randn((5,)), wide.randn((5,), dtype=torch.float64), src.randn((5,))]  # one generator, interleaved draws
+    for e, g in zip(expect, got):
+        assert g.dtype == e.dtype and torch.equal(g, e)
+    assert not torch.allclose(expect[1].float(), as_noise_source(torch.Generator().manual_seed(3)).randn((5,)))
+    g = torch.Generator().manual_seed(4)
+    narrowed = as_noise_source(torch.Generator().manual_seed(4), draw_dtype=torch.float64).randn((3,))  # drawn wide, cast
+    assert narrowed.dtype == torch.float32 and torch.equal(narrowed, torch.randn(3, generator=g, dtype=torch.float64).float())
+    replay = ReplayNoise([torch.ones(2)])
+    assert replay.with_draw_dtype(torch.float64) is replay  # recorded draws are handed out as recorded
+    for bad in (torch.int64, torch.complex64, "float64"):
+        with pytest.raises(InputError, match="draw_dtype"):
+            as_noise_source(None, draw_dtype=bad)
