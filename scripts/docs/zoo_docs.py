@@ -279,16 +279,49 @@ def family_example(record: Mapping[str, Any], load_name: str | None = None) -> s
             "```\n"
         )
     if kind == "generator":
-        return (
-            "```python\n"
-            "import zoo\n\n"
-            f'gen = zoo.load("{name}")\n'
-            "out = gen.generate([207, 360], seed=0)   # class ids (or the condition the card describes)\n"
-            "out.tokens                               # zoo.Tokens\n"
-            "images = out.media                       # decoded by the paired tokenizer ([B, 3, H, W] in [-1, 1])\n"
-            "```\n"
-        )
+        return _generator_example(record, name)
     return f'```python\nimport zoo\n\nmodel = zoo.load("{name}")\n```\n'
+
+
+def _generator_example(record: Mapping[str, Any], name: str) -> str:
+    """A generator's example, by what its ``generate`` returns: continuous-latent generators
+    (no codebook: MAR, LightningDiT, FlowAR, xAR) return decoded images (``return_latents=True``:
+    :class:`zoo.interfaces.Latents`); token generators return a :class:`zoo.sampling.Generation`
+    (``tokens`` and the decoded ``media``); text-to-speech ones (tag ``tts``) take text.
+
+    Example:
+        >>> rec = {"name": "f.a", "kind": "generator", "modality": "image", "tokens": {"codebook_size": None},
+        ...        "dependencies": {"vae": "v.b"}}
+        >>> "images = gen.generate([207, 360], seed=0)" in _generator_example(rec, "f")
+        True
+    """
+    notes = str((record.get("tokens") or {}).get("notes") or "")
+    named = re.search(r"decoded by ([a-z0-9_]+\.[a-z0-9_]+)", notes)
+    decoder = (record.get("dependencies") or {}).get("vae") or (named.group(1) if named else None)
+    by = f"decoded by {decoder}" if decoder else "decoded by the paired tokenizer"
+    stem = name.split(".")[0]
+
+    def line(code: str, note: str) -> str:
+        return f"{code:<52} # {note}\n"
+
+    audio = record["modality"] == "audio"
+    lines = ["```python\n", "import zoo\n", f"from zoo.media.{'audio import save_audio' if audio else 'image import save_grid'}\n\n",
+             f'gen = zoo.load("{name}")\n']
+    if record.get("tokens") is not None and not (record.get("tokens") or {}).get("codebook_size"):  # continuous
+        lines += [line("images = gen.generate([207, 360], seed=0)", f"[2, 3, H, W] in [-1, 1], {by} (loaded on demand)"),
+                  f'save_grid([list(images)], "{stem}.png")\n',
+                  line("latents = gen.generate([207], seed=0, return_latents=True)", "zoo.Latents, before the decoder")]
+    elif "tts" in (record.get("tags") or ()):
+        lines += [line('out = gen.generate("Hello from zoo.", seed=0)', "zoo.sampling.Generation"),
+                  line("out.tokens", "zoo.Tokens: the generated codec ids, per-item lengths"),
+                  line("wave = out.media[0]", f"[1, samples], {by}"),
+                  'save_audio("speech.wav", wave, out.meta["sample_rate"])\n']
+    else:
+        lines += [line("out = gen.generate([207, 360], seed=0)", "zoo.sampling.Generation (class ids 0..999)"),
+                  line("out.tokens", "zoo.Tokens: the generated ids"),
+                  line("images = out.media", f"[2, 3, H, W] in [-1, 1], {by}"),
+                  f'save_grid([list(images)], "{stem}.png")\n']
+    return "".join(lines) + "```\n"
 
 
 def _cli_example(record: Mapping[str, Any], family: str) -> str:
