@@ -246,6 +246,16 @@ def family_example(record: Mapping[str, Any], load_name: str | None = None) -> s
             'save_audio("reconstruction.wav", audio, tok.sample_rate)\n'
             "```\n"
         )
+    if kind == "tokenizer" and modality == "text":
+        return (
+            "```python\n"
+            "import zoo\n\n"
+            f'tok = zoo.load("{name}")                       # the published tokenizer files\n'
+            'tokens = tok.encode(["The Court held", "ok"], return_offsets=True)  # zoo.Tokens: ids [B, N] + lengths\n'
+            'tokens.meta["offsets"][0]                        # [n, 2] UTF-8 byte span of every token\n'
+            "texts = tok.decode(tokens)                       # list[str]; equal to the input when tok.lossless\n"
+            "```\n"
+        )
     if kind == "tokenizer":
         continuous = record.get("tokens") and not (record.get("tokens") or {}).get("codebook_size")
         load_args = f'"{name}"'
@@ -330,6 +340,8 @@ def _cli_example(record: Mapping[str, Any], family: str) -> str:
         lines.append(f"zoo reconstruct cat.png --model {record['name']} --out grid.png")
     elif record["kind"] == "tokenizer" and record["modality"] == "audio":
         lines.append(f"zoo reconstruct speech.wav --model {record['name']} --out reconstruction.wav")
+    elif record["kind"] == "tokenizer" and record["modality"] == "text":
+        lines.append(f"zoo text-stats corpus.txt --model {record['name']}")
     return "```bash\n" + "\n".join(lines) + "\n```\n"
 
 

@@ -203,6 +203,30 @@ def _tokenflow(tmp: Path):
     return "tokenflow.clipb_32k", path, cfg
 
 
+
+_TINY_DINOV2 = dict(embed_dim=32, depth=2, heads=2)
+
+
+def _dinov2_state() -> dict:
+    from zoo.nn.backbones import DINOv2
+
+    return _seeded(DINOv2(**_TINY_DINOV2, num_register_tokens=4))
+
+
+def _dinov2(tmp: Path):  # off-Hub card: the .pth as downloaded from weights_url
+    name = "dinov2.vitb14_reg4"
+    return name, _save(tmp / "dinov2" / zoo.get_card(name).files[0], _dinov2_state()), dict(_TINY_DINOV2)
+
+
+def _digit(tmp: Path):  # a folder with the centroids and the DINOv2 release beside them
+    import numpy as np
+
+    name = "digit.base_8k"
+    folder = tmp / "digit"
+    _save(folder / zoo.get_card("dinov2.vitb14_reg4").files[0], _dinov2_state())
+    np.save(folder / zoo.get_card(name).files[0], np.random.default_rng(0).standard_normal((16, 32)).astype(np.float32))
+    return name, folder, dict(_TINY_DINOV2, layer=1)
+
 def _mar_vae(tmp: Path):
     state, cfg = _conv_family_state("kl_vae", "mar_kl16")
     name = _card("mar_vae")
@@ -402,7 +426,28 @@ def _omnitokenizer(tmp: Path):
     return "omnitokenizer.imagenet_k600", path, {}
 
 
+def _text_tokenizer(tmp: Path):
+    """The hub layout of a tokenizer repo: tokenizer.json + tokenizer_config.json + special_tokens_map.json."""
+    from zoo_plugins.text_tokenizers.testing import kl3m_like, write_release
+
+    return "kl3m.004_128k_cased", write_release(tmp / "kl3m", kl3m_like(300)), {}
+
+
+def _vitok_v2(tmp: Path):
+    from safetensors.torch import save_file as save
+
+    meta = json.loads((FIXTURES / "vitok" / "small.json").read_text())
+    state = seeded_state_dict({k: (tuple(v), d) for k, (v, d) in meta["manifest"].items()}, seed=0)
+    folder = tmp / "vitok"  # the hub layout: encoder.safetensors + decoder.safetensors
+    folder.mkdir()
+    enc = {k: v for k, v in state.items() if k.startswith(("patch_embed.", "to_code.", "encoder_blocks."))}
+    save(enc, str(folder / "encoder.safetensors"))
+    save({k: v for k, v in state.items() if k not in enc}, str(folder / "decoder.safetensors"))
+    return _card("vitok_v2"), folder, {"variant": meta["variant"]}
+
+
 WRITERS = {
+    "text_tokenizer": _text_tokenizer,
     "wetok": _wetok,
     "gigatok": _gigatok,
     **{family: _hf_codec(family) for family in ("encodec", "dac", "mimi", "xcodec", "xcodec2")},
@@ -419,6 +464,8 @@ WRITERS = {
     "flextok": _flextok,
     "llamagen_vq": _llamagen_vq,
     "tokenflow": _tokenflow,
+    "dinov2": _dinov2,
+    "digit": _digit,
     "mar_vae": _mar_vae,
     "va_vae": _va_vae,
     "var": _var,
@@ -430,8 +477,9 @@ WRITERS = {
     "omnitokenizer": _omnitokenizer,
     "flowar": _flowar,
     "xar": _xar,
+    "vitok_v2": _vitok_v2,
 }
-NO_WEIGHTS = {"reducers", "flextok_ar"}  # no published weights: nothing to load from a file
+NO_WEIGHTS = {"reducers", "flextok_ar", "kv_cache"}  # no published weights: nothing to load from a file
 
 
 def test_the_table_covers_every_registered_builder():

@@ -120,6 +120,7 @@ def test_table_cells_escape_pipes(gen):
     [
         ("tokenizer", "image", "tok.encode(images)"),
         ("tokenizer", "audio", "tok.encode(wave, sr)"),
+        ("tokenizer", "text", "tok.encode(["),
         ("token_reducer", "image", "reducer.reduce("),
         ("generator", "image", "gen.generate("),
     ],
