@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -207,6 +208,45 @@ def test_multirate_audio_tokens_round_trip(snac, tmp_path):
         for level, ids in enumerate(alone.levels):
             n = int(alone.level_lengths[level][0])
             assert torch.equal(tokens.levels[level][i, :n], ids[0, :n])
+
+
+def test_mixed_length_audio_is_never_padded_and_every_clip_comes_back(tmp_path):
+    """Clips of several lengths (and rates) in one batch: equal lengths encode together, the rest
+    alone, so each clip's ids equal encoding it alone and batch size 1 or 4 writes the same bytes;
+    detokenize writes one file per row, trimmed to the clip's length (x.flac and x.wav both kept)."""
+    import soundfile as sf
+
+    from zoo.datasets.detokenize import detokenize
+    from zoo.media.audio import load_audio, prepare_audio
+
+    model = zoo.load("wavtokenizer.demo_tiny")  # embedded weights, 16 kHz, one codebook
+    root = tmp_path / "audio"
+    root.mkdir()
+    clips = {"a.wav": (1600, 16000), "b.wav": (2400, 16000), "c.wav": (1600, 16000), "x.wav": (700, 16000), "x.flac": (4000, 22050)}
+    for i, (name, (n, rate)) in enumerate(clips.items()):
+        if name.endswith(".flac"):
+            sf.write(root / name, (np.random.default_rng(i).standard_normal(n) * 0.1).astype(np.float32), rate, format="FLAC")
+        else:
+            (root / name).write_bytes(wav_bytes(i, samples=n, rate=rate))
+    zoo.tokenize(model, [root], tmp_path / "b4", workers=0, batch_size=4, progress=False)
+    zoo.tokenize(model, [root], tmp_path / "b1", workers=0, batch_size=1, progress=False)
+    assert {k: v for k, v in tree(tmp_path / "b4").items() if k != "manifest.json"} == \
+        {k: v for k, v in tree(tmp_path / "b1").items() if k != "manifest.json"}
+    (batch,) = zoo.read_tokens(tmp_path / "b4")
+    assert batch.keys == sorted(clips) and len(set(batch.tokens.lengths.tolist())) > 2
+    for i, key in enumerate(batch.keys):
+        wav, rate = load_audio(root / key)
+        alone = model.encode(prepare_audio(wav, rate, 16000)[None, None], 16000)
+        n = int(alone.lengths[0])
+        assert int(batch.tokens.lengths[i]) == n and torch.equal(batch.tokens.ids[i, :n], alone.ids[0, :n]), key
+    written = detokenize(tmp_path / "b4", tmp_path / "back", model=model)
+    names = sorted(p.relative_to(tmp_path / "back").as_posix() for p in written)
+    assert names == ["a.wav", "b.wav", "c.wav", "x.flac.wav", "x.wav"]
+    for key, name in (("x.flac", "x.flac.wav"), ("x.wav", "x.wav"), ("b.wav", "b.wav")):
+        wav, rate = load_audio(root / key)
+        assert load_audio(tmp_path / "back" / name)[0].shape[-1] == prepare_audio(wav, rate, 16000).shape[-1]
+    limited = detokenize(tmp_path / "b4", tmp_path / "first2", model=model, limit=2)
+    assert [p.name for p in limited] == ["a.wav", "b.wav"]
 
 
 def test_several_codebooks_and_latents_survive_the_format(tmp_path):

@@ -2,16 +2,22 @@
 
 Each row becomes ``OUT/<key>`` with the input's media extension replaced by ``.png`` (images),
 ``.wav`` (audio), ``.mp4`` (video) or ``.ply`` (point clouds); ``train.parquet#3`` becomes
-``train.parquet#3.png``.
+``train.parquet#3.png``. Two keys that would land on one name (``a/x.jpg`` and ``a/x.png``) keep
+their own suffix in front of the new one (``a/x.jpg.png``; the one already ending in the output's
+suffix keeps ``a/x.png``), so every row gets its own file (:func:`output_names`).
 
 Example:
     >>> output_name("cats/01.jpg", "image"), output_name("train.parquet#3", "image"), output_name("../x.wav", "audio")
     ('cats/01.png', 'train.parquet#3.png', 'x.wav')
+    >>> output_names(["a/x.flac", "a/x.wav", "b.wav"], "audio")
+    {'a/x.flac': 'a/x.flac.wav', 'a/x.wav': 'a/x.wav', 'b.wav': 'b.wav'}
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -19,7 +25,7 @@ from zoo.datasets.reader import read_manifest, read_tokens
 from zoo.datasets.sources import AUDIO_SUFFIXES, IMAGE_SUFFIXES, POINT_SUFFIXES, VIDEO_SUFFIXES, ItemLoader
 from zoo.errors import InputError
 
-__all__ = ["detokenize", "output_name"]
+__all__ = ["detokenize", "output_name", "output_names"]
 
 #: What detokenize writes per modality (images: .png).
 OUTPUT_SUFFIX = {"audio": ".wav", "video": ".mp4", "3d": ".ply"}
@@ -33,6 +39,36 @@ def output_name(key: str, modality: str) -> str:
     if suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES + VIDEO_SUFFIXES + POINT_SUFFIXES:
         name = stem
     return name + OUTPUT_SUFFIX.get(modality, ".png")
+
+
+def output_names(keys: Sequence[str], modality: str) -> dict[str, str]:
+    """``{key: relative file name}`` for ``keys`` (in order), no two the same: :func:`output_name`
+    where that name is unique; where several keys share it, each keeps its own suffix in front of
+    the output's (``x.jpg`` -> ``x.jpg.png``) except one already ending in the output's suffix;
+    a name still taken gets ``~N`` before the suffix."""
+    short = {k: output_name(k, modality) for k in keys}
+    shared = Counter(short.values())
+    suffix = OUTPUT_SUFFIX.get(modality, ".png")
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for key in keys:
+        name = short[key]
+        if shared[name] > 1 and not key.lower().endswith(suffix):
+            name = output_name(key + suffix, modality)  # x.jpg -> x.jpg.png (the suffix kept in the stem)
+        stem, n = name[: -len(suffix)], 1
+        while name in used:
+            name, n = f"{stem}~{n}{suffix}", n + 1
+        used.add(name)
+        names[key] = name
+    return names
+
+
+def _all_keys(directory: str | os.PathLike, manifest: dict[str, Any]) -> list[str]:
+    """Every row's key, in shard and row order (the key columns only)."""
+    import pyarrow.parquet as pq
+
+    return [k for shard in manifest["shards"] if shard["file"]
+            for k in pq.read_table(Path(directory) / shard["file"], columns=["key"]).column("key").to_pylist()]
 
 
 def detokenize(directory: str | os.PathLike, out: str | os.PathLike, *, model: Any = None, limit: int | None = None,
@@ -56,6 +92,7 @@ def detokenize(directory: str | os.PathLike, out: str | os.PathLike, *, model: A
         raise InputError(f"{directory} was made by {manifest['model']} with config hash {manifest['config_hash'][:12]}; "
                          f"this model's config hashes to {_config_hash(model)[:12]} (other settings or overrides)")
     modality = ItemLoader.for_model(model).modality
+    names = output_names(_all_keys(directory, manifest), modality)  # over the whole directory: --limit never renames
     out = Path(out)
     written: list[Path] = []
     for batch in read_tokens(directory, batch_size=batch_size):
@@ -66,7 +103,7 @@ def detokenize(directory: str | os.PathLike, out: str | os.PathLike, *, model: A
         with torch.inference_mode():
             media = model.decode(tokens)
         for i, key in enumerate(batch.keys[:take]):
-            path = out / output_name(key, modality)
+            path = out / names[key]
             path.parent.mkdir(parents=True, exist_ok=True)
             if modality == "audio":
                 from zoo.media.audio import save_audio
