@@ -10,6 +10,14 @@ call in any constructor); the checkpoint that embeds them supplies the weights.
   scale-factor trick, bit-compatible with the reference).
 * :func:`siglip_vision` — ``transformers.SiglipVisionModel`` from a ``SiglipVisionConfig`` built
   from keyword arguments (defaults: SigLIP so400m/14 at 384 px), never ``from_pretrained``.
+* :class:`DINOv2` — DINOv2 (optionally with registers) in facebookresearch/dinov2's key layout
+  (``cls_token``, ``pos_embed`` ``[1, 1 + 37*37, D]``, ``register_tokens``, ``mask_token``,
+  ``patch_embed.proj``, ``blocks.{i}`` = timm ``Block`` with LayerScale, ``norm``), so
+  ``dinov2_vit{b,l}14[_reg4]_pretrain.pth`` load unchanged with ``strict=True``; presets in
+  :data:`DINOV2_CONFIGS`; :meth:`DINOv2.get_intermediate_layers` is the reference's (the output of
+  block ``depth - n`` for an int ``n``, final-normed, class and register tokens dropped).
+* :func:`vitamin` — a timm ViTamin (``timm.create_model(name, pretrained=False, ...)``: never a
+  download), e.g. ``vitamin_large_256`` (MedITok's encoder family).
 
 Example:
     >>> import torch
@@ -30,7 +38,8 @@ from torch import nn
 
 from zoo.errors import ConfigError, PluginError
 
-__all__ = ["OpenAICLIPVisual", "SIGLIP_SO400M_384", "interpolate_position_embedding", "siglip_vision"]
+__all__ = ["DINOV2_CONFIGS", "DINOv2", "OpenAICLIPVisual", "SIGLIP_SO400M_384", "interpolate_position_embedding",
+           "siglip_vision", "vitamin"]
 
 
 def interpolate_position_embedding(pos: torch.Tensor, w: int, h: int, patch_size: int) -> torch.Tensor:
@@ -134,3 +143,137 @@ def siglip_vision(**overrides: Any) -> nn.Module:
     cfg = SiglipVisionConfig(**{**SIGLIP_SO400M_384, **overrides})
     cfg._attn_implementation = "sdpa"
     return SiglipVisionModel(cfg)
+
+
+def _timm():
+    try:
+        from zoo.compat.torchvision import ensure_torchvision
+
+        ensure_torchvision()
+        import timm
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise PluginError(f"this backbone is built from timm classes: pip install 'zoo[timm]' (or pip install timm) ({exc})") from exc
+    return timm
+
+
+#: The released DINOv2 ViT-B/14 and ViT-L/14, with and without 4 registers (facebookresearch/dinov2
+#: ``hubconf``: img_size 518 -> a 37x37 position grid, patch 14, LayerScale, MLP FFN).
+DINOV2_CONFIGS: dict[str, dict[str, int]] = {
+    "vitb14": dict(embed_dim=768, depth=12, heads=12, num_register_tokens=0),
+    "vitb14_reg4": dict(embed_dim=768, depth=12, heads=12, num_register_tokens=4),
+    "vitl14": dict(embed_dim=1024, depth=24, heads=16, num_register_tokens=0),
+    "vitl14_reg4": dict(embed_dim=1024, depth=24, heads=16, num_register_tokens=4),
+}
+
+
+class DINOv2(nn.Module):
+    """DINOv2 ViT (``DinoVisionTransformer`` with ``ffn_layer="mlp"``, ``block_chunks=0``) from config.
+
+    Tokens are ``[cls, registers, patches]``; the position embedding (class + ``pos_grid``-square
+    grid) is added before the registers are inserted and is resized for other inputs by the
+    reference's recipe (bicubic, ``scale_factor = (side + 0.1) / pos_grid``, no antialias).
+
+    Example:
+        >>> m = DINOv2(embed_dim=32, depth=3, heads=2, num_register_tokens=4, pos_grid=4).eval()
+        >>> x = torch.randn(2, 3, 28, 28)
+        >>> [t.shape for t in m.get_intermediate_layers(x, 2)]     # the last 2 blocks' outputs, normed
+        [torch.Size([2, 4, 32]), torch.Size([2, 4, 32])]
+        >>> [t.shape for t in m.get_intermediate_layers(x, [1])]   # block 1 only (DiGIT's "layer 2")
+        [torch.Size([2, 4, 32])]
+        >>> sorted(k for k in m.state_dict() if not k.startswith("blocks."))[:4]
+        ['cls_token', 'mask_token', 'norm.bias', 'norm.weight']
+    """
+
+    def __init__(self, *, embed_dim: int = 768, depth: int = 12, heads: int = 12, patch_size: int = 14,
+                 num_register_tokens: int = 4, pos_grid: int = 37, mlp_ratio: float = 4.0,
+                 layerscale_init: float = 1.0, interpolate_offset: float = 0.1):
+        super().__init__()
+        if embed_dim % heads or min(depth, patch_size, pos_grid) < 1 or num_register_tokens < 0:
+            raise ConfigError(f"DINOv2: embed_dim {embed_dim} must divide by heads {heads}; depth, patch_size and "
+                              f"pos_grid must be >= 1 and num_register_tokens >= 0")
+        timm = _timm()
+        from functools import partial
+
+        from timm.layers import PatchEmbed
+        from timm.models.vision_transformer import Block
+
+        self.embed_dim, self.depth, self.patch_size = int(embed_dim), int(depth), int(patch_size)
+        self.num_register_tokens, self.pos_grid = int(num_register_tokens), int(pos_grid)
+        self.interpolate_offset = float(interpolate_offset)
+        del timm
+        self.patch_embed = PatchEmbed(img_size=pos_grid * patch_size, patch_size=patch_size, embed_dim=embed_dim,
+                                      strict_img_size=False)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + pos_grid * pos_grid, embed_dim))
+        self.register_tokens = nn.Parameter(torch.zeros(1, num_register_tokens, embed_dim)) if num_register_tokens else None
+        norm = partial(nn.LayerNorm, eps=1e-6)
+        self.blocks = nn.ModuleList([Block(embed_dim, heads, mlp_ratio=mlp_ratio, qkv_bias=True, init_values=layerscale_init,
+                                           norm_layer=norm) for _ in range(depth)])
+        self.norm = norm(embed_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, embed_dim))  # in the release; used only for masked training
+
+    def position_embedding(self, h: int, w: int) -> torch.Tensor:
+        """The ``[1, 1 + (h/p)(w/p), D]`` position embedding for an ``h x w`` input (the reference's
+        ``interpolate_pos_encoding``, computed in float32)."""
+        if h == w and h // self.patch_size == self.pos_grid:
+            return self.pos_embed
+        pos = interpolate_position_embedding(self.pos_embed[0].float(), h, w, self.patch_size)
+        if pos.shape[0] != 1 + (h // self.patch_size) * (w // self.patch_size):  # pragma: no cover - offset guards
+            raise ConfigError(f"DINOv2 position grid resized to {pos.shape[0] - 1} cells for a {h}x{w} input")
+        return pos[None].to(self.pos_embed.dtype)
+
+    def prepare_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, 3, H, W]`` (H, W multiples of the patch) -> ``[B, 1 + R + N, D]`` before the blocks."""
+        b, _, h, w = x.shape
+        if h % self.patch_size or w % self.patch_size:
+            raise ConfigError(f"DINOv2 needs height and width divisible by the patch size {self.patch_size}, got {h}x{w}")
+        t = self.patch_embed(x)
+        t = torch.cat([self.cls_token.to(t.dtype).expand(b, -1, -1), t], dim=1)
+        t = t + self.position_embedding(h, w).to(t.dtype)
+        if self.register_tokens is not None:
+            t = torch.cat([t[:, :1], self.register_tokens.to(t.dtype).expand(b, -1, -1), t[:, 1:]], dim=1)
+        return t
+
+    def get_intermediate_layers(self, x: torch.Tensor, n: int | list[int] = 1, *, norm: bool = True,
+                                return_class_token: bool = False):
+        """The outputs of blocks ``range(depth - n, depth)`` (an int ``n``) or of the listed block
+        indices, each ``[B, N_patches, D]`` (final ``norm`` applied when ``norm``), in block order;
+        with ``return_class_token`` pairs ``(patches, cls)``. Blocks past the last one asked for
+        are not run.
+
+        With an int ``n`` the DiGIT/Hita copies of this method stop after the *first* block taken
+        (``depth - n``): ask for ``[depth - n]`` to get that.
+        """
+        take = list(range(self.depth - n, self.depth)) if isinstance(n, int) else [int(i) for i in n]
+        if not take or min(take) < 0 or max(take) >= self.depth:
+            raise ConfigError(f"DINOv2 has blocks 0..{self.depth - 1}; asked for {n!r}")
+        t = self.prepare_tokens(x)
+        outs = []
+        for i, blk in enumerate(self.blocks[: max(take) + 1]):
+            t = blk(t)
+            if i in take:
+                outs.append(self.norm(t) if norm else t)
+        skip = 1 + self.num_register_tokens
+        if return_class_token:
+            return tuple((o[:, skip:], o[:, 0]) for o in outs)
+        return tuple(o[:, skip:] for o in outs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Final-normed patch tokens ``[B, N, D]`` (``x_norm_patchtokens``)."""
+        return self.get_intermediate_layers(x, 1)[0]
+
+
+def vitamin(name: str = "vitamin_large_256", **overrides: Any) -> nn.Module:
+    """The timm ViTamin ``name`` built with random weights (``pretrained=False``; timm never downloads
+    then), ``overrides`` passed to ``timm.create_model`` (MedITok: ``patch_size=1``, ``pos_embed='none'``,
+    ``class_token=False``, ``global_pool=''``, ``num_classes=0``, ...).
+
+    Example:
+        >>> m = vitamin("vitamin_small_224", num_classes=0, depth=1)
+        >>> m(torch.randn(1, 3, 224, 224)).shape
+        torch.Size([1, 384])
+    """
+    timm = _timm()
+    if not name.startswith("vitamin_") or name not in timm.list_models("vitamin_*"):
+        raise ConfigError(f"{name!r} is not a timm ViTamin; choose one of {timm.list_models('vitamin_*')}")
+    return timm.create_model(name, pretrained=False, **overrides)
