@@ -159,7 +159,7 @@ def _images_of(result: Any) -> Any:
 @click.option("--pretrained/--random", default=True, help="--random: random weights (smoke tests, no download).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=None, help="AR generators: most tokens to sample.")
 def generate(condition, model_name, out, seed, classes, seeds, steps, guidance_scale, device, weights, pretrained, max_new_tokens) -> None:
-    """Generate from CONDITION (text for text-to-speech, class ids for class-conditional models;
+    """Generate from CONDITION (text for text-to-speech and text-to-image, class ids for class-conditional models;
     ``--class 207 --class 88`` is the same as ``207 88``). Several classes and ``--seeds`` write
     one grid: a row per seed, a column per class."""
     import zoo
@@ -184,7 +184,7 @@ def generate(condition, model_name, out, seed, classes, seeds, steps, guidance_s
         raise click.ClickException(str(exc)) from None
     if model.card.kind != "generator":
         raise click.ClickException(f"{model.card.name} is a {model.card.kind}; `zoo list --kind generator` lists generators")
-    if model.card.modality == "audio":
+    if model.card.modality == "audio" or getattr(model, "conditioning", None) == "text":  # text-to-speech / text-to-image
         cond: Any = " ".join(condition)
     else:
         try:
@@ -212,7 +212,7 @@ def generate(condition, model_name, out, seed, classes, seeds, steps, guidance_s
     if _carries_tokens(first):
         what = f"{first.tokens.ids.shape[-1]} tokens"
     else:
-        what = f"{len(seed_list)} x {len(cond)} images"
+        what = f"{len(seed_list)} x {1 if isinstance(cond, str) else len(cond)} images"
     click.echo(f"wrote {out} ({what})")
 
 

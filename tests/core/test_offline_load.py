@@ -433,6 +433,26 @@ def _text_tokenizer(tmp: Path):
     return "kl3m.004_128k_cased", write_release(tmp / "kl3m", kl3m_like(300)), {}
 
 
+def _pixart_sigma(tmp: Path):
+    """The diffusers layout: transformer/{config.json, diffusion_pytorch_model.safetensors} + scheduler/ (components: other cards)."""
+    from zoo_plugins.diffusion.testing import write_pixart_release
+
+    return "pixart_sigma.xl_2_1024_ms", write_pixart_release(tmp / "pixart"), {}
+
+
+def _t5_encoder(tmp: Path):
+    """text_encoder/ (4 shards + index, config.json) and tokenizer/ (spiece.model + jsons), as PixArt-Σ's components repo."""
+    from zoo_plugins.diffusion.testing import write_components_release
+
+    return "t5_encoder.pixart_sigma", write_components_release(tmp / "components"), {}
+
+
+def _diffusers_vae(tmp: Path):
+    from zoo_plugins.diffusion.testing import write_vae_release
+
+    return "sdxl_vae.pixart_sigma", write_vae_release(tmp / "vae"), {}
+
+
 def _vitok_v2(tmp: Path):
     from safetensors.torch import save_file as save
 
@@ -478,6 +498,9 @@ WRITERS = {
     "flowar": _flowar,
     "xar": _xar,
     "vitok_v2": _vitok_v2,
+    "pixart_sigma": _pixart_sigma,
+    "t5_encoder": _t5_encoder,
+    "diffusers_vae": _diffusers_vae,
 }
 NO_WEIGHTS = {"reducers", "flextok_ar", "kv_cache"}  # no published weights: nothing to load from a file
 

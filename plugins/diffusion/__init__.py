@@ -1,0 +1,28 @@
+"""Text-to-image diffusion and flow generators on diffusers / transformers modules (issue 25).
+
+zoo borrows the networks (``PixArtTransformer2DModel``, ``AutoencoderKL``, ``T5EncoderModel``,
+... public stable classes only, never remote code or community pipelines) and owns the loop:
+prompt encoding, CFG as one batch of 2B rows, the scheduler step, ``torch.Generator``
+discipline and decoding. Families:
+
+* ``pixart_sigma``: PixArt-Σ (DiT with cross-attention to T5-XXL), DPM-Solver++ through
+  diffusers' ``DPMSolverMultistepScheduler``;
+* component cards the generators depend on, resolved on demand and shared between cards in one
+  process: the T5 text encoder (``t5_encoder``) and diffusers VAEs (``diffusers_vae``).
+
+diffusers and transformers are the ``zoo[diffusion]`` extra, imported only when a model is built.
+Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from zoo.hookspecs import hookimpl
+
+
+@hookimpl
+def register_builders(register):
+    from .builders import DiffusersVAEBuilder, PixArtSigmaBuilder, T5EncoderBuilder  # noqa: PLC0415 - torch lazily
+
+    register(PixArtSigmaBuilder())
+    register(DiffusersVAEBuilder())
+    register(T5EncoderBuilder())

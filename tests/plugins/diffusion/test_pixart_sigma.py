@@ -1,0 +1,166 @@
+"""PixArt-Σ on diffusers modules: zoo's loop against the diffusers PixArtSigmaPipeline on the same
+tiny random modules and generator, the diffusers-layout release loaders, the CLI end to end
+through a stand-in hub, component sharing, and bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("sentencepiece")
+
+import zoo  # noqa: E402
+from zoo.errors import CheckpointError, InputError, InputTypeError, TokenError  # noqa: E402
+from zoo_plugins.diffusion.testing import TINY_SIZE, tiny_pixart, write_components_release, write_pixart_hub, write_pixart_release  # noqa: E402
+
+S = TINY_SIZE
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_pixart()
+
+
+@pytest.fixture(scope="module")
+def pipe(model):
+    from zoo.compat.torchvision import ensure_torchvision
+
+    ensure_torchvision()
+    from diffusers import PixArtSigmaPipeline
+
+    te, vae = model.component("text_encoder"), model.component("vae")
+    return PixArtSigmaPipeline(tokenizer=te.tokenizer, text_encoder=te.encoder, vae=vae.vae, transformer=model.transformer,
+                               scheduler=model.scheduler())
+
+
+def _ref(pipe, prompts, neg, g, steps, n, output_type="latent"):
+    return pipe(prompts, negative_prompt=neg or "", guidance_scale=g, num_inference_steps=steps, height=S, width=S,
+                generator=torch.Generator().manual_seed(7), output_type=output_type, use_resolution_binning=False,
+                clean_caption=False, max_sequence_length=24, num_images_per_prompt=n).images
+
+
+CASES = [  # prompts, negative prompt, guidance, steps, images per prompt
+    (["a red fox"], None, 4.5, 4, 1),
+    (["a red fox", "the lazy cat on a sofa"], "blurry", 3.0, 3, 2),
+    (["A Cat "], None, 1.0, 2, 1),  # CFG off; the pipeline lower-cases and strips
+]
+
+
+@pytest.mark.parametrize("prompts,neg,g,steps,n", CASES)
+@pytest.mark.parametrize("trim", [False, True])
+def test_latents_match_the_diffusers_pipeline(model, pipe, prompts, neg, g, steps, n, trim):
+    ref = _ref(pipe, prompts, neg, g, steps, n)
+    model.config.trim_text_padding = trim
+    try:
+        z = model.generate(prompts, neg, steps=steps, guidance_scale=g, height=S, width=S, num_images_per_prompt=n,
+                           generator=torch.Generator().manual_seed(7), return_latents=True)
+    finally:
+        model.config.trim_text_padding = True
+    assert z.shape == ref.shape == (len(prompts) * n, 4, S // 8, S // 8)
+    if trim:  # T5 + cross-attention over the real tokens only: masked padding, equal up to rounding
+        assert (z - ref).abs().max() <= 1e-5 * ref.abs().max()
+    else:  # the same 24 padded tokens: the same numbers
+        assert torch.equal(z, ref)
+
+
+def test_images_match_the_pipeline_and_follow_zoo_range(model, pipe):
+    ref = _ref(pipe, ["a red fox"], None, 4.5, 3, 1, output_type="pt")  # [0, 1]
+    img = model.generate("a red fox", steps=3, height=S, width=S, seed=7)
+    assert img.shape == (1, 3, S, S) and img.min() >= -1 and img.max() <= 1
+    assert torch.allclose((img + 1) / 2, ref, atol=1e-5)
+
+
+def test_prompt_seed_and_negative_prompt_change_the_result(model):
+    base = model.generate("a red fox", steps=2, seed=0, return_latents=True)
+    assert torch.equal(base, model.generate("a red fox", steps=2, seed=0, return_latents=True))
+    for other in (model.generate("a blue cat", steps=2, seed=0, return_latents=True),
+                  model.generate("a red fox", steps=2, seed=1, return_latents=True),
+                  model.generate("a red fox", "a dog", steps=2, seed=0, return_latents=True)):
+        assert (other - base).abs().max() > 1e-3
+
+
+BAD = [
+    (dict(prompt=[]), InputError, "empty"),
+    (dict(prompt=3), InputTypeError, "string"),
+    (dict(height=20), InputError, "multiple of 16"),
+    (dict(width=0), InputError, "multiple of 16"),
+    (dict(steps=0), InputError, "steps"),
+    (dict(guidance_scale=float("nan")), InputError, "finite"),
+    (dict(prompt=["a", "b", "c"], negative_prompt=["x", "y"]), InputError, "negative prompts"),
+    (dict(seed=1, generator=torch.Generator()), InputError, "not both"),
+    (dict(num_images_per_prompt=0), InputError, "num_images_per_prompt"),
+]
+
+
+@pytest.mark.parametrize("kwargs,error,words", BAD)
+def test_bad_input_is_refused_before_sampling(model, kwargs, error, words):
+    kwargs = {"prompt": "a fox", "steps": 1, **kwargs}
+    with pytest.raises(error, match=words):
+        model.generate(**kwargs)
+
+
+def test_text_encoder_and_vae_interfaces(model):
+    te, vae = model.component("text_encoder"), model.component("vae")
+    z = te.encode(["a red fox", "a cat on a sofa in the snow"])
+    assert z.values.shape[0] == 2 and z.lengths.tolist()[0] < z.lengths.tolist()[1] == z.max_length
+    with pytest.raises(TokenError, match="cannot be decoded"):
+        te.decode(z)
+    lat = vae.encode(torch.zeros(2, 3, S, S))
+    assert lat.meta["grid"] == (S // 8, S // 8) and vae.decode(lat).shape == (2, 3, S, S)
+    with pytest.raises(InputError, match="multiples of 8"):
+        vae.encode(torch.zeros(1, 3, 20, 20))
+
+
+def test_release_folders_load_strictly(model, tmp_path):
+    write_pixart_release(tmp_path / "t")
+    loaded = zoo.load("pixart_sigma", weights=tmp_path / "t").use_components(
+        text_encoder=model.component("text_encoder"), vae=model.component("vae"))
+    kw = dict(steps=2, height=S, width=S, return_latents=True)
+    assert torch.equal(loaded.generate("a fox", seed=3, **kw), model.generate("a fox", seed=3, **kw))
+    assert loaded.config.scheduler == {}  # the release's scheduler_config.json (diffusers defaults)
+    # the components' release layout (T5 in 4 shards + index, spiece.model; VAE) loads through their cards
+    write_components_release(tmp_path / "c")
+    te = zoo.load("t5_encoder.pixart_sigma", weights=tmp_path / "c")
+    ref = model.component("text_encoder")
+    assert torch.equal(te.embed(["a red fox"], 24)[0], ref.embed(["a red fox"], 24)[0])
+    vae = zoo.load("sdxl_vae.pixart_sigma", weights=tmp_path / "c")
+    x = torch.rand(1, 3, S, S) * 2 - 1
+    assert torch.equal(vae.encode(x).values, model.component("vae").encode(x).values)
+    # another model's config is refused before anything is built
+    cfg = tmp_path / "t" / "transformer" / "config.json"
+    cfg.write_text(cfg.read_text().replace('"PixArtTransformer2DModel"', '"SD3Transformer2DModel"'))
+    with pytest.raises(CheckpointError, match="SD3Transformer2DModel"):
+        zoo.load("pixart_sigma", weights=tmp_path / "t")
+
+
+@pytest.fixture(scope="module")
+def stand_in_hub(tmp_path_factory):
+    from zoo.testing.hub import HubStandIn, hub_env
+
+    root = write_pixart_hub(tmp_path_factory.mktemp("hub"), repos=("PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",
+                                                                   "PixArt-alpha/PixArt-Sigma-XL-2-512-MS"))
+    with HubStandIn(root) as hub, hub_env(hub.url, tmp_path_factory.mktemp("cache")):
+        yield hub
+
+
+def test_cli_generate_writes_a_png_with_components_resolved_on_demand(stand_in_hub, tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from zoo.cli import cli
+
+    out = tmp_path / "fox.png"
+    res = CliRunner().invoke(cli, ["generate", "--model", "pixart_sigma", "a red fox", "--seed", "0", "--steps", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    w, h = Image.open(out).size  # one image in zoo's grid (with its margin)
+    assert S <= w < 2 * S and S <= h < 2 * S
+    fetched = {path.split("/resolve/")[-1].split("/", 1)[-1] for _, path in stand_in_hub.requests if "/resolve/" in path}
+    assert {"text_encoder/model-00004-of-00004.safetensors", "vae/diffusion_pytorch_model.safetensors"} <= fetched
+
+
+def test_components_are_shared_between_cards_in_one_process(stand_in_hub):
+    a = zoo.load("pixart_sigma.xl_2_1024_ms")
+    b = zoo.load("pixart_sigma.xl_2_512_ms")
+    assert a.component("text_encoder") is b.component("text_encoder")
+    assert a.component("vae") is b.component("vae")
