@@ -10,7 +10,9 @@ no licence file.
 
 Generation (:meth:`XAR.generate`), as the reference's ``sample_tokens``:
 
-* the 16x16 grid in cell-major order (2x2 cells of 8x8); cell ``k`` starts from
+* the 16x16 grid in cell-major order (2x2 cells of 8x8), run by the shared block loop
+  (:func:`zoo.sampling.blocks.generate_blocks` over :func:`~zoo.sampling.blocks.cell_blocks`,
+  which writes each cell at its raster positions); cell ``k`` starts from
   ``randn([B, 64, 16])``; the SDE runs over ``linspace(1, 0.04, num_steps)`` (drift
   ``v - t * score``, diffusion ``2t``, ``score = ((t - 1) v - x) / t`` of the linear path) and ends
   with a mean step to 0: :func:`zoo.sampling.sde.sample_sde` in the reversed time ``s = 1 - t``;
@@ -19,7 +21,7 @@ Generation (:meth:`XAR.generate`), as the reference's ``sample_tokens``:
   the same keys and values, attended through the same block-causal mask) and their keys/values
   stay; each SDE step then runs only the current cell's 64 tokens;
 * CFG as ``2B`` rows (conditional first, the null class 1000 second) with the weight ramped over
-  the cells; the adaLN modulations of every block for every time of the grid are computed once
+  the cells (``Guidance(cfg, "linear")`` read at ``ramp="block_end"``: ``1 + (cfg - 1) k / (K - 1)``); the adaLN modulations of every block for every time of the grid are computed once
   per generation (one GEMM per block instead of one GEMV per block and step);
 * noise: ``randn([B, 64, 16])`` per cell, then one ``x``-shaped draw per SDE step in float64
   (the reference's ``randn_like`` of its float64 state: the source's
@@ -150,7 +152,6 @@ class XAR(ZooModel, nn.Module):
         self.decoder_blocks = nn.ModuleList(_Block(dd, c.decoder_num_heads, c.mlp_ratio, c.side, order) for _ in range(c.decoder_depth))
         self.decoder_norm = ScaleRMSNorm(dd, weight=True)
         self.pred = nn.Linear(dd, token_dim)
-        self.register_buffer("order", order, persistent=False)
         for p in (self.class_emb.weight, self.encoder_pos_embed_learned, self.decoder_pos_embed_learned):
             nn.init.normal_(p, std=0.02)
         self._vae: Any = None
@@ -220,7 +221,8 @@ class XAR(ZooModel, nn.Module):
         from zoo.interfaces import Latents
         from zoo.sampling.conditioning import as_class_labels, make_generator
         from zoo.sampling.noise import as_noise_source
-        from zoo.sampling.progress import progress_reporter
+        from zoo.sampling.blocks import cell_blocks, generate_blocks
+        from zoo.sampling.guidance import Guidance
         from zoo.sampling.sde import sample_sde
 
         c = self.cfg
@@ -235,7 +237,7 @@ class XAR(ZooModel, nn.Module):
             raise InputError(f"guidance_scale must be a finite number, got {guidance_scale!r}")
         source = as_noise_source(noise if noise is not None else make_generator(generator, seed, device), device)
         step_noise = source.with_draw_dtype(torch.float64)  # the reference's randn_like of its float64 state
-        b, cells, n_cell = len(labels), c.clusters, c.cell_tokens
+        b, n_cell = len(labels), c.cell_tokens
         guided = w_last != 1.0
         rows = 2 * b if guided else b
         cls = torch.cat([labels, torch.full_like(labels, c.class_num)]) if guided else labels
@@ -256,18 +258,21 @@ class XAR(ZooModel, nn.Module):
         caches = self._caches(rows, device, dtype)
         s_grid = [1.0 - t for t in t_grid[:-1]]  # reversed time s = 1 - t, increasing
         t_of = dict(zip(s_grid, t_grid[:-1]))
-        report = progress_reporter(progress, cells, "xAR cells")
-        out = []
-        for k in range(cells):
-            start = k * n_cell
-            if k:  # the finished cell, clean (t = 0), into the cache
-                prev = out[-1].to(dtype)
+        rows_b = torch.arange(b, device=device)[:, None]
+        finished: list[torch.Tensor] = []  # raster positions of the cells done so far
+
+        def predict(block, tokens, known, w):
+            """Cell ``block.index`` (cell-major positions ``start..start+64``) by the SDE, after the
+            previous, finished cell went into the cache once, clean (t = 0)."""
+            start = block.index * n_cell
+            if finished:
+                prev = tokens[rows_b, finished[-1]].to(dtype)
                 prev = prev.repeat(2, 1, 1) if guided else prev
                 em, dm = mods_at(0.0, rows)
                 self._run(prev, em, dm, start - n_cell, caches, commit=True)
-            w = (w_last - 1) * k / (cells - 1) + 1 if cells > 1 else w_last
+            finished.append(block.positions)
 
-            def drift(x, s, _guided, start=start, w=w):
+            def drift(x, s, _guided):
                 t = t_of.get(s, 1.0 - s)
                 xx = torch.cat([x, x]) if guided else x
                 em, dm = mods_at(t, rows)
@@ -280,16 +285,17 @@ class XAR(ZooModel, nn.Module):
                 return -(v - t * score)
 
             x0 = source.randn((b, n_cell, c.vae_embed_dim), device=device)
-            sample = sample_sde(drift, lambda x, s: t_of.get(s, 1.0 - s), x0, times=s_grid, generator=step_noise,
-                                last_step="mean", last_step_size=t_grid[-2])
-            out.append(sample)
-            report(k + 1)
-        report.close()
-        tokens = torch.cat(out, dim=1)  # [B, L, C] cell-major
-        raster = torch.empty_like(tokens)
-        raster[:, self.order] = tokens
+            return sample_sde(drift, lambda x, s: t_of.get(s, 1.0 - s), x0, times=s_grid, generator=step_noise,
+                              last_step="mean", last_step_size=t_grid[-2])
+
+        # cells in raster order of cells (cell-major), each cell's positions row-major; CFG weight
+        # w_k = 1 + (cfg - 1) k / (K - 1): a linear schedule read at the block's end
+        blocks = cell_blocks(c.side, c.side, c.side // c.cells_per_side, b, device)
+        raster = generate_blocks(predict, torch.zeros(b, c.seq_len, c.vae_embed_dim, device=device), blocks,
+                                 guidance=Guidance(w_last, "linear") if guided else None, ramp="block_end",
+                                 progress=progress)
         side = c.side
-        lat = Latents(values=raster.contiguous(), tokenizer=c.vae,
+        lat = Latents(values=raster, tokenizer=c.vae,
                       meta={"grid": (side, side), "normalized": True, "labels": labels.tolist()})
         if return_latents:
             return lat
