@@ -25,7 +25,7 @@ from zoo.errors import InputError
 __all__ = ["PER_ITEM_META", "batch_index", "check_device", "lengths_summary", "select_meta", "tensor_summary"]
 
 #: ``meta`` keys whose value holds one entry per batch item (sliced along with the ids).
-PER_ITEM_META = frozenset({"num_samples", "labels", "encodec_chunks", "centers", "offsets"})  # encodec_chunks: EnCodec 48 kHz scales; centers: Point-BERT patch centres; offsets: text tokens' byte spans
+PER_ITEM_META = frozenset({"num_samples", "labels", "encodec_chunks", "centers", "offsets", "grids", "sizes"})  # encodec_chunks: EnCodec 48 kHz scales; centers: Point-BERT patch centres; offsets: text tokens' byte spans; grids/sizes: NaFlex (ViTok-v2) images of different sizes
 
 
 def tensor_summary(t: torch.Tensor) -> str:

@@ -123,7 +123,10 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention with a fused ``qkv`` projection and ``proj`` output (timm names),
-    optional per-head LayerNorm on queries and keys (``q_norm``/``k_norm``, ``qk_norm=True``).
+    optional per-head norm on queries and keys (``q_norm``/``k_norm``: ``qk_norm=True`` or
+    ``"layer"`` for LayerNorm, ``"rms"`` for a weighted RMS norm in float32), and optional rotary
+    embeddings applied after that norm (``forward(..., rope=(cos, sin))``, tables as
+    :func:`zoo.nn.rope.rope_tables` makes them, rotated as ``self.rope_rotation`` says).
 
     ``forward(x, mask=None, causal=False, cache=None, layer=0)``: with a
     :class:`~zoo.sampling.StaticKVCache` the new keys/values are written at ``cache.length`` for
@@ -137,26 +140,37 @@ class SelfAttention(nn.Module):
         torch.Size([1, 4, 16])
     """
 
-    def __init__(self, dim: int, heads: int, *, qkv_bias: bool = False, qk_norm: bool = False, norm_eps: float = 1e-6,
-                 proj_bias: bool = True):
+    def __init__(self, dim: int, heads: int, *, qkv_bias: bool = False, qk_norm: bool | str = False, norm_eps: float = 1e-6,
+                 proj_bias: bool = True, rope_rotation: str = "interleaved"):
         super().__init__()
         if dim % heads:
             raise InputError(f"dim {dim} must be divisible by heads {heads}")
+        if qk_norm not in (False, True, None, "layer", "rms"):
+            raise InputError(f"qk_norm must be False, True/'layer' or 'rms', got {qk_norm!r}")
         self.heads = heads
         self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)
-        if qk_norm:
+        if qk_norm == "rms":
+            self.q_norm = ScaleRMSNorm(dim // heads, weight=True, eps=norm_eps)
+            self.k_norm = ScaleRMSNorm(dim // heads, weight=True, eps=norm_eps)
+        elif qk_norm:
             self.q_norm = nn.LayerNorm(dim // heads, eps=norm_eps)
             self.k_norm = nn.LayerNorm(dim // heads, eps=norm_eps)
         else:
             self.q_norm = self.k_norm = None
         self.proj = Linear(dim, dim, bias=proj_bias)
+        self.rope_rotation = rope_rotation
         self.attn_backend: Optional[str] = None
 
     def forward(self, x: torch.Tensor, mask: Mask | None = None, *, causal: bool = False,
-                cache: StaticKVCache | None = None, layer: int = 0) -> torch.Tensor:
+                cache: StaticKVCache | None = None, layer: int = 0,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         q, k, v = split_qkv(self.qkv(x), self.heads)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            from zoo.nn.rope import apply_rotary
+
+            q, k = apply_rotary(q, *rope, rotation=self.rope_rotation), apply_rotary(k, *rope, rotation=self.rope_rotation)
         if cache is not None:
             k, v = cache.update(layer, k, v)
         if mask is None and causal and x.shape[1] > 1:
