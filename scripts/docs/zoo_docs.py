@@ -266,6 +266,17 @@ def family_example(record: Mapping[str, Any], load_name: str | None = None) -> s
         enc = "latents = tok.encode(images)" if continuous else "tokens = tok.encode(images)"
         enc_note = "# continuous latents" if continuous else "# zoo.Tokens: ids [B, N] + lengths"
         dec = "recon = tok.decode(latents)" if continuous else "recon = tok.decode(tokens)"
+        if "encode-only" in (record.get("tags") or []):  # no decoder: encode, and say so
+            return (
+                "```python\n"
+                "import zoo\n"
+                "from zoo.media.image import load_images\n\n"
+                + load_line
+                + 'images = load_images(["cat.png"], size=getattr(tok, "image_size", 256))  # [B, 3, H, W] in [-1, 1]\n'
+                f"{enc:<48} {enc_note}\n"
+                "# encode-only: tok.decode(...) raises (this model has no decoder)\n"
+                "```\n"
+            )
         return (
             "```python\n"
             "import zoo\n"
@@ -336,7 +347,9 @@ def _generator_example(record: Mapping[str, Any], name: str) -> str:
 
 def _cli_example(record: Mapping[str, Any], family: str) -> str:
     lines = [f"zoo list '{family}.*'", f"zoo info {record['name']}", f"zoo download {record['name']}"]
-    if record["kind"] == "tokenizer" and record["modality"] == "image":
+    if record["kind"] == "tokenizer" and record["modality"] == "image" and "encode-only" in (record.get("tags") or []):
+        lines.append(f"zoo tokenize images/ --model {record['name']} --out tokens/")
+    elif record["kind"] == "tokenizer" and record["modality"] == "image":
         lines.append(f"zoo reconstruct cat.png --model {record['name']} --out grid.png")
     elif record["kind"] == "tokenizer" and record["modality"] == "audio":
         lines.append(f"zoo reconstruct speech.wav --model {record['name']} --out reconstruction.wav")
