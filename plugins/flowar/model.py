@@ -8,13 +8,16 @@ the release (``mask``, every ``rope.freqs``) are rebuilt here (the builder drops
 
 Generation (:meth:`FlowAR.generate`), as the reference's ``sample_tokens``:
 
-* scales ``1, 2, 4, 8, 16``; the first input is the class embedding, each later input the
+* scales ``1, 2, 4, 8, 16`` laid end to end, run by the shared block loop
+  (:func:`zoo.sampling.blocks.generate_blocks` over :func:`~zoo.sampling.blocks.scale_blocks`);
+  the first input is the class embedding, each later input the
   previous scale's latents upsampled (bicubic) to 16x16 (``interp_size``: the last scale) and area-downsampled to the next,
   projected by ``z_proj``; a static KV cache per block (a scale attends to itself and every
   earlier scale), 2D RoPE per scale;
 * per scale, the flow head integrates ``[B, h*w, 16]`` Gaussian noise with
   :func:`zoo.sampling.sample_flow` on the reference's explicit time grid; CFG as ``2B`` rows with
-  the weight ramped over the scales and a guidance interval ``t <= guidance``; the head's
+  the weight ramped over the scales (``Guidance(cfg, "linear")`` read at ``ramp="block_end"``)
+  and a guidance interval ``t <= guidance``; the head's
   condition projections (and, for cross-attention heads, the condition's keys/values) are
   computed once per scale, not once per step;
 * the noise of scale ``k`` is ``randn([R, h*w, 16])`` from the caller's generator with
@@ -325,7 +328,8 @@ class FlowAR(ZooModel, nn.Module):
         from zoo.sampling import sample_flow
         from zoo.sampling.conditioning import as_class_labels, make_generator
         from zoo.sampling.noise import as_noise_source
-        from zoo.sampling.progress import progress_reporter
+        from zoo.sampling.blocks import generate_blocks, scale_blocks
+        from zoo.sampling.guidance import Guidance
 
         c = self.cfg
         if c.buffer_size:
@@ -342,7 +346,7 @@ class FlowAR(ZooModel, nn.Module):
             raise InputError(f"guidance_scale and guidance_high must be finite, got {guidance_scale!r}, {guidance_high!r}")
         source = as_noise_source(noise if noise is not None else make_generator(generator, seed, device), device)
         grid = flowar_time_grid(n_steps)
-        b, k_total = len(labels), len(c.scale)
+        b = len(labels)
         guided = w_last != 1.0
         rows = 2 * b if guided else b
         cond = self.class_emb(labels)
@@ -351,36 +355,43 @@ class FlowAR(ZooModel, nn.Module):
         mods = ([blk.modulation(cond) for blk in self.encoder_blocks], [blk.modulation(cond) for blk in self.decoder_blocks])
         dtype = self.z_proj.weight.dtype
         caches = (self._caches(self.encoder_blocks, rows, device, dtype), self._caches(self.decoder_blocks, rows, device, dtype))
-        x = cond[:, None]
         last = c.interp_size
-        start = 0
-        report = progress_reporter(progress, k_total, "FlowAR scales")
-        sample = None
-        for k, s in enumerate(c.scale):
-            end = start + s * s
+        rows_b = torch.arange(b, device=device)[:, None]
+
+        def predict(block, tokens, known, w):
+            """Scale ``block.index``: its input (the class embedding, else the previous scale's
+            latents resized to this scale and projected), the AR stacks once, then the flow head."""
+            k = block.index
+            start, end = int(block.positions[0, 0]), int(block.positions[0, -1]) + 1
+            if k == 0:
+                x = cond[:, None]
+            else:
+                s_prev = c.scale[k - 1]
+                prev = tokens[rows_b, torch.arange(start - s_prev * s_prev, start, device=device)]
+                nxt = prev.to(dtype).permute(0, 2, 1).reshape(b, c.token_dim, s_prev, s_prev)
+                nxt = F.interpolate(F.interpolate(nxt, (last, last), mode="bicubic"), (c.scale[k],) * 2, mode="area")
+                nxt = self.z_proj(nxt.reshape(b, c.token_dim, -1).permute(0, 2, 1))
+                x = nxt.repeat(2, 1, 1) if guided else nxt
             z = self._scale_condition(x, start, end, mods, caches)
-            w = (w_last - 1) * k / (k_total - 1) + 1 if k_total > 1 else w_last
             head_pre = {True: None, False: None}
 
-            def velocity(xx, t, use_cfg, z=z, pre=head_pre):
+            def velocity(xx, t, use_cfg):
                 zz = z if use_cfg else z[:b]
-                if pre[use_cfg] is None:
-                    pre[use_cfg] = self.flownet.prepare(zz)
+                if head_pre[use_cfg] is None:
+                    head_pre[use_cfg] = self.flownet.prepare(zz)
                 tt = torch.full((xx.shape[0],), t, dtype=torch.float64, device=device).to(xx.dtype)
-                return self.flownet(xx.to(dtype), tt, zz, pre[use_cfg])
+                return self.flownet(xx.to(dtype), tt, zz, head_pre[use_cfg])
 
-            eps = source.randn((rows, s * s, c.token_dim), device=device, dtype=torch.float32)[:b]
-            sample = sample_flow(velocity, eps, times=grid, guidance=w if w > 1.0 else None,
-                                 guidance_interval=(0.0, high))
-            start = end
-            report(k + 1)
-            if k == k_total - 1:
-                break
-            nxt = sample.to(dtype).permute(0, 2, 1).reshape(b, c.token_dim, s, s)
-            nxt = F.interpolate(F.interpolate(nxt, (last, last), mode="bicubic"), (c.scale[k + 1],) * 2, mode="area")
-            nxt = self.z_proj(nxt.reshape(b, c.token_dim, -1).permute(0, 2, 1))
-            x = nxt.repeat(2, 1, 1) if guided else nxt
-        report.close()
+            eps = source.randn((rows, end - start, c.token_dim), device=device, dtype=torch.float32)[:b]
+            return sample_flow(velocity, eps, times=grid, guidance=w if w > 1.0 else None, guidance_interval=(0.0, high))
+
+        # scales laid end to end (1, 4, 16, ... positions); CFG weight w_k = 1 + (cfg - 1) k / (K - 1):
+        # a linear schedule read at the block's end
+        blocks = scale_blocks(c.scale, b, device)
+        tokens = generate_blocks(predict, torch.zeros(b, sum(s * s for s in c.scale), c.token_dim, device=device),
+                                 blocks, guidance=Guidance(w_last, "linear") if guided else None, ramp="block_end",
+                                 progress=progress)
+        sample = tokens[:, -c.scale[-1] ** 2:]
         h = c.img_size // c.vae_stride
         p = c.patch_size
         grid_lat = sample.view(b, h, h, c.vae_embed_dim, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, c.vae_embed_dim, h * p, h * p)
