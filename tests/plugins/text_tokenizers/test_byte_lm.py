@@ -1,0 +1,174 @@
+"""Exact byte-level probabilities (zoo.text.byte_lm) on tiny random LMs with small BPE,
+superword BPE and SentencePiece tokenizers trained here: brute force over every token sequence,
+exact next-byte sums under an LM that puts no mass on invalid encodings, the chain rule,
+prompt-boundary repair, ensembles and generation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from zoo.errors import InputError
+from zoo.text.byte_lm import END, ByteEnsemble, ByteLM, fixed_tokenizer
+from zoo.text.tokenizer import TextTokenizer
+from zoo_plugins.text_tokenizers.testing import kl3m_like, sentencepiece_model, superbpe_like
+
+pytest.importorskip("tokenizers")
+
+
+def tiny_llama(vocab: int, seed: int, bos: int, eos: int):
+    from zoo.compat.torchvision import ensure_torchvision
+
+    ensure_torchvision()
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      num_key_value_heads=1, head_dim=8, bos_token_id=bos, eos_token_id=eos, max_position_embeddings=64)
+    torch.manual_seed(seed)
+    lm = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():
+        lm.lm_head.weight.normal_(0, 0.3)  # spread-out but input-dependent next-token distributions
+    return lm
+
+
+class ValidOnly(torch.nn.Module):
+    """Wraps an LM so that it gives no mass to next tokens that make the encoding invalid (the
+    paper's assumption made exact): invalid tokens and non-EOS specials get -inf."""
+
+    def __init__(self, lm, byte_lm_for_validity: ByteLM):
+        super().__init__()
+        self.lm, self.v = lm, byte_lm_for_validity
+
+    def forward(self, input_ids, attention_mask):
+        logits = self.lm(input_ids=input_ids, attention_mask=attention_mask).logits.clone()
+        for b in range(input_ids.shape[0]):
+            n = int(attention_mask[b].sum())
+            seq = input_ids[b, 1:n].tolist()
+            for j in range(n):
+                mask = self.v._valid_next(tuple(seq[:j]), logits.shape[-1])
+                mask[self.v.eos_id] = True
+                logits[b, j, ~mask] = -math.inf
+        return logits
+
+
+@pytest.fixture(scope="module")
+def setups(tmp_path_factory):
+    out = {}
+    for name, tok in [("bpe", kl3m_like(290)), ("superbpe", superbpe_like(300))]:
+        text = TextTokenizer(tok)
+        bos, eos = tok.token_to_id("<|start|>"), tok.token_to_id("<|end|>")
+        out[name] = (text, tiny_llama(text.vocab_size, 0, bos, eos), bos, eos)
+    sp = TextTokenizer.from_file(sentencepiece_model(tmp_path_factory.mktemp("sp") / "tokenizer.model", vocab_size=330))
+    out["sentencepiece"] = (sp, tiny_llama(sp.vocab_size, 1, sp.bos_id, sp.eos_id), sp.bos_id, sp.eos_id)
+    return out
+
+
+def _logp_direct(lm, bos: int, ids: tuple[int, ...]) -> float:
+    """log P(ids) by one plain forward (independent of ByteLM's batching and caching)."""
+    with torch.no_grad():
+        logits = lm(input_ids=torch.tensor([(bos, *ids)]), attention_mask=torch.ones(1, len(ids) + 1, dtype=torch.long)).logits
+    logp = torch.log_softmax(logits[0].double(), -1)
+    return float(sum(logp[j, t] for j, t in enumerate(ids)))
+
+
+def _brute_force(blm: ByteLM, lm, bos: int, text: str) -> float:
+    """log of the sum of P(t) over EVERY valid token sequence t whose last token alone reaches
+    the end of the text (no use of the prefix-closure argument the fast algorithm relies on)."""
+    target = blm.prefix + text.encode("utf-8")
+    found = []
+
+    def walk(ids: tuple[int, ...], spelled: bytes) -> None:
+        for t, piece in enumerate(blm.table):
+            if not piece:
+                continue
+            full = spelled + piece
+            if len(full) < len(target):
+                if target.startswith(full):
+                    walk((*ids, t), full)
+            elif full.startswith(target) and blm.is_valid((*ids, t)):
+                found.append((*ids, t))
+
+    walk((), b"")
+    assert found, f"no valid encoding reaches {text!r}"
+    return float(torch.logsumexp(torch.tensor([_logp_direct(lm, bos, ids) for ids in found], dtype=torch.float64), 0))
+
+
+CASES = [("bpe", "the "), ("bpe", "of th"), ("bpe", "café"), ("bpe", "Co"),
+         ("superbpe", "of the "), ("superbpe", "the la"),
+         ("sentencepiece", "the q"), ("sentencepiece", "of th"), ("sentencepiece", "é")]
+
+
+@pytest.mark.parametrize("setup,text", CASES)
+def test_byte_logprob_equals_the_brute_force_sum_over_valid_encodings(setups, setup, text):
+    tok, lm, bos, eos = setups[setup]
+    blm = ByteLM(lm, tok, bos_id=bos, eos_id=eos)
+    assert len(blm.covers(text)) >= 1
+    assert blm.byte_logprob(text) == pytest.approx(_brute_force(blm, lm, bos, text), abs=1e-6)
+
+
+@pytest.mark.parametrize("setup", ["bpe", "superbpe", "sentencepiece"])
+def test_next_byte_probabilities_are_exact_when_the_lm_gives_no_mass_to_invalid_encodings(setups, setup):
+    tok, lm, bos, eos = setups[setup]
+    probe = ByteLM(lm, tok, bos_id=bos, eos_id=eos)
+    blm = ByteLM(ValidOnly(lm, probe), tok, bos_id=bos, eos_id=eos)
+    for prefix in ["", "the", "of t"]:
+        logp, (mass, _) = blm.next_byte_logprobs(prefix, return_mass=True)
+        assert logp.shape == (257,) and float(logp.exp().sum()) == pytest.approx(1.0, abs=1e-12)
+        assert mass == pytest.approx(1.0, abs=1e-6)  # unnormalised: P(prefix + any byte or END) == P(prefix)
+    text = "of the"  # chain rule: P(x) = prod_i P(x_i | x_<i), byte by byte
+    chain = sum(float(blm.next_byte_logprobs(text[:i])[ord(text[i])]) for i in range(len(text)))
+    assert chain == pytest.approx(blm.byte_logprob(text), abs=1e-6)
+    # P(x, then EOS) is the END entry after x
+    assert float(blm.next_byte_logprobs(text)[END]) == pytest.approx(blm.byte_logprob(text, end=True) - blm.byte_logprob(text), abs=1e-6)
+
+
+def test_byte_level_decoding_repairs_a_prompt_boundary():
+    """An LM that only ever continues 'http' with the token '://' : token-level, the prompt
+    'http:' is [http, :] and the model has never seen ':' follow 'http'; byte-level, the cover
+    [http, ://] makes '/' the next byte with certainty."""
+    tok = fixed_tokenizer(["h", "t", "p", ":", "/", "ht", "tp", "http", "//", "://"], bos="<s>")
+    ids = {t: tok.token_to_id(t) for t in ["http", "://", ":", "<s>"]}
+    vocab = tok.get_vocab_size()
+
+    class Table(torch.nn.Module):
+        def forward(self, input_ids, attention_mask):
+            logits = torch.zeros(*input_ids.shape, vocab)
+            logits[input_ids == ids["<s>"], ids["http"]] = 30.0
+            logits[input_ids == ids["http"], ids["://"]] = 30.0
+            return logits
+
+    blm = ByteLM(Table(), tok, bos_id=ids["<s>"])
+    naive = torch.softmax(Table()(torch.tensor([[ids["<s>"], ids["http"], ids[":"]]]), None)[0, -1], -1)
+    assert float(naive.max()) < 0.2  # token level: no idea what follows ':'
+    assert float(blm.next_byte_logprobs("http:").exp()[ord("/")]) > 0.999
+    assert blm.generate("http:", max_new_bytes=2) == b"//"
+
+
+def test_ensemble_of_two_tokenizers_and_sampled_generation(setups):
+    (t1, lm1, b1, e1), (t2, lm2, b2, e2) = setups["bpe"], setups["sentencepiece"]
+    a, b = ByteLM(lm1, t1, bos_id=b1, eos_id=e1), ByteLM(lm2, t2, bos_id=b2, eos_id=e2)
+    for mode in ("mixture", "product"):
+        ens = ByteEnsemble([a, b], weights=[0.3, 0.7], mode=mode)
+        lp = ens.next_byte_logprobs("the")
+        assert float(lp.exp().sum()) == pytest.approx(1.0, abs=1e-9)
+    mix = ByteEnsemble([a, b], weights=[0.3, 0.7]).next_byte_logprobs("the").exp()
+    assert torch.allclose(mix, 0.3 * a.next_byte_logprobs("the").exp() + 0.7 * b.next_byte_logprobs("the").exp())
+    ens = ByteEnsemble([a, b])
+    one = ens.generate("the", 4, temperature=1.0, generator=torch.Generator().manual_seed(3))
+    assert one == ens.generate("the", 4, temperature=1.0, generator=torch.Generator().manual_seed(3))  # its own RNG
+    assert ens.generate("the", 3) == ens.generate("the", 3)  # greedy
+
+
+def test_bad_input(setups):
+    tok, lm, bos, eos = setups["bpe"]
+    blm = ByteLM(lm, tok, bos_id=bos, eos_id=eos)
+    with pytest.raises(InputError, match="probability 0"):
+        blm.next_byte_logprobs("日本")  # characters the byte-level vocabulary spells only through split bytes
+    with pytest.raises(InputError, match="empty"):
+        blm.bits_per_byte("")
+    with pytest.raises(InputError, match="weights"):
+        ByteEnsemble([blm], weights=[-1.0])
+    with pytest.raises(InputError, match="bos_id"):
+        ByteLM(lambda **kw: None, fixed_tokenizer(["a"], bos="<x>"))

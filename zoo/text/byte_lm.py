@@ -1,0 +1,405 @@
+"""Exact byte-level probabilities from a token-level language model (Phan et al., "Exact
+Byte-Level Probabilities from Tokenized Language Models", ICLR 2025), written from the paper.
+
+A token-level LM gives probabilities to token sequences; text is bytes. The probability that
+the generated text *starts with* the bytes ``x`` is the sum over its **cover encodings**: the
+valid token sequences ``t_1..t_k`` whose first ``k-1`` tokens spell a proper prefix of ``x``
+and whose last token reaches past (or to) its end. A sequence is *valid* when the tokenizer
+itself would produce it (``encode(decode(t)) == t``); the paper's assumption is that the LM
+puts no mass on invalid ones. Valid prefixes of valid sequences are canonical encodings, so
+every cover is ``encode(x[:i]) + [t]`` with ``t``'s bytes starting with ``x[i:]`` -- at most
+one left part per split point ``i`` within the longest token of the end, each scored once::
+
+    P(x...) = sum_i sum_{t: bytes(t) starts with x[i:], valid} P(encode(x[:i])) P(t | encode(x[:i]))
+
+Next-byte probabilities follow from the covers (those that run past ``x`` vote for their next
+byte; the canonical encoding of ``x`` spreads its next-token distribution over the tokens'
+first bytes, and its EOS over "end of text"). That removes the tokenization bias of
+prompt boundaries ("http:" never being followed by "//" in a model that only saw "://" as one
+token) and puts LMs with different tokenizers on one alphabet (:class:`ByteEnsemble`).
+
+Conventions: a distribution over 257 outcomes, bytes 0..255 and ``END`` (256, the model's EOS).
+Sequences whose bytes end inside a UTF-8 character count as valid only when the tokens spell
+whole characters (a lone byte-fallback token before the rest of its character is not
+scored). Text a tokenizer cannot spell byte for byte (it lower-cases, normalises Unicode,
+collapses spaces: ``TextTokenizer.lossless`` is False) has no valid encoding and probability 0.
+
+Example:
+    >>> lm = ByteLM(uniform_lm(4), fixed_tokenizer(["a", "b", "ab"]))
+    >>> round(float(lm.next_byte_logprobs("").exp()[ord("a")]), 4)   # 'a' and 'ab' both start with a
+    0.6667
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import OrderedDict
+from typing import Any, Callable, Sequence
+
+import torch
+
+from zoo.errors import InputError, InputTypeError
+
+__all__ = ["ByteLM", "ByteEnsemble", "END", "generate_bytes", "uniform_lm", "fixed_tokenizer"]
+
+#: Index of "end of text" (the LM's EOS) in a next-byte distribution.
+END = 256
+
+
+def _as_bytes(x: str | bytes) -> bytes:
+    if isinstance(x, str):
+        return x.encode("utf-8")
+    if isinstance(x, (bytes, bytearray)):
+        return bytes(x)
+    raise InputTypeError(f"expected text (str) or bytes, got {type(x).__name__}")
+
+
+class ByteLM:
+    """A token-level causal LM seen as a distribution over bytes.
+
+    Args:
+        model: a transformers causal LM (or any module/callable taking ``input_ids``
+            ``[B, L]`` and ``attention_mask`` and returning logits ``[B, L, V]`` or an object
+            with ``.logits``).
+        tokenizer: a :class:`~zoo.text.tokenizer.TextTokenizer`, a ``tokenizers.Tokenizer``, a
+            SentencePiece processor, or a path to a ``tokenizer.json`` / ``.model``.
+        bos_id: the id every sequence starts from (default: the tokenizer's BOS, else the
+            model config's ``bos_token_id``); ``eos_id`` likewise (``END`` gets its mass).
+        check_validity: mask next tokens that would make the encoding non-canonical (exact;
+            one tokenizer call per candidate). ``False`` is the paper's fast mode.
+        cache_size: LM results kept by token prefix (generation reuses most of them).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, bos_id: int | None = None, eos_id: int | None = None,
+                 check_validity: bool = True, cache_size: int = 4096, device: str | torch.device | None = None):
+        from zoo.text.tokenizer import TextTokenizer
+
+        if isinstance(tokenizer, (str, bytes)) or hasattr(tokenizer, "__fspath__"):
+            tokenizer = TextTokenizer.from_file(tokenizer)
+        elif not isinstance(tokenizer, TextTokenizer):
+            tokenizer = TextTokenizer(tokenizer)
+        self.tok = tokenizer
+        self.model = model
+        config = getattr(model, "config", None)
+        self.bos_id = bos_id if bos_id is not None else (tokenizer.bos_id if tokenizer.bos_id is not None else getattr(config, "bos_token_id", None))
+        self.eos_id = eos_id if eos_id is not None else (tokenizer.eos_id if tokenizer.eos_id is not None else getattr(config, "eos_token_id", None))
+        if self.bos_id is None:
+            raise InputError("ByteLM needs a start token to score the first token: pass bos_id= (the tokenizer and the "
+                             "model config name none)")
+        self.check_validity = check_validity
+        self.device = torch.device(device) if device is not None else _module_device(model)
+        self.table = list(tokenizer.token_bytes)
+        self.prefix = self._implicit_prefix()
+        order = sorted((b, i) for i, b in enumerate(self.table) if b)
+        self._sorted = [b for b, _ in order]
+        self._sorted_ids = [i for _, i in order]
+        self.max_token_bytes = max(len(b) for b in self._sorted)
+        first = [b[0] if b else -1 for b in self.table]
+        self._first_byte = torch.tensor(first, dtype=torch.long)
+        self._cache: OrderedDict[tuple[int, ...], tuple[float, torch.Tensor]] = OrderedDict()
+        self._cache_size = cache_size
+        self._canon: dict[bytes, tuple[int, ...] | None] = {}
+        self.lm_calls = 0
+
+    # ------------------------------------------------------------------ tokenizer side
+    def _implicit_prefix(self) -> bytes:
+        """Bytes the tokenizer puts before every text (SentencePiece's dummy-prefix space)."""
+        singles = [b for b in self.table if b and len(b) == 1 and b.isalnum()]
+        probe = b"a" if b"a" in singles or not singles else singles[0]
+        spelled = b"".join(self.table[i] or b"" for i in self.tok.canonical_ids(probe.decode()))
+        if not spelled.endswith(probe):
+            raise InputError(f"cannot line up {self.tok.name}'s tokens with bytes ({probe!r} encodes to {spelled!r})")
+        prefix = spelled[: -len(probe)]
+        lead = self.tok.canonical_ids(prefix.decode("utf-8", "replace") + probe.decode()) if prefix else []
+        # the piece that spells the prefix alone, as the tokenizer uses it before a text that starts with a space
+        self._prefix_token = (lead[0],) if lead and self.table[lead[0]] == prefix else None
+        return prefix
+
+    def canonical(self, data: bytes) -> tuple[int, ...] | None:
+        """The tokenizer's encoding of the bytes ``data`` (implicit prefix included), or ``None``
+        when no text encodes to exactly these bytes (a cut UTF-8 character, a missing prefix)."""
+        if data in self._canon:
+            return self._canon[data]
+        if self.prefix and data == self.prefix:  # the token that spells the implicit prefix alone starts texts with a space
+            return self._prefix_token
+        out: tuple[int, ...] | None = None
+        if data.startswith(self.prefix) and (data or not self.prefix):
+            try:
+                text = data[len(self.prefix):].decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            if text is not None:
+                ids = tuple(self.tok.canonical_ids(text)) if text else ()
+                if b"".join(self.table[i] or b"\0\0" for i in ids) == data:
+                    out = ids
+        if len(self._canon) > 200_000:
+            self._canon.clear()
+        self._canon[data] = out
+        return out
+
+    def spell(self, ids: Sequence[int]) -> bytes:
+        """The bytes a token sequence stands for (special tokens stand for none)."""
+        return b"".join(self.table[i] or b"" for i in ids)
+
+    def is_valid(self, ids: Sequence[int]) -> bool:
+        """Whether the tokenizer would produce ``ids`` for the bytes they spell."""
+        return all(self.table[i] is not None for i in ids) and self.canonical(self.spell(ids)) == tuple(ids)
+
+    def starting_with(self, head: bytes) -> list[int]:
+        """Ids of the tokens whose bytes start with ``head``."""
+        lo = bisect.bisect_left(self._sorted, head)
+        out = []
+        for k in range(lo, len(self._sorted)):
+            if not self._sorted[k].startswith(head):
+                break
+            out.append(self._sorted_ids[k])
+        return out
+
+    # ------------------------------------------------------------------ LM side
+    @torch.no_grad()
+    def _score(self, seqs: list[tuple[int, ...]]) -> list[tuple[float, torch.Tensor]]:
+        """``(log P(seq), log P(next token | seq))`` of each sequence (cached by prefix)."""
+        todo = [s for s in dict.fromkeys(seqs) if s not in self._cache]
+        if todo:
+            width = 1 + max(len(s) for s in todo)
+            ids = torch.zeros(len(todo), width, dtype=torch.long)
+            mask = torch.zeros(len(todo), width, dtype=torch.long)
+            for b, s in enumerate(todo):
+                ids[b, : 1 + len(s)] = torch.tensor((self.bos_id, *s))
+                mask[b, : 1 + len(s)] = 1
+            out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+            logits = out.logits if hasattr(out, "logits") else out
+            logp = torch.log_softmax(logits.double(), dim=-1).cpu()
+            self.lm_calls += 1
+            for b, s in enumerate(todo):
+                n = len(s)
+                total = float(logp[b, torch.arange(n), torch.tensor(s, dtype=torch.long)].sum()) if n else 0.0
+                self._cache[s] = (total, logp[b, n].clone())
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        for s in seqs:
+            self._cache.move_to_end(s)
+        return [self._cache[s] for s in seqs]
+
+    # ------------------------------------------------------------------ covers
+    def covers(self, x: str | bytes) -> list[tuple[tuple[int, ...], bytes]]:
+        """The cover encodings of ``x``: ``(ids, rest)`` where ``ids`` spells ``x`` (after the
+        tokenizer's implicit prefix) followed by ``rest`` and only its last token reaches the end."""
+        data = self.prefix + _as_bytes(x)
+        n = len(data)
+        if n == 0:
+            return [((), b"")]
+        out = []
+        for i in range(max(0, n - self.max_token_bytes), n):
+            left = self.canonical(data[:i]) if i else ()
+            if left is None:
+                continue
+            for t in self.starting_with(data[i:]):
+                ids = (*left, t)
+                if self.canonical(data[:i] + self.table[t]) == ids:
+                    out.append((ids, self.table[t][n - i:]))
+        return out
+
+    def _cover_logprobs(self, covers: list[tuple[tuple[int, ...], bytes]]) -> torch.Tensor:
+        lefts = [ids[:-1] for ids, _ in covers]
+        scored = self._score(lefts)
+        return torch.tensor([lp + float(nxt[ids[-1]]) for (ids, _), (lp, nxt) in zip(covers, scored)], dtype=torch.float64)
+
+    # ------------------------------------------------------------------ public API
+    def byte_logprob(self, text: str | bytes, *, end: bool = False) -> float:
+        """``log P(text...)``: the natural-log probability that the LM's output starts with
+        these bytes (``end=True``: that it is exactly these bytes, then EOS). ``-inf`` when no
+        valid encoding spells them."""
+        data = _as_bytes(text)
+        if end:
+            ids = self.canonical(self.prefix + data) if data else ()
+            if ids is None or self.eos_id is None:
+                return -math.inf
+            lp, nxt = self._score([ids])[0]
+            return lp + float(nxt[self.eos_id])
+        if not data:
+            return 0.0  # every output starts with the empty text
+        covers = self.covers(data)
+        if not covers:
+            return -math.inf
+        return float(torch.logsumexp(self._cover_logprobs(covers), 0))
+
+    def bits_per_byte(self, text: str | bytes) -> float:
+        """``-log2 P(text...) / len(bytes)``, without tokenization bias."""
+        data = _as_bytes(text)
+        if not data:
+            raise InputError("bits_per_byte of an empty text is undefined")
+        return -self.byte_logprob(data) / (len(data) * math.log(2))
+
+    def next_byte_logprobs(self, prefix: str | bytes = b"", *, return_mass: bool = False):
+        """``log P(next byte | prefix)`` as a ``[257]`` float64 tensor: bytes 0..255, then
+        :data:`END`. ``return_mass=True`` also returns ``(unnormalised total, P(prefix))``: equal
+        when the LM puts no mass on invalid encodings (their ratio is what the normalisation hides)."""
+        data = _as_bytes(prefix)
+        covers = self.covers(data)
+        if not covers:
+            raise InputError(f"no valid token sequence spells {data[-20:]!r}: it has probability 0 under this tokenizer "
+                             "(characters its vocabulary lacks, or a tokenizer that normalises text: see TextTokenizer.lossless)")
+        cover_lp = self._cover_logprobs(covers) if covers != [((), b"")] else torch.zeros(1, dtype=torch.float64)
+        p_prefix = float(torch.logsumexp(cover_lp, 0)) if data else 0.0  # P(empty prefix) = 1
+        mass = torch.zeros(257, dtype=torch.float64)
+        if not data and self.prefix and self.eos_id is not None:  # EOS first: the empty text, which has no implicit prefix
+            mass[END] += float(torch.exp(self._score([()])[0][1][self.eos_id]))
+        for (ids, rest), lp in zip(covers, cover_lp.tolist()):
+            if rest:
+                mass[rest[0]] += math.exp(lp - p_prefix)
+                continue
+            # the canonical encoding of the prefix: its next token decides the next byte
+            lp_c, nxt = self._score([ids])[0]
+            probs = torch.exp(nxt + (lp_c - p_prefix))
+            probs = probs[: len(self.table)] if probs.shape[0] >= len(self.table) else torch.nn.functional.pad(probs, (0, len(self.table) - probs.shape[0]))
+            keep = self._first_byte[: probs.shape[0]] >= 0
+            if self.check_validity:
+                keep = keep & self._valid_next(ids, probs.shape[0])
+            mass.index_add_(0, self._first_byte[keep], probs[keep])
+            if self.eos_id is not None and self.eos_id < nxt.shape[0]:
+                mass[END] += float(torch.exp(nxt[self.eos_id] + (lp_c - p_prefix)))
+        total = float(mass.sum())
+        out = torch.log(mass / total)
+        return (out, (total, 1.0)) if return_mass else out
+
+    def _valid_next(self, ids: tuple[int, ...], size: int) -> torch.Tensor:
+        """Mask of the tokens ``t`` for which ``ids + (t,)`` is valid (one batched tokenizer call)."""
+        data = self.spell(ids)
+        cand = [t for t in range(size) if self.table[t]]
+        texts, keys = [], []
+        for t in cand:
+            full = data + self.table[t]
+            if full in self._canon:
+                continue
+            try:
+                texts.append(full[len(self.prefix):].decode("utf-8"))
+                keys.append(full)
+            except UnicodeDecodeError:
+                self._canon[full] = None
+        if texts:
+            encoded, _ = self.tok._backend().encode(texts, False, False)
+            for full, enc in zip(keys, encoded):
+                ok = b"".join(self.table[i] or b"\0\0" for i in enc) == full
+                self._canon[full] = tuple(enc) if ok else None
+        mask = torch.zeros(size, dtype=torch.bool)
+        for t in cand:
+            mask[t] = self._canon.get(data + self.table[t]) == (*ids, t)
+        return mask
+
+    def generate(self, prompt: str | bytes = b"", max_new_bytes: int = 64, **sampling: Any) -> bytes:
+        """Continue ``prompt`` byte by byte (:func:`generate_bytes`); returns the new bytes."""
+        return generate_bytes(self.next_byte_logprobs, prompt, max_new_bytes, **sampling)
+
+
+def _module_device(model: Any) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration, TypeError):
+        return torch.device("cpu")
+
+
+class ByteEnsemble:
+    """LMs with different tokenizers combined at the byte level: ``mode="mixture"``
+    (``sum_i w_i p_i``) or ``"product"`` (``prod_i p_i^{w_i}``, renormalised).
+
+    Example:
+        >>> a = ByteLM(uniform_lm(3), fixed_tokenizer(["a", "b"]))
+        >>> b = ByteLM(uniform_lm(4), fixed_tokenizer(["a", "b", "ab"]))
+        >>> ens = ByteEnsemble([a, b])
+        >>> round(float(ens.next_byte_logprobs("").exp()[ord("a")]), 4)   # (1/2 + 2/3) / 2
+        0.5833
+    """
+
+    def __init__(self, models: Sequence[ByteLM], weights: Sequence[float] | None = None, mode: str = "mixture"):
+        if len(models) < 1:
+            raise InputError("ByteEnsemble needs at least one ByteLM")
+        w = list(weights) if weights is not None else [1.0 / len(models)] * len(models)
+        if len(w) != len(models) or any(x < 0 for x in w) or sum(w) <= 0:
+            raise InputError(f"weights must be {len(models)} non-negative numbers with a positive sum, got {w}")
+        if mode not in ("mixture", "product"):
+            raise InputError(f"mode must be 'mixture' or 'product', got {mode!r}")
+        self.models, self.mode = list(models), mode
+        self.weights = torch.tensor(w, dtype=torch.float64) / sum(w)
+
+    def next_byte_logprobs(self, prefix: str | bytes = b"") -> torch.Tensor:
+        parts = torch.stack([m.next_byte_logprobs(prefix) for m in self.models])
+        if self.mode == "mixture":
+            return torch.logsumexp(parts + self.weights.log()[:, None], 0)
+        joint = (parts * self.weights[:, None]).sum(0)
+        return joint - torch.logsumexp(joint, 0)
+
+    def byte_logprob(self, text: str | bytes) -> float:
+        """Chain rule over the ensemble's next-byte distributions (prefix probability)."""
+        data = _as_bytes(text)
+        return float(sum(self.next_byte_logprobs(data[:i])[data[i]] for i in range(len(data))))
+
+    def generate(self, prompt: str | bytes = b"", max_new_bytes: int = 64, **sampling: Any) -> bytes:
+        return generate_bytes(self.next_byte_logprobs, prompt, max_new_bytes, **sampling)
+
+
+def generate_bytes(next_logprobs: Callable[[bytes], torch.Tensor], prompt: str | bytes = b"", max_new_bytes: int = 64, *,
+                   temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None,
+                   stop_at_end: bool = True) -> bytes:
+    """Byte-by-byte decoding: greedy at ``temperature=0`` (the default), else sampling with
+    ``temperature`` / ``top_p`` from ``generator`` (:func:`zoo.sampling.logits.own_generator`:
+    never the global RNG). Stops at :data:`END` when ``stop_at_end``."""
+    from zoo.sampling.logits import own_generator, top_p as top_p_filter
+
+    data = _as_bytes(prompt)
+    if max_new_bytes < 0:
+        raise InputError(f"max_new_bytes must be >= 0, got {max_new_bytes}")
+    gen = own_generator(generator) if temperature > 0 else None
+    new = bytearray()
+    for _ in range(max_new_bytes):
+        logp = next_logprobs(data + bytes(new))
+        if temperature <= 0:
+            choice = int(torch.argmax(logp))
+        else:
+            logits = (logp / temperature).float()
+            if top_p < 1.0:
+                logits = top_p_filter(logits[None], top_p)[0]
+            choice = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen))
+        if choice == END:
+            if stop_at_end:
+                break
+            continue
+        new.append(choice)
+    return bytes(new)
+
+
+# ---------------------------------------------------------------------- tiny stand-ins for examples
+
+
+class _UniformLM(torch.nn.Module):
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.vocab = vocab
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.zeros(*input_ids.shape, self.vocab)
+
+
+def uniform_lm(vocab: int) -> torch.nn.Module:
+    """An LM that gives every next token the same probability (for examples and tests)."""
+    return _UniformLM(vocab)
+
+
+def fixed_tokenizer(tokens: Sequence[str], bos: str = "<s>") -> Any:
+    """A BPE ``tokenizers.Tokenizer`` over exactly ``tokens`` (merges in order of length), plus
+    ``bos`` as a special token at the end (for examples and tests)."""
+    from tokenizers import Tokenizer, models
+
+    vocab = {t: i for i, t in enumerate(tokens)}
+    merges = []
+    for t in sorted(tokens, key=len):
+        if len(t) > 1:
+            for k in range(1, len(t)):
+                a, b = t[:k], t[k:]
+                if a in vocab and b in vocab:
+                    merges.append((a, b))
+                    break
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.add_special_tokens([bos])
+    return tok
