@@ -7,10 +7,13 @@ Parameter and buffer names follow the official ``var_d{16,20,24,30,36}.pth`` fil
 ``head``). The constant buffers of the release (``lvl_1L``, ``attn_bias_for_masking``,
 ``blocks.i.attn.zero_k_bias``) are rebuilt here, not stored (the builder drops them by name).
 
-Generation (:meth:`VAR.generate`) runs the reference's ``autoregressive_infer_cfg``:
+Generation (:meth:`VAR.generate`) runs the reference's ``autoregressive_infer_cfg`` on the
+shared block loop (:func:`zoo.sampling.blocks.generate_blocks` over
+:func:`~zoo.sampling.blocks.scale_blocks`, one block per scale):
 
 * the conditional and unconditional rows as one batch of ``2B`` (class ``num_classes`` is the
-  null class), CFG on the logits with the reference's ramp ``w(k) = 1 + cfg * k / (K - 1)``;
+  null class), CFG on the logits with the reference's ramp ``w(k) = 1 + cfg * k / (K - 1)``, computed
+  in the reference's arithmetic ``(1 + t) cond - t uncond`` so the ids match bit for bit;
 * a static KV cache per block, filled one scale at a time (a scale attends to every token of the
   scales before it and of itself: no mask);
 * what is constant across scales computed once: the adaLN modulations of every block and of the
@@ -256,7 +259,8 @@ class VAR(ZooModel, nn.Module):
         """
         from zoo.errors import InputError
         from zoo.interfaces import Tokens
-        from zoo.sampling import Generation, SamplerSettings, progress_reporter
+        from zoo.sampling import Generation, SamplerSettings
+        from zoo.sampling.blocks import generate_blocks, scale_blocks
         from zoo.sampling.conditioning import as_class_labels, make_generator
 
         c = self.cfg
@@ -294,16 +298,20 @@ class VAR(ZooModel, nn.Module):
         caches = [{"k": torch.empty(rows, c.num_heads, self.L, hd, device=device, dtype=dtype),
                    "v": torch.empty(rows, c.num_heads, self.L, hd, device=device, dtype=dtype), "len": 0}
                   for _ in self.blocks]
-        x = cond[:, None].expand(rows, self.first_l, -1) + self.pos_start.expand(rows, -1, -1) + lvl_pos[:, :self.first_l]
-        f_hat = cond.new_zeros(b, quant.dim, *self.scales[-1], dtype=torch.float32)
-        ids_out = []
-        cur = 0
-        report = progress_reporter(progress, n, "VAR scales")
-        for k, (ph, pw) in enumerate(self.scales):
+        # what the next scale reads: its transformer input and the running sum of the codes
+        state = {"x": cond[:, None].expand(rows, self.first_l, -1) + self.pos_start.expand(rows, -1, -1) + lvl_pos[:, :self.first_l],
+                 "f_hat": cond.new_zeros(b, quant.dim, *self.scales[-1], dtype=torch.float32)}
+
+        def predict(block, ids_so_far, known, _w):
+            """Scale ``block.index``: one transformer pass over its input (keys/values appended to
+            the cache), CFG in the reference's arithmetic, top-k/top-p sampling, then the next
+            scale's input from the accumulated codes."""
+            k = block.index
+            ph, pw = self.scales[k]
+            x = state["x"]
             logits = self._run(x, mods, head_mod, caches=caches)
             for cache in caches:
                 cache["len"] += x.shape[1]
-            cur += ph * pw
             if guided:
                 t = cfg_ref * (k / (n - 1) if n > 1 else 1.0)
                 logits = (1 + t) * logits[:b] - t * logits[b:]  # the reference's arithmetic: w = 1 + t
@@ -312,7 +320,6 @@ class VAR(ZooModel, nn.Module):
             # drawn where the generator lives: a CPU generator reproduces the CPU stream on any device
             ids = torch.multinomial(probs.view(-1, probs.shape[-1]).to(g.device), 1, replacement=True, generator=g)
             ids = ids.to(device).view(b, ph * pw)
-            ids_out.append(ids)
             if smooth:  # the reference's Gumbel-softmax codes (on the filtered logits)
                 ratio = k / (n - 1) if n > 1 else 0.0
                 tau = max(0.27 * (1 - ratio * 0.95), 0.005)
@@ -322,13 +329,20 @@ class VAR(ZooModel, nn.Module):
             else:
                 h = quant.embedding(ids)
             h = h.transpose(1, 2).reshape(b, quant.dim, ph, pw)
-            f_hat, nxt = quant.next_input(k, f_hat, h, self.scales)
+            state["f_hat"], nxt = quant.next_input(k, state["f_hat"], h, self.scales)
             if nxt is not None:
-                nxt = self.word_embed(nxt.view(b, quant.dim, -1).transpose(1, 2).to(dtype)) + lvl_pos[:, cur:cur + self.lengths[k + 1]]
-                x = nxt.repeat(2, 1, 1) if guided else nxt
-            report(k + 1)
-        report.close()
-        tokens = Tokens(ids=torch.cat(ids_out, dim=1), codebook_size=c.vocab_size, tokenizer=getattr(vae, "name", "") or c.tokenizer,
+                end = int(block.positions[0, -1]) + 1
+                nxt = self.word_embed(nxt.view(b, quant.dim, -1).transpose(1, 2).to(dtype)) + lvl_pos[:, end:end + self.lengths[k + 1]]
+                state["x"] = nxt.repeat(2, 1, 1) if guided else nxt
+            return ids[:, :, None]
+
+        # the scales laid end to end; the CFG ramp stays in predict, in the reference's arithmetic
+        # (w = 1 + t with t = cfg * k / (K - 1)), so the sampled ids match it bit for bit
+        blocks = scale_blocks(self.scales, b, device)
+        ids_all = generate_blocks(predict, torch.zeros(b, sum(ph * pw for ph, pw in self.scales), 1, dtype=torch.long,
+                                                       device=device), blocks, progress=progress)[..., 0]
+        f_hat = state["f_hat"]
+        tokens = Tokens(ids=ids_all, codebook_size=c.vocab_size, tokenizer=getattr(vae, "name", "") or c.tokenizer,
                         meta={"scales": [list(s) for s in self.scales]})
         meta = {"labels": labels.tolist(), "guidance_scale": w_last, "top_k": k_top, "top_p": p_top, "more_smooth": smooth}
         media = None
