@@ -4,6 +4,7 @@ and by SIGKILL), and the refusal to mix runs in one directory."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -374,3 +375,25 @@ def test_an_output_folder_inside_the_inputs_is_not_read_back(flextok, images, tm
     first = zoo.tokenize(flextok, [images], out, workers=0, shard_size=4, progress=False)
     again = zoo.tokenize(flextok, [images], out, workers=0, shard_size=4, progress=False)
     assert first.items == again.items == 11 and again.line().startswith("nothing to do")
+
+
+def test_ray_on_a_gpu_cluster_gives_each_actor_a_gpu_and_leaves_the_driver_alone(flextok, images, tmp_path, monkeypatch):
+    """No GPU here: the cluster's GPU count and the Ray engine are stand-ins. With no --device on
+    a cluster that has GPUs, the actors' model spec says cuda with one GPU each, while the
+    driver's model object is never moved to a GPU it may not have (it was: .to("cuda") on the
+    driver)."""
+    import zoo.datasets.tokenize as tok
+    from zoo.datasets.engines import run_local
+
+    seen = {}
+
+    def fake_run_ray(job, loader, shards, *, batch_size, actors, address, gpus_per_actor, progress):
+        seen.update(device=job.spec.device, gpus=gpus_per_actor, actors=actors)
+        job.spec = dataclasses.replace(job.spec, device=None)  # the replica runs here, on the CPU
+        yield from run_local(job, loader, shards, batch_size=batch_size, workers=0, progress=progress)
+
+    monkeypatch.setattr(tok, "cluster_gpus", lambda address=None: 2)
+    monkeypatch.setattr(tok, "run_ray", fake_run_ray)
+    summary = zoo.tokenize(flextok, [images / "c0"], tmp_path / "tok", engine="ray", actors=2, progress=False)
+    assert seen == {"device": "cuda", "gpus": 1.0, "actors": 2} and summary.written == 3
+    assert next(flextok.parameters()).device.type == "cpu"

@@ -200,8 +200,8 @@ def tokenize(model: Any, inputs: Sequence[str | os.PathLike] | str | os.PathLike
         spec = ModelSpec(name=card.name, load_kwargs=load_kwargs, device=device)
         # on Ray the actors hold the replicas (on `device`); the driver's copy only describes the run
         loaded = spec.load() if engine == "local" else ModelSpec(name=card.name, load_kwargs=load_kwargs).load()
-    else:
-        loaded = model.to(device) if device else model
+    else:  # on Ray the actors move their unpickled replica to `device`; the driver (maybe GPU-less) keeps it as given
+        loaded = model.to(device) if device and engine == "local" else model
         spec = ModelSpec(blob=pickle.dumps(loaded), device=device)
     if not callable(getattr(loaded, "encode", None)):
         raise InputError(f"{type(loaded).__name__} has no encode(); zoo tokenize needs a tokenizer")
