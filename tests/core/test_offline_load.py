@@ -193,13 +193,15 @@ def _llamagen_vq(tmp: Path):
 
 
 def _tokenflow(tmp: Path):
-    fx = torch.load(FIXTURES / "tokenflow" / "clipb.pt", weights_only=True)  # reference layout, small widths
+    from tests.plugins.tokenflow.test_tokenflow import _fixture, reference_state
+
+    state = reference_state(_fixture("clipb"))  # reference layout, small widths
     cfg = dict(codebook_size=512, z_channels=32, ch=32, num_res_blocks=1, encoder_ch_mult=[1] * 5, decoder_ch_mult=[1] * 5,
                decoder_ch=32, decoder_num_res_blocks=2, teacher_width=64, teacher_layers=2, teacher_heads=2,
                vqkd_decoder_heads=2)
     path = tmp / "tokenflow" / zoo.get_card("tokenflow.clipb_32k").files[0]
     path.parent.mkdir(parents=True)
-    torch.save({"model": {k: v.float() for k, v in fx["state"].items()}}, path)
+    torch.save({"model": state}, path)
     return "tokenflow.clipb_32k", path, cfg
 
 
@@ -466,7 +468,24 @@ def _vitok_v2(tmp: Path):
     return _card("vitok_v2"), folder, {"variant": meta["variant"]}
 
 
+def _instella_bae(tmp: Path):
+    meta = json.loads((FIXTURES / "instella_bae" / "small.json").read_text())
+    state = seeded_state_dict({k: (tuple(v), d) for k, (v, d) in meta["manifest"].items()}, seed=0)
+    name = _card("instella_bae")
+    return name, _save(tmp / "instella" / "model.safetensors", state), dict(meta["config"], image_size=32)
+
+
+def _llmlingua2(tmp: Path):
+    """The hub layout (config.json, model.safetensors, tokenizer.json, tokenizer_config.json, special_tokens_map.json) of a tiny classifier."""
+    pytest.importorskip("transformers", reason="LLMLingua-2 needs the zoo[llm] extra")
+    from tests.plugins.llmlingua2.tiny import write_model
+
+    name = _card("llmlingua2")
+    return name, write_model(tmp / "llmlingua2", "bert" if "bert" in name else "xlm-roberta"), {}
+
+
 WRITERS = {
+    "llmlingua2": _llmlingua2,
     "text_tokenizer": _text_tokenizer,
     "wetok": _wetok,
     "gigatok": _gigatok,
@@ -498,6 +517,7 @@ WRITERS = {
     "flowar": _flowar,
     "xar": _xar,
     "vitok_v2": _vitok_v2,
+    "instella_bae": _instella_bae,
     "pixart_sigma": _pixart_sigma,
     "t5_encoder": _t5_encoder,
     "diffusers_vae": _diffusers_vae,

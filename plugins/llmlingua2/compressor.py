@@ -1,0 +1,344 @@
+"""LLMLingua-2 prompt compression (Pan et al., 2024): a token classifier scores every word of the
+prompt and the least useful ones are dropped.
+
+The method is the ``llmlingua`` package's ``PromptCompressor.compress_prompt_llmlingua2``
+(microsoft/LLMLingua, token-level path) step for step: force tokens that the tokenizer splits are
+mapped to added ``[NEWi]`` tokens; each context is cut into chunks of at most 510 tokens, ending at
+the last ``.`` / newline (``chunk_end_tokens``) in the window; the classifier's keep probability of
+each token (softmax, label 1) is merged into words (SentencePiece ``▁`` starts for XLM-R, ``##``
+continuations for BERT; a word's probability is the mean, or the first, of its tokens'; force
+tokens count 1.0, and digits too with ``force_reserve_digit``); per chunk, the threshold is the
+``int(100 * (1 - rate) + 1)``-th percentile of the word probabilities repeated once per target-LM
+token of the word, and a word is kept when its probability is above it. ``target_tokens`` sets
+``rate = target_tokens / original tokens``.
+
+As in the reference, every chunk is wrapped in the strings ``[CLS]`` / ``[SEP]`` whatever the
+classifier (its dataset class defaults to mBERT's names), so XLM-R sees ``<unk>`` at both ends.
+Differences, on purpose: chunks are padded to the longest in their batch instead of 512 tokens
+(masked positions change nothing; keep probabilities agree to ~1e-7); a chunk whose first token
+does not start a word starts a new word (the reference fails there); the coarse context-level
+filter of several contexts is not implemented (each context is compressed at the token level).
+
+Token counts use GPT-3.5's tokenizer (``tiktoken``'s ``cl100k_base``) as the reference does;
+``token_counter="classifier"`` counts the classifier's own tokens and any ``str -> int`` callable
+works (tiktoken fetches its files from the network on first use).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from zoo.errors import ConfigError, InputError, InputTypeError, ZooError
+from zoo.model import ZooModel
+
+__all__ = ["CompressedPrompt", "LLMLingua2", "gpt35_token_counter"]
+
+MAX_SEQ_LEN = 512
+MAX_FORCE_TOKENS = 100
+_CLS, _SEP, _PAD = "[CLS]", "[SEP]", "[PAD]"
+_WORD_SPLIT = re.compile(r'\b\w+\b|[<>=/!@#$%^&*()?":{}|\\`~;_+-]')
+
+
+@dataclass(repr=False)
+class CompressedPrompt:
+    """What ``compress`` returns.
+
+    Attributes:
+        text: the compressed prompt (contexts joined by a blank line, as the reference does).
+        texts: one compressed string per input context.
+        words: every word of the original prompt as the classifier saw it.
+        probabilities: each word's keep probability (force tokens 1.0); None when nothing had
+            to be dropped (rate 1: the reference then runs no model).
+        kept: for each word, whether it is in ``text``.
+        origin_tokens, compressed_tokens: target-LM token counts before and after.
+    """
+
+    text: str
+    texts: list[str]
+    words: list[str]
+    probabilities: list[float] | None
+    kept: list[bool]
+    origin_tokens: int
+    compressed_tokens: int
+    rate: float = field(default=1.0)
+
+    @property
+    def kept_words(self) -> list[str]:
+        return [w for w, k in zip(self.words, self.kept) if k]
+
+    @property
+    def ratio(self) -> float:
+        """Compression ratio: original / compressed tokens (1 when nothing is left, as the reference)."""
+        return 1.0 if self.compressed_tokens == 0 else self.origin_tokens / self.compressed_tokens
+
+    def __repr__(self) -> str:
+        return (f"CompressedPrompt({self.ratio:.1f}x: {self.origin_tokens} -> {self.compressed_tokens} tokens, "
+                f"{sum(self.kept)}/{len(self.words)} words kept)")
+
+
+def gpt35_token_counter() -> Callable[[str], int]:
+    """GPT-3.5's token count (tiktoken ``cl100k_base``), the reference's ``oai_tokenizer``."""
+    try:
+        import tiktoken
+    except ModuleNotFoundError:
+        raise ZooError("LLMLingua-2 counts tokens with GPT-3.5's tokenizer (tiktoken), which is not installed: "
+                       "`pip install tiktoken`, or pass token_counter='classifier' (the classifier's tokens) "
+                       "or a callable str -> int") from None
+    try:
+        encoding = tiktoken.encoding_for_model("gpt-3.5-turbo")
+    except Exception as exc:  # noqa: BLE001 -- tiktoken downloads its file on first use; any failure means the same fix
+        raise ZooError(f"tiktoken could not load GPT-3.5's encoding ({type(exc).__name__}: {exc}); it downloads it on first use: "
+                       "run once with network access (or set TIKTOKEN_CACHE_DIR to a copy), or pass "
+                       "token_counter='classifier' or a callable str -> int") from None
+    return lambda text: len(encoding.encode(text))
+
+
+class LLMLingua2(ZooModel, torch.nn.Module):
+    """An LLMLingua-2 compressor: a transformers token classifier plus its tokenizer."""
+
+    def __init__(self, classifier: torch.nn.Module, family: str):
+        super().__init__()
+        if family not in ("xlm-roberta", "bert"):
+            raise ConfigError(f"LLMLingua-2 classifiers are XLM-RoBERTa or BERT token classifiers; got model_type {family!r}")
+        self.classifier = classifier
+        self.family = family
+        self.tokenizer: Any = None
+        self.added_tokens = [f"[NEW{i}]" for i in range(MAX_FORCE_TOKENS)]
+
+    def describe_facts(self) -> dict[str, Any]:
+        return {"classifier": self.family, "tokenizer": "attached" if self.tokenizer is not None else "none"}
+
+    # ------------------------------------------------------------------ setup
+    def attach_tokenizer(self, tokenizer: Any) -> None:
+        """Use ``tokenizer`` and add the 100 ``[NEWi]`` force-token slots, as ``init_llmlingua2`` does.
+
+        The embedding matrix grows by 100 rows drawn by transformers' ``resize_token_embeddings``
+        (mean resizing) from the RNG seeded with 42, exactly as the reference's
+        ``seed_everything(42)`` leaves it; the caller's global RNG state is restored afterwards.
+        """
+        self.tokenizer = tokenizer
+        self.special_tokens = {v for k, v in tokenizer.special_tokens_map.items() if k != "additional_special_tokens"}
+        tokenizer.add_special_tokens({"additional_special_tokens": self.added_tokens})
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(42)
+            self.classifier.resize_token_embeddings(len(tokenizer))
+
+    def _need_tokenizer(self) -> Any:
+        if self.tokenizer is None:
+            raise ZooError("this LLMLingua-2 model has no tokenizer (built with pretrained=False?): load it with "
+                           "zoo.load('llmlingua2') or zoo.load('llmlingua2', weights=DIR) where DIR holds the repo's "
+                           "tokenizer.json and tokenizer_config.json")
+        return self.tokenizer
+
+    # ------------------------------------------------------------------ words
+    def _pure(self, token: str) -> str:
+        # the reference's token.lstrip("##") strips every leading "#" (a character set), as lstrip("#") does
+        return token.lstrip("#") if self.family == "bert" else token.lstrip("▁")
+
+    def _begins_word(self, token: str, force_tokens: Sequence[str], mapped: set[str]) -> bool:
+        if self.family == "bert":
+            if token.lstrip("#") in force_tokens or token.lstrip("#") in mapped:
+                return True
+            return not token.startswith("##")
+        if token in string.punctuation or token in force_tokens or token in mapped:
+            return True
+        return token.startswith("▁")
+
+    def _merge(self, tokens: list[str], probs: list[Any], force_tokens: Sequence[str], token_map: dict[str, str],
+               force_reserve_digit: bool) -> tuple[list[str], list[list[Any]]]:
+        """Tokens -> words and each word's token probabilities (force tokens / digits at 1.0)."""
+        mapped = set(token_map.values())
+        words: list[str] = []
+        word_probs: list[list[Any]] = []
+        for token, prob in zip(tokens, probs):
+            if token in self.special_tokens:
+                continue
+            if not words or self._begins_word(token, force_tokens, mapped):
+                pure = self._pure(token)
+                if pure in force_tokens or pure in mapped:
+                    prob = 1.0
+                for ori, new in token_map.items():
+                    token = token.replace(new, ori)
+                words.append(token)
+                word_probs.append([1.0 if force_reserve_digit and re.search(r"\d", token) else prob])
+            else:
+                words[-1] += self._pure(token)
+                word_probs[-1].append(1.0 if force_reserve_digit and re.search(r"\d", token) else prob)
+        return words, word_probs
+
+    # ------------------------------------------------------------------ chunks and probabilities
+    def _chunks(self, text: str, chunk_end_tokens: set[str]) -> list[str]:
+        tok = self.tokenizer
+        max_len = MAX_SEQ_LEN - 2
+        tokens = tok.tokenize(text)
+        n, st, out = len(tokens), 0, []
+        while st < n:
+            if st + max_len > n - 1:
+                out.append(tok.convert_tokens_to_string(tokens[st:n]))
+                break
+            ed = st + max_len
+            for j in range(0, ed - st):
+                if tokens[ed - j] in chunk_end_tokens:
+                    ed = ed - j
+                    break
+            out.append(tok.convert_tokens_to_string(tokens[st:ed + 1]))
+            st = ed + 1
+        return out
+
+    @torch.no_grad()
+    def token_probabilities(self, chunks: Sequence[str], batch_size: int = 50) -> list[tuple[list[str], list[Any]]]:
+        """For each chunk: its tokens (with the classifier's special tokens) and keep probabilities (float32)."""
+        tok = self._need_tokenizer()
+        # the reference's TokenClfDataset wraps every chunk in the strings [CLS] / [SEP] and pads with [PAD]
+        # whatever the classifier (its model_name defaults to mBERT): XLM-R's tokenizer maps them to <unk>
+        rows = [[_CLS, *tok.tokenize(chunk), _SEP][:MAX_SEQ_LEN] for chunk in chunks]
+        pad_id = tok.convert_tokens_to_ids(_PAD)
+        out: list[tuple[list[str], list[Any]]] = []
+        device = next(self.classifier.parameters()).device
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start:start + batch_size]
+            width = max(len(r) for r in batch)
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.bool)
+            for i, r in enumerate(batch):
+                ids[i, :len(r)] = torch.tensor(tok.convert_tokens_to_ids(r))
+                mask[i, :len(r)] = torch.tensor([t != _PAD for t in r])
+            logits = self.classifier(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            probs = torch.softmax(logits.float(), dim=-1)[..., 1].cpu()
+            for i in range(len(batch)):
+                active_ids = torch.masked_select(ids[i], mask[i])
+                tokens = tok.convert_ids_to_tokens(active_ids.tolist())
+                out.append((tokens, list(torch.masked_select(probs[i], mask[i]).numpy())))
+        return out
+
+    # ------------------------------------------------------------------ the method
+    def compress(self, text: str | Sequence[str], rate: float = 0.5, target_tokens: int | None = None,
+                 force_tokens: Sequence[str] = (), force_reserve_digit: bool = False, drop_consecutive: bool = False,
+                 chunk_end_tokens: Sequence[str] = (".", "\n"), token_to_word: str = "mean",
+                 token_counter: str | Callable[[str], int] = "gpt-3.5-turbo", batch_size: int = 50) -> CompressedPrompt:
+        """Drop the words of ``text`` (a string or a list of contexts) the classifier scores lowest.
+
+        Args:
+            rate: the fraction of tokens to keep (0.33 keeps about a third).
+            target_tokens: keep about this many target-LM tokens (overrides ``rate``).
+            force_tokens: tokens always kept (at most 100), e.g. ``["\\n", "?"]``.
+            force_reserve_digit: keep every word with a digit.
+            drop_consecutive: drop a force token that repeats the previous kept force token.
+            chunk_end_tokens: where chunks of at most 510 classifier tokens may end.
+            token_to_word: ``"mean"`` or ``"first"``: a word's probability from its tokens'.
+            token_counter: ``"gpt-3.5-turbo"`` (tiktoken, the reference), ``"classifier"`` or a callable.
+            batch_size: chunks per classifier call (the reference's ``max_batch_size``).
+        """
+        tok = self._need_tokenizer()
+        contexts = self._check(text, rate, target_tokens, force_tokens, token_to_word, batch_size)
+        count = self._counter(token_counter)
+        token_map = {t: self.added_tokens[i] for i, t in enumerate(force_tokens) if len(tok.tokenize(t)) != 1}
+        ends = list(chunk_end_tokens)
+        ends += [token_map[c] for c in chunk_end_tokens if c in token_map]
+        end_set = set(ends)
+
+        origin_tokens, chunked = 0, []
+        for context in contexts:
+            origin_tokens += count(context)
+            for ori, new in token_map.items():
+                context = context.replace(ori, new)
+            chunked.append(self._chunks(context, end_set))
+        if target_tokens is not None:
+            rate = min(target_tokens / origin_tokens, 1.0) if origin_tokens else 1.0
+        reduce_rate = max(0.0, 1.0 - rate)
+
+        if reduce_rate <= 0:
+            texts, words = [], []
+            for chunks in chunked:
+                restored = []
+                for c in chunks:
+                    for ori, new in token_map.items():
+                        c = c.replace(new, ori)
+                    words.extend(_WORD_SPLIT.findall(c))
+                    restored.append(c)
+                texts.append("".join(restored))
+            return self._result(texts, words, None, [True] * len(words), origin_tokens, count, rate)
+
+        flat = [c for chunks in chunked for c in chunks]
+        chunk_texts, all_words, all_probs, all_kept = [], [], [], []
+        for tokens, probs in self.token_probabilities(flat, batch_size):
+            words, token_probs = self._merge(tokens, probs, force_tokens, token_map, force_reserve_digit)
+            word_probs = [sum(p) / len(p) for p in token_probs] if token_to_word == "mean" else [p[0] for p in token_probs]
+            returned_probs = list(word_probs)
+            if drop_consecutive:
+                threshold = np.percentile(word_probs, int(100 * reduce_rate))
+                between, prev = False, None
+                for i, (word, p) in enumerate(zip(words, word_probs)):
+                    if word in force_tokens:
+                        if between:
+                            between = False
+                        elif word == prev:
+                            word_probs[i] = 0.0
+                        prev = word
+                    else:
+                        between |= p > threshold
+            weighted = [p for word, p in zip(words, word_probs) for _ in range(count(word))]
+            threshold = np.percentile(weighted, int(100 * reduce_rate + 1))
+            keep_words, kept = [], []
+            for word, p in zip(words, word_probs):
+                if p > threshold or (threshold == 1.0 and p == threshold):
+                    if drop_consecutive and word in force_tokens and keep_words and keep_words[-1] == word:
+                        kept.append(False)
+                    else:
+                        keep_words.append(word)
+                        kept.append(True)
+                else:
+                    kept.append(False)
+            chunk_texts.append(tok.convert_tokens_to_string(keep_words))
+            if self.family == "xlm-roberta":
+                words = [w.lstrip("▁") for w in words]
+            all_words += words
+            all_probs += [float(p) for p in returned_probs]
+            all_kept += kept
+        texts, i = [], 0
+        for chunks in chunked:
+            texts.append("".join(chunk_texts[i:i + len(chunks)]))
+            i += len(chunks)
+        return self._result(texts, all_words, all_probs, all_kept, origin_tokens, count, rate)
+
+    @staticmethod
+    def _result(texts: list[str], words: list[str], probs: list[float] | None, kept: list[bool], origin_tokens: int,
+                count: Callable[[str], int], rate: float) -> CompressedPrompt:
+        compressed = sum(count(t) for t in texts)
+        return CompressedPrompt("\n\n".join(texts), texts, words, probs, kept, origin_tokens, compressed, rate)
+
+    def _counter(self, token_counter: str | Callable[[str], int]) -> Callable[[str], int]:
+        if callable(token_counter):
+            return token_counter
+        if token_counter == "classifier":
+            return lambda text: len(self.tokenizer(text, add_special_tokens=True).input_ids)
+        if token_counter == "gpt-3.5-turbo":
+            return gpt35_token_counter()
+        raise ConfigError(f"token_counter must be 'gpt-3.5-turbo', 'classifier' or a callable str -> int; got {token_counter!r}")
+
+    @staticmethod
+    def _check(text: Any, rate: Any, target_tokens: Any, force_tokens: Any, token_to_word: str, batch_size: int) -> list[str]:
+        contexts = [text] if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
+        if contexts is None or not all(isinstance(c, str) for c in contexts):
+            raise InputTypeError(f"text must be a string or a list of strings; got {type(text).__name__}")
+        if not contexts or not any(c.strip() for c in contexts):
+            raise InputError("nothing to compress: the prompt is empty")
+        if target_tokens is None and not (isinstance(rate, (int, float)) and 0 < rate <= 1):
+            raise ConfigError(f"rate is the fraction of tokens to keep, in (0, 1]; got {rate!r}")
+        if target_tokens is not None and (not isinstance(target_tokens, int) or target_tokens < 1):
+            raise ConfigError(f"target_tokens must be a positive int; got {target_tokens!r}")
+        if isinstance(force_tokens, str) or len(force_tokens) > MAX_FORCE_TOKENS:
+            raise ConfigError(f"force_tokens must be a list of at most {MAX_FORCE_TOKENS} strings (e.g. ['\\n', '?'])")
+        if token_to_word not in ("mean", "first"):
+            raise ConfigError(f"token_to_word must be 'mean' or 'first'; got {token_to_word!r}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1; got {batch_size}")
+        return copy.copy(contexts)
