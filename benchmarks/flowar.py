@@ -3,8 +3,10 @@ history) on the same weights, labels and seed, in one run (interleaved, medians 
 
 Default: FlowAR-S at full size (6+6 blocks of 768, flow head 2 x 1024), the README's settings
 (25 steps, cfg 4.3, guidance 0.9), CFG as 2B rows in both; latents only (the MAR KL-16 decode is
-the ``mar_vae.kl16`` card's, benchmarked with issue 15). Weights are random (per-key seeds, the
-reference layout); the run reports the max |latent difference| (same seed -> same noise).
+the ``mar_vae.kl16`` card's, benchmarked with issue 15). ``--steps-b8`` shrinks the Euler steps
+of the batch-8 row in both columns (the card's 25 take ~2 CPU minutes per run there; the row says
+which steps it used). Weights are random (per-key seeds, the reference layout); the run reports
+the max |latent difference| (same seed -> same noise).
 
 Usage (``-P``: see benchmarks/var.py):
     PYTHONPATH=/tmp/pylib flock /tmp/zoo_heavy.lock python -P benchmarks/flowar.py --ref /tmp/ref/FlowAR [--size small]
@@ -12,15 +14,13 @@ Usage (``-P``: see benchmarks/var.py):
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.append(str(Path(__file__).resolve().parent))  # _record, _cont_ar, also under `python -P`
+sys.path.append(str(Path(__file__).resolve().parent))  # _generator, _record, also under `python -P`
 
 import torch  # noqa: E402
-from _cont_ar import gemm_peak, interleave, prepare_reference  # noqa: E402
-from _record import add_results_option, start  # noqa: E402
+from _generator import begin, gemm_peak, parser, prepare_reference, run_batches  # noqa: E402
 
 SIZES = {"small": "flowar_small", "large": "flowar_large", "huge": "flowar_huge"}
 
@@ -50,28 +50,19 @@ NOTES = ["images/s from CPU seconds (time.process_time), 1 thread, medians of in
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ref", type=Path, default=None, help="root of the FlowAR code (omit: zoo alone)")
+    ap = parser(__doc__, "root of the FlowAR code (omit: zoo alone)", steps_b8=0)
     ap.add_argument("--size", choices=sorted(SIZES), default="small")
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--reps", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
-    add_results_option(ap)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
+    run = begin("flowar", "FlowAR generation (scale-wise AR + flow head, latents)", args)
     from zoo_plugins.flowar.builder import from_reference
     from zoo_plugins.flowar.config import FLOWAR_SIZES, FlowARConfig
-    from zoo_plugins.flowar.model import FlowAR
+    from zoo_plugins.flowar.model import FlowAR, flowar_time_grid
 
     from zoo.testing.weights import seeded_state_dict, state_manifest
     from zoo.weights import no_init
 
-    run = start("flowar", title="FlowAR generation (scale-wise AR + flow head, latents)", kind="generator", threads=args.threads,
-                settings={k: str(v) for k, v in vars(args).items()}, reference=str(args.ref) if args.ref else None,
-                results=args.results)
     spec = dict(FLOWAR_SIZES[SIZES[args.size]])
-    steps, cfg_w, high = spec["num_steps"], spec["cfg"], spec["guidance"]
+    cfg_w, high = spec["cfg"], spec["guidance"]
     zcfg = FlowARConfig(**spec)
     with no_init():
         z = FlowAR(zcfg).eval()
@@ -89,33 +80,27 @@ def main() -> None:
     else:
         z.load_state_dict(seeded_state_dict(state_manifest(z)), strict=True)
     peak = gemm_peak(2 * 8 * 256, zcfg.diffloss_w, 4 * zcfg.diffloss_w)
-    rows = []
-    for b in args.batches:
-        labels = [(207 + 100 * i) % 1000 for i in range(b)]
 
-        def zoo_fn(labels=labels):
-            return z.generate(labels, seed=0, return_latents=True)
+    def steps_for(b: int) -> int:
+        return spec["num_steps"] if b == 1 or not args.steps_b8 else args.steps_b8
 
-        def ref_fn(labels=labels):
+    def calls(b: int, labels: list[int]):
+        steps = steps_for(b)
+
+        def ref_fn():
             torch.manual_seed(0)
             return r.sample_tokens(num_steps=steps, guidance=high, cfg=cfg_w, labels=torch.tensor(labels))
 
-        reps = args.reps if b == 1 else 1
-        rt, zt, (ra, za) = interleave(ref_fn if r is not None else None, zoo_fn, reps, warm=b == args.batches[0])
-        gflop = flow_gflop(zcfg, b, len(__import__("zoo_plugins.flowar.model", fromlist=["x"]).flowar_time_grid(steps)) - 1)
-        row = {"batch": b, "model": f"FlowAR-{args.size[0].upper()} ({steps} steps, cfg {cfg_w}, guidance <= {high}), latents",
-               "zoo_images_per_s": b / zt[0], "ref_images_per_s": b / rt[0] if rt else None,
-               "speedup_cpu": rt[0] / zt[0] if rt else None, "speedup_wall": rt[1] / zt[1] if rt else None,
-               "zoo_cpu_s": zt[0], "ref_cpu_s": rt[0] if rt else None, "gflop": gflop,
-               "zoo_gflops_achieved": gflop / zt[0], "matmul_peak_gflops": peak, "zoo_pct_of_peak": 100 * gflop / zt[0] / peak}
-        if ra is not None:
-            zz = za.values.transpose(1, 2).reshape(ra.shape)
-            row["latents_max_abs_diff"] = float((ra - zz).abs().max())
-            row["latents_abs_max"] = float(ra.abs().max())
-        rows.append(row)
-        print({k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-        run.write(rows, notes=NOTES)  # after every batch size: a run cut short keeps what it measured
-    run.write(rows, notes=NOTES)
+        return ref_fn, lambda: z.generate(labels, steps=steps, seed=0, return_latents=True)
+
+    def fields(b: int, zt, ra, za) -> dict:
+        steps = steps_for(b)
+        gflop = flow_gflop(zcfg, b, len(flowar_time_grid(steps)) - 1)
+        return {"model": f"FlowAR-{args.size[0].upper()} ({steps} steps, cfg {cfg_w}, guidance <= {high}), latents",
+                "steps": steps, "gflop": gflop, "zoo_gflops_achieved": gflop / zt[0], "matmul_peak_gflops": peak,
+                "zoo_pct_of_peak": 100 * gflop / zt[0] / peak}
+
+    run_batches(run, args, calls, fields, NOTES, reps=lambda b: args.reps if b == 1 else 1)
 
 
 if __name__ == "__main__":

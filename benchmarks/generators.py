@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from _generator import gemm_peak
 from _record import add_results_option, start
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,12 +191,7 @@ def read_bandwidth(gib: float = 1.0, reps: int = 5) -> float:
 
 def gemm_gflops(m: int = 528, k: int = 768, n: int = 3072, reps: int = 20) -> float:
     """fp32 GEMM throughput (GFLOP/s, CPU time) at a MaskGIT-like shape, measured now."""
-    a, b = torch.randn(m, k), torch.randn(n, k)
-    torch.nn.functional.linear(a, b)
-    c0 = time.process_time()
-    for _ in range(reps):
-        torch.nn.functional.linear(a, b)
-    return 2 * m * k * n * reps / (time.process_time() - c0) / 1e9
+    return gemm_peak(m, k, n, reps)
 
 
 def decode_bytes() -> list[tuple[str, float, float]]:

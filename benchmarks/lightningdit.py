@@ -18,36 +18,21 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
-sys.path.append(str(Path(__file__).resolve().parent))  # _record, also under `python -P`
+sys.path.append(str(Path(__file__).resolve().parent))  # _generator, _record, also under `python -P`
 os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")  # before torch: the reference's @torch.compile stays eager
 
 import torch  # noqa: E402
-from _record import add_results_option, start  # noqa: E402
+from _generator import begin, matmul_peak, parser, run_batches  # noqa: E402
 
 XL_FLAGS = dict(use_qknorm=False, use_swiglu=True, use_rope=True, use_rmsnorm=True, wo_shift=False)
-
-
-def timed(fn):
-    c0, t0 = time.process_time(), time.perf_counter()
-    out = fn()
-    return time.process_time() - c0, time.perf_counter() - t0, out
-
-
-def matmul_peak(n: int = 2048, reps: int = 5) -> float:
-    """fp32 GFLOP/s (CPU time) of an ``n x n x n`` GEMM: this CPU's practical peak at the set thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    c0 = time.process_time()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.process_time() - c0) / 1e9
+NOTES = ["images/s from CPU seconds (time.process_time), 1 thread, medians of interleaved runs; latents only (no VAE)",
+         "shrunk transformer unless --full (XL/1: ~99 TFLOP per image at 249 steps, ~35 CPU-minutes here)",
+         "% of peak: zoo's matmul GFLOP / zoo CPU seconds over a 2048^3 fp32 GEMM measured in the same run",
+         "seed: zoo seed=s == reference torch.randn after torch.manual_seed(s)"]
 
 
 def step_gflop(d: int, depth: int, tokens: int, rows: int) -> float:
@@ -86,79 +71,47 @@ def build(ref: Path | None, cfg_kw: dict):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ref", type=Path, default=None, help="root of a hustvl/LightningDiT checkout (omit: zoo alone)")
+    ap = parser(__doc__, "root of a hustvl/LightningDiT checkout (omit: zoo alone)")
     ap.add_argument("--full", action="store_true", help="LightningDiT-XL/1 at its real size (hours on CPU)")
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--depth", type=int, default=2)
     ap.add_argument("--steps", type=int, default=250, help="grid points (reference default 250 = 249 Euler steps)")
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--reps", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
-    add_results_option(ap)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
     cfg_kw = {"num_sampling_steps": args.steps}
     if not args.full:
         cfg_kw.update(hidden_size=args.width, depth=args.depth, num_heads=args.width // 64)
-    run = start("lightningdit", title="LightningDiT generation (rectified-flow DiT; latents)", kind="generator", threads=args.threads,
-                settings={k: str(v) for k, v in vars(args).items()}, reference=str(args.ref) if args.ref else None, results=args.results)
+    run = begin("lightningdit", "LightningDiT generation (rectified-flow DiT; latents)", args)
     cfg, zm, rm, sample_fn = build(args.ref, cfg_kw)
     from zoo_plugins.lightningdit.model import reference_time_grid
 
     times = reference_time_grid(cfg.num_sampling_steps, cfg.timestep_shift)
     guided_steps = sum(1 for t in times[:-1] if t >= cfg.cfg_interval_start)
+    n_steps = len(times) - 1
+    tokens = (cfg.input_size // cfg.patch_size) ** 2
     peak = matmul_peak()
-    rows = []
-    for b in args.batches:
-        labels = [(207 + 100 * i) % 1000 for i in range(b)]
-        seed = 0
 
-        def zoo_fn(labels=labels, seed=seed):
-            return zm.generate(labels, seed=seed, return_latents=True)
-
-        def ref_fn(labels=labels, seed=seed):
-            torch.manual_seed(seed)
-            n = len(labels)
-            z = torch.randn(n, cfg.in_channels, cfg.input_size, cfg.input_size)
+    def calls(b: int, labels: list[int]):
+        def ref_fn():
+            torch.manual_seed(0)
+            z = torch.randn(b, cfg.in_channels, cfg.input_size, cfg.input_size)
             z = torch.cat([z, z], 0)
-            y = torch.cat([torch.tensor(labels), torch.tensor([cfg.num_classes] * n)], 0)
+            y = torch.cat([torch.tensor(labels), torch.tensor([cfg.num_classes] * b)], 0)
             out = sample_fn(z, rm.forward_with_cfg, y=y, cfg_scale=cfg.cfg_scale, cfg_interval=True,
                             cfg_interval_start=cfg.cfg_interval_start)[-1]
             return out.chunk(2, dim=0)[0]
 
-        reps = args.reps if b == 1 else max(1, args.reps - 1)
-        zc, zw, rc, rw = [], [], [], []
-        out = rout = None
-        for _ in range(reps):
-            if rm is not None:
-                c, w, rout = timed(ref_fn)
-                rc.append(c), rw.append(w)
-            c, w, out = timed(zoo_fn)
-            zc.append(c), zw.append(w)
-        med = statistics.median
-        tokens = (cfg.input_size // cfg.patch_size) ** 2
-        n_steps = len(times) - 1
+        return ref_fn, lambda: zm.generate(labels, seed=0, return_latents=True)
+
+    def fields(b: int, zt, ra, za) -> dict:
         zoo_gf = step_gflop(cfg.hidden_size, cfg.depth, tokens, 2 * b) * guided_steps + \
             step_gflop(cfg.hidden_size, cfg.depth, tokens, b) * (n_steps - guided_steps)
         size = "LightningDiT-XL/1" if args.full else f"shrunk LightningDiT ({cfg.hidden_size} x {cfg.depth}, {cfg.num_heads} heads)"
-        row = {"batch": b, "model": f"{size}, 16x16x32 latents, {n_steps} Euler steps (shift {cfg.timestep_shift}), cfg {cfg.cfg_scale} "
-                                    f"on 3 channels for t >= {cfg.cfg_interval_start} ({guided_steps} guided steps)",
-               "zoo_images_per_s": b / med(zc), "ref_images_per_s": b / med(rc) if rc else None,
-               "speedup_cpu": med(rc) / med(zc) if rc else None, "speedup_wall": med(rw) / med(zw) if rw else None,
-               "zoo_cpu_s": med(zc), "ref_cpu_s": med(rc) if rc else None, "zoo_gflop": zoo_gf,
-               "ref_gflop": step_gflop(cfg.hidden_size, cfg.depth, tokens, 2 * b) * n_steps,
-               "gflops_achieved": zoo_gf / med(zc), "matmul_peak_gflops": peak, "pct_of_peak": 100 * zoo_gf / med(zc) / peak}
-        if rout is not None:
-            z = out.values.transpose(1, 2).reshape(rout.shape)
-            row["latents_max_abs_diff"] = float((z - rout).abs().max())
-        rows.append(row)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-    run.write(rows, notes=["images/s from CPU seconds (time.process_time), 1 thread, medians of interleaved runs; latents only (no VAE)",
-                           "shrunk transformer unless --full (XL/1: ~99 TFLOP per image at 249 steps, ~35 CPU-minutes here)",
-                           "% of peak: zoo's matmul GFLOP / zoo CPU seconds over a 2048^3 fp32 GEMM measured in the same run",
-                           "seed: zoo seed=s == reference torch.randn after torch.manual_seed(s)"])
+        return {"model": f"{size}, 16x16x32 latents, {n_steps} Euler steps (shift {cfg.timestep_shift}), cfg {cfg.cfg_scale} "
+                         f"on 3 channels for t >= {cfg.cfg_interval_start} ({guided_steps} guided steps)",
+                "zoo_gflop": zoo_gf, "ref_gflop": step_gflop(cfg.hidden_size, cfg.depth, tokens, 2 * b) * n_steps,
+                "gflops_achieved": zoo_gf / zt[0], "matmul_peak_gflops": peak, "pct_of_peak": 100 * zoo_gf / zt[0] / peak}
+
+    run_batches(run, args, calls, fields, NOTES, reps=lambda b: args.reps if b == 1 else max(1, args.reps - 1), warm=False)
 
 
 if __name__ == "__main__":

@@ -21,32 +21,18 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
-sys.path.append(str(Path(__file__).resolve().parent))  # _record, also under `python -P`
+sys.path.append(str(Path(__file__).resolve().parent))  # _generator, _record, also under `python -P`
 
 import torch  # noqa: E402
-from _record import add_results_option, start  # noqa: E402
+from _generator import begin, matmul_peak, parser, run_batches  # noqa: E402
 
-
-def timed(fn):
-    c0, t0 = time.process_time(), time.perf_counter()
-    out = fn()
-    return time.process_time() - c0, time.perf_counter() - t0, out
-
-
-def matmul_peak(n: int = 2048, reps: int = 5) -> float:
-    """fp32 GFLOP/s (CPU time) of an ``n x n x n`` GEMM: this CPU's practical peak at the set thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    c0 = time.process_time()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.process_time() - c0) / 1e9
+NOTES = ["images/s from CPU seconds (time.process_time), 1 thread, medians of interleaved runs; latents only (no VAE)",
+         "shrunk transformer unless --full (MAR-B at the README's 256 x 100-step settings: ~51 TFLOP, ~15 CPU-minutes per image here)",
+         "% of peak: transformer + head matmul GFLOP / zoo CPU seconds over a 2048^3 fp32 GEMM measured in the same run",
+         "seed: zoo seed=s, orders='numpy' == reference after torch.manual_seed(s); np.random.seed(s)"]
 
 
 def gflop(cfg, batch: int, iters: int, diff_steps: int) -> tuple[float, float]:
@@ -98,29 +84,21 @@ def build(ref: Path | None, cfg_kw: dict):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ref", type=Path, default=None, help="root of an LTH14/mar checkout (omit: zoo alone)")
+    ap = parser(__doc__, "root of an LTH14/mar checkout (omit: zoo alone)")
     ap.add_argument("--full", action="store_true", help="MAR-B at its real size (very slow on CPU)")
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--iters", type=int, default=64, help="AR iterations (README FID setting: 256)")
     ap.add_argument("--diffusion-steps", default="100")
     ap.add_argument("--cfg", type=float, default=2.9)
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--reps", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
-    add_results_option(ap)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
     if args.full:
         cfg_kw = {"num_sampling_steps": args.diffusion_steps}
     else:
         w, dp = args.width, args.depth
         cfg_kw = dict(encoder_embed_dim=w, encoder_depth=dp, encoder_num_heads=w // 64, decoder_embed_dim=w, decoder_depth=dp,
                       decoder_num_heads=w // 64, diffloss_d=3, diffloss_w=w, num_sampling_steps=args.diffusion_steps)
-    run = start("mar", title="MAR generation (masked AR + MLP diffusion head; latents)", kind="generator", threads=args.threads,
-                settings={k: str(v) for k, v in vars(args).items()}, reference=str(args.ref) if args.ref else None, results=args.results)
+    run = begin("mar", "MAR generation (masked AR + MLP diffusion head; latents)", args)
     cfg, zm, rm = build(args.ref, cfg_kw)
     import numpy as np
 
@@ -128,47 +106,26 @@ def main() -> None:
     from zoo.sampling.ddpm import space_timesteps
 
     steps_n = len(space_timesteps(1000, args.diffusion_steps))
-    rows = []
-    for b in args.batches:
-        labels = [(207 + 100 * i) % 1000 for i in range(b)]
-        seed = 0
 
-        def zoo_fn(labels=labels, seed=seed):
-            return zm.generate(labels, steps=args.iters, guidance_scale=args.cfg, seed=seed, orders="numpy", return_latents=True)
-
-        def ref_fn(labels=labels, seed=seed):
-            torch.manual_seed(seed)
-            np.random.seed(seed)
+    def calls(b: int, labels: list[int]):
+        def ref_fn():
+            torch.manual_seed(0)
+            np.random.seed(0)
             return rm.sample_tokens(bsz=len(labels), num_iter=args.iters, cfg=args.cfg, cfg_schedule="linear",
                                     labels=torch.tensor(labels), temperature=1.0)
 
-        reps = args.reps if b == 1 else max(1, args.reps - 1)
-        zc, zw, rc, rw = [], [], [], []
-        out = rout = None
-        for _ in range(reps):
-            if rm is not None:
-                c, w, rout = timed(ref_fn)
-                rc.append(c), rw.append(w)
-            c, w, out = timed(zoo_fn)
-            zc.append(c), zw.append(w)
-        med = statistics.median
+        return ref_fn, lambda: zm.generate(labels, steps=args.iters, guidance_scale=args.cfg, seed=0, orders="numpy",
+                                           return_latents=True)
+
+    def fields(b: int, zt, ra, za) -> dict:
         tr, hd = gflop(cfg, b, args.iters, steps_n)
-        size = "MAR-B (768 x 12 + 12, head 6 x 1024)" if args.full else f"shrunk MAR ({cfg.encoder_embed_dim} x {cfg.encoder_depth} + {cfg.decoder_depth}, head 3 x {cfg.diffloss_w})"
-        row = {"batch": b, "model": f"{size}, 16x16 latents, {args.iters} AR iters, {steps_n} diffusion steps, cfg {args.cfg} linear",
-               "zoo_images_per_s": b / med(zc), "ref_images_per_s": b / med(rc) if rc else None,
-               "speedup_cpu": med(rc) / med(zc) if rc else None, "speedup_wall": med(rw) / med(zw) if rw else None,
-               "zoo_cpu_s": med(zc), "ref_cpu_s": med(rc) if rc else None, "transformer_gflop": tr, "head_gflop": hd,
-               "gflops_achieved": (tr + hd) / med(zc), "matmul_peak_gflops": peak, "pct_of_peak": 100 * (tr + hd) / med(zc) / peak}
-        if rout is not None:
-            z = out.values.transpose(1, 2).reshape(rout.shape)
-            row["latents_max_abs_diff"] = float((z - rout).abs().max())
-            row["latents_max_abs_ref"] = float(rout.abs().max())
-        rows.append(row)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-    run.write(rows, notes=["images/s from CPU seconds (time.process_time), 1 thread, medians of interleaved runs; latents only (no VAE)",
-                           "shrunk transformer unless --full (MAR-B at the README's 256 x 100-step settings: ~51 TFLOP, ~15 CPU-minutes per image here)",
-                           "% of peak: transformer + head matmul GFLOP / zoo CPU seconds over a 2048^3 fp32 GEMM measured in the same run",
-                           "seed: zoo seed=s, orders='numpy' == reference after torch.manual_seed(s); np.random.seed(s)"])
+        size = "MAR-B (768 x 12 + 12, head 6 x 1024)" if args.full else \
+            f"shrunk MAR ({cfg.encoder_embed_dim} x {cfg.encoder_depth} + {cfg.decoder_depth}, head 3 x {cfg.diffloss_w})"
+        return {"model": f"{size}, 16x16 latents, {args.iters} AR iters, {steps_n} diffusion steps, cfg {args.cfg} linear",
+                "transformer_gflop": tr, "head_gflop": hd, "gflops_achieved": (tr + hd) / zt[0], "matmul_peak_gflops": peak,
+                "pct_of_peak": 100 * (tr + hd) / zt[0] / peak}
+
+    run_batches(run, args, calls, fields, NOTES, reps=lambda b: args.reps if b == 1 else max(1, args.reps - 1), warm=False)
 
 
 if __name__ == "__main__":

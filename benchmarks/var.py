@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.append(str(Path(__file__).resolve().parent))  # _record, also under `python -P` (see Usage)
 
 import torch  # noqa: E402
-from _cont_ar import gemm_peak, timed  # noqa: E402
+from _generator import gemm_peak, timed  # noqa: E402
 from _record import add_results_option, start  # noqa: E402
 
 PN = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)

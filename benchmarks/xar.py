@@ -14,15 +14,13 @@ Usage (``-P``: see benchmarks/var.py):
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.append(str(Path(__file__).resolve().parent))  # _record, _cont_ar, also under `python -P`
+sys.path.append(str(Path(__file__).resolve().parent))  # _generator, _record, also under `python -P`
 
 import torch  # noqa: E402
-from _cont_ar import gemm_peak, interleave, prepare_reference  # noqa: E402
-from _record import add_results_option, start  # noqa: E402
+from _generator import begin, gemm_peak, parser, prepare_reference, run_batches  # noqa: E402
 
 SIZES = {"base": "xar_base", "large": "xar_large", "huge": "xar_huge"}
 
@@ -48,17 +46,10 @@ NOTES = ["images/s from CPU seconds (time.process_time), 1 thread, medians of in
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ref", type=Path, default=None, help="root of an OliverRensu/xAR checkout (omit: zoo alone)")
+    ap = parser(__doc__, "root of an OliverRensu/xAR checkout (omit: zoo alone)", reps=1, steps_b8=10)
     ap.add_argument("--size", choices=sorted(SIZES), default="base")
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--steps-b8", type=int, default=10, help="SDE steps for batches > 1 (default 10; 0 = the card's)")
-    ap.add_argument("--reps", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=1)
-    add_results_option(ap)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
+    run = begin("xar", "xAR generation (next-cell AR + flow SDE, latents)", args)
     from zoo_plugins.xar.builder import from_reference
     from zoo_plugins.xar.config import XAR_SIZES, XARConfig
     from zoo_plugins.xar.model import XAR
@@ -66,9 +57,6 @@ def main() -> None:
     from zoo.testing.weights import seeded_state_dict, state_manifest
     from zoo.weights import no_init
 
-    run = start("xar", title="xAR generation (next-cell AR + flow SDE, latents)", kind="generator", threads=args.threads,
-                settings={k: str(v) for k, v in vars(args).items()}, reference=str(args.ref) if args.ref else None,
-                results=args.results)
     spec = dict(XAR_SIZES[SIZES[args.size]])
     zcfg = XARConfig(**spec)
     with no_init():
@@ -87,33 +75,27 @@ def main() -> None:
         z.load_state_dict(seeded_state_dict(state_manifest(z)), strict=True)
     d = zcfg.encoder_embed_dim
     peak = gemm_peak(2 * 8 * 64, d, 4 * d)
-    rows = []
-    for b in args.batches:
-        labels = [(207 + 100 * i) % 1000 for i in range(b)]
-        steps = spec["num_steps"] if b == 1 or not args.steps_b8 else args.steps_b8
 
-        def zoo_fn(labels=labels, steps=steps):
-            return z.generate(labels, steps=steps, seed=0, return_latents=True)
+    def steps_for(b: int) -> int:
+        return spec["num_steps"] if b == 1 or not args.steps_b8 else args.steps_b8
 
-        def ref_fn(labels=labels, steps=steps):
+    def calls(b: int, labels: list[int]):
+        steps = steps_for(b)
+
+        def ref_fn():
             torch.manual_seed(0)
             return r.sample_tokens(num_steps=steps, cfg=spec["cfg"], label=torch.tensor(labels))
 
-        rt, zt, (ra, za) = interleave(ref_fn if r is not None else None, zoo_fn, args.reps, warm=b == args.batches[0])
+        return ref_fn, lambda: z.generate(labels, steps=steps, seed=0, return_latents=True)
+
+    def fields(b: int, zt, ra, za) -> dict:
+        steps = steps_for(b)
         gflop = xar_gflop(zcfg, b, steps)
-        row = {"batch": b, "model": f"xAR-{args.size[0].upper()} ({steps} SDE steps per cell, cfg {spec['cfg']}), latents",
-               "steps": steps, "zoo_images_per_s": b / zt[0], "ref_images_per_s": b / rt[0] if rt else None,
-               "speedup_cpu": rt[0] / zt[0] if rt else None, "speedup_wall": rt[1] / zt[1] if rt else None,
-               "zoo_cpu_s": zt[0], "ref_cpu_s": rt[0] if rt else None, "gflop": gflop,
-               "zoo_gflops_achieved": gflop / zt[0], "matmul_peak_gflops": peak, "zoo_pct_of_peak": 100 * gflop / zt[0] / peak}
-        if ra is not None:
-            zz = za.values.transpose(1, 2).reshape(ra.shape)
-            row["latents_max_abs_diff"] = float((ra - zz).abs().max())
-            row["latents_abs_max"] = float(ra.abs().max())
-        rows.append(row)
-        print({k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-        run.write(rows, notes=NOTES)  # after every batch size: a run cut short keeps what it measured
-    run.write(rows, notes=NOTES)
+        return {"model": f"xAR-{args.size[0].upper()} ({steps} SDE steps per cell, cfg {spec['cfg']}), latents",
+                "steps": steps, "gflop": gflop, "zoo_gflops_achieved": gflop / zt[0], "matmul_peak_gflops": peak,
+                "zoo_pct_of_peak": 100 * gflop / zt[0] / peak}
+
+    run_batches(run, args, calls, fields, NOTES)
 
 
 if __name__ == "__main__":
