@@ -449,6 +449,20 @@ def _t5_encoder(tmp: Path):
     return "t5_encoder.pixart_sigma", write_components_release(tmp / "components"), {}
 
 
+def _sd3(tmp: Path):
+    """An SD3 repo's transformer/ + scheduler/ (the encoders and VAE are other cards over the same repo)."""
+    from zoo_plugins.diffusion.testing import write_sd3_release
+
+    return "sd3.medium", write_sd3_release(tmp / "sd3"), {}
+
+
+def _sd3_text(tmp: Path):
+    """text_encoder{,_2,_3}/ (CLIP-L, CLIP-G, T5 in 2 shards) + tokenizer{,_2,_3}/ of an SD3 repo."""
+    from zoo_plugins.diffusion.testing import write_sd3_components
+
+    return "sd3_text.sd3_medium", write_sd3_components(tmp / "sd3"), {}
+
+
 def _diffusers_vae(tmp: Path):
     from zoo_plugins.diffusion.testing import write_vae_release
 
@@ -521,6 +535,8 @@ WRITERS = {
     "pixart_sigma": _pixart_sigma,
     "t5_encoder": _t5_encoder,
     "diffusers_vae": _diffusers_vae,
+    "sd3": _sd3,
+    "sd3_text": _sd3_text,
 }
 NO_WEIGHTS = {"reducers", "flextok_ar", "kv_cache"}  # no published weights: nothing to load from a file
 
