@@ -13,9 +13,10 @@ Block plans (which positions each step fills):
 :func:`generate_blocks` runs the plan: for each block it computes the CFG weight (a
 :class:`~zoo.sampling.guidance.Guidance` schedule read by block index or by generated fraction,
 :func:`~zoo.sampling.cfg.ramp_progress`), calls the plugin's ``predict(block, tokens, known, w)
--> [B, n, C]`` and writes the values at the block's positions. A plugin with a KV cache (xAR,
-FlowAR, VAR) writes the new block's keys/values and advances the cache inside ``predict``; the
-loop resets it first and checks that it only grows. Nothing here draws random numbers: orders
+-> [B, n, C]`` and writes the values at the block's positions (MAR, xAR, FlowAR and VAR run on
+it). A plugin with a KV cache (xAR, FlowAR, VAR) writes the new block's keys/values and advances
+the cache inside ``predict``; a :class:`~zoo.sampling.kv_cache.StaticKVCache` given as ``cache``
+is reset first and checked to only grow. Nothing here draws random numbers: orders
 come from :func:`random_orders` with the caller's ``torch.Generator`` (or are given).
 
 Example (a toy "model" that writes the step number):
