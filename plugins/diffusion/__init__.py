@@ -7,8 +7,11 @@ discipline and decoding. Families:
 
 * ``pixart_sigma``: PixArt-Σ (DiT with cross-attention to T5-XXL), DPM-Solver++ through
   diffusers' ``DPMSolverMultistepScheduler``;
+* ``sd3``: Stable Diffusion 3 / 3.5 (MMDiT, rectified flow) on zoo's flow driver with the
+  diffusers flow-matching grid (:func:`zoo.sampling.flow_match_sigmas`);
 * component cards the generators depend on, resolved on demand and shared between cards in one
-  process: the T5 text encoder (``t5_encoder``) and diffusers VAEs (``diffusers_vae``).
+  process: the T5 text encoder (``t5_encoder``), SD3's three text encoders (``sd3_text``) and
+  diffusers VAEs (``diffusers_vae``).
 
 diffusers and transformers are the ``zoo[diffusion]`` extra, imported only when a model is built.
 Importing this module does not import torch.
@@ -21,8 +24,10 @@ from zoo.hookspecs import hookimpl
 
 @hookimpl
 def register_builders(register):
-    from .builders import DiffusersVAEBuilder, PixArtSigmaBuilder, T5EncoderBuilder  # noqa: PLC0415 - torch lazily
+    from .builders import DiffusersVAEBuilder, PixArtSigmaBuilder, SD3Builder, SD3TextBuilder, T5EncoderBuilder  # noqa: PLC0415
 
     register(PixArtSigmaBuilder())
+    register(SD3Builder())
+    register(SD3TextBuilder())
     register(DiffusersVAEBuilder())
     register(T5EncoderBuilder())

@@ -29,9 +29,51 @@ from zoo.errors import CheckpointError, ConfigError
 from .config import PixArtSigmaConfig
 from .layout import component_config, component_state, read_json, subfolder_files
 
-__all__ = ["PixArtSigmaBuilder", "DiffusersVAEBuilder", "T5EncoderBuilder"]
+__all__ = ["PixArtSigmaBuilder", "DiffusersVAEBuilder", "T5EncoderBuilder", "SD3Builder", "SD3TextBuilder"]
 
 PIXART_CLASSES = ("PixArtTransformer2DModel", "Transformer2DModel")
+_HF_BOOKKEEPING = ("auto_map", "architectures", "_name_or_path", "transformers_version")
+
+
+def hf_from_pretrained(files: CheckpointFiles, sub: str, model_type: str, model_class: str, config_class: str) -> tuple[Any, dict[str, Any]]:
+    """``(module, config dict)`` of the transformers model under ``sub/`` (config.json read as data,
+    its ``model_type`` checked; ``from_pretrained`` on the local folder, never remote code; any
+    missing, unexpected or mismatched key is a CheckpointError)."""
+    from .libs import transformers_module
+
+    found = subfolder_files(files.paths, sub)
+    if "config.json" not in found:
+        raise CheckpointError(f"no {sub}/config.json among {sorted(files.paths)} ({files.origin})")
+    hf = read_json(found["config.json"], f"{sub} config")
+    if hf.get("model_type") != model_type:
+        raise CheckpointError(f"{found['config.json']} has model_type {hf.get('model_type')!r}, not {model_type!r}: another model's files")
+    hf = {k: v for k, v in hf.items() if k not in _HF_BOOKKEEPING}
+    tf = transformers_module()
+    folder = found["config.json"].parent
+    try:
+        module, info = getattr(tf, model_class).from_pretrained(str(folder), config=getattr(tf, config_class).from_dict(dict(hf)),
+                                                                 local_files_only=True, trust_remote_code=False, output_loading_info=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"transformers could not load the {model_class} in {folder}: {exc}") from None
+    problems = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    if problems:
+        listed = "; ".join(f"{k} ({len(v)}): {sorted(map(str, v))[:6]}" for k, v in problems.items())
+        raise CheckpointError(f"the weights in {folder} do not fit {model_class}: {listed}")
+    return module, hf
+
+
+def hf_tokenizer(files: CheckpointFiles, sub: str, tokenizer_class: str, needs: tuple[str, ...]) -> Any:
+    """transformers' ``tokenizer_class`` read from ``sub/`` (one of ``needs`` must be there)."""
+    from .libs import transformers_module
+
+    found = subfolder_files(files.paths, sub)
+    if not any(n in found for n in needs):
+        raise CheckpointError(f"no {sub}/{' or '.join(needs)} among {sorted(files.paths)} ({files.origin})")
+    folder = next(iter(found.values())).parent
+    try:
+        return getattr(transformers_module(), tokenizer_class).from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"transformers could not read the {tokenizer_class} in {folder}: {exc}") from None
 
 
 class PixArtSigmaBuilder(ModelBuilder):
@@ -87,42 +129,10 @@ class T5EncoderBuilder(ModelBuilder):
         self._loaded: tuple[int, Any, Any] | None = None  # (id of the hf dict, encoder, tokenizer)
 
     def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
-        from .libs import transformers_module
-
-        enc_files = subfolder_files(files.paths, "text_encoder")
-        if "config.json" not in enc_files:
-            raise CheckpointError(f"no text_encoder/config.json among {sorted(files.paths)} ({files.origin})")
-        hf = read_json(enc_files["config.json"], "text encoder config")
-        if hf.get("model_type") != "t5":
-            raise CheckpointError(f"{enc_files['config.json']} has model_type {hf.get('model_type')!r}, not 't5': another model's files")
-        hf = {k: v for k, v in hf.items() if k not in ("auto_map", "architectures", "_name_or_path", "transformers_version")}
-        tf = transformers_module()
-        folder = enc_files["config.json"].parent
-        try:
-            encoder, info = tf.T5EncoderModel.from_pretrained(str(folder), config=tf.T5Config.from_dict(dict(hf)), local_files_only=True,
-                                                              trust_remote_code=False, output_loading_info=True)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"transformers could not load the T5 encoder in {folder}: {exc}") from None
-        problems = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
-        if problems:
-            listed = "; ".join(f"{k} ({len(v)}): {sorted(map(str, v))[:6]}" for k, v in problems.items())
-            raise CheckpointError(f"the weights in {folder} do not fit T5EncoderModel: {listed}")
-        tokenizer = self._tokenizer(files)
+        encoder, hf = hf_from_pretrained(files, "text_encoder", "t5", "T5EncoderModel", "T5Config")
+        tokenizer = hf_tokenizer(files, "tokenizer", "T5Tokenizer", ("spiece.model", "tokenizer.json"))
         self._loaded = (id(hf), encoder, tokenizer)
         return Checkpoint(state_dict=encoder.state_dict(), config={"hf": hf})
-
-    @staticmethod
-    def _tokenizer(files: CheckpointFiles) -> Any:
-        from .libs import transformers_module
-
-        tok_files = subfolder_files(files.paths, "tokenizer")
-        if "spiece.model" not in tok_files and "tokenizer.json" not in tok_files:
-            raise CheckpointError(f"no tokenizer/spiece.model (or tokenizer.json) among {sorted(files.paths)} ({files.origin})")
-        folder = next(iter(tok_files.values())).parent
-        try:
-            return transformers_module().T5Tokenizer.from_pretrained(str(folder), local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"transformers could not read the T5 tokenizer in {folder}: {exc}") from None
 
     def build(self, config: Mapping[str, Any]):
         from .components import TextEncoder
@@ -143,3 +153,80 @@ class T5EncoderBuilder(ModelBuilder):
 
     def convert(self, state_dict: Mapping[str, Any], config: Any) -> Mapping[str, Any]:
         return {f"encoder.{k}": v for k, v in state_dict.items()}
+
+
+class SD3Builder(ModelBuilder):
+    """``transformer/`` (``SD3Transformer2DModel``; one safetensors file or shards with their index)
+    and ``scheduler/scheduler_config.json`` (``FlowMatchEulerDiscreteScheduler``) of an SD3 / 3.5 repo."""
+
+    name = "sd3"
+
+    def __init__(self) -> None:
+        from .config import SD3Config
+
+        self.config_class = SD3Config
+
+    def needed_dependencies(self, files: CheckpointFiles, card: Any) -> set[str]:
+        return set()
+
+    def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
+        config: dict[str, Any] = {"transformer": component_config(files.paths, "transformer", "SD3Transformer2DModel")}
+        sched = subfolder_files(files.paths, "scheduler").get("scheduler_config.json")
+        if sched is not None:
+            data = read_json(sched, "scheduler config")
+            if data.get("_class_name") not in (None, "FlowMatchEulerDiscreteScheduler"):
+                raise CheckpointError(f"{sched} configures a {data['_class_name']}; SD3 samples with FlowMatchEulerDiscreteScheduler")
+            config["scheduler"] = {k: v for k, v in data.items() if not k.startswith("_")}
+        return Checkpoint(state_dict=component_state(files.paths, "transformer", state_prefix="transformer."), config=config)
+
+    def build(self, config: Any):
+        from .sd3 import StableDiffusion3
+
+        return StableDiffusion3(config)
+
+    def finalize(self, model, files, config):
+        model.components_pretrained = files is not None
+        return model
+
+
+class SD3TextBuilder(ModelBuilder):
+    """SD3's ``text_encoder/`` (CLIP-L), ``text_encoder_2/`` (CLIP-G), ``text_encoder_3/`` (T5-XXL)
+    and ``tokenizer{,_2,_3}/`` (two CLIP BPE tokenizers, one T5 sentencepiece tokenizer)."""
+
+    name = "sd3_text"
+    config_class = dict
+    PARTS = (("text_encoder", "clip_text_model", "CLIPTextModelWithProjection", "CLIPTextConfig", "clip_l"),
+             ("text_encoder_2", "clip_text_model", "CLIPTextModelWithProjection", "CLIPTextConfig", "clip_g"),
+             ("text_encoder_3", "t5", "T5EncoderModel", "T5Config", "t5"))
+
+    def __init__(self) -> None:
+        self._loaded: tuple[int, list[Any], list[Any]] | None = None
+
+    def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
+        modules, config, state = [], {}, {}
+        for sub, model_type, cls, cfg_cls, key in self.PARTS:
+            module, hf = hf_from_pretrained(files, sub, model_type, cls, cfg_cls)
+            modules.append(module)
+            config[key] = hf
+            state.update({f"{key}.{k}": v for k, v in module.state_dict().items()})
+        toks = [hf_tokenizer(files, "tokenizer", "CLIPTokenizer", ("vocab.json",)), hf_tokenizer(files, "tokenizer_2", "CLIPTokenizer", ("vocab.json",)),
+                hf_tokenizer(files, "tokenizer_3", "T5Tokenizer", ("spiece.model", "tokenizer.json"))]
+        self._loaded = (id(config["clip_l"]), modules, toks)
+        return Checkpoint(state_dict=state, config=config)
+
+    def build(self, config: Mapping[str, Any]):
+        from .libs import transformers_module
+        from .sd3 import SD3TextEncoders
+
+        if self._loaded is not None and self._loaded[0] == id(config.get("clip_l")):
+            _, modules, toks = self._loaded
+            self._loaded = None
+        else:
+            tf = transformers_module()
+            try:
+                modules = [getattr(tf, cls)(getattr(tf, cfg_cls).from_dict(dict(config.get(key) or {})))
+                           for _, _, cls, cfg_cls, key in self.PARTS]
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"bad SD3 text encoder config: {exc}") from None
+            toks = [None, None, None]
+        return SD3TextEncoders(modules[0], modules[1], modules[2], toks)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PixArtSigmaConfig"]
+__all__ = ["PixArtSigmaConfig", "SD3Config"]
 
 
 @dataclass
@@ -34,3 +34,25 @@ class PixArtSigmaConfig:
     steps: int = 20
     guidance_scale: float = 4.5
     trim_text_padding: bool = True
+
+
+@dataclass
+class SD3Config:
+    """Stable Diffusion 3 / 3.5: ``transformer`` holds the ``SD3Transformer2DModel`` config,
+    ``scheduler`` the ``FlowMatchEulerDiscreteScheduler`` config (SD3's ``shift: 3.0``;
+    ``num_train_timesteps`` 1000), sampled on :func:`zoo.sampling.flow_match_sigmas` by zoo's
+    flow driver. ``text_encoders`` names the card of the three encoders (CLIP-L, CLIP-G, T5-XXL),
+    ``vae`` the 16-channel VAE card. Defaults are the diffusers pipeline's (28 steps, CFG 7.0,
+    256 T5 tokens); the 3.5 cards override them with the values their model cards recommend.
+    ``batch_text_encoders``: encode prompts and negative prompts in one batch per encoder (False:
+    apart, as the pipeline does; batching changes float rounding, not the maths)."""
+
+    transformer: dict[str, Any] = field(default_factory=dict)
+    scheduler: dict[str, Any] = field(default_factory=lambda: {"shift": 3.0})
+    text_encoders: str = "sd3_text.sd3_medium"
+    vae: str = "sd3_vae.sd3_medium"
+    vae_scale_factor: int = 8
+    max_sequence_length: int = 256
+    steps: int = 28
+    guidance_scale: float = 7.0
+    batch_text_encoders: bool = True

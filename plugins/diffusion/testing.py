@@ -167,3 +167,139 @@ def write_pixart_hub(root: Path, repos: tuple[str, ...] = ("PixArt-alpha/PixArt-
         write_pixart_release(root / repo)
     write_components_release(root / "PixArt-alpha" / "pixart_sigma_sdxlvae_T5_diffusers")
     return root
+
+
+# ------------------------------------------------------------------ Stable Diffusion 3 (tiny)
+TINY_CLIP = {"model_type": "clip_text_model", "vocab_size": 58, "hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4,
+             "num_hidden_layers": 2, "projection_dim": 32, "max_position_embeddings": 77, "hidden_act": "gelu",
+             "bos_token_id": 56, "eos_token_id": 57, "pad_token_id": 57}
+TINY_T5_SD3 = {**TINY_T5, "d_model": 64}
+TINY_SD3_VAE = {**TINY_VAE, "latent_channels": 16, "scaling_factor": 1.5305, "shift_factor": 0.0609, "use_quant_conv": False,
+                "use_post_quant_conv": False}
+TINY_SD3 = {"sample_size": TINY_SIZE // 8, "patch_size": 2, "in_channels": 16, "out_channels": 16, "num_layers": 2,
+            "attention_head_dim": 8, "num_attention_heads": 2, "joint_attention_dim": 64, "caption_projection_dim": 16,
+            "pooled_projection_dim": 64, "pos_embed_max_size": 16}
+
+
+def tiny_clip_tokenizer(folder: Optional[Path] = None) -> Any:
+    """A CLIP BPE tokenizer over single letters and a few merges (58 ids; 56 bos, 57 eos/pad)."""
+    import tempfile
+
+    from .libs import transformers_module
+
+    target = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="zoo_cliptok_"))
+    target.mkdir(parents=True, exist_ok=True)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    merges = [("r", "e"), ("re", "d</w>"), ("f", "o"), ("fo", "x</w>")]
+    vocab = {c: i for i, c in enumerate(letters)}
+    vocab.update({c + "</w>": 26 + i for i, c in enumerate(letters)})
+    vocab.update({a + b: 52 + i for i, (a, b) in enumerate(merges)})
+    vocab.update({"<|startoftext|>": 56, "<|endoftext|>": 57})
+    (target / "vocab.json").write_text(json.dumps(vocab))
+    (target / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
+    tok = transformers_module().CLIPTokenizer.from_pretrained(str(target), local_files_only=True, model_max_length=77)
+    tok.save_pretrained(str(target))
+    return tok
+
+
+def tiny_sd3_text(seed: int = 10, *, t5: bool = True):
+    """SD3's three tiny encoders (CLIP-L/G width 32, T5 width 64) and tokenizers."""
+    from .libs import transformers_module
+    from .sd3 import SD3TextEncoders
+
+    tf = transformers_module()
+    clips = [_seed_all(tf.CLIPTextModelWithProjection(tf.CLIPTextConfig.from_dict(dict(TINY_CLIP))), seed + i).eval() for i in range(2)]
+    enc = _seed_all(tf.T5EncoderModel(tf.T5Config.from_dict(dict(TINY_T5_SD3))), seed + 2).eval() if t5 else None
+    toks = [tiny_clip_tokenizer(), tiny_clip_tokenizer(), tiny_t5_tokenizer()]
+    return SD3TextEncoders(clips[0], clips[1], enc, toks, joint_dim=TINY_T5_SD3["d_model"]).eval()
+
+
+def tiny_sd3_vae(seed: int = 11):
+    from .components import DiffusersVAE
+    from .libs import diffusers_module
+
+    return DiffusersVAE(_seed_all(diffusers_module().AutoencoderKL.from_config(dict(TINY_SD3_VAE)), seed)).eval()
+
+
+def tiny_sd3(seed: int = 12, *, components: bool = True, **config: Any):
+    """A tiny SD3 (2 MMDiT blocks, width 16) with tiny components attached (``components=False``: none)."""
+    from .config import SD3Config
+    from .sd3 import StableDiffusion3
+
+    model = StableDiffusion3(SD3Config(transformer=dict(TINY_SD3), max_sequence_length=16, **config))
+    _seed_all(model.transformer, seed)
+    model.eval()
+    if components:
+        model.use_components(text_encoders=tiny_sd3_text(), vae=tiny_sd3_vae())
+    return model
+
+
+def _write_hf_module(module: torch.nn.Module, folder: Path, *, shards: int = 1, drop: tuple[str, ...] = ()) -> None:
+    """config.json + ``model.safetensors`` (or ``shards`` files named as transformers names them, with the index)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    module.config.to_json_file(str(folder / "config.json"))
+    state = {k: v.contiguous() for k, v in module.state_dict().items() if k not in drop}
+    if shards == 1:
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        return
+    keys, weight_map = sorted(state), {}
+    for i in range(shards):
+        name = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = {k: state[k] for k in keys[i::shards]}
+        save_file(part, str(folder / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in part})
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=1))
+
+
+def write_sd3_release(root: Path, seed: int = 12, *, shards: int = 1) -> Path:
+    """An SD3 repo's ``transformer/`` (one file, or ``shards`` with the diffusers index) and ``scheduler/``."""
+    from safetensors.torch import save_file
+
+    model = tiny_sd3(seed, components=False)
+    folder = Path(root) / "transformer"
+    if shards == 1:
+        _save_component(model.transformer, folder, "SD3Transformer2DModel", dict(model.transformer.config))
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps({"_class_name": "SD3Transformer2DModel", **dict(model.transformer.config)}))
+        state = {k: v.contiguous() for k, v in model.transformer.state_dict().items()}
+        keys, weight_map = sorted(state), {}
+        for i in range(shards):
+            name = f"diffusion_pytorch_model-{i + 1:05d}-of-{shards:05d}.safetensors"
+            part = {k: state[k] for k in keys[i::shards]}
+            save_file(part, str(folder / name))
+            weight_map.update({k: name for k in part})
+        (folder / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    (Path(root) / "scheduler").mkdir(parents=True, exist_ok=True)
+    (Path(root) / "scheduler" / "scheduler_config.json").write_text(json.dumps({"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 3.0,
+                                                                                  "num_train_timesteps": 1000}))
+    return Path(root)
+
+
+def write_sd3_components(root: Path) -> Path:
+    """The rest of an SD3 repo: ``text_encoder{,_2,_3}/`` (T5 in 2 shards), ``tokenizer{,_2,_3}/``, ``vae/``."""
+    root = Path(root)
+    te = tiny_sd3_text()
+    _write_hf_module(te.clip_l, root / "text_encoder")
+    _write_hf_module(te.clip_g, root / "text_encoder_2")
+    _write_hf_module(te.t5, root / "text_encoder_3", shards=2, drop=("encoder.embed_tokens.weight",))
+    for sub, tok in (("tokenizer", te.tokenizers[0]), ("tokenizer_2", te.tokenizers[1]), ("tokenizer_3", te.tokenizers[2])):
+        tok.save_pretrained(str(root / sub))
+        (root / sub / "special_tokens_map.json").write_text(json.dumps({"eos_token": tok.eos_token, "pad_token": tok.pad_token,
+                                                                         "unk_token": tok.unk_token}))
+    for sub, tok in (("tokenizer", te.tokenizers[0]), ("tokenizer_2", te.tokenizers[1])):  # the BPE files the release ships
+        for name in ("vocab.json", "merges.txt"):
+            (root / sub / name).write_bytes((Path(tok.name_or_path) / name).read_bytes())
+    (root / "tokenizer_3" / "spiece.model").write_bytes((Path(te.tokenizers[2].name_or_path) / "spiece.model").read_bytes())
+    vae = tiny_sd3_vae()
+    _save_component(vae.vae, root / "vae", "AutoencoderKL", dict(vae.vae.config))
+    return root
+
+
+def write_sd3_hub(root: Path, repo: str = "stabilityai/stable-diffusion-3-medium-diffusers") -> Path:
+    """A hub folder holding the tiny SD3 as ``repo`` (transformer, scheduler, encoders, tokenizers, VAE)."""
+    write_sd3_release(Path(root) / repo)
+    write_sd3_components(Path(root) / repo)
+    return Path(root)

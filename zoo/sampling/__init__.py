@@ -4,6 +4,8 @@
 * :func:`generate_maskgit` — MaskGIT parallel decoding with confidence re-masking;
 * :func:`sample_flow` — rectified-flow ODE sampling (Euler/Heun, time shift or an explicit time
   grid, CFG with a guidance interval / channel subset, APG);
+* :func:`flow_match_sigmas` — the time grid of diffusers' ``FlowMatchEulerDiscreteScheduler``
+  (static or ``mu`` shift), number for number, for :func:`sample_flow` (SD3, InstaFlow);
 * :func:`sample_sde` — Euler-Maruyama SDE sampling with a final mean step (SiT/xAR);
 * :func:`ddpm_sample` — DDPM/IDDPM ancestral sampling (learned variance, respacing, temperature)
   for small diffusion heads (MAR);
@@ -33,6 +35,7 @@ from zoo.sampling.blocks import (
 from zoo.sampling.cfg import RAMPS, cfg_channels, in_interval, ramp_progress
 from zoo.sampling.ddpm import DiffusionSchedule, ddpm_sample, space_timesteps
 from zoo.sampling.flow import SOLVERS, flow_timesteps, sample_flow, shift_time, time_grid
+from zoo.sampling.flow_match import flow_match_sigmas, flow_match_timestep
 from zoo.sampling.guidance import (
     APG,
     SCHEDULES,
@@ -73,4 +76,6 @@ __all__ = [
     "cell_blocks", "cfg_channels", "ddpm_sample", "generate_blocks", "in_interval", "linear_path_sde",
     "masked_set_blocks", "masked_set_counts", "ramp_progress", "random_orders", "range_blocks", "sample_sde",
     "scale_blocks", "sde_time_grid", "space_timesteps", "time_grid",
+    # diffusers flow-matching grids (issue 25)
+    "flow_match_sigmas", "flow_match_timestep",
 ]
