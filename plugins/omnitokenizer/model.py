@@ -84,11 +84,12 @@ class _Decoder(nn.Module):
         self.to_pixels_first_frame = nn.Sequential(nn.Linear(d, c * p * p))
         self.to_pixels = nn.Sequential(nn.Linear(d, c * pt * p * p))
 
-    def _pixels(self, linear: nn.Linear, x: torch.Tensor, pt: int) -> torch.Tensor:
+    def _pixels(self, linear: nn.Linear, x: torch.Tensor, pt: int, out: torch.Tensor) -> None:
+        """Write ``linear(x)`` as pixels into ``out`` ``[B, C, t * pt, H, W]`` (no concatenated copy)."""
         b, t, h, w, _ = x.shape
         p, c = self.p, self.c
         x = linear(x).reshape(b, t, h, w, c, pt, p, p).permute(0, 4, 1, 5, 2, 6, 3, 7)
-        return x.reshape(b, c, t * pt, h * p, w * p)  # 'b t h w (c pt p1 p2) -> b c (t pt) (h p1) (w p2)'
+        out.view(b, c, t, pt, h, p, w, p).copy_(x)  # 'b t h w (c pt p1 p2) -> b c (t pt) (h p1) (w p2)'
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``[B, D, t, h, w]`` -> pixels ``[B, C, 1 + (t - 1) * pt, H, W]`` in about [-0.5, 0.5]."""
@@ -97,9 +98,10 @@ class _Decoder(nn.Module):
         x = self.dec_temporal_transformer(x, video_shape=(b, t, h, w), is_spatial=False)
         x = x.reshape(b, h, w, t, d).permute(0, 3, 1, 2, 4).reshape(b * t, h * w, d)
         x = self.dec_spatial_transformer(x, video_shape=(b, t, h, w), is_spatial=True).reshape(b, t, h, w, d)
-        out = self._pixels(self.to_pixels_first_frame[0], x[:, :1], 1)
+        out = x.new_empty(b, self.c, 1 + (t - 1) * self.pt, h * self.p, w * self.p)
+        self._pixels(self.to_pixels_first_frame[0], x[:, :1], 1, out[:, :, :1])
         if t > 1:
-            out = torch.cat([out, self._pixels(self.to_pixels[0], x[:, 1:], self.pt)], dim=2)
+            self._pixels(self.to_pixels[0], x[:, 1:], self.pt, out[:, :, 1:])
         return out
 
 
@@ -251,6 +253,6 @@ class OmniTokenizer(ZooModel, nn.Module):
             if tok.ids.shape[1] != t * h * w or (tok.lengths != t * h * w).any():
                 raise TokenError(f"{tok.ids.shape[1]} ids do not fill the grid {grid} ({t * h * w} per item)")
             z = self.ids_to_codes(tok.ids.to(p.device).view(-1, t, h, w)).to(p.dtype)
-        out = self.decode_latents(z) * 2.0  # [-0.5, 0.5] -> [-1, 1]
-        out = out.clamp(-1.0, 1.0) if clamp else out
+        out = self.decode_latents(z).mul_(2.0)  # [-0.5, 0.5] -> [-1, 1], in place (no second clip-sized buffer)
+        out = out.clamp_(-1.0, 1.0) if clamp else out
         return out[:, :, 0] if meta.get("image") or (t == 1 and not meta) else out

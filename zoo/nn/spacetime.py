@@ -71,7 +71,7 @@ class GammaLayerNorm(nn.Module):
 class _GEGLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, gate = x.chunk(2, dim=-1)
-        return F.gelu(gate) * x
+        return F.gelu(gate).mul_(x)  # in place: the same values as gelu(gate) * x, one hidden-sized buffer less
 
 
 def feed_forward(dim: int, mult: float = 4.0) -> nn.Sequential:
@@ -179,6 +179,15 @@ class CosineAttention(nn.Module):
         self.k_scale = nn.Parameter(torch.ones(dim_head))
         self.to_out = nn.Linear(inner, dim, bias=False)
         self.attn_backend: Optional[str] = None
+        self._rope: dict[tuple, torch.Tensor] = {}  # rotations per (tokens, head dim, device), built once
+
+    def rope(self, n: int, dim_head: int, device: torch.device) -> torch.Tensor:
+        """The 2-D rotations for ``n`` tokens (:func:`rope_2d`), built on first use and kept (as the
+        reference keeps its ``freqs_cis``)."""
+        key = (n, dim_head, str(device))
+        if key not in self._rope:
+            self._rope[key] = rope_2d(dim_head, n).to(device)
+        return self._rope[key]
 
     def forward(self, x: torch.Tensor, is_spatial: bool = True) -> torch.Tensor:
         b, n, _ = x.shape
@@ -186,7 +195,7 @@ class CosineAttention(nn.Module):
         q = self.to_q(self.norm(x))
         q, k, v = (t.reshape(b, n, self.heads, -1) for t in (q, k, v))
         if self.spatial_pos == "rope" and is_spatial:
-            q, k = apply_rope_2d(q, k, rope_2d(q.shape[-1], n).to(x.device))
+            q, k = apply_rope_2d(q, k, self.rope(n, q.shape[-1], x.device))
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         q = F.normalize(q, dim=-1) * self.q_scale
         k = F.normalize(k, dim=-1) * self.k_scale
@@ -257,11 +266,12 @@ class SpaceTimeTransformer(nn.Module):
     def forward(self, x: torch.Tensor, video_shape: Optional[tuple[int, int, int, int]] = None,
                 is_spatial: bool = True) -> torch.Tensor:
         for kind, (peg, attn, _, ff) in zip(self.block, self.layers):
+            # residuals added in place into the fresh branch output: the same sums, one buffer less each
             if kind == "t":
                 if isinstance(peg, PEG):
-                    x = peg(x, shape=video_shape) + x
-                x = attn(x, is_spatial=is_spatial) + x
+                    x = peg(x, shape=video_shape).add_(x)
+                x = attn(x, is_spatial=is_spatial).add_(x)
             else:
-                x = attn(x) + x
-            x = ff(x) + x
+                x = attn(x).add_(x)
+            x = ff(x).add_(x)
         return self.norm_out(x)
