@@ -1,4 +1,5 @@
-"""The ``kv_cache`` builder: a GEAR / GEAR-KCVT / KIVI card -> a :class:`~zoo_plugins.kv_cache.reducer.KVCacheReducer` (no weights)."""
+"""The ``kv_cache`` builder: a GEAR / GEAR-KCVT / KIVI card -> a :class:`~zoo_plugins.kv_cache.reducer.KVCacheReducer`, a
+StreamingLLM / SnapKV card -> an :class:`~zoo_plugins.kv_cache.reducer.EvictionReducer` (no weights)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ class KVCacheConfig:
     prefill_rank_v: int | None = None
     loop: int = 3
     streaming_gap: int = 64
+    # eviction methods (streamingllm, snapkv)
+    compression_ratio: float | None = None
+    n_sink: int | None = None
+    window_size: int | None = None
+    kernel_size: int | None = None
 
 
 class KVCacheBuilder(ModelBuilder):
@@ -36,8 +42,12 @@ class KVCacheBuilder(ModelBuilder):
         return Checkpoint(state_dict={})
 
     def build(self, config: Any) -> Any:
-        from .reducer import KVCacheReducer
+        from .reducer import PRESSES, EvictionReducer, KVCacheReducer
 
         settings = asdict(config) if is_dataclass(config) else dict(config)
         method = settings.pop("method")
+        if method in PRESSES:
+            return EvictionReducer(method, **settings)
+        for key in ("compression_ratio", "n_sink", "window_size", "kernel_size"):
+            settings.pop(key)
         return KVCacheReducer(method, **settings)

@@ -30,7 +30,7 @@ from zoo.model import ZooModel
 from .cache import CompressionSpec, check_transformers
 from .compress import CompressedBlock, compress
 
-__all__ = ["METHODS", "KVCacheReducer"]
+__all__ = ["METHODS", "PRESSES", "EvictionReducer", "KVCacheReducer"]
 
 #: method -> what it fixes: KIVI has no outliers / low rank; KCVT groups over the whole block
 METHODS = {
@@ -113,3 +113,59 @@ class KVCacheReducer(ZooModel):
         if generator is None:
             generator = torch.Generator().manual_seed(seed)
         return cache_module.GEARCache(num_layers, spec, generator)
+
+
+#: eviction method -> its press options (kvpress's defaults)
+PRESSES = {
+    "streamingllm": {"compression_ratio": 0.5, "n_sink": 4},
+    "snapkv": {"compression_ratio": 0.5, "window_size": 64, "kernel_size": 5},
+}
+
+
+class EvictionReducer(ZooModel):
+    """StreamingLLM or SnapKV eviction: ``apply(model, compression_ratio=...)`` hooks the model's attention.
+
+    Example:
+        >>> r = EvictionReducer("streamingllm", compression_ratio=0.5, n_sink=4)
+        >>> r.press(compression_ratio=0.25)
+        StreamingLLMPress(compression_ratio=0.25, n_sink=4)
+    """
+
+    in_model = True
+    needs = ("keys", "values")
+    training = "training-free"
+
+    def __init__(self, method: str = "streamingllm", **defaults: Any):
+        if method not in PRESSES:
+            raise ConfigError(f"unknown eviction method {method!r}; known: {sorted(PRESSES)}")
+        self.method = method
+        self.defaults = {k: v for k, v in defaults.items() if k in PRESSES[method] and v is not None}
+
+    def to(self, *args: Any, **kwargs: Any) -> EvictionReducer:
+        return self
+
+    def eval(self) -> EvictionReducer:
+        return self
+
+    def describe_facts(self) -> dict[str, Any]:
+        return {"method": self.method, **self.defaults}
+
+    def press(self, **overrides: Any) -> Any:
+        """The kvpress-style press with the card's defaults < ``overrides``."""
+        from .eviction import SnapKVPress, StreamingLLMPress
+
+        unknown = set(overrides) - set(PRESSES[self.method])
+        if unknown:
+            raise ConfigError(f"unknown {self.method} option(s) {sorted(unknown)}; known: {sorted(PRESSES[self.method])}")
+        settings = {**PRESSES[self.method], **self.defaults, **{k: v for k, v in overrides.items() if v is not None}}
+        return (StreamingLLMPress if self.method == "streamingllm" else SnapKVPress)(**settings)
+
+    def apply(self, model: Any, **overrides: Any) -> Any:
+        """Hook the press onto ``model``'s attention layers; returns the handle (``handle.remove()``, or ``with``).
+
+        Every later prefill (``model(...)`` or ``model.generate(...)`` with a ``DynamicCache``) keeps
+        ``1 - compression_ratio`` of the prompt's cache entries; ``compression_ratio=0`` changes nothing.
+        """
+        from .eviction import apply_press
+
+        return apply_press(model, self.press(**overrides))

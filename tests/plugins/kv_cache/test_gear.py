@@ -15,6 +15,7 @@ from zoo.errors import ConfigError, ZooError
 from .function_cases import CASES, case_inputs, case_seed, zoo_arguments
 
 transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # transformers 5 renames past_key_values to cache
 
 from zoo_plugins.kv_cache.cache import MIN_TRANSFORMERS, CompressionSpec, check_transformers  # noqa: E402
 from zoo_plugins.kv_cache.compress import compress, quantize_groups  # noqa: E402
