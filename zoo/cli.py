@@ -432,6 +432,7 @@ def _add_core_commands() -> None:
 
 _add_core_commands()
 __import__("zoo.cache_commands").cache_commands.add_commands(cli)  # zoo registry pin, zoo cache ls/rm/verify
+__import__("zoo.text_commands").text_commands.add_commands(cli)  # zoo text-stats
 __import__("zoo.eval_commands").eval_commands.add_commands(cli)  # zoo eval
 __import__("zoo.tokenize_commands").tokenize_commands.add_commands(cli)  # zoo tokenize, zoo detokenize
 

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
 from zoo.errors import CheckpointError
 
-__all__ = ["TextTokenizerBuilder", "TextTokenizerConfig", "tokenizer_file", "special_token_names"]
+__all__ = ["TextTokenizerBuilder", "TextTokenizerConfig", "tokenizer_file"]
 
 
 @dataclass
@@ -47,28 +46,6 @@ def tokenizer_file(files: CheckpointFiles) -> Path:
     return found[0]
 
 
-def special_token_names(files: CheckpointFiles) -> dict[str, str | None]:
-    """``bos_token`` / ``eos_token`` / ``pad_token`` names from ``tokenizer_config.json`` (or
-    ``special_tokens_map.json``) when the release has one; a token given as ``{"content": ...}``
-    counts by its content."""
-    out: dict[str, str | None] = {}
-    for name in ("special_tokens_map.json", "tokenizer_config.json"):
-        path = files.paths.get(name)
-        if path is None:
-            continue
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot read {path}: {exc}; re-download it") from None
-        for role in ("bos_token", "eos_token", "pad_token"):
-            value = data.get(role) if isinstance(data, dict) else None
-            if isinstance(value, dict):
-                value = value.get("content")
-            if isinstance(value, str):
-                out[role] = value
-    return out
-
-
 class TextTokenizerBuilder(ModelBuilder):
     """Builds :class:`~zoo.text.tokenizer.TextTokenizer` from a tokenizer release."""
 
@@ -87,10 +64,10 @@ class TextTokenizerBuilder(ModelBuilder):
     def finalize(self, model: Any, files: CheckpointFiles | None, config: Any):
         if files is None:
             return model
-        from zoo.text.tokenizer import _backend_from_file  # noqa: PLC0415
+        from zoo.text.tokenizer import _backend_from_file, special_token_names  # noqa: PLC0415
 
         path = tokenizer_file(files)
-        model.backend = _backend_from_file(path, special_token_names(files))
+        model.backend = _backend_from_file(path, special_token_names(files.paths))
         if config.vocab_size and model.backend.vocab_size != config.vocab_size:
             raise CheckpointError(f"{path} has {model.backend.vocab_size} tokens but the card says {config.vocab_size}: "
                                   "these are another tokenizer's files (pass vocab_size=0 to skip the check)")

@@ -6,6 +6,7 @@ vocabulary is ever committed), and release folders laid out like the hub repos.
 * :func:`superbpe_like` -- ByteLevel BPE without whitespace pre-splitting, so merges cross spaces
   and tokens span words (SuperBPE's superword tokens);
 * :func:`sentencepiece_model` -- a real SentencePiece ``.model`` (Unigram or BPE), by ``sentencepiece``;
+* :func:`seeded_llama` -- a tiny transformers Llama with weights regenerated from key names;
 * :func:`write_release` -- ``tokenizer.json`` + ``tokenizer_config.json`` + ``special_tokens_map.json``.
 
 The settings follow the tokenizer families' documented designs; the real files' exact
@@ -24,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CORPUS", "SPECIALS", "kl3m_like", "superbpe_like", "sentencepiece_model", "write_release"]
+__all__ = ["CORPUS", "SPECIALS", "seeded_llama", "kl3m_like", "superbpe_like", "sentencepiece_model", "write_release"]
 
 CORPUS = [
     "The Court held that the agreement was void for lack of consideration.",
@@ -97,3 +98,25 @@ def write_release(folder: str | Path, tokenizer: Any, *, bos: str = "<|start|>",
     (folder / "tokenizer_config.json").write_text(json.dumps({**special, "model_max_length": 8192,
                                                               "tokenizer_class": "PreTrainedTokenizerFast"}))
     return folder
+
+
+def _spread_init(key: str, shape: tuple[int, ...]) -> tuple[float, float]:
+    """(mean, std) per weight: norms 1, embeddings and head spread out (next-token distributions far from uniform)."""
+    if key.endswith("norm.weight"):
+        return 1.0, 0.0
+    return 0.0, 0.5 if ("lm_head" in key or "embed" in key) else 0.1
+
+
+def seeded_llama(config: dict[str, Any]) -> Any:
+    """A ``transformers.LlamaForCausalLM`` built from ``config`` (LlamaConfig fields) with weights
+    from :func:`zoo.testing.weights.seeded_state_dict` (the same on every machine), in eval mode."""
+    from zoo.compat.torchvision import ensure_torchvision  # noqa: PLC0415
+
+    ensure_torchvision()
+    from transformers import LlamaConfig, LlamaForCausalLM  # noqa: PLC0415
+
+    from zoo.testing.weights import seeded_state_dict, state_manifest  # noqa: PLC0415
+
+    lm = LlamaForCausalLM(LlamaConfig(**config)).eval()
+    lm.load_state_dict(seeded_state_dict(state_manifest(lm), init=_spread_init), strict=True)
+    return lm

@@ -19,9 +19,9 @@ prompt boundaries ("http:" never being followed by "//" in a model that only saw
 token) and puts LMs with different tokenizers on one alphabet (:class:`ByteEnsemble`).
 
 Conventions: a distribution over 257 outcomes, bytes 0..255 and ``END`` (256, the model's EOS).
-Sequences whose bytes end inside a UTF-8 character count as valid only when the tokens spell
-whole characters (a lone byte-fallback token before the rest of its character is not
-scored). Text a tokenizer cannot spell byte for byte (it lower-cases, normalises Unicode,
+Byte-level tokenizers may split a character over several tokens; a sequence that ends inside
+a character is valid when some completion of the character encodes through it
+(:meth:`ByteLM.valid_as`). Text a tokenizer cannot spell byte for byte (it lower-cases, normalises Unicode,
 collapses spaces: ``TextTokenizer.lossless`` is False) has no valid encoding and probability 0.
 
 Example:
@@ -100,6 +100,7 @@ class ByteLM:
         self._cache: OrderedDict[tuple[int, ...], tuple[float, torch.Tensor]] = OrderedDict()
         self._cache_size = cache_size
         self._canon: dict[bytes, tuple[int, ...] | None] = {}
+        self._partial: dict[tuple[bytes, tuple[int, ...]], bool] = {}
         self.lm_calls = 0
 
     # ------------------------------------------------------------------ tokenizer side
@@ -119,10 +120,10 @@ class ByteLM:
     def canonical(self, data: bytes) -> tuple[int, ...] | None:
         """The tokenizer's encoding of the bytes ``data`` (implicit prefix included), or ``None``
         when no text encodes to exactly these bytes (a cut UTF-8 character, a missing prefix)."""
-        if data in self._canon:
-            return self._canon[data]
         if self.prefix and data == self.prefix:  # the token that spells the implicit prefix alone starts texts with a space
             return self._prefix_token
+        if data in self._canon:
+            return self._canon[data]
         out: tuple[int, ...] | None = None
         if data.startswith(self.prefix) and (data or not self.prefix):
             try:
@@ -137,6 +138,51 @@ class ByteLM:
             self._canon.clear()
         self._canon[data] = out
         return out
+
+    def valid_as(self, data: bytes, ids: tuple[int, ...]) -> bool:
+        """Whether ``ids`` (spelling ``data``) is a prefix of the tokenizer's encoding of some text
+        that starts with ``data``. Complete UTF-8: ``canonical(data) == ids``. Ending inside a
+        character (a byte-level tokenizer may split one over several tokens): true when some
+        completion of that character (continuation bytes 0x80..0xBF, then 0x80) encodes to a
+        sequence that starts with ``ids`` -- the token boundaries within the character are the
+        tokenizer's own."""
+        tail = _incomplete_tail(data)
+        if not tail:
+            return self.canonical(data) == ids
+        key = (data, ids)
+        if key in self._partial:
+            return self._partial[key]
+        need = _utf8_length(tail[0]) - len(tail)
+        ok = False
+        for b in range(0x80, 0xC0):
+            full = self.canonical(data + bytes([b]) + b"\x80" * (need - 1))
+            if full is not None and full[: len(ids)] == ids:
+                ok = True
+                break
+        self._partial[key] = ok
+        return ok
+
+    def _left(self, data: bytes, i: int) -> tuple[int, ...] | None:
+        """The valid encoding of ``data[:i]`` that can continue into ``data[i:]``: the canonical
+        one at a character boundary; inside a character, the first tokens of the encoding of
+        ``data`` up to the end of that character, when a token boundary falls at ``i``."""
+        if i == 0:
+            return ()
+        head = data[:i]
+        if not _incomplete_tail(head):
+            return self.canonical(head)
+        j = i + _utf8_length(_incomplete_tail(head)[0]) - len(_incomplete_tail(head))
+        if j > len(data):
+            return None
+        ids = self.canonical(data[:j])
+        if ids is None:
+            return None
+        pos = 0
+        for k, t in enumerate(ids):
+            if pos == i:
+                return ids[:k]
+            pos += len(self.table[t] or b"")
+        return None
 
     def spell(self, ids: Sequence[int]) -> bytes:
         """The bytes a token sequence stands for (special tokens stand for none)."""
@@ -192,12 +238,12 @@ class ByteLM:
             return [((), b"")]
         out = []
         for i in range(max(0, n - self.max_token_bytes), n):
-            left = self.canonical(data[:i]) if i else ()
+            left = self._left(data, i)
             if left is None:
                 continue
             for t in self.starting_with(data[i:]):
                 ids = (*left, t)
-                if self.canonical(data[:i] + self.table[t]) == ids:
+                if self.valid_as(data[:i] + self.table[t], ids):
                     out.append((ids, self.table[t][n - i:]))
         return out
 
@@ -271,13 +317,13 @@ class ByteLM:
         texts, keys = [], []
         for t in cand:
             full = data + self.table[t]
-            if full in self._canon:
+            if full in self._canon or full == self.prefix:
                 continue
             try:
                 texts.append(full[len(self.prefix):].decode("utf-8"))
                 keys.append(full)
             except UnicodeDecodeError:
-                self._canon[full] = None
+                pass  # ends inside a character: valid_as decides below
         if texts:
             encoded, _ = self.tok._backend().encode(texts, False, False)
             for full, enc in zip(keys, encoded):
@@ -285,12 +331,34 @@ class ByteLM:
                 self._canon[full] = tuple(enc) if ok else None
         mask = torch.zeros(size, dtype=torch.bool)
         for t in cand:
-            mask[t] = self._canon.get(data + self.table[t]) == (*ids, t)
+            full = data + self.table[t]
+            mask[t] = self.valid_as(full, (*ids, t))  # cached by the batch above
         return mask
 
     def generate(self, prompt: str | bytes = b"", max_new_bytes: int = 64, **sampling: Any) -> bytes:
         """Continue ``prompt`` byte by byte (:func:`generate_bytes`); returns the new bytes."""
         return generate_bytes(self.next_byte_logprobs, prompt, max_new_bytes, **sampling)
+
+
+def _utf8_length(lead: int) -> int:
+    """Bytes of the UTF-8 character that starts with byte ``lead`` (1 for a stray byte)."""
+    return 2 if 0xC0 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF8 else 1
+
+
+def _incomplete_tail(data: bytes) -> bytes:
+    """The bytes of an unfinished UTF-8 character at the end of ``data`` (empty if none).
+
+    Example:
+        >>> _incomplete_tail("dé".encode()[:-1]), _incomplete_tail(b"ab")
+        (b'\\xc3', b'')
+    """
+    for k in range(1, min(4, len(data)) + 1):
+        lead = data[-k]
+        if lead < 0x80:
+            return b""
+        if lead >= 0xC0:
+            return data[-k:] if _utf8_length(lead) > k else b""
+    return b""
 
 
 def _module_device(model: Any) -> torch.device:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -33,7 +33,7 @@ from zoo.errors import CheckpointError, InputError, InputTypeError, TokenError
 from zoo.interfaces import Tokens
 from zoo.model import ZooModel
 
-__all__ = ["TextTokenizer", "as_texts", "PROBE_TEXTS"]
+__all__ = ["TextTokenizer", "as_texts", "special_token_names", "PROBE_TEXTS"]
 
 #: Strings :attr:`TextTokenizer.lossless` round-trips: case, runs of spaces, tabs and newlines,
 #: NFKC-sensitive characters (ligature, circled digit, full-width letter), accents, CJK, emoji.
@@ -144,6 +144,28 @@ class _SPBackend:
         from zoo.text.vocab import sentencepiece_bytes_table
 
         return sentencepiece_bytes_table(self.sp)
+
+
+def special_token_names(paths: Mapping[str, Path]) -> dict[str, str | None]:
+    """``bos_token`` / ``eos_token`` / ``pad_token`` names from a release's ``tokenizer_config.json``
+    (or ``special_tokens_map.json``) among ``paths`` (file name -> path), read as data; a token
+    given as ``{"content": ...}`` counts by its content."""
+    out: dict[str, str | None] = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        path = paths.get(name)
+        if path is None:
+            continue
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read {path}: {exc}; re-download it") from None
+        for role in ("bos_token", "eos_token", "pad_token"):
+            value = data.get(role) if isinstance(data, dict) else None
+            if isinstance(value, dict):
+                value = value.get("content")
+            if isinstance(value, str):
+                out[role] = value
+    return out
 
 
 def _backend_from_file(path: Path, special: dict[str, str | None] | None = None) -> Any:
