@@ -498,6 +498,14 @@ def _llmlingua2(tmp: Path):
     return name, write_model(tmp / "llmlingua2", "bert" if "bert" in name else "xlm-roberta"), {}
 
 
+def _mingtok(tmp: Path):  # the transformers layout: config.json (read as data) + model.safetensors
+    meta = json.loads((FIXTURES / "mingtok" / "small.json").read_text())
+    folder = tmp / "mingtok"
+    _save(folder / "model.safetensors", seeded_state_dict({k: (tuple(v), d) for k, (v, d) in meta["manifest"].items()}, seed=0))
+    (folder / "config.json").write_text(json.dumps(meta["config"]))
+    return _card("mingtok"), folder, {"image_size": 64}
+
+
 WRITERS = {
     "llmlingua2": _llmlingua2,
     "text_tokenizer": _text_tokenizer,
@@ -532,6 +540,7 @@ WRITERS = {
     "xar": _xar,
     "vitok_v2": _vitok_v2,
     "instella_bae": _instella_bae,
+    "mingtok": _mingtok,
     "pixart_sigma": _pixart_sigma,
     "t5_encoder": _t5_encoder,
     "diffusers_vae": _diffusers_vae,
