@@ -35,10 +35,12 @@ __all__ = ["add_commands"]
 @click.option("--device", default=None, help="Where the model runs (cpu, cuda); Ray actors ask for one GPU each on cuda.")
 @click.option("--weights", type=click.Path(exists=True), default=None, help="Local weights in the model's release format.")
 @click.option("--ray-address", default=None, help="A running Ray cluster ('auto', 'ray://head:10001'); default: a local runtime.")
+@click.option("--overlap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Video tokenizers: frames shared by consecutive clips; a long video gives one row per clip (key#frames=first-last).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
 def tokenize_cmd(inputs: tuple[str, ...], model_name: str, out: str, engine: str, batch_size: int, workers: int | None,
                  tokens: int | None, column: str | None, shard_size: int, latents_dtype: str, device: str | None,
-                 weights: str | None, ray_address: str | None, progress: bool) -> None:
+                 weights: str | None, ray_address: str | None, overlap: int, progress: bool) -> None:
     """Tokenize INPUTS (files, directories, globs, Parquet files, WebDataset .tar shards) into
     OUT/part-NNNNN.parquet + OUT/manifest.json.
 
@@ -56,7 +58,8 @@ def tokenize_cmd(inputs: tuple[str, ...], model_name: str, out: str, engine: str
     summary = tokenize(model_name, list(inputs), out, engine=engine, batch_size=batch_size,
                        workers=count if engine == "local" else 0, actors=count if engine == "ray" else 1, tokens=tokens,
                        column=column, shard_size=shard_size, latents_dtype=latents_dtype, device=device,
-                       ray_address=ray_address, progress=progress, load_kwargs={"weights": weights} if weights else None)
+                       ray_address=ray_address, progress=progress, load_kwargs={"weights": weights} if weights else None,
+                       overlap=overlap)
     click.echo(summary.line())
 
 

@@ -4,6 +4,7 @@ detokenize writes .mp4 / .ply files."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import pytest
@@ -47,13 +48,46 @@ def test_tokenize_and_detokenize_video_clips(tmp_path, monkeypatch):
     torch.testing.assert_close(clips[0], load_video(src / "a.mp4", size=32, num_frames=8)[0])
     assert torch.equal(clips[1][:, 5:], clips[1][:, 4:5].expand(-1, 3, -1, -1))
 
-    tokenize(model, [src], tmp_path / "tok", workers=0, progress=False)
+    # a.mp4 (12 frames) is longer than one 8-frame clip: every clip is a row, keyed by its real frames
+    tokenize(model, [src], tmp_path / "tok", workers=0, progress=False, overlap=2)
     batch = next(iter(read_tokens(tmp_path / "tok", batch_size=8)))
-    assert batch.keys == ["a.mp4", "b.gif"]
-    assert torch.equal(batch.tokens.ids, model.encode(torch.stack(clips)).ids)
+    assert batch.keys == ["a.mp4#frames=000000-000007", "a.mp4#frames=000006-000011", "b.gif"]
+    whole = load_video(src / "a.mp4", size=32)
+    second = torch.cat([whole[0, :, 6:], whole[0, :, 11:].expand(-1, 2, -1, -1)], dim=1)  # padded with its last frame
+    expected = model.encode(torch.stack([whole[0, :, :8], second, clips[1]])).ids
+    assert torch.equal(batch.tokens.ids, expected)
+    assert torch.equal(batch.tokens.ids[0], model.encode(clips[0][None]).ids[0])  # the first clip is load()'s
     written = detokenize(tmp_path / "tok", tmp_path / "out", model=model)
-    assert [p.name for p in written] == ["a.mp4", "b.mp4"]
+    assert [p.name for p in written] == ["a.mp4#frames=000000-000007.mp4", "a.mp4#frames=000006-000011.mp4", "b.mp4"]
     assert probe_video(written[0]).frames == 8
+
+
+@pytest.mark.parametrize("overlap, keys", [
+    (0, ["a.mp4#frames=000000-000007", "a.mp4#frames=000008-000011"]),
+    (4, ["a.mp4#frames=000000-000007", "a.mp4#frames=000004-000011"]),
+])
+def test_long_video_gives_every_clip(tmp_path, monkeypatch, overlap, keys):
+    from zoo.media.video import write_video
+
+    model = _case_model("larp", "larp.l_long", monkeypatch)
+    write_video(torch.rand(3, 12, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1, tmp_path / "a.mp4", fps=8)
+    item = list_items([tmp_path / "a.mp4"]).items[0]
+    loader = dataclasses.replace(ItemLoader.for_model(model), overlap=overlap)
+    decoded = loader.load_many([item])
+    assert [i.key for i, _, _ in decoded] == keys and all(e is None for _, _, e in decoded)
+    assert all(tuple(x.shape) == (3, 8, 32, 32) for _, x, _ in decoded)
+
+
+@pytest.mark.parametrize("model_card, overlap, message", [
+    ("larp.l_long", 8, "below the 8 frames"),
+    ("larp.l_long", -1, "overlap must be an int >= 0"),
+])
+def test_bad_overlap_is_refused_before_any_work(tmp_path, monkeypatch, model_card, overlap, message):
+    from zoo.errors import InputError
+
+    model = _case_model("larp", model_card, monkeypatch)
+    with pytest.raises(InputError, match=message):
+        tokenize(model, [tmp_path], tmp_path / "tok", workers=0, progress=False, overlap=overlap)
 
 
 def test_tokenize_and_detokenize_point_clouds(tmp_path, monkeypatch):

@@ -326,10 +326,14 @@ class ItemLoader:
     and centre-cropped to ``image_size`` when given (:func:`zoo.media.image.to_tensor`).
     ``modality="audio"``: a mono ``[L]`` float tensor at ``sample_rate``
     (:func:`zoo.media.audio.load_audio` + :func:`~zoo.media.audio.prepare_audio`).
-    ``modality="video"``: one clip ``[3, num_frames, S, S]`` in ``[-1, 1]``: the first
-    ``num_frames`` frames at the native rate (a shorter video repeats its last frame), shorter side
-    resized to ``image_size`` and centre-cropped (:func:`zoo.media.video.load_video`); cut longer
-    videos into clips first, or tokenize them chunk by chunk with :func:`zoo.media.video.iter_chunks`.
+    ``modality="video"``: :meth:`load` gives one clip ``[3, num_frames, S, S]`` in ``[-1, 1]``: the
+    first ``num_frames`` frames at the native rate (a shorter video repeats its last frame), shorter
+    side resized to ``image_size`` and centre-cropped (:func:`zoo.media.video.load_video`).
+    :meth:`load_many` (what ``zoo tokenize`` runs) gives every clip of a longer video instead:
+    chunks of ``num_frames`` frames overlapping by ``overlap`` (:func:`zoo.media.video.iter_chunks`,
+    the last one padded with its last frame), each as its own item keyed
+    ``<key>#frames=<first>-<last>`` (the real frames it holds, 0-based, six digits so keys sort in
+    time order: ``walk.mp4#frames=000000-000016``); a video that fits one clip keeps its key.
     ``modality="3d"``: a cloud ``[num_points, 3]``: farthest-point sampled to ``num_points`` and
     normalised into the unit sphere (:mod:`zoo.media.points`). An item of the
     other modality, or one that cannot be decoded, is a :class:`~zoo.errors.MediaError` naming
@@ -343,6 +347,7 @@ class ItemLoader:
     model: str = "the model"
     num_frames: int | None = None
     num_points: int | None = None
+    overlap: int = 0
 
     @classmethod
     def for_model(cls, model: Any) -> ItemLoader:
@@ -359,14 +364,19 @@ class ItemLoader:
                    model=getattr(card, "name", None) or type(model).__name__,
                    num_frames=int(frames) if frames else None, num_points=int(points) if points else None)
 
-    def load(self, item: Item) -> Any:
-        """``item`` decoded (see the class docstring); raises :class:`~zoo.errors.MediaError`."""
+    def _read(self, item: Item) -> bytes:
+        """``item``'s bytes, after checking it is of this loader's modality."""
         gif_clip = self.modality == "video" and item.key.lower().endswith(".gif")
         if item.modality not in ("unknown", self.modality) and not gif_clip:
             raise MediaError(f"{item.key} is an {item.modality} input; {self.model} takes {self.modality}")
         data = item.read_bytes()
         if item.modality == "unknown" and sniff_modality(data) not in ("unknown", self.modality) and not gif_clip:
             raise MediaError(f"{item.key} holds {sniff_modality(data)} data; {self.model} takes {self.modality}")
+        return data
+
+    def load(self, item: Item) -> Any:
+        """``item`` decoded (see the class docstring); raises :class:`~zoo.errors.MediaError`."""
+        data = self._read(item)
         if self.modality == "image":
             from zoo.media.image import open_image, to_tensor
 
@@ -399,6 +409,26 @@ class ItemLoader:
             clip = torch.cat([clip, clip[:, -1:].expand(-1, self.num_frames - clip.shape[1], -1, -1)], dim=1)
         return clip
 
+    def load_clips(self, item: Item) -> list[tuple[Item, Any]]:
+        """Every clip of a video item as ``(chunk item, [3, num_frames, S, S])`` (see the class
+        docstring for the keys); one ``(item, clip)`` when the video fits one clip."""
+        from dataclasses import replace
+
+        from zoo.media.video import iter_chunks
+
+        if not self.num_frames:
+            return [(item, self.load(item))]
+        data = self._read(item)
+        try:
+            chunks = [(c.start, c.valid, c.video[0])
+                      for c in iter_chunks(data, self.num_frames, self.overlap, size=self.image_size)]
+        except MediaError as exc:
+            raise MediaError(f"{item.key}: {exc}" if item.key not in str(exc) else str(exc)) from None
+        if len(chunks) == 1:
+            return [(item, chunks[0][2])]
+        return [(replace(item, key=f"{item.key}#frames={start:06d}-{start + valid - 1:06d}"), clip)
+                for start, valid, clip in chunks]
+
     def load_many(self, items: Iterable[Item]) -> list[tuple[Item, Any, str | None]]:
         """``(item, tensor or None, error or None)`` for each item: the failure-tolerant form
         engines use (a zoo error or an OS error becomes its message; anything else propagates).
@@ -412,7 +442,10 @@ class ItemLoader:
         out = []
         for item in items:
             try:
-                out.append((item, self.load(item), None))
+                if self.modality == "video":
+                    out.extend((chunk, clip, None) for chunk, clip in self.load_clips(item))
+                else:
+                    out.append((item, self.load(item), None))
             except (ZooError, OSError) as exc:
                 out.append((item, None, f"{type(exc).__name__}: {exc}"))
         return out

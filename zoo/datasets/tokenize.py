@@ -156,7 +156,7 @@ def tokenize(model: Any, inputs: Sequence[str | os.PathLike] | str | os.PathLike
              engine: str = "local", batch_size: int = 16, workers: int = 2, tokens: int | None = None,
              column: str | None = None, shard_size: int = 1000, latents_dtype: str = "float32",
              device: str | None = None, ray_address: str | None = None, actors: int = 1,
-             progress: bool = True, load_kwargs: dict[str, Any] | None = None) -> TokenizeSummary:
+             progress: bool = True, load_kwargs: dict[str, Any] | None = None, overlap: int = 0) -> TokenizeSummary:
     """Tokenize every image/audio input into ``out`` (see :mod:`zoo.datasets.shards` for the format).
 
     Args:
@@ -172,6 +172,9 @@ def tokenize(model: Any, inputs: Sequence[str | os.PathLike] | str | os.PathLike
         batch_size: items per ``encode`` call; part of the output's identity, like ``tokens``
             (keep the first K tokens per item), ``shard_size`` and ``latents_dtype``.
         progress: show a progress bar (items/s, ETA) on stderr.
+        overlap: video tokenizers: frames shared by consecutive clips of a video longer than one
+            clip; every clip becomes a row keyed ``<key>#frames=<first>-<last>``
+            (:class:`~zoo.datasets.sources.ItemLoader`). Part of the output's identity.
 
     Returns:
         A :class:`TokenizeSummary`. Inputs that cannot be read or encoded are listed in the
@@ -185,6 +188,8 @@ def tokenize(model: Any, inputs: Sequence[str | os.PathLike] | str | os.PathLike
             raise InputError(f"{name} must be an int >= {low}, got {value!r}")
     if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
         raise InputError(f"tokens must be a positive int (keep the first K tokens), got {tokens!r}")
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
+        raise InputError(f"overlap must be an int >= 0 (frames shared by consecutive video clips), got {overlap!r}")
     if latents_dtype not in ("float32", "float16"):
         raise InputError(f"latents_dtype must be float32 or float16, got {latents_dtype!r}")
     listing = list_items(inputs, column=column, exclude=[out])  # never our own shards, if OUT lies among the inputs
@@ -208,6 +213,13 @@ def tokenize(model: Any, inputs: Sequence[str | os.PathLike] | str | os.PathLike
     loader = ItemLoader.for_model(loaded)
     settings = {"batch_size": batch_size, "shard_size": shard_size, "tokens": tokens, "latents_dtype": latents_dtype,
                 "column": column}
+    if loader.modality == "video":
+        if loader.num_frames and overlap >= loader.num_frames:
+            raise InputError(f"overlap must be below the {loader.num_frames} frames of a {loader.model} clip, got {overlap}")
+        loader = dataclasses.replace(loader, overlap=overlap)
+        settings["overlap"] = overlap
+    elif overlap:
+        raise InputError(f"overlap applies to video tokenizers; {loader.model} takes {loader.modality}")
     identity = _identity(loaded, listing.digest(), len(listing.items), settings)
     out = Path(out)
     start = time.perf_counter()
