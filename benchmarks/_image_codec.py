@@ -41,10 +41,12 @@ def reset_peak() -> bool:
         return False
 
 
-def memory_child(script: str, which: str, stage: str, batch: int, extra: list[str]) -> float | None:
-    """The ``peak_above_build_mib`` a fresh ``script --child which stage batch *extra`` prints."""
+def memory_child(script: str, which: str, stage: str, batch: int, extra: list[str],
+                 env: dict[str, str] | None = None) -> float | None:
+    """The ``peak_above_build_mib`` a fresh ``script --child which stage batch *extra`` prints (``env`` added
+    to this process's environment)."""
     cmd = [sys.executable, script, "--child", which, stage, str(batch), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1])["peak_above_build_mib"]
     except (IndexError, ValueError, KeyError):

@@ -14,21 +14,19 @@ every run (ids equal, max |diff| of the decoded clips).
 * decode: ref ``decode_from_bottleneck(ids)`` vs zoo ``decode(tokens)`` (clamped, zoo in [-1, 1]).
 
 Peak memory: each (implementation, stage, batch) runs once more in a child process; the row
-reports the child's peak RSS during the call above its RSS just before it, MiB.
+reports the child's peak RSS during the call above its RSS just before it, MiB (``_ref_vs_zoo``).
+A long run can be split: ``--batch 1`` then ``--batch 2 --merge`` (the record keeps both).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import types
 from pathlib import Path
 
 import torch
-from _image_codec import memory_child, reset_peak, stage_rows, status_mib
-from _record import add_results_option, start
-
+from _record import start
+from _ref_vs_zoo import NOTES, Codec, main_child, measure, merged, parser
 
 def build(which: str, ref_path: Path | None):
     """(zoo model or None, reference or None), both from one seeded state dict of the reference layout."""
@@ -73,61 +71,24 @@ def clip(batch: int) -> torch.Tensor:
     return torch.rand(batch, 3, 16, 128, 128, generator=torch.Generator().manual_seed(batch)) * 2 - 1
 
 
-def child(which: str, stage: str, batch: int, ref_path: Path | None) -> None:
-    torch.set_num_threads(1)
-    model, ref = build(which, ref_path)
-    x = clip(batch)
-    with torch.no_grad():
-        if which == "zoo":
-            inp = x if stage == "encode" else model.encode(x)
-        else:
-            inp = (x + 1) / 2 if stage == "encode" else ref.encode((x + 1) / 2)["bottleneck_rep"]
-        if not reset_peak():
-            print(json.dumps({"peak_above_build_mib": None}))
-            return
-        base = status_mib("VmRSS")
-        if which == "zoo":
-            out = model.encode(inp) if stage == "encode" else model.decode(inp)
-        else:
-            out = ref.encode(inp) if stage == "encode" else ref.decode_from_bottleneck(inp).clamp(0, 1)
-        del out
-    print(json.dumps({"peak_above_build_mib": round(status_mib("VmHWM") - base, 1)}))
+CODEC = Codec(
+    benchmark="larp", model="larp.l_long", unit="clips", build=build, inputs=clip,
+    ref_encode=lambda ref, x: ref.encode((x + 1) / 2)["bottleneck_rep"],
+    ref_decode=lambda ref, ids: ref.decode_from_bottleneck(ids).clamp(0, 1) * 2 - 1,
+    head={"frames": 16, "size": 128},
+)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ref", type=Path, default=None)
-    p.add_argument("--batch", type=int, nargs="+", default=[1, 4])
-    p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--no-memory", action="store_true")
-    p.add_argument("--child", nargs=3, default=None, help=argparse.SUPPRESS)
-    add_results_option(p)
-    args = p.parse_args()
-    if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]), args.ref)
+    args = parser(__doc__.splitlines()[0], batch=[1, 4], repeat=1).parse_args()
+    if main_child(CODEC, args):
         return
     torch.set_num_threads(1)
     model, ref = build("both", args.ref)
     run = start("larp", title="LARP-L-Long encode/decode of 16x128x128 clips", kind="tokenizer", threads=1,
                 settings=vars(args), reference=args.ref if ref is not None else None, results=args.results)
-    extra = ["--ref", str(args.ref)] if args.ref else []
-    rows = []
-    for b in args.batch:
-        x = clip(b)
-        with torch.no_grad():
-            tok = model.encode(x)
-        stages = {
-            "encode": (lambda x=x: ref.encode((x + 1) / 2)["bottleneck_rep"], lambda x=x: model.encode(x),
-                       lambda r, z: f"ids equal {int((r == z.ids).sum())}/{z.ids.numel()}"),
-            "decode": (lambda t=tok: ref.decode_from_bottleneck(t.ids).clamp(0, 1) * 2 - 1, lambda t=tok: model.decode(t),
-                       lambda r, z: f"max |diff| {float((r - z).abs().max()):.1e}"),
-        }
-        rows += stage_rows(stages, lambda stage, b=b: {"model": "larp.l_long", "stage": stage, "batch": b, "frames": 16, "size": 128},
-                           b, args.repeat, ref is not None,
-                           None if args.no_memory else lambda who, stage, b=b: memory_child(__file__, who, stage, b, extra))
-    run.write(rows, notes=["CPU seconds per call (time.process_time), one torch thread, median of --repeat after a "
-                           "warm-up, reference and zoo interleaved, same seeded weights; img_per_cpu_s counts clips",
-                           "peak MiB = a child process's peak RSS during the call above its RSS just before"])
+    rows = merged(CODEC, args, measure(CODEC, args, model, ref, __file__), run.started)
+    run.write(rows, notes=[*NOTES, "img_per_cpu_s counts clips"])
 
 
 if __name__ == "__main__":

@@ -16,19 +16,17 @@ The reference computes its continuous position bias MLP in every spatial attenti
 does not use it (its SDPA path drops the bias); zoo skips that computation.
 
 Peak memory: each (implementation, stage, batch) runs once more in a child process (peak RSS
-during the call above the RSS just before it, MiB).
+during the call above the RSS just before it, MiB; ``_ref_vs_zoo``).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
 from pathlib import Path
 
 import torch
-from _image_codec import memory_child, reset_peak, stage_rows, status_mib
-from _record import add_results_option, start
+from _record import start
+from _ref_vs_zoo import NOTES, Codec, main_child, measure, merged, parser
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES, SIZE = 17, 256
@@ -42,6 +40,7 @@ def _recorder():
 
 
 def build(which: str, ref_path: Path | None):
+    """(zoo model or None, (reference container, its OmniTokenizer module) or None) on one seeded state dict."""
     import zoo
     from zoo.testing.weights import seeded_state_dict, state_manifest
     from zoo.weights import load_state_dict_strict, no_init
@@ -68,70 +67,32 @@ def build(which: str, ref_path: Path | None):
         ref = None
     if which == "ref":
         model = None
-    return model, ref, omni
+    return model, (None if ref is None else (ref, omni))
 
 
 def clip(batch: int) -> torch.Tensor:
     return torch.rand(batch, 3, FRAMES, SIZE, SIZE, generator=torch.Generator().manual_seed(batch)) * 2 - 1
 
 
-def child(which: str, stage: str, batch: int, ref_path: Path | None) -> None:
-    torch.set_num_threads(1)
-    model, ref, omni = build(which, ref_path)
-    x = clip(batch)
-    with torch.no_grad():
-        if which == "zoo":
-            inp = x if stage == "encode" else model.encode(x)
-        else:
-            inp = x / 2 if stage == "encode" else omni.VQGAN.encode(ref, x / 2, False)
-        if not reset_peak():
-            print(json.dumps({"peak_above_build_mib": None}))
-            return
-        base = status_mib("VmRSS")
-        if which == "zoo":
-            out = model.encode(inp) if stage == "encode" else model.decode(inp)
-        else:
-            out = omni.VQGAN.encode(ref, inp, False) if stage == "encode" else omni.VQGAN.decode(ref, inp, False)
-        del out
-    print(json.dumps({"peak_above_build_mib": round(status_mib("VmHWM") - base, 1)}))
+CODEC = Codec(
+    benchmark="omnitokenizer", model="omnitokenizer.imagenet_k600", unit="clips", build=build, inputs=clip,
+    ref_encode=lambda ref, x: ref[1].VQGAN.encode(ref[0], x / 2, False),
+    ref_decode=lambda ref, ids: (ref[1].VQGAN.decode(ref[0], ids, False) * 2).clamp(-1, 1),
+    ref_tokens=lambda tok: tok.ids.view(tok.ids.shape[0], *tok.meta["grid"]), ref_ids=lambda ids: ids.flatten(1),
+    head={"frames": FRAMES, "size": SIZE},
+)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ref", type=Path, default=None)
-    p.add_argument("--batch", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--repeat", type=int, default=2)
-    p.add_argument("--no-memory", action="store_true")
-    p.add_argument("--child", nargs=3, default=None, help=argparse.SUPPRESS)
-    add_results_option(p)
-    args = p.parse_args()
-    if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]), args.ref)
+    args = parser(__doc__.splitlines()[0], batch=[1, 2], repeat=2).parse_args()
+    if main_child(CODEC, args):
         return
     torch.set_num_threads(1)
-    model, ref, omni = build("both", args.ref)
+    model, ref = build("both", args.ref)
     run = start("omnitokenizer", title="OmniTokenizer imagenet_k600 encode/decode of 17x256x256 clips", kind="tokenizer",
                 threads=1, settings=vars(args), reference=args.ref if ref is not None else None, results=args.results)
-    extra = ["--ref", str(args.ref)] if args.ref else []
-    rows = []
-    for b in args.batch:
-        x = clip(b)
-        with torch.no_grad():
-            tok = model.encode(x)
-        ids = tok.ids.view(b, *tok.meta["grid"])
-        stages = {
-            "encode": (lambda x=x: omni.VQGAN.encode(ref, x / 2, False), lambda x=x: model.encode(x),
-                       lambda r, z: f"ids equal {int((r.flatten(1) == z.ids).sum())}/{z.ids.numel()}"),
-            "decode": (lambda i=ids: (omni.VQGAN.decode(ref, i, False) * 2).clamp(-1, 1), lambda t=tok: model.decode(t),
-                       lambda r, z: f"max |diff| {float((r - z).abs().max()):.1e}"),
-        }
-        rows += stage_rows(stages, lambda stage, b=b: {"model": "omnitokenizer.imagenet_k600", "stage": stage, "batch": b,
-                                                      "frames": FRAMES, "size": SIZE},
-                           b, args.repeat, ref is not None,
-                           None if args.no_memory else lambda who, stage, b=b: memory_child(__file__, who, stage, b, extra))
-    run.write(rows, notes=["CPU seconds per call (time.process_time), one torch thread, median of --repeat after a "
-                           "warm-up, reference and zoo interleaved, same seeded weights; img_per_cpu_s counts clips",
-                           "peak MiB = a child process's peak RSS during the call above its RSS just before"])
+    rows = merged(CODEC, args, measure(CODEC, args, model, ref, __file__), run.started)
+    run.write(rows, notes=[*NOTES, "img_per_cpu_s counts clips"])
 
 
 if __name__ == "__main__":

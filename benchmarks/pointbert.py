@@ -14,20 +14,18 @@ reference and zoo interleaved; outputs are compared on every run.
 * decode: ref codebook rows (hard one-hot) + ``dgcnn_2`` + ``decoder`` (+ centres) vs zoo ``decode(tokens)``.
 
 Peak memory: each (implementation, stage, batch) runs once more in a child process (peak RSS
-during the call above the RSS just before it, MiB).
+during the call above the RSS just before it, MiB; ``_ref_vs_zoo``).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
 from pathlib import Path
 
 import torch
 import yaml
-from _image_codec import memory_child, reset_peak, stage_rows, status_mib
-from _record import add_results_option, start
+from _record import start
+from _ref_vs_zoo import NOTES, Codec, main_child, measure, merged, parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,59 +80,25 @@ def clouds(batch: int) -> torch.Tensor:
     return test_clouds(batch, 1024, seed=batch)
 
 
-def child(which: str, stage: str, batch: int, ref_path: Path | None) -> None:
-    torch.set_num_threads(1)
-    model, ref = build(which, ref_path)
-    x = clouds(batch)
-    with torch.no_grad():
-        inp = (x if stage == "encode" else model.encode(x)) if which == "zoo" else (x if stage == "encode" else ref_encode(ref, x))
-        if not reset_peak():
-            print(json.dumps({"peak_above_build_mib": None}))
-            return
-        base = status_mib("VmRSS")
-        if which == "zoo":
-            out = model.encode(inp) if stage == "encode" else model.decode(inp)
-        else:
-            out = ref_encode(ref, inp) if stage == "encode" else ref_decode(ref, *inp)
-        del out
-    print(json.dumps({"peak_above_build_mib": round(status_mib("VmHWM") - base, 1)}))
+CODEC = Codec(
+    benchmark="pointbert", model="point_bert.dvae_shapenet", unit="clouds", build=build, inputs=clouds,
+    ref_encode=ref_encode, ref_decode=lambda ref, tokens: ref_decode(ref, *tokens),
+    ref_tokens=lambda tok: (tok.ids, tok.meta["centers"]), ref_ids=lambda tokens: tokens[0],
+    head={"points": 1024},
+)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ref", type=Path, default=None)
-    p.add_argument("--batch", type=int, nargs="+", default=[1, 16])
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--no-memory", action="store_true")
-    p.add_argument("--child", nargs=3, default=None, help=argparse.SUPPRESS)
-    add_results_option(p)
-    args = p.parse_args()
-    if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]), args.ref)
+    args = parser(__doc__.splitlines()[0], batch=[1, 16], repeat=5).parse_args()
+    if main_child(CODEC, args):
         return
     torch.set_num_threads(1)
     model, ref = build("both", args.ref)
     run = start("pointbert", title="Point-BERT dVAE encode/decode of 1024-point clouds", kind="tokenizer", threads=1,
                 settings=vars(args), reference=args.ref if ref is not None else None, results=args.results)
-    extra = ["--ref", str(args.ref)] if args.ref else []
-    rows = []
-    for b in args.batch:
-        x = clouds(b)
-        with torch.no_grad():
-            tok = model.encode(x)
-        stages = {
-            "encode": (lambda x=x: ref_encode(ref, x)[0], lambda x=x: model.encode(x),
-                       lambda r, z: f"ids equal {int((r == z.ids).sum())}/{z.ids.numel()}"),
-            "decode": (lambda t=tok: ref_decode(ref, t.ids, t.meta["centers"]), lambda t=tok: model.decode(t),
-                       lambda r, z: f"max |diff| {float((r - z).abs().max()):.1e}"),
-        }
-        rows += stage_rows(stages, lambda stage, b=b: {"model": "point_bert.dvae_shapenet", "stage": stage, "batch": b, "points": 1024},
-                           b, args.repeat, ref is not None,
-                           None if args.no_memory else lambda who, stage, b=b: memory_child(__file__, who, stage, b, extra))
-    run.write(rows, notes=["CPU seconds per call (time.process_time), one torch thread, median of --repeat after a "
-                           "warm-up, reference and zoo interleaved, same seeded weights; img_per_cpu_s counts clouds",
-                           "the reference runs with zoo's FPS / kNN in place of its CUDA ops (both sides pay the same for them)",
-                           "peak MiB = a child process's peak RSS during the call above its RSS just before"])
+    rows = merged(CODEC, args, measure(CODEC, args, model, ref, __file__), run.started)
+    run.write(rows, notes=[*NOTES, "img_per_cpu_s counts clouds",
+                           "the reference runs with zoo's FPS / kNN in place of its CUDA ops (both sides pay the same for them)"])
 
 
 if __name__ == "__main__":
