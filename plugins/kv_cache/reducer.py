@@ -110,6 +110,12 @@ class KVCacheReducer(ZooModel):
         if other:
             raise ConfigError(f"{self.method} compresses full-attention layers only; this model also has {other} layers "
                               "(set sliding_window=None in its config, or use a DynamicCache)")
+        heads = getattr(text, "num_attention_heads", None)
+        kv_heads = getattr(text, "num_key_value_heads", None) or heads
+        head_dim = getattr(text, "head_dim", None) or (text.hidden_size // heads if heads else None)
+        if spec.group_size is not None and spec.bits < 16 and kv_heads and head_dim and (kv_heads * head_dim) % spec.group_size:
+            raise ConfigError(f"group_size {spec.group_size} must divide the {kv_heads} KV heads x {head_dim} channels = "
+                              f"{kv_heads * head_dim} of a token (values are grouped over them): pass group_size=...")
         if generator is None:
             generator = torch.Generator().manual_seed(seed)
         return cache_module.GEARCache(num_layers, spec, generator)

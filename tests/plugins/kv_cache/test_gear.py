@@ -150,6 +150,7 @@ def test_same_seed_same_tokens_and_beam_search(models):
 @pytest.mark.parametrize(("call", "message"), [
     (lambda m: zoo.load("gear").cache(m, bits=5.5 if False else 12), "bits must be 1..8"),
     (lambda m: zoo.load("gear").cache(m, group_size=48), "must divide streaming_gap"),
+    (lambda m: zoo.load("kivi").cache(m, group_size=64, streaming_gap=64), "must divide the 2 KV heads x 16 channels = 32"),
     (lambda m: zoo.load("gear").cache(m, outlier_ratio=1.5), "outlier_ratio"),
     (lambda m: zoo.load("kivi").cache(m, rank=2), "is GEAR's"),
     (lambda m: zoo.load("gear.kcvt").cache(m, group_size=32), "is GEAR's"),
