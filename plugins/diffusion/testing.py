@@ -303,3 +303,16 @@ def write_sd3_hub(root: Path, repo: str = "stabilityai/stable-diffusion-3-medium
     write_sd3_release(Path(root) / repo)
     write_sd3_components(Path(root) / repo)
     return Path(root)
+
+
+# ------------------------------------------------------------------ UNet (SD 1.5 layout, as InstaFlow's), tiny
+TINY_UNET = {"sample_size": 8, "in_channels": 4, "out_channels": 4, "block_out_channels": [8, 16], "layers_per_block": 1,
+             "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+             "cross_attention_dim": 16, "norm_num_groups": 4, "attention_head_dim": 2}
+
+
+def tiny_unet(seed: int = 20, **config: Any):
+    """A tiny ``UNet2DConditionModel`` with the SD 1.5 block layout (cross-attention blocks at the top resolution)."""
+    from .libs import diffusers_module
+
+    return _seed_all(diffusers_module().UNet2DConditionModel.from_config({**TINY_UNET, **config}), seed).eval()

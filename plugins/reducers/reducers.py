@@ -25,7 +25,7 @@ from zoo.model import ZooModel
 from .adapters.base import ReducerHandle, find_adapter
 from .types import ReducedTokens, ReducerError
 
-__all__ = ["MCTF", "REDUCERS", "DiffRate", "DivPrune", "DyMU", "EViT", "GlobalCom2", "HiPrune", "MMTok", "Reducer", "ToMe"]
+__all__ = ["MCTF", "REDUCERS", "DiffRate", "DivPrune", "DyMU", "EViT", "GlobalCom2", "HiPrune", "MMTok", "Reducer", "ToMe", "ToMeSD"]
 
 
 class Reducer(ZooModel):
@@ -385,6 +385,26 @@ class GlobalCom2(Reducer):
         return ReducedTokens(kept, idx[None], torch.ones_like(kept[..., :1]), assign)
 
 
+class ToMeSD(Reducer):
+    """ToMe for diffusion denoisers (tomesd, re-done as a diffusers attention processor): merges
+    ``ratio`` of the image tokens before every self-attention of a UNet, DiT or MMDiT and unmerges
+    after it (:mod:`zoo_plugins.reducers.diffusion`). ``apply(pipeline_or_denoiser, ratio=0.5)``."""
+
+    method = "tome_sd"
+    needs = ("hidden_states",)
+
+    def apply(self, model: Any, ratio: float = 0.5, *, sx: int = 2, sy: int = 2, max_downsample: int = 1,
+              generator: torch.Generator | None = None, **unused: Any) -> Any:
+        """Patch the denoiser of ``model`` (a zoo generator, a diffusers pipeline or the denoiser
+        itself) in place; returns a handle whose ``remove()`` restores it bit-exactly. Exact at
+        ``ratio=0``."""
+        from .diffusion import apply_tome_sd
+
+        if unused:
+            raise ReducerError(f"tome_sd takes ratio, sx, sy, max_downsample and generator; unknown: {sorted(unused)}")
+        return apply_tome_sd(model, ratio, sx=sx, sy=sy, max_downsample=max_downsample, generator=generator)
+
+
 REDUCERS: dict[str, type[Reducer]] = {
-    cls.method: cls for cls in (ToMe, DiffRate, EViT, MCTF, DivPrune, MMTok, HiPrune, DyMU, GlobalCom2)
+    cls.method: cls for cls in (ToMe, DiffRate, EViT, MCTF, DivPrune, MMTok, HiPrune, DyMU, GlobalCom2, ToMeSD)
 }
