@@ -1,0 +1,184 @@
+"""MingTok-Vision speed and memory: zoo vs inclusionAI/Ming-UniVision's ``MingTok`` on the same weights, one run.
+
+Both sides get the same deterministic per-key random weights in the release's layout (zoo through
+its builder's rename). Encode = images -> normalised latents (``MingTok.forward``'s ``latent``),
+decode = the reference's latents -> semantic decoder -> pixel decoder -> clamped images (the
+reference's ``semantic_decoder`` + ``forward_pixel_decoder``). Reference and zoo interleaved,
+single-threaded, CPU seconds (median of ``--repeats`` after a warm-up); peak memory per
+implementation from a fresh child process each (``_conv_bench``). On CPU in float32 the reference
+runs its own plain-softmax attention (no flash-attn / xFormers there).
+
+``--depth-div N`` divides the three towers' depths by N (the released widths stay) so batch 8 fits
+the shared machine's 5-minute slots; ``--size`` picks the (square) input side.
+
+Usage::
+
+    PYTHONPATH=/tmp/pylib python benchmarks/mingtok.py --ref /tmp/ref/Ming-UniVision [--batches 1] [--depth-div 4] [--merge]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+from pathlib import Path
+
+from _conv_bench import child_memory, measure_child, time_impls
+from _record import add_results_option, results_dir, start
+
+CARD = "mingtok.vision"
+RELEASED = {"low_level_encoder": {"img_size": 512, "patch_size": 32, "depth": 12, "embed_dim": 768, "ffn_layer": "swiglufused",
+                                  "out_dim": 32},
+            "semantic_decoder": {"in_dim": 32, "patch_size": 32, "embed_dim": 1024, "decoder_depth": 24, "ffn_layer": "swiglufused"},
+            "pixel_decoder": {"patch_size": 16, "decoder_depth": 24, "norm_pix_loss": True, "embed_dim": 1024, "loss_type": "L1-plain"},
+            "scaling_factor": 8.09449291, "mean": 1.46817409}
+
+
+def _config(div: int) -> dict:
+    cfg = json.loads(json.dumps(RELEASED))
+    cfg["low_level_encoder"]["depth"] //= div
+    cfg["semantic_decoder"]["decoder_depth"] //= div
+    cfg["pixel_decoder"]["decoder_depth"] //= div
+    return cfg
+
+
+def _reference(path: str | None):
+    if not path:
+        return None
+    try:
+        from zoo.compat.torchvision import ensure_torchvision
+
+        ensure_torchvision()
+        root = Path(path).resolve()
+        package = types.ModuleType("mingtok")  # a namespace package (no __init__.py) this script's name would shadow
+        package.__path__ = [str(root / "mingtok")]
+        sys.modules["mingtok"] = package
+        sys.path.insert(0, str(root))
+        from mingtok.modeling_mingtok import MingTok, MingTokConfig
+    except ImportError as exc:
+        print(f"[reference skipped: mingtok not importable from {path}: {exc}]")
+        return None
+    return MingTok, MingTokConfig
+
+
+def _build(args, with_ref: bool, with_zoo: bool = True):
+    from zoo_plugins.mingtok.builder import from_reference, to_reference
+    from zoo_plugins.mingtok.config import from_hf_config
+
+    import zoo
+    from zoo.testing.weights import seeded_state_dict, state_manifest
+
+    cfg = _config(args.depth_div)
+    classes = _reference(args.ref) if with_ref else None
+    ref = None
+    if classes is not None:
+        ref = classes[0](classes[1](**cfg)).eval()
+        state = seeded_state_dict(state_manifest(ref), seed=0)
+        ref.load_state_dict(state, strict=True)
+        if not with_zoo:
+            return None, ref
+    ours = zoo.load(CARD, pretrained=False, **from_hf_config(cfg))
+    if ref is None:
+        state = seeded_state_dict(to_reference(state_manifest(ours), ours.config), seed=0)
+    ours.load_state_dict(from_reference(state), strict=True)
+    return ours.eval(), ref
+
+
+def _impls(ours, ref):
+    out = {"zoo": (lambda im: ours.encode(im), lambda z: ours.decode(z))}
+    if ref is not None:
+        def ref_decode(latent):
+            feats = ref.semantic_decoder(latent * ref.scaling_factor + ref.mean)["x_norm_patchtokens"]
+            return ref.forward_pixel_decoder(feats)
+
+        out["reference"] = (lambda im: ref(im)["latent"], ref_decode)
+    return out
+
+
+def _decode_input(impl, encoded):
+    """Both decoders get the reference's latents (zoo's own when the reference is not built)."""
+    from dataclasses import replace
+
+    if "reference" not in encoded:
+        return encoded["zoo"]
+    if impl == "reference":
+        return encoded["reference"]
+    return replace(encoded["zoo"], values=encoded["reference"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ref", default=None, help="folder holding Ming-UniVision's mingtok/ package; omit to time zoo only")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--depth-div", type=int, default=1, help="divide every tower's depth by this (1 = the release)")
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-memory", action="store_true", help="skip the per-implementation memory children")
+    ap.add_argument("--merge", action="store_true", help="keep the committed record's rows of other settings")
+    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    add_results_option(ap)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    def inputs(b: int) -> torch.Tensor:
+        return torch.rand(b, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    if args.memory_child:
+        ours, ref = _build(args, with_ref=args.memory_child == "reference", with_zoo=args.memory_child == "zoo")
+        enc, dec = _impls(ours, ref)[args.memory_child]
+        measure_child(enc, dec, inputs(args.batch))
+        return 0
+
+    ours, ref = _build(args, with_ref=True)
+    impls = _impls(ours, ref)
+    depths = f"depths {12 // args.depth_div}/{24 // args.depth_div}/{24 // args.depth_div}"
+    run = start("mingtok", title=f"MingTok-Vision encode/decode ({depths})", kind="tokenizer", threads=args.threads,
+                settings=vars(args), reference=args.ref if ref is not None else None, results=args.results)
+    rows = []
+    print(f"MingTok-Vision ({depths}), {args.size}x{args.size}, fp32, {args.threads} thread(s), torch {torch.__version__}, "
+          f"median of {args.repeats} (CPU seconds)")
+    print(f"{'stage':7} {'batch':>5} {'impl':10} {'cpu-s':>8} {'wall-s':>8} {'img/s':>7} {'speed-up':>8} "
+          f"{'peak MiB':>9} {'max|diff|':>10}")
+    for b in (int(v) for v in args.batches.split(",")):
+        cpu, wall, outs = time_impls(impls, inputs(b), args.repeats, _decode_input)
+        extra = ["--size", str(args.size), "--depth-div", str(args.depth_div)] + (["--ref", args.ref] if args.ref else [])
+        mem = {n: None if args.no_memory else child_memory(__file__, n, b, extra) for n in impls}
+        for stage in ("encode", "decode"):
+            for n in impls:
+                t, rt = cpu[(n, stage)], cpu.get(("reference", stage))
+                diff = None
+                if ref is not None:
+                    mine = outs[(n, stage)]
+                    mine = mine.values if hasattr(mine, "values") and not isinstance(mine, torch.Tensor) else mine
+                    diff = float((mine - outs[("reference", stage)]).abs().max())
+                m = mem.get(n)
+                print(f"{stage:7} {b:5d} {n:10} {t:8.2f} {wall[(n, stage)]:8.2f} {b / t:7.3f} "
+                      f"{(f'{rt / t:7.2f}x' if rt else '       -')} {(f'{m:9.0f}' if m is not None else '        -')} "
+                      f"{(f'{diff:10.2e}' if diff is not None else '         -')}")
+                if n == "zoo":
+                    rows.append({"model": f"{CARD} ({depths})", "op": stage, "batch": b, "size": args.size, "unit": "img/s",
+                                 "zoo_s": t, "ref_s": rt, "zoo_per_s": b / t, "ref_per_s": b / rt if rt else None,
+                                 "speedup": rt / t if rt else None, "zoo_wall_s": wall[(n, stage)],
+                                 "zoo_peak_mib": mem.get("zoo"), "ref_peak_mib": mem.get("reference"),
+                                 "max_abs_diff_vs_ref": diff,
+                                 "check": f"max|diff| {diff:.1e}" if diff is not None else None})
+    if args.merge:
+        folder = results_dir(args.results)
+        path = None if folder is None else folder / "mingtok.json"
+        if path is not None and path.exists():
+            mine = {(r["model"], r["batch"]) for r in rows}
+            rows = [r for r in json.loads(path.read_text()).get("rows", []) if (r.get("model"), r.get("batch")) not in mine] + rows
+    run.write(rows, notes=[f"{args.size}x{args.size} fp32, median of {args.repeats}, interleaved",
+                           "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's latents in both",
+                           "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

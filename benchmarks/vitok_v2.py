@@ -1,0 +1,188 @@
+"""ViTok-v2 speed and memory: zoo vs Na-VAE/vitok-release's ``AE`` on the same weights, one run.
+
+Both sides get the same deterministic per-key random weights in the release's layout (zoo through
+its builder's key rename). Encode = images -> latents (the reference's ``patchify`` preprocessing
+included, as its ``preprocess`` does it), decode = the reference's latents -> images (the
+reference's ``unpatchify`` + ``unpack`` included). Reference and zoo are interleaved, single-threaded,
+CPU seconds (median of ``--repeats`` after a warm-up); peak memory per implementation from a fresh
+child process each (``_conv_bench``). The reference runs its SDPA backend (flash-attn needs CUDA).
+
+Usage::
+
+    python benchmarks/vitok_v2.py --ref /tmp/ref/vitok-release [--variant Ld4-Ld24/1x16x64] [--batches 1] [--merge]
+
+Without ``--ref`` only zoo is timed (the reference columns stay empty). ``--merge`` keeps the
+committed record's rows of other batch sizes (long runs are split over several invocations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+from pathlib import Path
+
+from _conv_bench import child_memory, measure_child, time_impls
+from _record import add_results_option, results_dir, start
+
+CARD = "vitok_v2.350m_f16x64"
+
+
+def _reference(path: str | None):
+    if not path:
+        return None, None
+    root = Path(path)
+    try:
+        from zoo.compat.torchvision import ensure_torchvision
+
+        ensure_torchvision()
+        for name, sub in (("vitok", "vitok"), ("vitok.pp", "vitok/pp")):  # skip the package __init__s (webdataset)
+            pkg = types.ModuleType(name)
+            pkg.__path__ = [str(root / sub)]
+            sys.modules[name] = pkg
+        sys.path.insert(0, str(root))
+        import vitok.models.ae as ae
+        import vitok.pp.ops as ops
+    except ImportError as exc:
+        print(f"[reference skipped: vitok not importable from {path}: {exc}]")
+        return None, None
+    return ae, ops
+
+
+def _build(args, with_ref: bool, with_zoo: bool = True):
+    from zoo_plugins.vitok.builder import from_reference, to_reference
+
+    import zoo
+    from zoo.testing.weights import seeded_state_dict, state_manifest
+
+    ae, ops = _reference(args.ref) if with_ref else (None, None)
+    ref = None
+    if ae is not None:
+        ref = ae.AE(**ae.decode_variant(args.variant), attn_backend="sdpa").eval()
+        state = seeded_state_dict(state_manifest(ref), seed=0)
+        ref.load_state_dict(state, strict=True)
+        ref.ops = ops
+        if not with_zoo:
+            return None, ref
+    ours = zoo.load(CARD, pretrained=False, variant=args.variant)
+    if ref is None:
+        state = seeded_state_dict(to_reference(state_manifest(ours)), seed=0)
+    ours.load_state_dict(from_reference(state), strict=True)
+    return ours.eval(), ref
+
+
+def _impls(ours, ref, patch: int):
+    import torch
+
+    out = {"zoo": (lambda im: ours.encode(im), lambda z: ours.decode(z, clamp=False))}
+    if ref is not None:
+        ops = ref.ops
+
+        def ref_encode(images):
+            n = (images.shape[-2] // patch) * (images.shape[-1] // patch)
+            dicts = [ops.patchify(patch, n)(im) for im in images]
+            batch = {k: torch.stack([d[k] for d in dicts]) for k in dicts[0]}
+            return ref.encode(batch)
+
+        def ref_decode(enc):
+            dec = ref.decode(enc)
+            return torch.stack(ops.unpack(ops.unpatchify(dec, patch=patch), dec["orig_height"], dec["orig_width"]))
+
+        out["reference"] = (ref_encode, ref_decode)
+    return out
+
+
+def _decode_input(impl, encoded):
+    """Both decoders get the reference's latents (zoo's own when the reference is not built)."""
+    from zoo.interfaces import Latents
+
+    if "reference" not in encoded:
+        return encoded["zoo"]
+    if impl == "reference":
+        return encoded["reference"]
+    return Latents(values=encoded["reference"]["z"], tokenizer=encoded["zoo"].tokenizer, meta=encoded["zoo"].meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ref", default=None, help="root of the vitok-release checkout; omit to time zoo only")
+    ap.add_argument("--variant", default="Ld4-Ld24/1x16x64", help="the 350M release's variant by default")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-memory", action="store_true", help="skip the per-implementation memory children")
+    ap.add_argument("--merge", action="store_true", help="keep the committed record's rows of other batch sizes")
+    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    add_results_option(ap)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    def inputs(b: int) -> torch.Tensor:
+        return torch.rand(b, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    if args.memory_child:
+        ours, ref = _build(args, with_ref=args.memory_child == "reference", with_zoo=args.memory_child == "zoo")
+        enc, dec = _impls(ours, ref, _patch(args.variant))[args.memory_child]
+        measure_child(enc, dec, inputs(args.batch))
+        return 0
+
+    ours, ref = _build(args, with_ref=True)
+    impls = _impls(ours, ref, ours.patch_size)
+    run = start("vitok_v2", title=f"ViTok-v2 ({args.variant}) encode/decode", kind="tokenizer", threads=args.threads,
+                settings=vars(args), reference=args.ref if ref is not None else None, results=args.results)
+    rows = []
+    print(f"ViTok-v2 {args.variant}, {args.size}x{args.size}, fp32, {args.threads} thread(s), torch {torch.__version__}, "
+          f"median of {args.repeats} (CPU seconds)")
+    print(f"{'stage':7} {'batch':>5} {'impl':10} {'cpu-s':>8} {'wall-s':>8} {'img/s':>7} {'speed-up':>8} "
+          f"{'peak MiB':>9} {'max|diff|':>10}")
+    for b in (int(v) for v in args.batches.split(",")):
+        cpu, wall, outs = time_impls(impls, inputs(b), args.repeats, _decode_input)
+        extra = ["--variant", args.variant, "--size", str(args.size)] + (["--ref", args.ref] if args.ref else [])
+        mem = {n: None if args.no_memory else child_memory(__file__, n, b, extra) for n in impls}
+        for stage in ("encode", "decode"):
+            for n in impls:
+                t, rt = cpu[(n, stage)], cpu.get(("reference", stage))
+                diff = None
+                if ref is not None:
+                    mine, theirs = outs[(n, stage)], outs[("reference", stage)]
+                    if stage == "encode":
+                        mine, theirs = (mine["z"] if isinstance(mine, dict) else mine.values), theirs["z"]
+                    diff = float((mine - theirs).abs().max())
+                m = mem.get(n)
+                print(f"{stage:7} {b:5d} {n:10} {t:8.2f} {wall[(n, stage)]:8.2f} {b / t:7.3f} "
+                      f"{(f'{rt / t:7.2f}x' if rt else '       -')} {(f'{m:9.0f}' if m is not None else '        -')} "
+                      f"{(f'{diff:10.2e}' if diff is not None else '         -')}")
+                if n == "zoo":
+                    rows.append({"model": CARD, "op": stage, "batch": b, "unit": "img/s", "zoo_s": t, "ref_s": rt,
+                                 "zoo_per_s": b / t, "ref_per_s": b / rt if rt else None,
+                                 "speedup": rt / t if rt else None, "zoo_wall_s": wall[(n, stage)],
+                                 "zoo_peak_mib": mem.get("zoo"), "ref_peak_mib": mem.get("reference"),
+                                 "max_abs_diff_vs_ref": diff,
+                                 "check": f"max|diff| {diff:.1e}" if diff is not None else None})
+    if args.merge:
+        folder = results_dir(args.results)
+        path = None if folder is None else folder / "vitok_v2.json"
+        if path is not None and path.exists():
+            done = {r["batch"] for r in rows}
+            rows = [r for r in json.loads(path.read_text()).get("rows", []) if r.get("batch") not in done] + rows
+    run.write(rows, notes=[f"{args.size}x{args.size} fp32, median of {args.repeats}, interleaved; variant {args.variant}",
+                           "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's latents in both; "
+                           "the reference's patchify / unpatchify are timed with it",
+                           "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"])
+    return 0
+
+
+def _patch(variant: str) -> int:
+    from zoo_plugins.vitok.config import parse_variant
+
+    return parse_variant(variant).patch
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
