@@ -238,3 +238,20 @@ def test_binary_quantizer_embeds_its_bits():
     z, bits = q(h)
     assert torch.equal(bits, (q.proj(h) > 0).float())
     torch.testing.assert_close(z, torch.einsum("bln,nd->bld", bits, q.embed))
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_attention_backends_agree_on_the_block(name):
+    from zoo.nn.attention import use_backend
+
+    torch.manual_seed(1)
+    block = PreNormBlock(BlockConfig(dim=32, heads=4, mlp_hidden=40, **BLOCKS[name])).eval()
+    x = torch.randn(2, 7, 32)
+    rope = rope_tables(torch.arange(7.0), [8])
+    mask = KeyPaddingMask(torch.tensor([7, 4]))
+    with torch.no_grad():
+        with use_backend("sdpa"):
+            a = block(x, rope=rope, mask=mask)
+        with use_backend("math"):
+            b = block(x, rope=rope, mask=mask)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
