@@ -111,7 +111,7 @@ class DiGIT(ZooModel, nn.Module):
         from zoo.interfaces import Tokens
 
         ids = self.kmeans.nearest(self.encode_latents(images))
-        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(), meta={"grid": self.config.grid})
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(), meta={"grid": (self.config.grid, self.config.grid)})
 
     def centroids(self, tokens: Any) -> torch.Tensor:
         """Tokens (or ids ``[B, N]``) -> their centroids ``[B, N, D]`` (what an understanding model can embed)."""

@@ -85,7 +85,7 @@ def test_ids_equal_the_reference_at_both_input_sizes(recorded, size):
     x = x01 if size == 256 else F.interpolate(x01, size=(224, 224), mode="bicubic").clamp(0, 1)
     tok = model.encode(x * 2 - 1)
     want = fx[f"ids{size}"].long()
-    assert tok.ids.shape == (4, 256) and tok.meta["grid"] == 16
+    assert tok.ids.shape == (4, 256) and tok.meta["grid"] == (16, 16)
     assert torch.equal(tok.ids, want)
     assert want.unique().numel() > 30  # the codebook is data-driven: ids depend on the input
 
