@@ -16,8 +16,9 @@ As in the reference, every chunk is wrapped in the strings ``[CLS]`` / ``[SEP]``
 classifier (its dataset class defaults to mBERT's names), so XLM-R sees ``<unk>`` at both ends.
 Differences, on purpose: chunks are padded to the longest in their batch instead of 512 tokens
 (masked positions change nothing; keep probabilities agree to ~1e-7); a chunk whose first token
-does not start a word starts a new word (the reference fails there); the coarse context-level
-filter of several contexts is not implemented (each context is compressed at the token level).
+does not start a word starts a new word (the reference fails there). With several contexts,
+``use_context_level_filter=True`` first drops whole contexts by their mean word probability (the
+reference's coarse stage, with its defaults).
 
 Token counts use GPT-3.5's tokenizer (``tiktoken``'s ``cl100k_base``) as the reference does;
 ``token_counter="classifier"`` counts the classifier's own tokens and any ``str -> int`` callable
@@ -101,6 +102,11 @@ def gpt35_token_counter() -> Callable[[str], int]:
     return lambda text: len(encoding.encode(text))
 
 
+def _word_probs(token_probs: list[list[Any]], mode: str) -> list[Any]:
+    """A word's probability from its tokens': the mean (as the reference sums them: float32 numpy scalars) or the first."""
+    return [sum(p) / len(p) for p in token_probs] if mode == "mean" else [p[0] for p in token_probs]
+
+
 class LLMLingua2(ZooModel, torch.nn.Module):
     """An LLMLingua-2 compressor: a transformers token classifier plus its tokenizer."""
 
@@ -153,26 +159,30 @@ class LLMLingua2(ZooModel, torch.nn.Module):
         return token.startswith("▁")
 
     def _merge(self, tokens: list[str], probs: list[Any], force_tokens: Sequence[str], token_map: dict[str, str],
-               force_reserve_digit: bool) -> tuple[list[str], list[list[Any]]]:
-        """Tokens -> words and each word's token probabilities (force tokens / digits at 1.0)."""
+               force_reserve_digit: bool) -> tuple[list[str], list[list[Any]], list[list[Any]]]:
+        """Tokens -> words, each word's token probabilities (force tokens / digits at 1.0) and the unforced ones."""
         mapped = set(token_map.values())
         words: list[str] = []
         word_probs: list[list[Any]] = []
+        no_force: list[list[Any]] = []
         for token, prob in zip(tokens, probs):
             if token in self.special_tokens:
                 continue
             if not words or self._begins_word(token, force_tokens, mapped):
                 pure = self._pure(token)
+                unforced = prob
                 if pure in force_tokens or pure in mapped:
                     prob = 1.0
                 for ori, new in token_map.items():
                     token = token.replace(new, ori)
                 words.append(token)
                 word_probs.append([1.0 if force_reserve_digit and re.search(r"\d", token) else prob])
+                no_force.append([unforced])
             else:
                 words[-1] += self._pure(token)
                 word_probs[-1].append(1.0 if force_reserve_digit and re.search(r"\d", token) else prob)
-        return words, word_probs
+                no_force[-1].append(unforced)
+        return words, word_probs, no_force
 
     # ------------------------------------------------------------------ chunks and probabilities
     def _chunks(self, text: str, chunk_end_tokens: set[str]) -> list[str]:
@@ -223,7 +233,10 @@ class LLMLingua2(ZooModel, torch.nn.Module):
     def compress(self, text: str | Sequence[str], rate: float = 0.5, target_tokens: int | None = None,
                  force_tokens: Sequence[str] = (), force_reserve_digit: bool = False, drop_consecutive: bool = False,
                  chunk_end_tokens: Sequence[str] = (".", "\n"), token_to_word: str = "mean",
-                 token_counter: str | Callable[[str], int] = "gpt-3.5-turbo", batch_size: int = 50) -> CompressedPrompt:
+                 token_counter: str | Callable[[str], int] = "gpt-3.5-turbo", batch_size: int = 50,
+                 use_context_level_filter: bool = False, use_token_level_filter: bool = True,
+                 target_context: int | None = None, context_level_rate: float = 1.0,
+                 context_level_target_tokens: int | None = None, force_context_ids: Sequence[int] = ()) -> CompressedPrompt:
         """Drop the words of ``text`` (a string or a list of contexts) the classifier scores lowest.
 
         Args:
@@ -236,6 +249,12 @@ class LLMLingua2(ZooModel, torch.nn.Module):
             token_to_word: ``"mean"`` or ``"first"``: a word's probability from its tokens'.
             token_counter: ``"gpt-3.5-turbo"`` (tiktoken, the reference), ``"classifier"`` or a callable.
             batch_size: chunks per classifier call (the reference's ``max_batch_size``).
+            use_context_level_filter: with several contexts, first drop whole contexts whose mean
+                word probability is below the ``1 - context_level_rate`` percentile (the coarse
+                stage of the reference); ``target_context``, ``context_level_rate``,
+                ``context_level_target_tokens`` and ``force_context_ids`` set it as there (by
+                default ``(rate + 1) / 2``, or twice ``target_tokens``).
+            use_token_level_filter: False keeps every word of the kept contexts.
         """
         tok = self._need_tokenizer()
         contexts = self._check(text, rate, target_tokens, force_tokens, token_to_word, batch_size)
@@ -244,6 +263,8 @@ class LLMLingua2(ZooModel, torch.nn.Module):
         ends = list(chunk_end_tokens)
         ends += [token_map[c] for c in chunk_end_tokens if c in token_map]
         end_set = set(ends)
+        merge = dict(force_tokens=force_tokens, token_map=token_map, force_reserve_digit=force_reserve_digit,
+                     token_to_word=token_to_word, drop_consecutive=drop_consecutive, count=count, batch_size=batch_size)
 
         origin_tokens, chunked = 0, []
         for context in contexts:
@@ -251,27 +272,92 @@ class LLMLingua2(ZooModel, torch.nn.Module):
             for ori, new in token_map.items():
                 context = context.replace(ori, new)
             chunked.append(self._chunks(context, end_set))
+
+        if use_context_level_filter and len(chunked) > 1:
+            return self._coarse_to_fine(chunked, origin_tokens, rate, target_tokens, use_token_level_filter, target_context,
+                                        context_level_rate, context_level_target_tokens, force_context_ids, merge)
         if target_tokens is not None:
             rate = min(target_tokens / origin_tokens, 1.0) if origin_tokens else 1.0
-        reduce_rate = max(0.0, 1.0 - rate)
+        reduce_rate = max(0.0, 1.0 - rate) if use_token_level_filter else 0.0
+        texts, words, probs, kept = self._token_level(chunked, reduce_rate, **merge)
+        return self._result(texts, [w for ws in words for w in ws], None if probs is None else [p for ps in probs for p in ps],
+                            [f for fs in kept for f in fs], origin_tokens, count, rate)
 
+    def _coarse_to_fine(self, chunked: list[list[str]], origin_tokens: int, rate: float, target_tokens: int | None,
+                        use_token_level_filter: bool, target_context: int | None, context_level_rate: float,
+                        context_level_target_tokens: int | None, force_context_ids: Sequence[int], merge: dict) -> CompressedPrompt:
+        """The reference's context-level filter, then the token level on the kept contexts."""
+        count = merge["count"]
+        if (target_context is None or target_context <= 0) and context_level_rate >= 1.0 and context_level_target_tokens is None:
+            if target_tokens is None and rate < 1.0:
+                context_level_rate = (rate + 1.0) / 2 if use_token_level_filter else rate
+            if target_tokens is not None:
+                context_level_target_tokens = target_tokens * 2 if use_token_level_filter else target_tokens
+        if target_context is not None and target_context >= 0:
+            context_level_rate = min(target_context / len(chunked), 1.0)
+        if context_level_target_tokens is not None and context_level_target_tokens >= 0:
+            context_level_rate = min(context_level_target_tokens / origin_tokens, 1.0)
+
+        flat = [c for chunks in chunked for c in chunks]
+        chunk_words, chunk_probs = [], []
+        for tokens, probs in self.token_probabilities(flat, merge["batch_size"]):
+            words, _, no_force = self._merge(tokens, probs, merge["force_tokens"], merge["token_map"], merge["force_reserve_digit"])
+            chunk_probs.append(_word_probs(no_force, merge["token_to_word"]))
+            chunk_words.append([w.lstrip("▁") for w in words] if self.family == "xlm-roberta" else words)
+        context_probs, context_words, i = [], [], 0
+        for chunks in chunked:
+            probs = [p for k in range(i, i + len(chunks)) for p in chunk_probs[k]]
+            context_words.append([w for k in range(i, i + len(chunks)) for w in chunk_words[k]])
+            context_probs.append(sum(probs) / len(probs))
+            i += len(chunks)
+        threshold = np.percentile(context_probs, int(100 * (1 - context_level_rate)))
+        keep_context = [p >= threshold or k in force_context_ids for k, p in enumerate(context_probs)]
+        reserved = [c for c, keep in zip(chunked, keep_context) if keep]
+        if target_tokens is not None:
+            reserved_tokens = sum(count(c) for chunks in reserved for c in chunks)
+            rate = min(target_tokens / reserved_tokens, 1.0)
+        reduce_rate = max(0.0, 1.0 - rate) if use_token_level_filter else 0.0
+        texts, words, probs, kept = self._token_level(reserved, reduce_rate, **merge)
+        # every word of the prompt: the dropped contexts' with their (unforced) probabilities and label 0
+        all_words, all_probs, all_kept, chunk_at, kept_at = [], [] if probs is not None else None, [], 0, 0
+        for k, keep in enumerate(keep_context):
+            if keep:
+                all_words += words[kept_at]
+                all_kept += kept[kept_at]
+                if all_probs is not None:
+                    all_probs += probs[kept_at]
+                kept_at += 1
+            else:
+                all_words += context_words[k]
+                all_kept += [False] * len(context_words[k])
+                if all_probs is not None:
+                    all_probs += [float(p) for c in range(chunk_at, chunk_at + len(chunked[k])) for p in chunk_probs[c]]
+            chunk_at += len(chunked[k])
+        return self._result(texts, all_words, all_probs, all_kept, origin_tokens, count, rate)
+
+    def _token_level(self, chunked: list[list[str]], reduce_rate: float, force_tokens: Sequence[str], token_map: dict[str, str],
+                     force_reserve_digit: bool, token_to_word: str, drop_consecutive: bool, count: Callable[[str], int],
+                     batch_size: int) -> tuple[list[str], list[list[str]], list[list[float]] | None, list[list[bool]]]:
+        """The reference's ``__compress``: per context, its compressed text, words, probabilities, kept flags."""
+        tok = self.tokenizer
         if reduce_rate <= 0:
             texts, words = [], []
             for chunks in chunked:
-                restored = []
+                restored, ws = [], []
                 for c in chunks:
                     for ori, new in token_map.items():
                         c = c.replace(new, ori)
-                    words.extend(_WORD_SPLIT.findall(c))
+                    ws.extend(_WORD_SPLIT.findall(c))
                     restored.append(c)
                 texts.append("".join(restored))
-            return self._result(texts, words, None, [True] * len(words), origin_tokens, count, rate)
+                words.append(ws)
+            return texts, words, None, [[True] * len(w) for w in words]
 
         flat = [c for chunks in chunked for c in chunks]
-        chunk_texts, all_words, all_probs, all_kept = [], [], [], []
+        chunk_texts, chunk_words, chunk_probs, chunk_kept = [], [], [], []
         for tokens, probs in self.token_probabilities(flat, batch_size):
-            words, token_probs = self._merge(tokens, probs, force_tokens, token_map, force_reserve_digit)
-            word_probs = [sum(p) / len(p) for p in token_probs] if token_to_word == "mean" else [p[0] for p in token_probs]
+            words, token_probs, _ = self._merge(tokens, probs, force_tokens, token_map, force_reserve_digit)
+            word_probs = _word_probs(token_probs, token_to_word)
             returned_probs = list(word_probs)
             if drop_consecutive:
                 threshold = np.percentile(word_probs, int(100 * reduce_rate))
@@ -298,16 +384,18 @@ class LLMLingua2(ZooModel, torch.nn.Module):
                 else:
                     kept.append(False)
             chunk_texts.append(tok.convert_tokens_to_string(keep_words))
-            if self.family == "xlm-roberta":
-                words = [w.lstrip("▁") for w in words]
-            all_words += words
-            all_probs += [float(p) for p in returned_probs]
-            all_kept += kept
-        texts, i = [], 0
+            chunk_words.append([w.lstrip("▁") for w in words] if self.family == "xlm-roberta" else words)
+            chunk_probs.append([float(p) for p in returned_probs])
+            chunk_kept.append(kept)
+        texts, words_by, probs_by, kept_by, i = [], [], [], [], 0
         for chunks in chunked:
-            texts.append("".join(chunk_texts[i:i + len(chunks)]))
+            span = range(i, i + len(chunks))
+            texts.append("".join(chunk_texts[k] for k in span))
+            words_by.append([w for k in span for w in chunk_words[k]])
+            probs_by.append([p for k in span for p in chunk_probs[k]])
+            kept_by.append([f for k in span for f in chunk_kept[k]])
             i += len(chunks)
-        return self._result(texts, all_words, all_probs, all_kept, origin_tokens, count, rate)
+        return texts, words_by, probs_by, kept_by
 
     @staticmethod
     def _result(texts: list[str], words: list[str], probs: list[float] | None, kept: list[bool], origin_tokens: int,

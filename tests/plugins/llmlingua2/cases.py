@@ -17,6 +17,11 @@ CASES = {
     "first_token_mode": dict(text=(10, 6), kwargs=dict(rate=0.5, token_to_word="first")),
     "two_contexts": dict(text=[(6, 7), (9, 8)], kwargs=dict(rate=0.4)),
     "no_reduction": dict(text=(5, 9), kwargs=dict(rate=1.0)),
+    "context_filter_rate": dict(text=[(5, 20), (8, 21), (3, 22), (7, 23)], kwargs=dict(rate=0.4, use_context_level_filter=True)),
+    "context_filter_target": dict(text=[(6, 24), (4, 25), (9, 26)], kwargs=dict(target_token=70, use_context_level_filter=True,
+                                                                                force_context_ids=[1])),
+    "context_filter_only": dict(text=[(4, 27), (5, 28), (6, 29)], kwargs=dict(use_context_level_filter=True, use_token_level_filter=False,
+                                                                              target_context=2)),
     "bert_rate_033": dict(kind="bert", text=(14, 10), kwargs=dict(rate=0.33)),
     "bert_force_tokens": dict(kind="bert", text=(14, 11), kwargs=dict(rate=0.4, force_tokens=["?", "meeting", "council-vote"])),
 }
