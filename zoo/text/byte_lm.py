@@ -172,9 +172,8 @@ class ByteLM:
         if not _incomplete_tail(head):
             return self.canonical(head)
         j = i + _utf8_length(_incomplete_tail(head)[0]) - len(_incomplete_tail(head))
-        if j > len(data):
-            return None
-        ids = self.canonical(data[:j])
+        # the character's end: from data, or (cut off at the end of data) completed with 0x80 bytes
+        ids = self.canonical(data[:j] if j <= len(data) else data + b"\x80" * (j - len(data)))
         if ids is None:
             return None
         pos = 0

@@ -62,6 +62,24 @@ def as_texts(texts: str | Sequence[str]) -> list[str]:
     return out
 
 
+def _padded(ids: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ragged id lists -> right-padded ``[B, N]`` long tensor and ``[B]`` lengths (through numpy:
+    one pass over the ids, no padded Python lists)."""
+    import itertools
+
+    import numpy as np
+
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+    width = int(lengths.max()) if len(ids) else 0
+    if (lengths == width).all():
+        out = flat.reshape(len(ids), width)
+    else:
+        out = np.full((len(ids), width), pad, dtype=np.int64)
+        out[np.arange(width)[None, :] < lengths[:, None]] = flat
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
 def _byte_offsets(text: str, offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Character offsets into ``text`` -> byte offsets into its UTF-8 encoding."""
     if text.isascii():
@@ -266,19 +284,15 @@ class TextTokenizer(ZooModel, torch.nn.Module):
         such as bytes per token count without them (the default).
         """
         items = as_texts(texts)
-        ids, offsets = self._backend().encode(items, add_special_tokens, return_offsets)
-        lengths = torch.tensor([len(x) for x in ids], dtype=torch.long)
-        width = int(lengths.max())
-        pad = self.backend.pad_id or 0
-        if all(len(x) == width for x in ids):
-            tensor = torch.tensor(ids, dtype=torch.long).view(len(ids), width)
-        else:
-            tensor = torch.tensor([x + [pad] * (width - len(x)) for x in ids], dtype=torch.long)
+        backend = self._backend()
+        ids, offsets = backend.encode(items, add_special_tokens, return_offsets)
+        pad = backend.pad_id or 0
+        tensor, lengths = _padded(ids, pad)
         meta: dict[str, Any] = {}
         if offsets is not None:
             offsets = [self._exact_spans(t, x, o) for t, x, o in zip(items, ids, offsets)]
             meta["offsets"] = [torch.tensor(o, dtype=torch.long).view(-1, 2) for o in offsets]
-        return Tokens(ids=tensor, codebook_size=self.vocab_size, tokenizer=self.name, lengths=lengths, pad_id=pad, meta=meta)
+        return Tokens(ids=tensor, codebook_size=backend.vocab_size, tokenizer=self.name, lengths=lengths, pad_id=pad, meta=meta)
 
     def _exact_spans(self, text: str, ids: list[int], offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Byte spans from the tokens' own bytes when they spell ``text`` exactly (byte-level
