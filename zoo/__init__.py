@@ -33,7 +33,7 @@ __all__ = [
     "load", "list_models", "info", "plugins", "download", "get_card", "hookimpl",
     "ZooError", "UnknownModelError", "CardError", "PluginError", "ConfigError", "CheckpointError", "HubError",
     "InputError", "InputTypeError", "MediaError", "TokenError", "ReducerError",
-    "Tokens", "MultiRateTokens", "Latents", "tokenize", "read_tokens",
+    "Tokens", "MultiRateTokens", "Latents", "tokenize", "read_tokens", "transfer_tokenizer",
 ]
 
 
@@ -46,6 +46,10 @@ def __getattr__(name: str):
         from zoo.evaluation.runner import evaluate
 
         return evaluate
+    if name == "transfer_tokenizer":  # lazily: tokenizer transfer imports numpy / torch
+        from zoo.text.transfer import transfer_tokenizer
+
+        return transfer_tokenizer
     if name in ("tokenize", "read_tokens"):  # lazily: dataset tokenization imports torch (and pyarrow)
         import zoo.datasets.reader
         import zoo.datasets.tokenize

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CORPUS", "SPECIALS", "seeded_llama", "kl3m_like", "superbpe_like", "sentencepiece_model", "write_release"]
+__all__ = ["CORPUS", "TARGET_CORPUS", "SPECIALS", "HashVectors", "bpe_on", "seeded_llama", "kl3m_like", "superbpe_like", "sentencepiece_model", "write_release"]
 
 CORPUS = [
     "The Court held that the agreement was void for lack of consideration.",
@@ -37,9 +37,56 @@ CORPUS = [
     "of the of the in the to the and the for the on the at the",
 ]
 SPECIALS = ["<|start|>", "<|end|>", "<|pad|>"]
+TARGET_CORPUS = [  # a second language for tokenizer transfer
+    "Das Gericht entschied, dass der Vertrag mangels Gegenleistung nichtig war.",
+    "Abschnitt 2(a) des Gesetzes gilt für jede registrierte Investmentgesellschaft.",
+    "der schnelle braune Fuchs springt über den faulen Hund; der faule Hund schläft.",
+    "Der Umsatz wuchs im Geschäftsjahr 2024 um 12,5 % auf 3.400 Millionen Dollar.",
+    "die der das und für von mit auf dem den des",
+]
+DICTIONARY = [("the", "der"), ("the", "die"), ("court", "gericht"), ("contract", "vertrag"), ("section", "abschnitt"),
+              ("quick", "schnelle"), ("brown", "braune"), ("fox", "fuchs"), ("lazy", "faulen"), ("dog", "hund"),
+              ("revenue", "umsatz"), ("of", "des"), ("and", "und"), ("for", "für")]
 
 
-def _bpe(vocab_size: int, *, use_regex: bool, lowercase: bool) -> Any:
+def bpe_on(corpus: list[str], vocab_size: int = 400) -> Any:
+    """A KL3M-style ByteLevel BPE trained on ``corpus``."""
+    return _bpe(vocab_size, use_regex=True, lowercase=False, corpus=corpus)
+
+
+class HashVectors:
+    """A stand-in fastText model: a word's vector is the mean of seeded random vectors of its
+    character 3- to 5-grams (with ``<`` ``>`` boundaries), so words that share pieces are close;
+    ``get_word_id`` knows ``words``; the empty string has the zero vector (as in fastText)."""
+
+    def __init__(self, words: list[str], dim: int = 16, seed: int = 0):
+        self.words, self.dim, self.seed = list(words), dim, seed
+        self._ids = {w: i for i, w in enumerate(self.words)}
+
+    def get_dimension(self) -> int:
+        return self.dim
+
+    def get_word_id(self, word: str) -> int:
+        return self._ids.get(word, -1)
+
+    def get_words(self, include_freq: bool = False, on_unicode_error: str = "strict"):
+        return (self.words, [1] * len(self.words)) if include_freq else self.words
+
+    def get_word_vector(self, word: str):
+        import hashlib  # noqa: PLC0415
+
+        import numpy as np  # noqa: PLC0415
+
+        if not word:
+            return np.zeros(self.dim, dtype=np.float32)
+        w = f"<{word}>"
+        grams = [w[i : i + n] for n in (3, 4, 5) for i in range(len(w) - n + 1)] or [w]
+        vecs = [np.random.RandomState(int(hashlib.sha1(f"{self.seed}:{g}".encode()).hexdigest()[:8], 16)).randn(self.dim)
+                for g in grams]
+        return np.mean(vecs, 0).astype(np.float32)
+
+
+def _bpe(vocab_size: int, *, use_regex: bool, lowercase: bool, corpus: list[str] | None = None) -> Any:
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers  # noqa: PLC0415
 
     tok = Tokenizer(models.BPE())
@@ -49,7 +96,7 @@ def _bpe(vocab_size: int, *, use_regex: bool, lowercase: bool) -> Any:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS * 4, trainer)
+    tok.train_from_iterator((corpus or CORPUS) * 4, trainer)
     return tok
 
 
