@@ -229,6 +229,16 @@ def _digit(tmp: Path):  # a folder with the centroids and the DINOv2 release bes
     np.save(folder / zoo.get_card(name).files[0], np.random.default_rng(0).standard_normal((16, 32)).astype(np.float32))
     return name, folder, dict(_TINY_DINOV2, layer=1)
 
+
+def _hita(tmp: Path):  # the release (no DINOv2 inside) + the DINOv2 .pth beside it
+    from tests.plugins.hita.test_hita import SMALL, dino_state, release_state
+
+    fx = torch.load(FIXTURES / "hita" / "hita.pt", weights_only=True)
+    folder = tmp / "hita"
+    _save(folder / zoo.get_card("dinov2.vitl14_reg4").files[0], dino_state(fx))
+    torch.save({"ema": release_state(fx, "vanilla")}, folder / "hita-tok.pt")
+    return "hita.vanilla", folder, dict(SMALL)
+
 def _mar_vae(tmp: Path):
     state, cfg = _conv_family_state("kl_vae", "mar_kl16")
     name = _card("mar_vae")
@@ -527,6 +537,7 @@ WRITERS = {
     "tokenflow": _tokenflow,
     "dinov2": _dinov2,
     "digit": _digit,
+    "hita": _hita,
     "mar_vae": _mar_vae,
     "va_vae": _va_vae,
     "var": _var,
