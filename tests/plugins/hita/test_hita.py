@@ -237,3 +237,19 @@ def test_zoo_reconstruct_writes_a_grid(tmp_path, monkeypatch, tiny):
     result = CliRunner().invoke(cli, ["reconstruct", str(src), "--model", "hita.vanilla", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.exists()
+
+
+def test_zoo_tokenize_writes_hita_ids_read_tokens_gives_back(tmp_path, tiny):
+    from PIL import Image
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(2):
+        Image.fromarray((torch.rand(8, 8, 3, generator=torch.Generator().manual_seed(i)) * 255).byte().numpy()).save(imgs / f"{i}.png")
+    summary = zoo.tokenize(tiny, [imgs], tmp_path / "out", workers=0, progress=False)
+    assert summary.failed == 0
+    ids = torch.cat([b.tokens.ids for b in zoo.read_tokens(tmp_path / "out")])
+    from zoo.media.image import load_images
+
+    assert ids.shape == (2, tiny.num_tokens)
+    assert torch.equal(ids, tiny.encode(load_images(sorted(imgs.glob("*.png")), size=8)).ids)
