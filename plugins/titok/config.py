@@ -26,8 +26,10 @@ from typing import Any, List
 
 __all__ = ["TiTokConfig", "VIT_SIZES", "vit_dims", "from_reference_config", "to_reference_config", "validate"]
 
-#: ViT sizes used by TiTok: name -> (width, layers, heads). Hard-coded in the reference.
+#: ViT sizes used by TiTok: name -> (width, layers, heads). small/base/large are hard-coded in
+#: the reference; "tiny" is zoo's own, for CPU-sized experiments (scripts/train_demo_one_d_piece.py).
 VIT_SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (256, 4, 4),
     "small": (512, 8, 8),
     "base": (768, 12, 12),
     "large": (1024, 24, 16),
