@@ -6,7 +6,7 @@ to the model's size) with ``--model`` (default ``flextok.demo_128``, embedded we
 
 * **Throughput** (wall clock): each configuration tokenizes the same items through the engine
   (``zoo.datasets.engines.run_local`` / ``run_ray``, shards written by the same writer as
-  ``zoo tokenize``), once on a quarter of the items and once on all; ``items/s`` is the
+  ``zoo tokenize``), ``--reps`` times on a quarter of the items and on all; ``items/s`` is the
   difference (start-up of worker processes / actors and model replicas cancels; it is reported
   apart). Scaling efficiency = items/s with 2 / (2 x items/s with 1).
 * **Cost breakdown** (CPU-seconds per item, this process, one torch thread, ``--reps``
@@ -100,14 +100,18 @@ def run_engine(kind: str, count: int, spec, model, loader, items, batch_size: in
 
 
 def measure(kind: str, count: int, spec, model, loader, items, args, tmp: Path) -> dict:
-    """items/s of one configuration by difference: a run on a quarter of the items and one on all
-    of them; (n_all - n_quarter) / (t_all - t_quarter) cancels start-up (spawning decode workers,
-    starting actors and their model replicas) and Ray's bursty delivery of results."""
+    """items/s of one configuration by difference: runs on a quarter of the items and on all of
+    them (``--reps`` of each, interleaved, median wall/CPU seconds); (n_all - n_quarter) /
+    (t_all - t_quarter) cancels start-up (spawning decode workers, starting actors and their
+    model replicas) and Ray's bursty delivery of results."""
     small = items[: max(args.batch_size, len(items) // 4)]
     if kind == "ray":  # the first pipeline of a Ray session also starts its worker processes: not measured
         run_engine(kind, count, spec, model, loader, small, args.batch_size, args.shard_size, tmp / "warm")
-    a = run_engine(kind, count, spec, model, loader, small, args.batch_size, args.shard_size, tmp / "small")
-    b = run_engine(kind, count, spec, model, loader, items, args.batch_size, args.shard_size, tmp / "all")
+    runs: dict[str, list[dict]] = {"small": [], "all": []}
+    for _ in range(args.reps):  # quarter, all, quarter, all...: medians of each (Ray's start-up varies run to run)
+        runs["small"].append(run_engine(kind, count, spec, model, loader, small, args.batch_size, args.shard_size, tmp / "small"))
+        runs["all"].append(run_engine(kind, count, spec, model, loader, items, args.batch_size, args.shard_size, tmp / "all"))
+    a, b = ({k: statistics.median(r[k] for r in runs[part]) for k in ("wall_s", "cpu_s")} for part in ("small", "all"))
     extra = len(items) - len(small)
     row = {"engine": kind, "workers" if kind == "local" else "actors": count, "items": len(items),
            "items_per_s": round(extra / (b["wall_s"] - a["wall_s"]), 2) if b["wall_s"] > a["wall_s"] else None,
@@ -177,7 +181,7 @@ def main() -> None:
         "bounded by the cores this run got, the CPU-second breakdown is not.",
         "local engine: one model in the main process (1 torch thread); 'workers' decode processes. Ray engine: decode "
         "tasks + 'actors' model replicas (1 CPU, 1 torch thread each) on a local runtime with --ray-cpus logical CPUs.",
-        "items_per_s by difference: (n - n/4) / (t(n) - t(n/4)) over a run on n/4 items and one on n, so start-up (spawning "
+        "items_per_s by difference: (n - n/4) / (t(n) - t(n/4)), t = median wall time of --reps runs on n/4 items and on n, so start-up (spawning "
         "decode workers, starting actors and model replicas: startup_s) cancels; items_per_s_incl_startup = n / t(n).",
         "cpu_s_per_item (local engine): CPU-seconds of the main process and its decode workers per item, by the same difference.",
     ])
