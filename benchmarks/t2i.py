@@ -185,7 +185,7 @@ def tome(args: argparse.Namespace) -> None:
         base_t, base = None, None
         for ratio in args.ratios:
             with reducer.apply(model, ratio=ratio):
-                _, t, z = interleave(None, gen, args.reps)
+                _, t, (_, z) = interleave(None, gen, args.reps)
             if ratio == 0:
                 base_t, base, base_img = t, z, vae.decode_raw(vae.from_model_space(z))
             img = vae.decode_raw(vae.from_model_space(z))
@@ -203,7 +203,7 @@ def tome(args: argparse.Namespace) -> None:
 
     for ratio in args.ratios:
         with reducer.apply(unet, ratio=ratio):
-            _, t, out = interleave(None, step, args.reps)
+            _, t, (_, out) = interleave(None, step, args.reps)
         if ratio == 0:
             base_t, base = t, out
         rows.append({"model": "UNet, SD 1.5 layout as InstaFlow's (shrunk)", "tokens": (size // 8) ** 2, "ratio": ratio, "cpu_s": t[0],
