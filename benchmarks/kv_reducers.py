@@ -55,8 +55,8 @@ METHODS = {
 KV_NOTES = [
     "shrunk Llama (4 layers, width 256, 4 query / 2 KV heads of 64), random weights from a per-key seed, random prompt",
     "decoding teacher-forced on the plain cache's greedy tokens; tokens/s = tokens per CPU second (1 thread), medians over rounds",
-    "agreement = share of decoding steps whose argmax equals the plain cache's; logits_rel_err = median over steps of "
-    "|logits - plain| / |plain| (random weights: movement, not accuracy)",
+    "agreement = share of decoding steps whose argmax equals the plain cache's; logits_rel_err / cosine = median over steps of "
+    "|logits - plain| / |plain| and of their cosine (random weights: movement, not accuracy); speedup = decode tokens/s over the plain cache's",
     "GEAR/KIVI settings from the cards (group 64, streaming gap 64; GEAR rank 2 / prefill rank 4, 2% outliers); bits as labelled",
     "StreamingLLM / SnapKV evict half of the prompt after prefill (n_sink 4; window 64, kernel 5)",
 ]
@@ -139,10 +139,16 @@ def bench_kv(context: int, new: int, reps: int) -> list[dict]:
         decode = statistics.median(r["decode_cpu_s"] for r in rs)
         agree = sum(a == b for a, b in zip(rs[0]["argmax"], base["argmax"])) / len(base["argmax"])
         rel = ((rs[0]["logits"] - base["logits"]).norm(dim=-1) / base["logits"].norm(dim=-1)).median().item()
-        rows.append({"method": label, "context": context, "new_tokens": new, "kv_mib": rs[0]["kv_bytes"] / 2**20,
+        cos = torch.nn.functional.cosine_similarity(rs[0]["logits"], base["logits"], dim=-1).median().item()
+        card, overrides = METHODS[label]
+        config = "plain DynamicCache" if card is None else f"zoo {card} " + " ".join(f"{k}={v}" for k, v in overrides.items())
+        rows.append({"model": f"shrunk Llama ({context}-token prompt)", "config": config, "method": label, "context": context, "new_tokens": new, "kv_mib": rs[0]["kv_bytes"] / 2**20,
                      "kv_vs_plain": rs[0]["kv_bytes"] / base["kv_bytes"], "prefill_cpu_s": statistics.median(r["prefill_cpu_s"] for r in rs),
                      "decode_tokens_per_cpu_s": (new - 1) / decode if decode > 0 else None, "next_token_agreement": agree,
-                     "logits_rel_err": rel})
+                     "logits_rel_err": rel, "cosine": cos})
+    plain_speed = rows[0]["decode_tokens_per_cpu_s"]
+    for row in rows:  # decoding speed relative to the plain cache (the Benchmarks page's reducer column)
+        row["speedup"] = row["decode_tokens_per_cpu_s"] / plain_speed if plain_speed and row["decode_tokens_per_cpu_s"] else None
         print(f"{label:18s} ctx {context:5d}  KV {rows[-1]['kv_mib']:7.2f} MiB ({rows[-1]['kv_vs_plain']:.3f}x)  "
               f"prefill {rows[-1]['prefill_cpu_s']:.2f} s  decode {rows[-1]['decode_tokens_per_cpu_s']:.1f} tok/CPU-s  agree {agree:.2f}  "
               f"logits rel err {rel:.3f}",
@@ -216,7 +222,7 @@ def bench_lingua(reps: int, reference: str | None, words: int) -> list[dict]:
                         r = ref.compress_prompt_llmlingua2([text], rate=rate)
                         rt.append(time.process_time() - t)
                         same = r["compressed_prompt"] == out.text
-                row = {"classifier": model.card.name, "rate": rate, "words": n_words, "ratio": out.ratio, "kept_words": sum(out.kept),
+                row = {"model": model.card.name, "config": f"zoo {model.card.name} rate={rate}", "classifier": model.card.name, "rate": rate, "words": n_words, "ratio": out.ratio, "kept_words": sum(out.kept),
                        "zoo_cpu_s_per_1k_words": statistics.median(zt) * 1000 / n_words}
                 if ref is not None:
                     row.update(reference_cpu_s_per_1k_words=statistics.median(rt) * 1000 / n_words,

@@ -45,7 +45,11 @@ COLUMNS: dict[str, dict[str, str]] = {
     "reducer": {"model": "model", "backend": "backend", "config": "config", "img_s": "img/s",
                 "speedup": "speed-up vs unreduced", "gmacs": "GMACs", "cosine": "feature cosine",
                 "prefill_tokens": "prefill tokens", "prefill_cpu_s": "prefill (CPU s)", "lm_speedup": "LM speed-up",
-                "peak_above_mib": "peak above (MiB)", "first_tokens_equal": "leading tokens equal"},  # VLM rows
+                "peak_above_mib": "peak above (MiB)", "first_tokens_equal": "leading tokens equal",  # VLM rows
+                "context": "prompt tokens", "kv_mib": "KV MiB", "kv_vs_plain": "KV vs plain",  # KV-cache rows
+                "decode_tokens_per_cpu_s": "decode tok/CPU-s", "next_token_agreement": "next-token agreement",
+                "rate": "rate", "ratio": "compression ratio", "zoo_cpu_s_per_1k_words": "zoo CPU s / 1k words",  # LLMLingua-2 rows
+                "reference_cpu_s_per_1k_words": "reference CPU s / 1k words", "same_output": "same text"},
 }
 REFERENCE_COLUMNS = {"ref_per_s", "ref_s", "speedup", "ids_equal"}  # empty when no reference ran
 
