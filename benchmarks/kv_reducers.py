@@ -18,7 +18,8 @@ classifier and text, interleaved.
 
     flock /tmp/zoo_heavy.lock python benchmarks/kv_reducers.py --part kv --context 2048 --threads 1
     flock /tmp/zoo_heavy.lock python benchmarks/kv_reducers.py --part kv --context 8192 --threads 1
-    flock /tmp/zoo_heavy.lock python benchmarks/kv_reducers.py --part lingua --threads 1
+    flock /tmp/zoo_heavy.lock python benchmarks/kv_reducers.py --part lingua --classifier bert --threads 1
+    flock /tmp/zoo_heavy.lock python benchmarks/kv_reducers.py --part lingua --classifier xlm-roberta --threads 1
     python benchmarks/kv_reducers.py --table --plot docs/assets/figures/kv_reducers.svg   # from the records
 """
 
@@ -194,7 +195,10 @@ def _reference_compressor(ref_dir: str, folder: Path):
     return PromptCompressor(model_name=str(folder), device_map="cpu", use_llmlingua2=True)
 
 
-def bench_lingua(reps: int, reference: str | None, words: int) -> list[dict]:
+LINGUA = {"xlm-roberta": "llmlingua2", "bert": "llmlingua2.bert_base_multilingual_cased_meetingbank"}
+
+
+def bench_lingua(reps: int, reference: str | None, words: int, kinds: list[str]) -> list[dict]:
     import tempfile
 
     import zoo
@@ -204,7 +208,8 @@ def bench_lingua(reps: int, reference: str | None, words: int) -> list[dict]:
     n_words = len(text.split())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, card in (("xlm-roberta", "llmlingua2"), ("bert", "llmlingua2.bert_base_multilingual_cased_meetingbank")):
+        for kind in kinds:
+            card = LINGUA[kind]
             folder = _lingua_folder(kind, Path(tmp))
             # the reference recognises the model type by its name
             named = folder.parent / f"llmlingua-2-{'xlm-roberta-large' if kind == 'xlm-roberta' else 'bert-base-multilingual-cased'}-bench"
@@ -238,8 +243,10 @@ def _records(folder: Path) -> tuple[list[dict], list[dict]]:
     kv = []
     for path in sorted(folder.glob("kv_reducers_ctx*.json"), key=lambda p: int(p.stem.split("ctx")[1])):
         kv += json.loads(path.read_text())["rows"]
-    lingua_path = folder / "kv_reducers_llmlingua2.json"
-    lingua = json.loads(lingua_path.read_text())["rows"] if lingua_path.exists() else []
+    lingua = []
+    for kind in LINGUA:
+        path = folder / f"kv_reducers_llmlingua2_{kind.replace('-', '_')}.json"
+        lingua += json.loads(path.read_text())["rows"] if path.exists() else []
     return kv, lingua
 
 
@@ -293,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--context", type=int, default=2048, help="prompt tokens (KV part)")
     p.add_argument("--new", type=int, default=32, help="decoded tokens (KV part)")
     p.add_argument("--words", type=int, default=1000, help="words of the prompt (LLMLingua-2 part)")
+    p.add_argument("--classifier", choices=list(LINGUA), default="bert", help="LLMLingua-2 classifier (one record each)")
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reference", default=None, help="folder holding the llmlingua package (LLMLingua-2 part)")
@@ -315,9 +323,10 @@ def main(argv: list[str] | None = None) -> None:
                     kind="reducer", threads=args.threads, settings=vars(args), reference=None, results=args.results)
         run.write(bench_kv(args.context, args.new, args.reps), notes=KV_NOTES)
     else:
-        run = start("kv_reducers_llmlingua2", title="LLMLingua-2 prompt compression (published sizes, random weights)",
-                    kind="reducer", threads=args.threads, settings=vars(args), reference=args.reference, results=args.results)
-        run.write(bench_lingua(args.reps, args.reference, args.words),
+        run = start(f"kv_reducers_llmlingua2_{args.classifier.replace('-', '_')}", kind="reducer", threads=args.threads,
+                    title=f"LLMLingua-2 prompt compression ({LINGUA[args.classifier]} size, random weights)",
+                    settings=vars(args), reference=args.reference, results=args.results)
+        run.write(bench_lingua(args.reps, args.reference, args.words, [args.classifier]),
                   notes=["classifiers of the published sizes with random weights and a small offline tokenizer; "
                          "tokens counted by a words-and-punctuation stand-in for GPT-3.5's tokenizer",
                          "CPU seconds (1 thread) per 1000 words, medians; the reference is llmlingua 0.2.2 on the same files"])
