@@ -136,7 +136,8 @@ def speed(args: argparse.Namespace) -> None:
         ref, zoo = _sides(args.family, b, args.steps)
         rt, zt, (ra, za) = interleave(ref, zoo, args.reps)
         mem_ref, mem_zoo = _child_peak("ref", args.family, b, args.steps), _child_peak("zoo", args.family, b, args.steps)
-        row = {"batch": b, "model": f"{args.family} (shrunk)", "steps": args.steps, "cfg_rows": 2 * b,
+        row = {"batch": b, "model": f"{args.family} (shrunk)", "unit": f"images/CPU-s, batch {b}, {args.steps} steps, CFG",
+               "zoo_per_s": b / zt[0], "ref_per_s": b / rt[0], "speedup": rt[0] / zt[0], "steps": args.steps, "cfg_rows": 2 * b,
                "zoo_cpu_s": zt[0], "ref_cpu_s": rt[0], "speedup_cpu": rt[0] / zt[0], "speedup_wall": rt[1] / zt[1],
                "zoo_images_per_s": b / zt[0], "ref_images_per_s": b / rt[0],
                "zoo_peak_rss_mib": mem_zoo["after"], "ref_peak_rss_mib": mem_ref["after"],
@@ -167,7 +168,7 @@ def tome(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     torch.set_grad_enabled(False)
     reducer = zoo_pkg.load("tome_sd")
-    run = start("t2i_tome_sd", title="tome_sd: denoiser speed-up against drift (shrunk, random weights)", kind="token_reducer",
+    run = start("t2i_tome_sd", title="tome_sd: denoiser speed-up against drift (shrunk, random weights)", kind="reducer",
                 threads=1, settings={k: str(v) for k, v in vars(args).items()}, reference=None, results=args.results)
     rows = []
     size = args.size
@@ -189,8 +190,10 @@ def tome(args: argparse.Namespace) -> None:
             if ratio == 0:
                 base_t, base, base_img = t, z, vae.decode_raw(vae.from_model_space(z))
             img = vae.decode_raw(vae.from_model_space(z))
-            rows.append({"model": f"{family} (shrunk)", "tokens": (size // 16) ** 2, "ratio": ratio, "cpu_s": t[0], "speedup": base_t[0] / t[0],
-                         "latent_cosine": float(torch.nn.functional.cosine_similarity(z.flatten(), base.flatten(), dim=0)),
+            cos = float(torch.nn.functional.cosine_similarity(z.flatten(), base.flatten(), dim=0))
+            rows.append({"model": f"{family} (shrunk)", "config": f"zoo tome_sd ratio={ratio}" if ratio else "baseline",
+                         "tokens": (size // 16) ** 2, "ratio": ratio, "cpu_s": t[0], "speedup": base_t[0] / t[0], "cosine": cos,
+                         "latent_cosine": cos,
                          "image_psnr_db": None if ratio == 0 else psnr(img, base_img)})
             print(rows[-1], flush=True)
             run.write(rows, notes=TOME_NOTES)
@@ -206,8 +209,9 @@ def tome(args: argparse.Namespace) -> None:
             _, t, (_, out) = interleave(None, step, args.reps)
         if ratio == 0:
             base_t, base = t, out
-        rows.append({"model": "UNet, SD 1.5 layout as InstaFlow's (shrunk)", "tokens": (size // 8) ** 2, "ratio": ratio, "cpu_s": t[0],
-                     "speedup": base_t[0] / t[0], "latent_cosine": float(torch.nn.functional.cosine_similarity(out.flatten(), base.flatten(), dim=0)),
+        cos = float(torch.nn.functional.cosine_similarity(out.flatten(), base.flatten(), dim=0))
+        rows.append({"model": "UNet, SD 1.5 layout as InstaFlow's (shrunk)", "config": f"zoo tome_sd ratio={ratio}" if ratio else "baseline",
+                     "tokens": (size // 8) ** 2, "ratio": ratio, "cpu_s": t[0], "speedup": base_t[0] / t[0], "cosine": cos, "latent_cosine": cos,
                      "image_psnr_db": None})
         print(rows[-1], flush=True)
         run.write(rows, notes=TOME_NOTES)
