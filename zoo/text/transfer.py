@@ -10,6 +10,14 @@ bilingual dictionary; each target token's embedding is the softmax(similarity / 
 Tokens without a vector get a random row with the source matrix's per-dimension mean and standard
 deviation; special tokens both tokenizers share keep their source rows.
 
+TokenAdapt (Tinycompany-AI/tokenadapt, Apache-2.0), written from its description and checked
+against its heuristic functions: tokens both vocabularies share keep their rows; every other new
+token mixes a *local* estimate (the old tokenizer's pieces of its text, weighted by a softmax over
+the mean of their semantic similarity to the whole token and their share of its length) and a
+*global* one (its ``k`` nearest old tokens in an auxiliary text-embedding space, softmax of the
+similarities, below ``threshold`` dropped), ``(1 - global_weight) * local + global_weight *
+global``; tokens neither covers get a random row with the old matrix's mean and standard deviation.
+
 Word vectors are any object with ``get_word_vector(word) -> array``, ``get_word_id(word) -> int``
 (-1 when unknown) and ``get_dimension()`` -- a loaded ``fasttext`` model fits as it is.
 
@@ -36,9 +44,9 @@ import numpy as np
 
 from zoo.errors import InputError
 
-__all__ = ["wechsel_embeddings", "subword_vectors", "procrustes_alignment", "transfer_tokenizer", "METHODS"]
+__all__ = ["wechsel_embeddings", "tokenadapt_embeddings", "subword_vectors", "procrustes_alignment", "transfer_tokenizer", "METHODS"]
 
-METHODS = ("wechsel",)
+METHODS = ("wechsel", "tokenadapt")
 
 
 def _hf(tokenizer: Any) -> Any:
@@ -125,24 +133,99 @@ def wechsel_embeddings(source_tokenizer: Any, target_tokenizer: Any, source_matr
     return out
 
 
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def tokenadapt_embeddings(old_tokenizer: Any, new_tokenizer: Any, old_matrix: Any, embed: Any, *, temperature: float = 0.3,
+                          k: int = 3, global_weight: float = 0.3, threshold: float = 0.0,
+                          generator: Any = None) -> np.ndarray:
+    """TokenAdapt's hybrid initialisation of ``[len(new_tokenizer), D]`` embeddings (module docstring).
+
+    ``embed(texts) -> [n, d]`` is the auxiliary text-embedding model (the authors use
+    nomic-embed-text-v2-moe; any sentence embedder works); defaults are the tool's (temperature
+    0.3, 3 neighbours, global weight 0.3, threshold 0). Rows no heuristic covers are drawn from
+    ``generator`` (a ``torch.Generator``; never the global RNG)."""
+    import torch
+
+    from zoo.sampling.logits import own_generator
+
+    if not 0.0 <= global_weight <= 1.0 or temperature <= 0 or k < 1:
+        raise InputError(f"global_weight must lie in [0, 1], temperature > 0 and k >= 1; got {global_weight}, {temperature}, {k}")
+    matrix = np.asarray(old_matrix.detach().cpu().numpy() if hasattr(old_matrix, "detach") else old_matrix, dtype=np.float64)
+    old, new = _hf(old_tokenizer), _hf(new_tokenizer)
+    old_vocab, new_vocab = old.get_vocab(with_added_tokens=True), new.get_vocab(with_added_tokens=True)
+    if matrix.ndim != 2 or matrix.shape[0] < max(old_vocab.values()) + 1:
+        raise InputError(f"old_matrix must be [vocab >= {max(old_vocab.values()) + 1}, D], got {matrix.shape}")
+    gen = own_generator(generator)
+    rand = torch.empty(new.get_vocab_size(with_added_tokens=True), matrix.shape[1], dtype=torch.float64)
+    rand.normal_(float(matrix.mean()), float(matrix.std(ddof=1)), generator=gen)
+    out = rand.numpy()
+    unique = []
+    for token, nid in new_vocab.items():
+        if token in old_vocab:
+            out[nid] = matrix[old_vocab[token]]
+        else:
+            unique.append((token, nid))
+    dec_new = {nid: new.decode([nid], skip_special_tokens=False) for _, nid in unique}
+    pieces = {nid: old.encode(text, add_special_tokens=False).ids for nid, text in dec_new.items()}
+    dec_old = {oid: old.decode([oid], skip_special_tokens=False) for oid in old_vocab.values()}
+    texts = sorted(set(dec_new.values()) | set(dec_old.values()))
+    vec = dict(zip(texts, np.asarray(embed(texts), dtype=np.float64)))
+    index_ids = sorted(old_vocab.values())  # exact ties (tokens that decode alike, e.g. stray bytes as U+FFFD) go to the lower id
+    index = np.stack([vec[dec_old[i]] for i in index_ids])
+    index /= np.linalg.norm(index, axis=1, keepdims=True)
+    temp = temperature + 1e-5
+    for _, nid in unique:
+        text = dec_new[nid]
+        local = glob = None
+        if global_weight < 1.0 and pieces[nid] and text:
+            full = vec[text]
+            subs = np.stack([vec[dec_old[o]] for o in pieces[nid]])
+            sims = subs @ full / np.maximum(np.linalg.norm(subs, axis=1) * np.linalg.norm(full), 1e-8)
+            share = np.array([len(dec_old[o]) / len(text) for o in pieces[nid]])
+            w = _softmax(((_softmax(sims) + share) / 2.0) / temp)
+            local = w @ matrix[pieces[nid]]
+        if global_weight > 0.0:
+            q = vec[text] / np.linalg.norm(vec[text])
+            sims = index @ q
+            top = np.argsort(-sims, kind="stable")[:k]
+            w = _softmax(sims[top] / temp) * (sims[top] >= threshold)
+            if w.sum() > 0:
+                glob = (w / w.sum()) @ matrix[[index_ids[t] for t in top]]
+        if local is not None and glob is not None:
+            out[nid] = (1.0 - global_weight) * local + global_weight * glob
+        elif local is not None or glob is not None:
+            out[nid] = local if local is not None else glob
+    return out
+
+
 def transfer_tokenizer(model: Any, new_tokenizer: Any, *, old_tokenizer: Any, method: str = "wechsel", **options: Any) -> Any:
     """Give a transformers model ``new_tokenizer``: resize its input (and untied output)
-    embeddings to the new vocabulary and initialise them with ``method`` (``"wechsel"``:
-    :func:`wechsel_embeddings`, options ``source_vectors``, ``target_vectors``, ``dictionary``,
-    ``neighbors``, ``temperature``). Returns the model, changed in place."""
+    embeddings to the new vocabulary and initialise them with ``method``: ``"wechsel"``
+    (:func:`wechsel_embeddings`: ``source_vectors``, ``target_vectors``, ``dictionary``,
+    ``neighbors``, ``temperature``) or ``"tokenadapt"`` (:func:`tokenadapt_embeddings`: ``embed``,
+    ``temperature``, ``k``, ``global_weight``, ``threshold``, ``generator``; pass the same
+    generator state for both matrices of an untied model if their random rows should match).
+    Returns the model, changed in place."""
     import torch
 
     if method not in METHODS:
         raise InputError(f"unknown tokenizer transfer method {method!r}; zoo has {', '.join(METHODS)}")
-    for need in ("source_vectors", "target_vectors"):
+    needs = ("source_vectors", "target_vectors") if method == "wechsel" else ("embed",)
+    for need in needs:
         if need not in options:
-            raise InputError(f"method='wechsel' needs {need}= (word vectors of the {need.split('_')[0]} language, e.g. a fastText model)")
+            what = "a text-embedding function texts -> [n, d]" if need == "embed" else \
+                f"word vectors of the {need.split('_')[0]} language, e.g. a fastText model"
+            raise InputError(f"method={method!r} needs {need}= ({what})")
+    init = wechsel_embeddings if method == "wechsel" else tokenadapt_embeddings
     size = _hf(new_tokenizer).get_vocab_size(with_added_tokens=True)
     inp = model.get_input_embeddings()
     out_layer = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     tied = out_layer is not None and out_layer.weight is inp.weight
-    new_in = wechsel_embeddings(old_tokenizer, new_tokenizer, inp.weight, **options)
-    new_out = None if out_layer is None or tied else wechsel_embeddings(old_tokenizer, new_tokenizer, out_layer.weight, **options)
+    new_in = init(old_tokenizer, new_tokenizer, inp.weight, **options)
+    new_out = None if out_layer is None or tied else init(old_tokenizer, new_tokenizer, out_layer.weight, **options)
     model.resize_token_embeddings(size)
     with torch.no_grad():
         model.get_input_embeddings().weight.copy_(torch.as_tensor(new_in, dtype=inp.weight.dtype))

@@ -77,3 +77,49 @@ def test_bad_input(inputs):
         wechsel_embeddings(src_tok, tgt_tok, matrix[:10], sv, tv)
     with pytest.raises(InputError, match="no pair"):
         wechsel_embeddings(src_tok, tgt_tok, matrix, sv, tv, dictionary=[("xx", "yy")])
+
+
+def test_tokenadapt_equals_the_reference_heuristics(inputs):
+    """Recorded by scripts/record_tokenadapt_parity.py from Tinycompany-AI/tokenadapt's
+    heuristics (untied.py's mixing, global weight 0.3, k 3, temperature 0.3, threshold 0) with an
+    exact inner-product search for FAISS. Rows whose k-th neighbour ties exactly with the next one
+    (old tokens that decode to the same text) may pick either and are left out."""
+    from zoo.text.transfer import tokenadapt_embeddings
+
+    old, new = T.bpe_on(T.CORPUS, 330), T.bpe_on(T.TARGET_CORPUS, 350)
+    aux = T.HashVectors([], dim=8, seed=3)
+
+    def embed(texts):
+        return np.stack([aux.get_word_vector(t) for t in texts])
+
+    matrix = np.random.RandomState(0).normal(0, 1, (old.get_vocab_size(), 16)).astype(np.float32)
+    ours = tokenadapt_embeddings(old, new, matrix, embed, generator=torch.Generator().manual_seed(0))
+    fix = np.load(FIXTURES / "tokenadapt_parity.npz", allow_pickle=False)
+    ids = sorted(old.get_vocab(with_added_tokens=True).values())
+    index = embed([old.decode([i], skip_special_tokens=False) for i in ids]).astype(np.float64)
+    index /= np.linalg.norm(index, axis=1, keepdims=True)
+    checked, shared = 0, set(old.get_vocab(with_added_tokens=True)) & set(new.get_vocab(with_added_tokens=True))
+    for nid in np.where(fix["covered"])[0]:
+        q = embed([new.decode([int(nid)], skip_special_tokens=False)])[0]
+        sims = np.sort(index @ (q / np.linalg.norm(q)))[::-1]
+        if new.id_to_token(int(nid)) not in shared and np.isclose(sims[2], sims[3], atol=1e-9):
+            continue
+        np.testing.assert_allclose(ours[nid], fix["target"][nid], atol=1e-5, rtol=0, err_msg=new.id_to_token(int(nid)))
+        checked += 1
+    assert checked >= 300, checked
+    again = tokenadapt_embeddings(old, new, matrix, embed, generator=torch.Generator().manual_seed(0))
+    assert np.array_equal(ours, again)  # random rows come from the caller's generator
+
+
+def test_transfer_tokenizer_with_tokenadapt(inputs):
+    src_tok, tgt_tok, _, _ = inputs
+    aux = T.HashVectors([], dim=8, seed=3)
+    lm = T.seeded_llama({"vocab_size": src_tok.get_vocab_size(), "hidden_size": 16, "intermediate_size": 32,
+                         "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
+                         "tie_word_embeddings": True})
+    zoo.transfer_tokenizer(lm, tgt_tok, old_tokenizer=src_tok, method="tokenadapt",
+                           embed=lambda ts: np.stack([aux.get_word_vector(t) for t in ts]), generator=torch.Generator().manual_seed(1))
+    assert lm.get_input_embeddings().weight.shape[0] == tgt_tok.get_vocab_size()
+    assert lm.get_output_embeddings().weight is lm.get_input_embeddings().weight  # still tied
+    with pytest.raises(InputError, match="needs embed="):
+        zoo.transfer_tokenizer(lm, tgt_tok, old_tokenizer=src_tok, method="tokenadapt")
