@@ -192,7 +192,7 @@ def tome(args: argparse.Namespace) -> None:
             img = vae.decode_raw(vae.from_model_space(z))
             cos = float(torch.nn.functional.cosine_similarity(z.flatten(), base.flatten(), dim=0))
             rows.append({"model": f"{family} (shrunk)", "config": f"zoo tome_sd ratio={ratio}" if ratio else "baseline",
-                         "tokens": (size // 16) ** 2, "ratio": ratio, "cpu_s": t[0], "speedup": base_t[0] / t[0], "cosine": cos,
+                         "tokens": (size // 16) ** 2, "ratio": ratio, "cpu_s": t[0], "img_s": 1 / t[0], "speedup": base_t[0] / t[0], "cosine": cos,
                          "latent_cosine": cos,
                          "image_psnr_db": None if ratio == 0 else psnr(img, base_img)})
             print(rows[-1], flush=True)
@@ -211,7 +211,7 @@ def tome(args: argparse.Namespace) -> None:
             base_t, base = t, out
         cos = float(torch.nn.functional.cosine_similarity(out.flatten(), base.flatten(), dim=0))
         rows.append({"model": "UNet, SD 1.5 layout as InstaFlow's (shrunk)", "config": f"zoo tome_sd ratio={ratio}" if ratio else "baseline",
-                     "tokens": (size // 8) ** 2, "ratio": ratio, "cpu_s": t[0], "speedup": base_t[0] / t[0], "cosine": cos, "latent_cosine": cos,
+                     "tokens": (size // 8) ** 2, "ratio": ratio, "cpu_s": t[0], "img_s": 1 / t[0], "speedup": base_t[0] / t[0], "cosine": cos, "latent_cosine": cos,
                      "image_psnr_db": None})
         print(rows[-1], flush=True)
         run.write(rows, notes=TOME_NOTES)
