@@ -237,3 +237,27 @@ def test_zoo_reconstruct_writes_a_coarse_to_fine_grid(tmp_path, monkeypatch):
     bad = CliRunner().invoke(cli, ["reconstruct", str(src), "--model", "tokenflow.clipb_32k", "--tokens", "3",
                                    "--out", str(tmp_path / "bad.png")])
     assert bad.exit_code != 0 and "whole scales" in bad.output
+
+
+def test_zoo_tokenize_writes_tokenflow_ids_and_prefixes(tmp_path):
+    """The dataset path (zoo tokenize / zoo.read_tokens): full ids, and ``tokens=K`` keeps a whole-scale prefix
+    that decodes."""
+    from PIL import Image
+
+    from zoo.media.image import load_images
+
+    model = _tiny()
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(2):
+        low = torch.rand(8, 8, 3, generator=torch.Generator().manual_seed(i))
+        Image.fromarray((low * 255).byte().numpy()).resize((256, 256)).save(imgs / f"{i}.png")
+    want = model.encode(load_images(sorted(imgs.glob("*.png")), size=256)).ids
+    k = model.prefix_lengths[2]
+    for tokens, out in ((None, "full"), (k, "prefix")):
+        summary = zoo.tokenize(model, [imgs], tmp_path / out, workers=0, progress=False, tokens=tokens)
+        assert summary.failed == 0
+        got = [b.tokens for b in zoo.read_tokens(tmp_path / out)]
+        ids = torch.cat([t.ids[:, :int(t.lengths.max())] for t in got])
+        assert torch.equal(ids, want[:, :tokens] if tokens else want)
+    assert model.decode(ids).shape == (2, 3, 256, 256)
