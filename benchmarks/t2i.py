@@ -7,7 +7,7 @@ against drift. Shrunk random-weight configs (CPU), latents out (no VAE decode on
 
 ``speed`` interleaves the two sides (CPU seconds, medians) with CFG on (2B rows on both sides)
 and checks the latents; each side's peak memory is measured in a fresh child process (peak RSS of
-one generation after the same imports). ``tome`` times the denoiser with tome_sd at ratio 0, 0.3,
+one generation after the same imports and builds: the peak RSS reset before generating). ``tome`` times the denoiser with tome_sd at ratio 0, 0.3,
 0.5 and 0.7 and reports the cosine between latents (and PSNR between decoded images) against
 ratio 0. Records go to ``benchmarks/results/t2i_<mode>.json``.
 """
@@ -106,16 +106,29 @@ def _sides(family: str, batch: int, steps: int, size: int = SIZE):
     return ref, zoo
 
 
+def _status_mib(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def child(side: str, family: str, batch: int, steps: int) -> None:
-    """One generation in this (fresh) process; print its peak RSS (MiB) before and after."""
+    """One generation in this (fresh) process after the models are built; print the resident
+    memory before it and the peak during it (MiB; Linux: the peak is reset through
+    ``/proc/self/clear_refs`` so building the models does not count)."""
     import torch
 
     torch.set_num_threads(1)
     torch.set_grad_enabled(False)
     ref, zoo = _sides(family, batch, steps)
-    before = peak_rss_mib()
+    before = _status_mib("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    except OSError:
+        pass
     (ref if side == "ref" else zoo)()
-    print(json.dumps({"before": before, "after": peak_rss_mib()}))
+    print(json.dumps({"before": before, "after": _status_mib("VmHWM"), "process_peak": peak_rss_mib()}))
 
 
 def _child_peak(side: str, family: str, batch: int, steps: int) -> dict[str, float]:
