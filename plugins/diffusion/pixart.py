@@ -32,7 +32,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
-from zoo.errors import InputError, InputTypeError
+from zoo.errors import InputError, InputTypeError, ZooError
 from zoo.model import ZooModel
 from zoo.sampling.guidance import cfg_combine
 from zoo.sampling.noise import as_noise_source
@@ -92,6 +92,11 @@ class TextToImageBase(ZooModel, nn.Module):
         from .components import shared_component
 
         name = getattr(self.config, role)
+        if not self.components_pretrained and role.startswith("text_encoder"):
+            # a randomly built text encoder has no tokenizer files (and T5-XXL alone is 4.7B parameters): refuse before building
+            raise ZooError(f"{self.name} was built with pretrained=False: its text encoder card {name!r} has no tokenizer without "
+                           "its files; attach one with model.use_components(text_encoder=...) (zoo_plugins.diffusion.testing "
+                           "has tiny ones) or load the generator with its weights")
         p = next(self.parameters())
         key = (name, str(p.device), str(p.dtype), self.components_pretrained)
         module = shared_component(key, lambda: zoo.load(name, device=p.device, dtype=p.dtype, pretrained=self.components_pretrained))

@@ -164,3 +164,12 @@ def test_components_are_shared_between_cards_in_one_process(stand_in_hub):
     b = zoo.load("pixart_sigma.xl_2_512_ms")
     assert a.component("text_encoder") is b.component("text_encoder")
     assert a.component("vae") is b.component("vae")
+
+
+def test_a_random_build_refuses_to_build_a_text_encoder_it_cannot_tokenize_for():
+    from zoo.errors import ZooError
+
+    model = tiny_pixart(components=False)
+    model.components_pretrained = False  # what zoo.load(..., pretrained=False) sets
+    with pytest.raises(ZooError, match="use_components"):
+        model.generate("a fox", steps=1)
