@@ -15,13 +15,14 @@ and kornia_rs; ``refile`` and ``cv2`` are imported but unused, so stand-in modul
 
 Usage::
 
-    PYTHONPATH=/tmp/ref/Hita:/tmp/pylib python benchmarks/hita.py --ref /tmp/ref/Hita [--batches 1,8] [--repeats 3]
+    PYTHONPATH=/tmp/pylib python benchmarks/hita.py --ref /tmp/ref/Hita [--batches 1,8] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from _conv_bench import child_memory, measure_child, time_impls
 from _record import add_results_option, start
@@ -35,6 +36,11 @@ def _reference(path: str | None):
     import torch
 
     os.environ["XFORMERS_DISABLED"] = "1"
+    # the checkout's `hita` is a namespace package (no __init__.py): any module named hita on sys.path wins
+    # over it, this script included, so the script's folder leaves sys.path (its helpers are imported already)
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    sys.path.insert(0, path)
     try:
         from zoo.compat.torchvision import ensure_torchvision
 
@@ -43,7 +49,7 @@ def _reference(path: str | None):
         import hita.tokenizer.tokenizer_image.vq_model as vm
         from omegaconf import OmegaConf
     except ImportError as exc:
-        print(f"[reference skipped: Hita not importable ({exc}); put the checkout on PYTHONPATH]")
+        print(f"[reference skipped: Hita not importable from {path} ({exc})]")
         return None
     torch.Tensor.cuda = lambda self, *a, **k: self
     torch.nn.Module.cuda = lambda self, *a, **k: self
@@ -90,7 +96,7 @@ def _impls(ours, ref):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", default=None, help="root of a CVMI-Lab/Hita checkout (also on PYTHONPATH); omit to time zoo only")
+    ap.add_argument("--ref", default=None, help="root of a CVMI-Lab/Hita checkout; omit to time zoo only")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=3)
