@@ -192,7 +192,7 @@ def test_readme_setup_runs_the_main_job():
     run, other = zoo_commands(setup.code)
     assert run and run[0].startswith("zoo reconstruct --model flextok.demo_128"), run
     assert other[:2] == ["pip install torch==2.13.0", 'pip install -e ".[dev]"'], other
-    assert "python -m pytest -q" in other
+    assert "python -m pytest -q -n auto --dist loadfile" in other
 
 
 def test_zz_report_executed_blocks(request):
