@@ -44,8 +44,9 @@ class SD3Config:
     flow driver. ``text_encoders`` names the card of the three encoders (CLIP-L, CLIP-G, T5-XXL),
     ``vae`` the 16-channel VAE card. Defaults are the diffusers pipeline's (28 steps, CFG 7.0,
     256 T5 tokens); the 3.5 cards override them with the values their model cards recommend.
-    ``batch_text_encoders``: encode prompts and negative prompts in one batch per encoder (False:
-    apart, as the pipeline does; batching changes float rounding, not the maths)."""
+    ``batch_text_encoders``: encode prompts and negative prompts in one batch per encoder (default
+    False: apart, as the pipeline does, bitwise equal to it; batching changes float rounding only, but
+    random-weight runs amplify it and it bought no measurable speed, benchmarks/results/t2i_speed_sd3.json)."""
 
     transformer: dict[str, Any] = field(default_factory=dict)
     scheduler: dict[str, Any] = field(default_factory=lambda: {"shift": 3.0})
@@ -55,4 +56,4 @@ class SD3Config:
     max_sequence_length: int = 256
     steps: int = 28
     guidance_scale: float = 7.0
-    batch_text_encoders: bool = True
+    batch_text_encoders: bool = False

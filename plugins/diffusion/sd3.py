@@ -7,8 +7,8 @@ The loop is :func:`zoo.sampling.sample_flow` on :func:`zoo.sampling.flow_match_s
 at ``sigma * 1000``, CFG as one batch of 2B rows. Prompt encoding is the pipeline's: each CLIP on
 77 padded tokens (penultimate hidden states, pooled projections), T5 on 256 padded tokens without
 a mask (so the padding is part of the condition and is kept), CLIP states zero-padded to T5's
-width and put before T5's. zoo runs each encoder once on ``[prompts; negatives]`` (the pipeline:
-twice; ``batch_text_encoders=False`` does the same), and builds no scheduler object.
+width and put before T5's; prompts and negatives go through each encoder apart, as in the pipeline
+(``batch_text_encoders=True``: one batch), and no scheduler object is built.
 
 Example:
     >>> from zoo_plugins.diffusion.testing import tiny_sd3
