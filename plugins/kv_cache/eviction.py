@@ -94,37 +94,43 @@ class SnapKVPress(Press):
     window_size: int = 64
     kernel_size: int = 5
 
-    def window_attention(self, module: Any, hidden_states: torch.Tensor, keys: torch.Tensor, position_embeddings: Any) -> torch.Tensor:
-        """Attention ``[B, H, window, T - window]`` of the last ``window_size`` queries (RoPE'd) over the earlier keys."""
-        b, h_kv, k_len, head_dim = keys.shape
+    def window_queries(self, module: Any, hidden_states: torch.Tensor, head_dim: int, position_embeddings: Any) -> torch.Tensor:
+        """The last ``window_size`` queries ``[B, H, window, D]`` of ``module``, RoPE applied."""
+        b, w = hidden_states.shape[0], self.window_size
         num_heads = module.config.num_attention_heads
-        w = self.window_size
         q = module.q_proj(hidden_states[:, -w:]).view(b, w, num_heads, head_dim).transpose(1, 2)
         if hasattr(module, "q_norm"):  # Qwen3-style QK norm
             q = module.q_norm(q)
         cos, sin = position_embeddings
         cos, sin = cos[:, -w:], sin[:, -w:]
-        q = q * cos.unsqueeze(1) + _rotate_half(q) * sin.unsqueeze(1)
+        return q * cos.unsqueeze(1) + _rotate_half(q) * sin.unsqueeze(1)
+
+    def scores_from_queries(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, H_kv, T]`` of ``keys [B, H_kv, T, D]``: the attention of the window's
+        ``queries [B, H, window, D]`` over the earlier keys, averaged over the window, pooled over
+        ``kernel_size`` and over each KV head's query group; the window itself always scores highest."""
+        b, h_kv, k_len, head_dim = keys.shape
+        num_heads, w = queries.shape[1], queries.shape[2]
+        if k_len <= w:
+            raise ReducerError(f"snapkv: the prompt has {k_len} tokens, not more than window_size={w}")
         k = keys.repeat_interleave(num_heads // h_kv, dim=1)
-        attn = q @ k.transpose(2, 3) / math.sqrt(head_dim)
+        attn = queries @ k.transpose(2, 3) / math.sqrt(head_dim)
         mask = torch.triu(torch.full_like(attn, float("-inf")), diagonal=k_len - w + 1)
-        attn = F.softmax(attn + mask, dim=-1, dtype=torch.float32).to(q.dtype)
-        return attn[..., :-w]
+        attn = F.softmax(attn + mask, dim=-1, dtype=torch.float32).to(queries.dtype)[..., :-w]
+        scores = attn.mean(dim=-2)
+        scores = F.avg_pool1d(scores, kernel_size=self.kernel_size, padding=self.kernel_size // 2, stride=1)
+        scores = scores.view(b, h_kv, num_heads // h_kv, k_len - w).mean(2)
+        return F.pad(scores, (0, w), value=scores.max().item() + 1)
 
     def score(self, module: Any, hidden_states: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, kwargs: dict) -> torch.Tensor:
-        b, h_kv, k_len, _ = keys.shape
         if hidden_states.shape[1] <= self.window_size:
             raise ReducerError(f"snapkv: the prompt has {hidden_states.shape[1]} tokens, not more than window_size={self.window_size}")
-        groups = module.config.num_attention_heads // h_kv
         position_embeddings = kwargs.get("position_embeddings")
         if position_embeddings is None:
             raise ReducerError("snapkv needs the layer's rotary position embeddings (position_embeddings=); this model's "
                                "attention does not receive them")
-        attn = self.window_attention(module, hidden_states, keys, position_embeddings)
-        scores = attn.mean(dim=-2)
-        scores = F.avg_pool1d(scores, kernel_size=self.kernel_size, padding=self.kernel_size // 2, stride=1)
-        scores = scores.view(b, h_kv, groups, k_len - self.window_size).mean(2)
-        return F.pad(scores, (0, self.window_size), value=scores.max().item() + 1)
+        queries = self.window_queries(module, hidden_states, keys.shape[-1], position_embeddings)
+        return self.scores_from_queries(queries, keys)
 
 
 def decoder_attention_layers(model: Any) -> list[Any]:

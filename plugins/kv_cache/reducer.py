@@ -24,13 +24,45 @@ from typing import Any
 
 import torch
 
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, ReducerError
+from zoo.interfaces import ReducedTokens
 from zoo.model import ZooModel
 
 from .cache import CompressionSpec, check_transformers
 from .compress import CompressedBlock, compress
 
-__all__ = ["METHODS", "PRESSES", "EvictionReducer", "KVCacheReducer"]
+__all__ = ["METHODS", "PRESSES", "EvictionReducer", "GenerateHandle", "KVCacheReducer"]
+
+
+class GenerateHandle:
+    """Returned by :meth:`KVCacheReducer.apply`: ``model.generate`` gets a fresh compressed cache
+    whenever the caller passes none; ``remove()`` (or leaving a ``with`` block) restores it."""
+
+    def __init__(self, model: Any, make_cache: Any):
+        self.model = model
+        had_own = "generate" in vars(model)
+        self._saved = vars(model)["generate"] if had_own else None
+        self._had_own = had_own
+        original = model.generate
+
+        def generate(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("past_key_values") is None and kwargs.get("cache") is None:
+                kwargs["past_key_values"] = make_cache()
+            return original(*args, **kwargs)
+
+        model.generate = generate
+
+    def remove(self) -> None:
+        if self._had_own:
+            self.model.generate = self._saved
+        else:
+            vars(self.model).pop("generate", None)
+
+    def __enter__(self) -> GenerateHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
 
 #: method -> what it fixes: KIVI has no outliers / low rank; KCVT groups over the whole block
 METHODS = {
@@ -120,6 +152,34 @@ class KVCacheReducer(ZooModel):
             generator = torch.Generator().manual_seed(seed)
         return cache_module.GEARCache(num_layers, spec, generator)
 
+    def apply(self, model: Any, *, generator: torch.Generator | None = None, seed: int = 0, **overrides: Any) -> GenerateHandle:
+        """Make every later ``model.generate(...)`` that passes no ``past_key_values`` use a fresh
+        compressed cache (:meth:`cache` with these settings); ``handle.remove()`` (or ``with``) restores.
+
+        Without ``generator`` each call's cache is seeded with ``seed``, so repeated calls give the
+        same tokens; with one, its state advances from call to call.
+        """
+        self.cache(model, generator=generator, seed=seed, **overrides)  # refuse bad settings now, not at the first call
+        return GenerateHandle(model, lambda: self.cache(model, generator=generator, seed=seed, **overrides))
+
+    def reduce(self, tokens: torch.Tensor, kind: str = "keys", generator: torch.Generator | None = None,
+               **overrides: Any) -> ReducedTokens:
+        """What the cache keeps of one ``[B, H, T, D]`` block, read back: every position stays (a KV
+        quantizer shrinks bytes, not the token count), ``tokens`` is the dequantized block.
+
+        Example:
+            >>> r = KVCacheReducer("kivi", bits=4, group_size=8)
+            >>> out = r.reduce(torch.randn(1, 2, 16, 8))
+            >>> out.tokens.shape, bool((out.sizes == 1).all())
+            (torch.Size([1, 2, 16, 8]), True)
+        """
+        if tokens.dim() != 4:
+            raise ReducerError(f"{self.method} reduces a KV block [B, H, T, D]; got shape {tuple(tokens.shape)}")
+        block = self.compress(tokens, kind=kind, generator=generator, **overrides)
+        b, h, t, _ = tokens.shape
+        indices = torch.arange(t, device=tokens.device).expand(b, h, t)
+        return ReducedTokens(block.dequantize().to(tokens.dtype), indices, torch.ones(b, h, t, device=tokens.device))
+
 
 #: eviction method -> its press options (kvpress's defaults)
 PRESSES = {
@@ -175,3 +235,32 @@ class EvictionReducer(ZooModel):
         from .eviction import apply_press
 
         return apply_press(model, self.press(**overrides))
+
+    def reduce(self, tokens: torch.Tensor, queries: torch.Tensor | None = None, **overrides: Any) -> ReducedTokens:
+        """The positions of one layer's cached keys ``tokens [B, H_kv, T, D]`` that eviction keeps, and
+        those keys (in score order, as the hook keeps them). SnapKV scores with the prompt's last
+        ``window_size`` queries ``[B, H, window_size, D]`` (RoPE applied, as the layer computes them).
+
+        Example:
+            >>> r = EvictionReducer("streamingllm", compression_ratio=0.5, n_sink=2)
+            >>> r.reduce(torch.randn(1, 1, 8, 4)).indices.sort().values.tolist()
+            [[[0, 1, 6, 7]]]
+        """
+        from .eviction import SnapKVPress
+
+        if tokens.dim() != 4:
+            raise ReducerError(f"{self.method} reduces cached keys [B, H_kv, T, D]; got shape {tuple(tokens.shape)}")
+        press = self.press(**overrides)
+        b, h, t, d = tokens.shape
+        if isinstance(press, SnapKVPress):
+            if queries is None or queries.dim() != 4 or queries.shape[0] != b or queries.shape[-1] != d or queries.shape[1] % h:
+                raise ReducerError(f"snapkv scores with the last window's queries [B, H, window_size, D] = [{b}, k*{h}, "
+                                   f"{press.window_size}, {d}]: pass queries=...; got "
+                                   f"{None if queries is None else tuple(queries.shape)}")
+            scores = press.scores_from_queries(queries, tokens)
+        else:
+            scores = press.score(None, tokens, tokens, tokens, {})
+        n_kept = t if press.compression_ratio == 0 else int(t * (1 - press.compression_ratio))
+        indices = scores.topk(n_kept, dim=-1).indices
+        kept = tokens.gather(2, indices.unsqueeze(-1).expand(-1, -1, -1, d))
+        return ReducedTokens(kept, indices, torch.ones(b, h, n_kept, device=tokens.device))

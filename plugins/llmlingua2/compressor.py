@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.errors import ConfigError, InputError, InputTypeError, ZooError
+from zoo.errors import ConfigError, InputError, InputTypeError, ReducerError, ZooError
+from zoo.interfaces import ReducedTokens
 from zoo.model import ZooModel
 
 __all__ = ["CompressedPrompt", "LLMLingua2", "gpt35_token_counter"]
@@ -228,6 +229,41 @@ class LLMLingua2(ZooModel, torch.nn.Module):
                 tokens = tok.convert_ids_to_tokens(active_ids.tolist())
                 out.append((tokens, list(torch.masked_select(probs[i], mask[i]).numpy())))
         return out
+
+    def reduce(self, tokens: torch.Tensor, rate: float = 0.5, attention_mask: torch.Tensor | None = None) -> ReducedTokens:
+        """Keep the ``rate`` fraction of a batch of the classifier's token ids ``[B, T]`` that it most
+        wants kept (its keep probability), in their original order: LLMLingua-2's token-level rule
+        on ids, without :meth:`compress`'s chunking, word merging and force tokens.
+
+        ``sizes`` holds the keep probabilities of the kept tokens; padding (``attention_mask`` 0) is
+        never kept and every row keeps ``round(rate * its length)`` tokens (at least one), padded
+        on the right with index -1 and token id 0.
+        """
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.dtype.is_floating_point:
+            raise InputError(f"llmlingua2 reduces integer token ids [B, T] of its classifier's tokenizer; got "
+                             f"{getattr(tokens, 'dtype', type(tokens).__name__)} {tuple(getattr(tokens, 'shape', ()))} "
+                             "(for text, call compress(text, rate=...))")
+        if not 0 < float(rate) <= 1:
+            raise ConfigError(f"rate is the fraction of tokens kept, in (0, 1]; got {rate}")
+        mask = torch.ones_like(tokens, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        device = next(self.classifier.parameters()).device
+        with torch.inference_mode():
+            logits = self.classifier(input_ids=tokens.to(device), attention_mask=mask.to(device)).logits
+        probs = torch.softmax(logits.float(), dim=-1)[..., 1].cpu().masked_fill(~mask.cpu(), -1.0)
+        counts = [max(1, round(float(rate) * int(n))) for n in mask.sum(1)]
+        width = max(counts)
+        indices = torch.full((tokens.shape[0], width), -1, dtype=torch.long)
+        kept = torch.zeros((tokens.shape[0], width), dtype=tokens.dtype)
+        sizes = torch.zeros((tokens.shape[0], width))
+        for i, n in enumerate(counts):
+            top = probs[i].topk(n).indices.sort().values
+            indices[i, :n], kept[i, :n], sizes[i, :n] = top, tokens[i].cpu()[top], probs[i, top]
+        return ReducedTokens(kept, indices, sizes)
+
+    def apply(self, model: Any, **schedule: Any) -> Any:
+        """Not a model hook: LLMLingua-2 compresses the prompt before any model sees it."""
+        raise ReducerError("llmlingua2 compresses prompts before the model: call compress(text, rate=...) and give "
+                           "the result's .text to your model (or reduce(ids, rate=...) on the classifier's ids)")
 
     # ------------------------------------------------------------------ the method
     def compress(self, text: str | Sequence[str], rate: float = 0.5, target_tokens: int | None = None,

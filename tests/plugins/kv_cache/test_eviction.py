@@ -105,3 +105,19 @@ def test_short_prompt_and_foreign_cache_are_refused(lms):
     with zoo.load("streamingllm").apply(model):
         with pytest.raises(ReducerError, match="edits DynamicCache layers"):
             model(torch.ones(1, 10, dtype=torch.long), past_key_values=cache)
+
+
+def test_reduce_keeps_sinks_and_recent_or_what_the_window_attends():
+    keys = torch.randn(1, 2, 20, 8, generator=torch.Generator().manual_seed(0))
+    out = zoo.load("streamingllm").reduce(keys, compression_ratio=0.5, n_sink=3)
+    assert out.indices.sort().values[0, 0].tolist() == [0, 1, 2] + list(range(13, 20))
+    assert torch.equal(out.tokens, keys.gather(2, out.indices.unsqueeze(-1).expand(-1, -1, -1, 8)))
+    snap = zoo.load("snapkv")
+    queries = torch.randn(1, 4, 4, 8, generator=torch.Generator().manual_seed(1))
+    kept = snap.reduce(keys, queries=queries, compression_ratio=0.5, window_size=4, kernel_size=3)
+    assert kept.tokens.shape == (1, 2, 10, 8)
+    assert set(range(16, 20)) <= set(kept.indices[0, 0].tolist())  # the window itself always stays
+    scores = snap.press(window_size=4, kernel_size=3).scores_from_queries(queries, keys)
+    assert torch.equal(kept.indices, scores.topk(10, dim=-1).indices)
+    with pytest.raises(zoo.errors.ReducerError, match="pass queries="):
+        snap.reduce(keys, window_size=4)

@@ -178,3 +178,38 @@ def test_minimum_transformers_version_is_pinned_and_checked():
     extras = (ROOT / "pyproject.toml").read_text()
     assert f'llm = ["transformers>={MIN_TRANSFORMERS}"' in extras
     assert CompressionSpec().bits == 4
+
+
+def test_apply_gives_generate_a_compressed_cache_and_remove_restores(models):
+    """``apply`` is ``cache`` for every later generate call without one; lossless settings change
+    nothing, lossy ones give exactly what passing the cache by hand gives, ``remove`` restores."""
+    model = models["llama"]
+    ids = torch.randint(1, 96, (1, 40), generator=torch.Generator().manual_seed(5))
+    plain = _generate(model, ids)
+    kivi = zoo.load("kivi")
+    with kivi.apply(model, bits=16, group_size=8, streaming_gap=8):
+        assert torch.equal(_generate(model, ids), plain)
+    lossy = dict(bits=2, group_size=8, streaming_gap=8)
+    by_hand = _generate(model, ids, kivi.cache(model, **lossy))
+    handle = kivi.apply(model, **lossy)
+    try:
+        assert torch.equal(_generate(model, ids), by_hand)
+        assert torch.equal(_generate(model, ids), by_hand)  # a fresh cache per call
+    finally:
+        handle.remove()
+    assert "generate" not in vars(model) and torch.equal(_generate(model, ids), plain)
+    with pytest.raises(zoo.errors.ConfigError, match="rank=2 is GEAR's"):
+        kivi.apply(model, rank=2)
+
+
+@pytest.mark.parametrize("name, kw", [("kivi", dict(bits=2, group_size=8)), ("gear", dict(bits=4, group_size=8, rank=2, outlier_ratio=0.05))])
+def test_reduce_reads_back_what_the_cache_keeps(name, kw):
+    reducer = zoo.load(name)
+    x = torch.randn(2, 2, 16, 8, generator=torch.Generator().manual_seed(1))
+    out = reducer.reduce(x, kind="values", generator=torch.Generator().manual_seed(2), **kw)
+    block = reducer.compress(x, kind="values", generator=torch.Generator().manual_seed(2), **kw)
+    assert torch.equal(out.tokens, block.dequantize())
+    assert out.indices.shape == (2, 2, 16) and torch.equal(out.indices[1, 1], torch.arange(16)) and bool((out.sizes == 1).all())
+    assert 0 < (out.tokens - x).abs().max() < x.abs().max()
+    with pytest.raises(zoo.errors.ReducerError, match=r"\[B, H, T, D\]"):
+        reducer.reduce(x[0])

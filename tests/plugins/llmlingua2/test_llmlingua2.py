@@ -114,3 +114,25 @@ def test_random_model_has_no_tokenizer():
                                                           "intermediate_size": 16})
     with pytest.raises(ZooError, match="no tokenizer"):
         model.compress("a b c")
+
+
+def test_reduce_keeps_the_most_wanted_ids_in_order(models):
+    """``reduce`` on classifier ids keeps the top-``rate`` tokens by the same keep probabilities
+    ``token_probabilities`` gives, in order; padding is never kept; ``apply`` says where to go."""
+    model = models["xlm-roberta"]
+    text = case_text("rate_033")
+    ids = torch.tensor([model.tokenizer(text).input_ids[:40]])
+    batch = torch.cat([ids, torch.cat([ids[:, :30], torch.full((1, 10), 1)], dim=1)])
+    mask = torch.ones_like(batch)
+    mask[1, 30:] = 0
+    out = model.reduce(batch, rate=0.5, attention_mask=mask)
+    logits = model.classifier(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    probs = torch.softmax(logits.float(), dim=-1)[0, :, 1]
+    top = probs.topk(20).indices.sort().values
+    assert torch.equal(out.indices[0], top) and torch.equal(out.tokens[0], ids[0, top])
+    torch.testing.assert_close(out.sizes[0], probs[top])
+    assert (out.indices[1, :15] < 30).all() and (out.indices[1, 15:] == -1).all()
+    with pytest.raises(zoo.errors.InputError, match="compress\\(text"):
+        model.reduce(torch.randn(1, 4))
+    with pytest.raises(zoo.errors.ReducerError, match="before the model"):
+        model.apply(torch.nn.Linear(2, 2))
