@@ -158,7 +158,7 @@ class PixArtSigma(TextToImageBase):
         return int(self.transformer.config.sample_size) * self.config.vae_scale_factor
 
     def describe_facts(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "text_encoder": self.config.text_encoder, "vae": self.config.vae}
+        return {"text": self.config.text_encoder, "vae": self.config.vae}  # one line: card names of the components
 
     # ------------------------------------------------------------------ pieces
     def scheduler(self) -> Any:

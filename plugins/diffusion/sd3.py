@@ -109,7 +109,7 @@ class StableDiffusion3(TextToImageBase):
         return int(self.transformer.config.sample_size) * self.config.vae_scale_factor
 
     def describe_facts(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "text_encoders": self.config.text_encoders, "vae": self.config.vae}
+        return {"text": self.config.text_encoders, "vae": self.config.vae}  # one line: card names of the components
 
     def sigmas(self, steps: int) -> list[float]:
         """The noise levels of a ``steps``-step generation (the scheduler config's static shift)."""

@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,7 +47,7 @@ class KMeansCodebook(nn.Module):
         self.chunk = int(chunk)
 
     @classmethod
-    def empty(cls, num_centroids: int, dim: int, **kwargs) -> KMeansCodebook:
+    def empty(cls, num_centroids: int, dim: int, **kwargs: Any) -> KMeansCodebook:
         """Zero centroids of the given shape (a checkpoint's ``centroids`` replaces them)."""
         return cls(torch.zeros(int(num_centroids), int(dim)), **kwargs)
 

@@ -114,8 +114,12 @@ def test_release_folders_load_strictly(model, tmp_path, card, shards):
     vae = zoo.load("sd3_vae.sd3_medium", weights=tmp_path / "r")
     loaded.use_components(text_encoders=te, vae=vae)
     assert loaded.config.scheduler["shift"] == 3.0
+    mine, theirs = loaded.transformer.state_dict(), model.transformer.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
     kw = dict(steps=2, guidance_scale=3.0, seed=1, return_latents=True)
-    assert torch.equal(loaded.generate("a red fox", **kw), model.generate("a red fox", **kw))
+    got, want = loaded.generate("a red fox", **kw), model.generate("a red fox", **kw)
+    # same weights; a loaded copy's batch-1 encoder GEMMs may round differently (ulps, amplified by random weights)
+    assert (got - want).abs().max() <= 1e-5 * want.abs().max()
     (tmp_path / "r" / "text_encoder_2" / "config.json").write_text('{"model_type": "t5"}')
     with pytest.raises(CheckpointError, match="clip_text_model"):
         zoo.load("sd3_text.sd3_medium", weights=tmp_path / "r")
