@@ -1,4 +1,6 @@
-"""Shared timing loop of the conv-core family benchmarks (``llamagen_vq.py``, ``kl_vae.py``).
+"""Shared command line and timing loop of the image tokenizer benchmarks that time encode + decode
+together (``llamagen_vq.py``, ``kl_vae.py``, ``tokenflow.py``, ``digit.py``, ``hita.py``, ``vitok_v2.py``,
+``mingtok.py``).
 
 For each batch size: a warm-up, then ``repeats`` rounds in which every implementation encodes and
 decodes the same inputs in turn (interleaved, so a busy neighbour hits both alike); the median
@@ -13,6 +15,7 @@ allocation order more than on what an implementation needs).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -22,6 +25,23 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+
+def codec_parser(description: str, ref_help: str) -> argparse.ArgumentParser:
+    """The options these benchmarks share (``--ref``, ``--batches``, ``--repeats``, ``--threads``,
+    ``--no-memory``, ``--results`` and the memory child's); a script adds its own after them."""
+    from _record import add_results_option
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--ref", default=None, help=f"{ref_help}; omit to time zoo only")
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-memory", action="store_true", help="skip the per-implementation memory children")
+    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    add_results_option(ap)
+    return ap
 
 
 def rss_mib() -> float:

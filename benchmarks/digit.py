@@ -21,14 +21,13 @@ Without ``--ref`` only zoo is timed.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import importlib.util
 import os
 import types
 
-from _conv_bench import child_memory, measure_child, time_impls
-from _record import add_results_option, start
+from _conv_bench import codec_parser, child_memory, measure_child, time_impls
+from _record import start
 
 CARD = "digit.base_8k"
 
@@ -94,15 +93,7 @@ def _impls(ours, ref_tok):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", default=None, help="root of a DAMO-NLP-SG/DiGIT checkout; omit to time zoo only")
-    ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-memory", action="store_true", help="skip the per-implementation memory children")
-    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
-    add_results_option(ap)
+    ap = codec_parser(__doc__.splitlines()[0], "root of a DAMO-NLP-SG/DiGIT checkout")
     args = ap.parse_args(argv)
 
     import torch

@@ -18,11 +18,10 @@ Without ``--ref`` only zoo is timed (the reference columns stay empty).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from _conv_bench import child_memory, measure_child, time_impls
-from _record import add_results_option, start
+from _conv_bench import codec_parser, child_memory, measure_child, time_impls
+from _record import start
 
 FAMILIES = {"va_vae": ("tokenizer.autoencoder", 32, "va_vae.f16d32"), "mar_vae": ("models.vae", 16, "mar_vae.kl16")}
 
@@ -79,17 +78,9 @@ def _impls(ours, ref):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = codec_parser(__doc__.splitlines()[0], "root of the reference checkout")
     ap.add_argument("--family", default="va_vae", choices=sorted(FAMILIES))
-    ap.add_argument("--ref", default=None, help="root of the reference checkout; omit to time zoo only")
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-memory", action="store_true", help="skip the per-implementation memory children")
-    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
-    add_results_option(ap)
     args = ap.parse_args(argv)
 
     import torch

@@ -18,14 +18,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import types
 from pathlib import Path
 
-from _conv_bench import child_memory, measure_child, time_impls
-from _record import add_results_option, results_dir, start
+from _conv_bench import codec_parser, child_memory, measure_child, time_impls
+from _record import results_dir, start
 
 CARD = "mingtok.vision"
 RELEASED = {"low_level_encoder": {"img_size": 512, "patch_size": 32, "depth": 12, "embed_dim": 768, "ffn_layer": "swiglufused",
@@ -108,18 +107,10 @@ def _decode_input(impl, encoded):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", default=None, help="folder holding Ming-UniVision's mingtok/ package; omit to time zoo only")
+    ap = codec_parser(__doc__.splitlines()[0], "folder holding Ming-UniVision's mingtok/ package")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--depth-div", type=int, default=1, help="divide every tower's depth by this (1 = the release)")
-    ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-memory", action="store_true", help="skip the per-implementation memory children")
     ap.add_argument("--merge", action="store_true", help="keep the committed record's rows of other settings")
-    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
-    add_results_option(ap)
     args = ap.parse_args(argv)
 
     import torch

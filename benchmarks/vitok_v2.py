@@ -17,14 +17,13 @@ committed record's rows of other batch sizes (long runs are split over several i
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import types
 from pathlib import Path
 
-from _conv_bench import child_memory, measure_child, time_impls
-from _record import add_results_option, results_dir, start
+from _conv_bench import codec_parser, child_memory, measure_child, time_impls
+from _record import results_dir, start
 
 CARD = "vitok_v2.350m_f16x64"
 
@@ -105,18 +104,10 @@ def _decode_input(impl, encoded):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", default=None, help="root of the vitok-release checkout; omit to time zoo only")
+    ap = codec_parser(__doc__.splitlines()[0], "root of the vitok-release checkout")
     ap.add_argument("--variant", default="Ld4-Ld24/1x16x64", help="the 350M release's variant by default")
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-memory", action="store_true", help="skip the per-implementation memory children")
     ap.add_argument("--merge", action="store_true", help="keep the committed record's rows of other batch sizes")
-    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
-    add_results_option(ap)
     args = ap.parse_args(argv)
 
     import torch
