@@ -205,6 +205,12 @@ class LLMLingua2(ZooModel, torch.nn.Module):
         return out
 
     @torch.no_grad()
+    def _keep_probabilities(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The classifier's keep probability (label 1) of every id ``[B, T]``, float32 on the CPU."""
+        device = next(self.classifier.parameters()).device
+        logits = self.classifier(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        return torch.softmax(logits.float(), dim=-1)[..., 1].cpu()
+
     def token_probabilities(self, chunks: Sequence[str], batch_size: int = 50) -> list[tuple[list[str], list[Any]]]:
         """For each chunk: its tokens (with the classifier's special tokens) and keep probabilities (float32)."""
         tok = self._need_tokenizer()
@@ -213,7 +219,6 @@ class LLMLingua2(ZooModel, torch.nn.Module):
         rows = [[_CLS, *tok.tokenize(chunk), _SEP][:MAX_SEQ_LEN] for chunk in chunks]
         pad_id = tok.convert_tokens_to_ids(_PAD)
         out: list[tuple[list[str], list[Any]]] = []
-        device = next(self.classifier.parameters()).device
         for start in range(0, len(rows), batch_size):
             batch = rows[start:start + batch_size]
             width = max(len(r) for r in batch)
@@ -222,8 +227,7 @@ class LLMLingua2(ZooModel, torch.nn.Module):
             for i, r in enumerate(batch):
                 ids[i, :len(r)] = torch.tensor(tok.convert_tokens_to_ids(r))
                 mask[i, :len(r)] = torch.tensor([t != _PAD for t in r])
-            logits = self.classifier(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            probs = torch.softmax(logits.float(), dim=-1)[..., 1].cpu()
+            probs = self._keep_probabilities(ids, mask)
             for i in range(len(batch)):
                 active_ids = torch.masked_select(ids[i], mask[i])
                 tokens = tok.convert_ids_to_tokens(active_ids.tolist())
@@ -246,10 +250,8 @@ class LLMLingua2(ZooModel, torch.nn.Module):
         if not 0 < float(rate) <= 1:
             raise ConfigError(f"rate is the fraction of tokens kept, in (0, 1]; got {rate}")
         mask = torch.ones_like(tokens, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-        device = next(self.classifier.parameters()).device
         with torch.inference_mode():
-            logits = self.classifier(input_ids=tokens.to(device), attention_mask=mask.to(device)).logits
-        probs = torch.softmax(logits.float(), dim=-1)[..., 1].cpu().masked_fill(~mask.cpu(), -1.0)
+            probs = self._keep_probabilities(tokens, mask).masked_fill(~mask.cpu(), -1.0)
         counts = [max(1, round(float(rate) * int(n))) for n in mask.sum(1)]
         width = max(counts)
         indices = torch.full((tokens.shape[0], width), -1, dtype=torch.long)
