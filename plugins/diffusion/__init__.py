@@ -9,9 +9,11 @@ discipline and decoding. Families:
   diffusers' ``DPMSolverMultistepScheduler``;
 * ``sd3``: Stable Diffusion 3 / 3.5 (MMDiT, rectified flow) on zoo's flow driver with the
   diffusers flow-matching grid (:func:`zoo.sampling.flow_match_sigmas`);
+* ``instaflow``: InstaFlow-0.9B and 2-Rectified Flow (SD 1.5's UNet as a rectified flow) on
+  zoo's flow driver, one-step or few-step Euler;
 * component cards the generators depend on, resolved on demand and shared between cards in one
   process: the T5 text encoder (``t5_encoder``), SD3's three text encoders (``sd3_text``) and
-  diffusers VAEs (``diffusers_vae``).
+  diffusers VAEs (``diffusers_vae``), SD 1.5's CLIP text encoder (``clip_text``).
 
 diffusers and transformers are the ``zoo[diffusion]`` extra, imported only when a model is built.
 Importing this module does not import torch.
@@ -31,3 +33,7 @@ def register_builders(register):
     register(SD3TextBuilder())
     register(DiffusersVAEBuilder())
     register(T5EncoderBuilder())
+    from .instaflow_builders import CLIPTextBuilder, InstaFlowBuilder  # noqa: PLC0415
+
+    register(InstaFlowBuilder())
+    register(CLIPTextBuilder())

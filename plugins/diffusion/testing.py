@@ -19,7 +19,8 @@ from typing import Any, Optional
 import torch
 
 __all__ = ["TINY_PIXART", "TINY_T5", "TINY_VAE", "TINY_SIZE", "tiny_t5_tokenizer", "tiny_text_encoder", "tiny_vae", "write_components_release", "write_pixart_hub",
-           "tiny_pixart", "write_pixart_release", "write_t5_release", "write_vae_release"]
+           "tiny_pixart", "write_pixart_release", "write_t5_release", "write_vae_release", "tiny_clip_text", "tiny_sd15_vae",
+           "tiny_instaflow", "write_instaflow_release", "write_instaflow_hub"]
 
 #: The image side of the tiny configs (32 px -> 4x4 latents -> 4 patches of 2x2).
 TINY_SIZE = 32
@@ -316,3 +317,68 @@ def tiny_unet(seed: int = 20, **config: Any):
     from .libs import diffusers_module
 
     return _seed_all(diffusers_module().UNet2DConditionModel.from_config({**TINY_UNET, **config}), seed).eval()
+
+
+# ------------------------------------------------------------------ InstaFlow / 2-Rectified Flow (SD 1.5 layout), tiny
+TINY_SD15_CLIP = {k: v for k, v in TINY_CLIP.items() if k != "projection_dim"}
+TINY_SD15_VAE = {**TINY_VAE, "scaling_factor": 0.18215}
+
+
+def tiny_clip_text(seed: int = 21):
+    """A tiny SD 1.5-style text encoder: ``CLIPTextModel`` (2 layers, width 32) with :func:`tiny_clip_tokenizer`."""
+    from .instaflow import CLIPTextEncoder
+    from .libs import transformers_module
+
+    tf = transformers_module()
+    enc = _seed_all(tf.CLIPTextModel(tf.CLIPTextConfig.from_dict(dict(TINY_SD15_CLIP))), seed).eval()
+    return CLIPTextEncoder(enc, tiny_clip_tokenizer()).eval()
+
+
+def tiny_sd15_vae(seed: int = 22):
+    """A tiny SD 1.5-like ``AutoencoderKL`` (factor 8, 4 channels, scaling 0.18215)."""
+    from .components import DiffusersVAE
+    from .libs import diffusers_module
+
+    return DiffusersVAE(_seed_all(diffusers_module().AutoencoderKL.from_config(dict(TINY_SD15_VAE)), seed)).eval()
+
+
+def tiny_instaflow(seed: int = 20, *, components: bool = True, **config: Any):
+    """A tiny InstaFlow (the :func:`tiny_unet` layout, cross-attending to width-32 CLIP states) with tiny components."""
+    from .instaflow import InstaFlow, InstaFlowConfig
+
+    model = InstaFlow(InstaFlowConfig(unet={**TINY_UNET, "sample_size": TINY_SIZE // 8, "cross_attention_dim": TINY_SD15_CLIP["hidden_size"]},
+                                      **config))
+    _seed_all(model.unet, seed)
+    model.eval()
+    if components:
+        model.use_components(text_encoder=tiny_clip_text(), vae=tiny_sd15_vae())
+    return model
+
+
+def write_instaflow_release(root: Path, seed: int = 20) -> Path:
+    """An InstaFlow repo as published (diffusers pipeline folder): ``unet/``, ``vae/``, ``text_encoder/``
+    (``model.safetensors``), ``tokenizer/`` (CLIP BPE files), ``scheduler/`` and ``model_index.json``."""
+    root = Path(root)
+    model = tiny_instaflow(seed, components=False)
+    _save_component(model.unet, root / "unet", "UNet2DConditionModel", dict(model.unet.config))
+    vae = tiny_sd15_vae()
+    _save_component(vae.vae, root / "vae", "AutoencoderKL", dict(vae.vae.config))
+    te = tiny_clip_text()
+    _write_hf_module(te.encoder, root / "text_encoder")
+    tok = root / "tokenizer"
+    te.tokenizer.save_pretrained(str(tok))
+    for name in ("vocab.json", "merges.txt"):
+        (tok / name).write_bytes((Path(te.tokenizer.name_or_path) / name).read_bytes())
+    (tok / "special_tokens_map.json").write_text(json.dumps({"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+                                                             "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}))
+    (root / "scheduler").mkdir(parents=True, exist_ok=True)
+    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps({"_class_name": "PNDMScheduler", "num_train_timesteps": 1000}))
+    (root / "model_index.json").write_text(json.dumps({"_class_name": "RectifiedFlowPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}))
+    return root
+
+
+def write_instaflow_hub(root: Path, repos: tuple[str, ...] = ("XCLiu/instaflow_0_9B_from_sd_1_5",)) -> Path:
+    """A hub folder (``root/<org>/<name>/...``, for :class:`zoo.testing.hub.HubStandIn`) holding the tiny release under each of ``repos``."""
+    for repo in repos:
+        write_instaflow_release(Path(root) / repo)
+    return Path(root)

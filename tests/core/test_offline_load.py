@@ -473,6 +473,20 @@ def _sd3_text(tmp: Path):
     return "sd3_text.sd3_medium", write_sd3_components(tmp / "sd3"), {}
 
 
+def _instaflow(tmp: Path):
+    """An InstaFlow repo (diffusers pipeline folder): unet/ for the generator card (text encoder and VAE: other cards)."""
+    from zoo_plugins.diffusion.testing import write_instaflow_release
+
+    return "instaflow.0_9b", write_instaflow_release(tmp / "instaflow"), {}
+
+
+def _clip_text(tmp: Path):
+    """text_encoder/ (CLIPTextModel, model.safetensors) + tokenizer/ (vocab.json, merges.txt) of an SD 1.5-layout repo."""
+    from zoo_plugins.diffusion.testing import write_instaflow_release
+
+    return "clip_text.instaflow_0_9b", write_instaflow_release(tmp / "instaflow"), {}
+
+
 def _diffusers_vae(tmp: Path):
     from zoo_plugins.diffusion.testing import write_vae_release
 
@@ -557,6 +571,8 @@ WRITERS = {
     "diffusers_vae": _diffusers_vae,
     "sd3": _sd3,
     "sd3_text": _sd3_text,
+    "instaflow": _instaflow,
+    "clip_text": _clip_text,
 }
 NO_WEIGHTS = {"reducers", "flextok_ar", "kv_cache"}  # no published weights: nothing to load from a file
 
