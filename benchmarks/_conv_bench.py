@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -125,3 +126,129 @@ def time_impls(impls: dict[str, tuple[Callable, Callable]], x: Any, repeats: int
     med = {k: statistics.median(v) for k, v in cpu.items()}
     wmed = {k: statistics.median(v) for k, v in wall.items()}
     return med, wmed, outs
+
+
+def random_images(batch: int, size: int):
+    """``[batch, 3, size, size]`` uniform noise in [-1, 1] (seed 0): the same inputs for every implementation."""
+    import torch
+
+    return torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def smooth_images(batch: int, size: int):
+    """Smooth random images in [-1, 1] (seed 0): 16x16 noise, bicubic-upsampled to ``size`` and clamped;
+    for tokenizers whose argmin ties on pure noise would make id agreement meaningless."""
+    import torch
+
+    low = torch.rand(batch, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    return torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic").clamp(-1, 1)
+
+
+# ------------------------------------------------------------------------------------ one run
+
+
+@dataclass
+class CodecBench:
+    """What one script's run reports: record name and title, the printed header (model, input size),
+    the rows' ``model``, the script's own options for memory children, and how outputs compare.
+
+    ``compared(impl, stage, output)`` turns an implementation's output into the tensor compared with
+    the reference's (default: the output itself, or its ``.values`` / ``.ids``); integer tensors
+    compare as the fraction of equal ids, float ones as the largest absolute difference.
+    ``decode_input(impl, encoded)`` picks what each decoder gets (default: the reference's encoding,
+    zoo's own when the reference is absent). With ``--merge``, committed rows whose ``merge_key``
+    differs from every new row's are kept."""
+
+    name: str
+    title: str
+    header: str
+    model: str
+    child_args: list[str]
+    notes: list[str]
+    stages: tuple[str, ...] = ("encode", "decode")
+    compared: Callable[[str, str, Any], Any] | None = None
+    decode_input: Callable[[str, dict], Any] | None = None
+    row_extra: dict = field(default_factory=dict)
+    merge_key: Callable[[dict], Any] | None = None
+
+
+def _as_tensor(output: Any) -> Any:
+    for attr in ("values", "ids"):
+        value = getattr(output, attr, None)
+        if value is not None and not callable(value):
+            return value
+    return output
+
+
+def agreement(mine: Any, theirs: Any) -> tuple[str, float, str]:
+    """(row key, value, printed note) comparing two outputs: equal-id fraction for integer tensors,
+    largest absolute difference otherwise."""
+    if not mine.dtype.is_floating_point and not theirs.dtype.is_floating_point:
+        value = float((mine == theirs).float().mean())
+        return "ids_equal_fraction", value, f"ids equal {value * 100:.2f}%"
+    value = float((mine.float() - theirs.float()).abs().max())
+    return "max_abs_diff_vs_ref", value, f"max|diff| {value:.2e}"
+
+
+def run_codec_benchmark(args: argparse.Namespace, *, script: str,
+                        build: Callable[[bool, bool], tuple[Any, Any]],
+                        impls: Callable[[Any, Any], dict[str, tuple[Callable, Callable]]],
+                        inputs: Callable[[int], Any], bench: Callable[[Any, Any], CodecBench]) -> int:
+    """The whole run of one script: in a memory child (``--memory-child``), one measured encode +
+    decode; otherwise, per batch size, interleaved timing, a fresh memory child per implementation,
+    a printed table and a JSON record. ``build(with_ref, with_zoo) -> (zoo model, reference)``;
+    ``impls(zoo, reference) -> {name: (encode, decode)}``; ``bench(zoo, reference)`` says what to
+    report (:class:`CodecBench`)."""
+    import torch
+
+    from _record import results_dir, start
+
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        ours, ref = build(args.memory_child == "reference", args.memory_child == "zoo")
+        encode, decode = impls(ours, ref)[args.memory_child]
+        measure_child(encode, decode, inputs(args.batch))
+        return 0
+
+    ours, ref = build(True, True)
+    table, spec = impls(ours, ref), bench(ours, ref)
+    has_ref = "reference" in table
+    run = start(spec.name, title=spec.title, kind="tokenizer", threads=args.threads, settings=vars(args),
+                reference=args.ref if has_ref else None, results=args.results)
+    base = "reference" if has_ref else "zoo"
+    decode_input = spec.decode_input or (lambda impl, encoded: encoded[base])
+    compared = spec.compared or (lambda impl, stage, output: _as_tensor(output))
+    print(f"{spec.header}, fp32, {args.threads} thread(s), torch {torch.__version__}, "
+          f"median of {args.repeats} (CPU seconds)")
+    print(f"{'stage':7} {'batch':>5} {'impl':10} {'cpu-s':>8} {'wall-s':>8} {'img/s':>7} {'speed-up':>8} "
+          f"{'peak MiB':>9} {'agreement':>24}")
+    rows = []
+    for b in (int(v) for v in args.batches.split(",")):
+        cpu, wall, outs = time_impls(table, inputs(b), args.repeats, decode_input)
+        child_args = spec.child_args + (["--ref", args.ref] if args.ref else [])
+        mem = {n: None if args.no_memory else child_memory(script, n, b, child_args) for n in table}
+        for stage in spec.stages:
+            for n in table:
+                t, rt = cpu[(n, stage)], cpu.get(("reference", stage))
+                key, agree, note = "max_abs_diff_vs_ref", None, "-"
+                if has_ref:
+                    key, agree, note = agreement(compared(n, stage, outs[(n, stage)]),
+                                                 compared("reference", stage, outs[("reference", stage)]))
+                m = mem.get(n)
+                print(f"{stage:7} {b:5d} {n:10} {t:8.2f} {wall[(n, stage)]:8.2f} {b / t:7.3f} "
+                      f"{(f'{rt / t:7.2f}x' if rt else '       -')} {(f'{m:9.0f}' if m is not None else '        -')} "
+                      f"{note:>24}")
+                if n == "zoo":
+                    rows.append({"model": spec.model, "op": stage, "batch": b, **spec.row_extra, "unit": "img/s",
+                                 "zoo_s": t, "ref_s": rt, "zoo_per_s": b / t, "ref_per_s": b / rt if rt else None,
+                                 "speedup": rt / t if rt else None, "zoo_wall_s": wall[(n, stage)],
+                                 "zoo_peak_mib": mem.get("zoo"), "ref_peak_mib": mem.get("reference"),
+                                 key: agree, "check": note if has_ref else None})
+    if getattr(args, "merge", False) and spec.merge_key is not None:
+        folder = results_dir(args.results)
+        path = None if folder is None else folder / f"{spec.name}.json"
+        if path is not None and path.exists():
+            new = {spec.merge_key(r) for r in rows}
+            rows = [r for r in json.loads(path.read_text()).get("rows", []) if spec.merge_key(r) not in new] + rows
+    run.write(rows, notes=spec.notes)
+    return 0

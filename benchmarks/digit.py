@@ -26,8 +26,7 @@ import importlib.util
 import os
 import types
 
-from _conv_bench import codec_parser, child_memory, measure_child, time_impls
-from _record import start
+from _conv_bench import CodecBench, codec_parser, run_codec_benchmark, smooth_images
 
 CARD = "digit.base_8k"
 
@@ -95,53 +94,16 @@ def _impls(ours, ref_tok):
 def main(argv: list[str] | None = None) -> int:
     ap = codec_parser(__doc__.splitlines()[0], "root of a DAMO-NLP-SG/DiGIT checkout")
     args = ap.parse_args(argv)
-
-    import torch
-
-    torch.set_num_threads(args.threads)
-
-    def inputs(b: int) -> torch.Tensor:
-        low = torch.rand(b, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-        return torch.nn.functional.interpolate(low, size=(256, 256), mode="bicubic").clamp(0, 1) * 2 - 1
-
-    if args.memory_child:
-        ours, ref_tok = _build(args, with_ref=args.memory_child == "reference", with_zoo=args.memory_child == "zoo")
-        enc, dec = _impls(ours, ref_tok)[args.memory_child]
-        measure_child(enc, dec, inputs(args.batch))
-        return 0
-
-    ours, ref_tok = _build(args, with_ref=True)
-    impls = _impls(ours, ref_tok)
-    run = start("digit", title=f"DiGIT ({CARD}) encode", kind="tokenizer", threads=args.threads,
-                settings=vars(args), reference=args.ref if ref_tok is not None else None, results=args.results)
-    base = "reference" if ref_tok is not None else "zoo"
-    rows = []
-    print(f"DiGIT base_8k (DINOv2 ViT-B/14-reg4, 8192 centroids), 256x256, fp32, {args.threads} thread(s), "
-          f"torch {torch.__version__}, median of {args.repeats} (CPU seconds)")
-    print(f"{'stage':7} {'batch':>5} {'impl':10} {'cpu-s':>8} {'wall-s':>8} {'img/s':>7} {'speed-up':>8} {'peak MiB':>9} {'agreement':>18}")
-    for b in (int(v) for v in args.batches.split(",")):
-        x = inputs(b)
-        cpu, wall, outs = time_impls(impls, x, args.repeats, lambda n, enc: enc[base])
-        mem = {n: (None if args.no_memory else child_memory(__file__, n, b, ["--ref", args.ref] if args.ref else []))
-               for n in impls}
-        for n in impls:
-            t, rt = cpu[(n, "encode")], cpu.get(("reference", "encode"))
-            agree = float((outs[(n, "encode")] == outs[("reference", "encode")]).float().mean()) if ref_tok is not None else None
-            note = f"ids equal {agree * 100:.2f}%" if agree is not None else "-"
-            speed = f"{rt / t:7.2f}x" if rt else "       -"
-            m = mem.get(n)
-            print(f"{'encode':7} {b:5d} {n:10} {t:8.2f} {wall[(n, 'encode')]:8.2f} {b / t:7.3f} {speed} "
-                  f"{(f'{m:9.0f}' if m is not None else '        -')} {note:>18}")
-            if n == "zoo":
-                rows.append({"model": CARD, "op": "encode", "batch": b, "unit": "img/s", "zoo_s": t, "ref_s": rt,
-                             "zoo_per_s": b / t, "ref_per_s": b / rt if rt else None, "speedup": rt / t if rt else None,
-                             "zoo_wall_s": wall[(n, "encode")], "zoo_peak_mib": mem.get("zoo"),
-                             "ref_peak_mib": mem.get("reference"), "ids_equal_fraction": agree,
-                             "check": note if ref_tok is not None else None})
-    run.write(rows, notes=["256x256 fp32, random weights (the reference's init), random centroids, interleaved",
-                           "speedup = reference CPU seconds / zoo CPU seconds",
-                           "peak MiB = a fresh child's peak RSS during encode minus its RSS after building the model"])
-    return 0
+    notes = ["256x256 fp32, random weights (the reference's init), random centroids, interleaved",
+             "speedup = reference CPU seconds / zoo CPU seconds",
+             "peak MiB = a fresh child's peak RSS during encode minus its RSS after building the model"]
+    return run_codec_benchmark(
+        args, script=__file__, build=lambda with_ref, with_zoo: _build(args, with_ref, with_zoo), impls=_impls,
+        inputs=lambda b: smooth_images(b, 256),
+        bench=lambda ours, ref: CodecBench(
+            name="digit", title=f"DiGIT ({CARD}) encode",
+            header="DiGIT base_8k (DINOv2 ViT-B/14-reg4, 8192 centroids), 256x256", model=CARD, child_args=[],
+            notes=notes, stages=("encode",)))
 
 
 if __name__ == "__main__":

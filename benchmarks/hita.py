@@ -23,8 +23,7 @@ from __future__ import annotations
 import os
 import sys
 
-from _conv_bench import codec_parser, child_memory, measure_child, time_impls
-from _record import start
+from _conv_bench import CodecBench, codec_parser, run_codec_benchmark, smooth_images
 
 CARD = "hita.vanilla"
 
@@ -97,68 +96,29 @@ def main(argv: list[str] | None = None) -> int:
     ap = codec_parser(__doc__.splitlines()[0], "root of a CVMI-Lab/Hita checkout")
     args = ap.parse_args(argv)
 
+    def decode_input(impl, encoded):  # both decode the reference's ids (zoo: as one [B, 569] row each)
+        if "reference" not in encoded:
+            return encoded["zoo"]
+        return _zoo_layout(encoded["reference"]) if impl == "zoo" else encoded["reference"]
+
+    notes = ["336x336 fp32, random weights (the reference's init; DINOv2 random too), interleaved",
+             "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's ids in both",
+             "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"]
+    return run_codec_benchmark(
+        args, script=__file__, build=lambda with_ref, with_zoo: _build(args, with_ref, with_zoo), impls=_impls,
+        inputs=lambda b: smooth_images(b, 336),
+        bench=lambda ours, ref: CodecBench(
+            name="hita", title=f"Hita ({CARD}) encode/decode", header="Hita vanilla, 336x336", model=CARD,
+            child_args=[], notes=notes, decode_input=decode_input,
+            compared=lambda impl, stage, out: _zoo_layout(out) if impl == "reference" and stage == "encode" else out))
+
+
+def _zoo_layout(codes):
+    """The reference's (patch ids, holistic ids) as zoo's one ``[B, 128 + 441]`` row each."""
     import torch
 
-    torch.set_num_threads(args.threads)
-
-    def inputs(b: int) -> torch.Tensor:
-        low = torch.rand(b, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
-        return torch.nn.functional.interpolate(low, size=(336, 336), mode="bicubic").clamp(-1, 1)
-
-    if args.memory_child:
-        ours, ref = _build(args, with_ref=args.memory_child == "reference", with_zoo=args.memory_child == "zoo")
-        enc, dec = _impls(ours, ref)[args.memory_child]
-        measure_child(enc, dec, inputs(args.batch))
-        return 0
-
-    ours, ref = _build(args, with_ref=True)
-    impls = _impls(ours, ref)
-    run = start("hita", title=f"Hita ({CARD}) encode/decode", kind="tokenizer", threads=args.threads,
-                settings=vars(args), reference=args.ref if ref is not None else None, results=args.results)
-
-    def decode_input(n, enc):  # both decode the reference's ids (zoo: as one [B, 569] row each)
-        if ref is None:
-            return enc["zoo"]
-        zi, qi = enc["reference"]
-        return torch.cat([qi, zi], 1) if n == "zoo" else (zi, qi)
-
-    rows = []
-    print(f"Hita vanilla, 336x336, fp32, {args.threads} thread(s), torch {torch.__version__}, median of {args.repeats} (CPU seconds)")
-    print(f"{'stage':7} {'batch':>5} {'impl':10} {'cpu-s':>8} {'wall-s':>8} {'img/s':>7} {'speed-up':>8} {'peak MiB':>9} {'agreement':>24}")
-    for b in (int(v) for v in args.batches.split(",")):
-        x = inputs(b)
-        cpu, wall, outs = time_impls(impls, x, args.repeats, decode_input)
-        mem = {n: (None if args.no_memory else child_memory(__file__, n, b, ["--ref", args.ref] if args.ref else []))
-               for n in impls}
-        for stage in ("encode", "decode"):
-            for n in impls:
-                t, rt = cpu[(n, stage)], cpu.get(("reference", stage))
-                if ref is None:
-                    agree, note = None, "-"
-                elif stage == "encode":
-                    zi, qi = outs[("reference", "encode")]
-                    want = torch.cat([qi, zi], 1)
-                    got = outs[(n, stage)] if n == "zoo" else want
-                    agree = float((got == want).float().mean())
-                    note = f"ids equal {agree * 100:.2f}%"
-                else:
-                    agree = float((outs[(n, stage)] - outs[("reference", stage)]).abs().max())
-                    note = f"max|diff| {agree:.2e}"
-                speed = f"{rt / t:7.2f}x" if rt else "       -"
-                m = mem.get(n)
-                print(f"{stage:7} {b:5d} {n:10} {t:8.2f} {wall[(n, stage)]:8.2f} {b / t:7.3f} {speed} "
-                      f"{(f'{m:9.0f}' if m is not None else '        -')} {note:>24}")
-                if n == "zoo":
-                    rows.append({"model": CARD, "op": stage, "batch": b, "unit": "img/s", "zoo_s": t, "ref_s": rt,
-                                 "zoo_per_s": b / t, "ref_per_s": b / rt if rt else None,
-                                 "speedup": rt / t if rt else None, "zoo_wall_s": wall[(n, stage)],
-                                 "zoo_peak_mib": mem.get("zoo"), "ref_peak_mib": mem.get("reference"),
-                                 "ids_equal_fraction" if stage == "encode" else "max_abs_diff_vs_ref": agree,
-                                 "check": note if ref is not None else None})
-    run.write(rows, notes=["336x336 fp32, random weights (the reference's init; DINOv2 random too), interleaved",
-                           "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's ids in both",
-                           "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"])
-    return 0
+    zi, qi = codes
+    return torch.cat([qi, zi], 1)
 
 
 if __name__ == "__main__":

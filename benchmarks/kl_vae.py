@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import sys
 
-from _conv_bench import codec_parser, child_memory, measure_child, time_impls
-from _record import start
+from _conv_bench import CodecBench, codec_parser, random_images, run_codec_benchmark
 
 FAMILIES = {"va_vae": ("tokenizer.autoencoder", 32, "va_vae.f16d32"), "mar_vae": ("models.vae", 16, "mar_vae.kl16")}
 
@@ -82,55 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--family", default="va_vae", choices=sorted(FAMILIES))
     ap.add_argument("--size", type=int, default=256)
     args = ap.parse_args(argv)
-
-    import torch
-
-    torch.set_num_threads(args.threads)
-
-    def inputs(b: int) -> torch.Tensor:
-        return torch.rand(b, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-
-    if args.memory_child:
-        ours, ref = _build(args, with_ref=args.memory_child == "reference", with_zoo=args.memory_child == "zoo")
-        enc, dec = _impls(ours, ref)[args.memory_child]
-        measure_child(enc, dec, inputs(args.batch))
-        return 0
-
-    ours, ref = _build(args, with_ref=True)
-    impls = _impls(ours, ref)
-    card = FAMILIES[args.family][2]
-    run = start(args.family, title=f"{card} encode/decode", kind="tokenizer", threads=args.threads,
-                settings=vars(args), reference=args.ref if ref is not None else None, results=args.results)
-    base = "reference" if ref is not None else "zoo"
-    rows = []
-    print(f"{card}, {args.size}x{args.size}, fp32, {args.threads} thread(s), torch {torch.__version__}, "
-          f"median of {args.repeats} (CPU seconds)")
-    print(f"{'stage':7} {'batch':>5} {'impl':10} {'cpu-s':>8} {'wall-s':>8} {'img/s':>7} {'speed-up':>8} "
-          f"{'peak MiB':>9} {'max|diff|':>10}")
-    for b in (int(v) for v in args.batches.split(",")):
-        cpu, wall, outs = time_impls(impls, inputs(b), args.repeats, lambda n, enc: enc[base])
-        extra = ["--family", args.family, "--size", str(args.size)] + (["--ref", args.ref] if args.ref else [])
-        mem = {n: None if args.no_memory else child_memory(__file__, n, b, extra) for n in impls}
-        for stage in ("encode", "decode"):
-            for n in impls:
-                t, rt = cpu[(n, stage)], cpu.get(("reference", stage))
-                diff = float((outs[(n, stage)] - outs[("reference", stage)]).abs().max()) if ref is not None else None
-                m = mem.get(n)
-                print(f"{stage:7} {b:5d} {n:10} {t:8.2f} {wall[(n, stage)]:8.2f} {b / t:7.3f} "
-                      f"{(f'{rt / t:7.2f}x' if rt else '       -')} {(f'{m:9.0f}' if m is not None else '        -')} "
-                      f"{(f'{diff:10.2e}' if diff is not None else '         -')}")
-                if n == "zoo":
-                    rows.append({"model": card, "op": stage, "batch": b, "unit": "img/s", "zoo_s": t, "ref_s": rt,
-                                 "zoo_per_s": b / t, "ref_per_s": b / rt if rt else None,
-                                 "speedup": rt / t if rt else None, "zoo_wall_s": wall[(n, stage)],
-                                 "zoo_peak_mib": mem.get("zoo"), "ref_peak_mib": mem.get("reference"),
-                                 "max_abs_diff_vs_ref": diff,
-                                 "check": f"max|diff| {diff:.1e}" if diff is not None else None})
-    run.write(rows, notes=[f"{args.size}x{args.size} fp32, median of {args.repeats}, interleaved",
-                           "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's latents in both",
-                           "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model "
-                           "(MALLOC_MMAP_THRESHOLD_=131072: freed blocks leave RSS, so it tracks live tensors)"])
-    return 0
+    card, size = FAMILIES[args.family][2], args.size
+    notes = [f"{size}x{size} fp32, median of {args.repeats}, interleaved",
+             "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's latents in both",
+             "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"
+             " (MALLOC_MMAP_THRESHOLD_=131072: freed blocks leave RSS, so it tracks live tensors)"]
+    return run_codec_benchmark(
+        args, script=__file__, build=lambda with_ref, with_zoo: _build(args, with_ref, with_zoo), impls=_impls,
+        inputs=lambda b: random_images(b, size),
+        bench=lambda ours, ref: CodecBench(
+            name=args.family, title=f"{card} encode/decode", header=f"{card}, {size}x{size}", model=card,
+            child_args=["--family", args.family, "--size", str(size)], notes=notes))
 
 
 if __name__ == "__main__":

@@ -23,8 +23,7 @@ import sys
 import types
 from pathlib import Path
 
-from _conv_bench import codec_parser, child_memory, measure_child, time_impls
-from _record import results_dir, start
+from _conv_bench import CodecBench, codec_parser, random_images, run_codec_benchmark
 
 CARD = "mingtok.vision"
 RELEASED = {"low_level_encoder": {"img_size": 512, "patch_size": 32, "depth": 12, "embed_dim": 768, "ffn_layer": "swiglufused",
@@ -112,63 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth-div", type=int, default=1, help="divide every tower's depth by this (1 = the release)")
     ap.add_argument("--merge", action="store_true", help="keep the committed record's rows of other settings")
     args = ap.parse_args(argv)
-
-    import torch
-
-    torch.set_num_threads(args.threads)
-
-    def inputs(b: int) -> torch.Tensor:
-        return torch.rand(b, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-
-    if args.memory_child:
-        ours, ref = _build(args, with_ref=args.memory_child == "reference", with_zoo=args.memory_child == "zoo")
-        enc, dec = _impls(ours, ref)[args.memory_child]
-        measure_child(enc, dec, inputs(args.batch))
-        return 0
-
-    ours, ref = _build(args, with_ref=True)
-    impls = _impls(ours, ref)
+    size = args.size
     depths = f"depths {12 // args.depth_div}/{24 // args.depth_div}/{24 // args.depth_div}"
-    run = start("mingtok", title=f"MingTok-Vision encode/decode ({depths})", kind="tokenizer", threads=args.threads,
-                settings=vars(args), reference=args.ref if ref is not None else None, results=args.results)
-    rows = []
-    print(f"MingTok-Vision ({depths}), {args.size}x{args.size}, fp32, {args.threads} thread(s), torch {torch.__version__}, "
-          f"median of {args.repeats} (CPU seconds)")
-    print(f"{'stage':7} {'batch':>5} {'impl':10} {'cpu-s':>8} {'wall-s':>8} {'img/s':>7} {'speed-up':>8} "
-          f"{'peak MiB':>9} {'max|diff|':>10}")
-    for b in (int(v) for v in args.batches.split(",")):
-        cpu, wall, outs = time_impls(impls, inputs(b), args.repeats, _decode_input)
-        extra = ["--size", str(args.size), "--depth-div", str(args.depth_div)] + (["--ref", args.ref] if args.ref else [])
-        mem = {n: None if args.no_memory else child_memory(__file__, n, b, extra) for n in impls}
-        for stage in ("encode", "decode"):
-            for n in impls:
-                t, rt = cpu[(n, stage)], cpu.get(("reference", stage))
-                diff = None
-                if ref is not None:
-                    mine = outs[(n, stage)]
-                    mine = mine.values if hasattr(mine, "values") and not isinstance(mine, torch.Tensor) else mine
-                    diff = float((mine - outs[("reference", stage)]).abs().max())
-                m = mem.get(n)
-                print(f"{stage:7} {b:5d} {n:10} {t:8.2f} {wall[(n, stage)]:8.2f} {b / t:7.3f} "
-                      f"{(f'{rt / t:7.2f}x' if rt else '       -')} {(f'{m:9.0f}' if m is not None else '        -')} "
-                      f"{(f'{diff:10.2e}' if diff is not None else '         -')}")
-                if n == "zoo":
-                    rows.append({"model": f"{CARD} ({depths})", "op": stage, "batch": b, "size": args.size, "unit": "img/s",
-                                 "zoo_s": t, "ref_s": rt, "zoo_per_s": b / t, "ref_per_s": b / rt if rt else None,
-                                 "speedup": rt / t if rt else None, "zoo_wall_s": wall[(n, stage)],
-                                 "zoo_peak_mib": mem.get("zoo"), "ref_peak_mib": mem.get("reference"),
-                                 "max_abs_diff_vs_ref": diff,
-                                 "check": f"max|diff| {diff:.1e}" if diff is not None else None})
-    if args.merge:
-        folder = results_dir(args.results)
-        path = None if folder is None else folder / "mingtok.json"
-        if path is not None and path.exists():
-            mine = {(r["model"], r["batch"]) for r in rows}
-            rows = [r for r in json.loads(path.read_text()).get("rows", []) if (r.get("model"), r.get("batch")) not in mine] + rows
-    run.write(rows, notes=[f"{args.size}x{args.size} fp32, median of {args.repeats}, interleaved",
-                           "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's latents in both",
-                           "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"])
-    return 0
+    notes = [f"{size}x{size} fp32, median of {args.repeats}, interleaved",
+             "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's latents in both",
+             "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"]
+    return run_codec_benchmark(
+        args, script=__file__, build=lambda with_ref, with_zoo: _build(args, with_ref, with_zoo), impls=_impls,
+        inputs=lambda b: random_images(b, size),
+        bench=lambda ours, ref: CodecBench(
+            name="mingtok", title=f"MingTok-Vision encode/decode ({depths})",
+            header=f"MingTok-Vision ({depths}), {size}x{size}", model=f"{CARD} ({depths})",
+            child_args=["--size", str(size), "--depth-div", str(args.depth_div)], notes=notes,
+            decode_input=_decode_input, row_extra={"size": size},
+            merge_key=lambda row: (row.get("model"), row.get("batch"))))
 
 
 if __name__ == "__main__":

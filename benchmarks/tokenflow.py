@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import sys
 
-from _conv_bench import codec_parser, child_memory, measure_child, time_impls
-from _record import start
+from _conv_bench import CodecBench, codec_parser, random_images, run_codec_benchmark
 
 CARD = "tokenflow.clipb_32k"
 
@@ -84,61 +83,15 @@ def _impls(ours, ref):
 def main(argv: list[str] | None = None) -> int:
     ap = codec_parser(__doc__.splitlines()[0], "root of a ByteFlow-AI/TokenFlow checkout")
     args = ap.parse_args(argv)
-
-    import torch
-
-    torch.set_num_threads(args.threads)
-
-    def inputs(b: int) -> torch.Tensor:
-        return torch.rand(b, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
-
-    if args.memory_child:
-        ours, ref = _build(args, with_ref=args.memory_child == "reference", with_zoo=args.memory_child == "zoo")
-        enc, dec = _impls(ours, ref)[args.memory_child]
-        measure_child(enc, dec, inputs(args.batch))
-        return 0
-
-    ours, ref = _build(args, with_ref=True)
-    impls = _impls(ours, ref)
-    run = start("tokenflow", title=f"TokenFlow ({CARD}) encode/decode", kind="tokenizer", threads=args.threads,
-                settings=vars(args), reference=args.ref if ref is not None else None, results=args.results)
-    base = "reference" if ref is not None else "zoo"
-    rows = []
-    print(f"TokenFlow clipb_32k, 256x256, fp32, {args.threads} thread(s), torch {torch.__version__}, "
-          f"median of {args.repeats} (CPU seconds)")
-    print(f"{'stage':7} {'batch':>5} {'impl':10} {'cpu-s':>8} {'wall-s':>8} {'img/s':>7} {'speed-up':>8} "
-          f"{'peak MiB':>9} {'agreement':>24}")
-    for b in (int(v) for v in args.batches.split(",")):
-        x = inputs(b)
-        cpu, wall, outs = time_impls(impls, x, args.repeats, lambda n, enc: enc[base])
-        mem = {n: (None if args.no_memory else child_memory(__file__, n, b, ["--ref", args.ref] if args.ref else []))
-               for n in impls}
-        for stage in ("encode", "decode"):
-            for n in impls:
-                t, rt = cpu[(n, stage)], cpu.get(("reference", stage))
-                if ref is None:
-                    agree, note = None, "-"
-                elif stage == "encode":
-                    agree = float((outs[(n, stage)] == outs[("reference", stage)]).float().mean())
-                    note = f"ids equal {agree * 100:.2f}%"
-                else:
-                    agree = float((outs[(n, stage)] - outs[("reference", stage)]).abs().max())
-                    note = f"max|diff| {agree:.2e}"
-                speed = f"{rt / t:7.2f}x" if rt else "       -"
-                m = mem.get(n)
-                print(f"{stage:7} {b:5d} {n:10} {t:8.2f} {wall[(n, stage)]:8.2f} {b / t:7.3f} {speed} "
-                      f"{(f'{m:9.0f}' if m is not None else '        -')} {note:>24}")
-                if n == "zoo":
-                    rows.append({"model": CARD, "op": stage, "batch": b, "unit": "img/s", "zoo_s": t, "ref_s": rt,
-                                 "zoo_per_s": b / t, "ref_per_s": b / rt if rt else None,
-                                 "speedup": rt / t if rt else None, "zoo_wall_s": wall[(n, stage)],
-                                 "zoo_peak_mib": mem.get("zoo"), "ref_peak_mib": mem.get("reference"),
-                                 "ids_equal_fraction" if stage == "encode" else "max_abs_diff_vs_ref": agree,
-                                 "check": note if ref is not None else None})
-    run.write(rows, notes=["256x256 fp32, random weights (the reference's init), interleaved",
-                           "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's ids in both",
-                           "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"])
-    return 0
+    notes = ["256x256 fp32, random weights (the reference's init), interleaved",
+             "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's ids in both",
+             "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"]
+    return run_codec_benchmark(
+        args, script=__file__, build=lambda with_ref, with_zoo: _build(args, with_ref, with_zoo), impls=_impls,
+        inputs=lambda b: random_images(b, 256),
+        bench=lambda ours, ref: CodecBench(
+            name="tokenflow", title=f"TokenFlow ({CARD}) encode/decode", header="TokenFlow clipb_32k, 256x256",
+            model=CARD, child_args=[], notes=notes))
 
 
 if __name__ == "__main__":
