@@ -13,7 +13,7 @@ import torch
 import zoo
 from zoo.datasets.detokenize import detokenize
 from zoo.datasets.reader import read_tokens
-from zoo.datasets.sources import ItemLoader, guess_modality, list_items, sniff_modality
+from zoo.datasets.sources import ItemLoader, VideoClips, guess_modality, list_items, sniff_modality
 from zoo.datasets.tokenize import tokenize
 
 pytest.importorskip("av")
@@ -73,9 +73,83 @@ def test_long_video_gives_every_clip(tmp_path, monkeypatch, overlap, keys):
     write_video(torch.rand(3, 12, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1, tmp_path / "a.mp4", fps=8)
     item = list_items([tmp_path / "a.mp4"]).items[0]
     loader = dataclasses.replace(ItemLoader.for_model(model), overlap=overlap)
-    decoded = loader.load_many([item])
-    assert [i.key for i, _, _ in decoded] == keys and all(e is None for _, _, e in decoded)
-    assert all(tuple(x.shape) == (3, 8, 32, 32) for _, x, _ in decoded)
+    [(got, stream, error)] = loader.load_many([item])  # a long video travels as a stream, not as frames
+    assert (got, error, stream) == (item, None, VideoClips(loader, item))
+    clips = list(stream)
+    assert [i.key for i, _ in clips] == keys == [i.key for i, _ in loader.load_clips(item)]
+    assert all(tuple(x.shape) == (3, 8, 32, 32) for _, x in clips)
+
+
+def _live_chunks(monkeypatch) -> dict[str, int]:
+    """Count the chunks iter_chunks has made and how many are still alive (their frames not freed)."""
+    import weakref
+
+    import zoo.media.video as V
+
+    count = {"made": 0, "freed": 0}
+    real = V.Chunk
+
+    def freed() -> None:
+        count["freed"] += 1
+
+    def chunk(video, start, valid):
+        count["made"] += 1
+        weakref.finalize(video, freed)
+        return real(video, start, valid)
+
+    monkeypatch.setattr(V, "Chunk", chunk)
+    return count
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_long_video_tokenizes_in_bounded_memory(tmp_path, monkeypatch, workers):
+    """The chunks alive while the model encodes stay below batch_size + 2 however long the
+    video: a 4x longer clip gives 4x the rows, not 4x the frames in memory."""
+    from zoo.datasets import engines
+    from zoo.media.video import write_video
+
+    encode_group = engines._encode_group
+    model = _case_model("larp", "larp.l_long", monkeypatch)
+    g = torch.Generator().manual_seed(3)
+    peaks, batches = {}, {}
+    for frames in (40, 160):  # 5 and 20 clips of 8 frames
+        src = tmp_path / f"v{frames}"
+        src.mkdir()
+        write_video(torch.rand(3, frames, 32, 32, generator=g) * 2 - 1, src / "long.mp4", fps=8)
+        count, seen = _live_chunks(monkeypatch), []
+
+        def counting(model, loader, xs, tokens, count=count, seen=seen):
+            seen.append((count["made"] - count["freed"], len(xs)))
+            return encode_group(model, loader, xs, tokens)
+
+        monkeypatch.setattr(engines, "_encode_group", counting)
+        tokenize(model, [src], tmp_path / f"tok{frames}", workers=workers, progress=False, batch_size=2)
+        batch = next(iter(read_tokens(tmp_path / f"tok{frames}", batch_size=64)))
+        assert len(batch.keys) == frames // 8 and batch.keys[-1] == f"long.mp4#frames={frames - 8:06d}-{frames - 1:06d}"
+        peaks[frames], batches[frames] = max(alive for alive, _ in seen), max(n for _, n in seen)
+    assert batches == {40: 2, 160: 2}  # clips go to the model batch_size at a time
+    assert peaks[160] == peaks[40] <= 2 + 1  # one batch (plus the look-ahead chunk), whatever the length
+
+
+def test_a_video_that_fails_half_way_is_one_failure(tmp_path, monkeypatch):
+    """A stream that stops decoding after some clips: no rows for it, one failure under its key."""
+    from zoo.datasets.engines import encode_batch
+    from zoo.datasets.sources import Item
+    from zoo.errors import MediaError
+
+    model = _case_model("larp", "larp.l_long", monkeypatch)
+    loader = ItemLoader.for_model(model)
+
+    def broken(self, item):
+        yield dataclasses.replace(item, key=f"{item.key}#frames=000000-000007"), torch.zeros(3, 8, 32, 32)
+        raise MediaError(f"{item.key}: decoding failed (Invalid data); is the file truncated or corrupt?")
+
+    monkeypatch.setattr(ItemLoader, "iter_clips", broken)
+    bad, good = Item("bad.mp4", "/x/bad.mp4"), Item("good.mp4", "/x/good.mp4")
+    result = encode_batch(model, loader, [(bad, VideoClips(loader, bad), None), (good, torch.zeros(3, 8, 32, 32), None)])
+    assert [r["key"] for r in result.rows] == ["good.mp4"]
+    assert result.failures == [{"key": "bad.mp4", "error": "MediaError: bad.mp4: decoding failed (Invalid data); "
+                                                            "is the file truncated or corrupt?"}]
 
 
 @pytest.mark.parametrize("model_card, overlap, message", [

@@ -17,7 +17,9 @@ and every command that reads datasets (``zoo eval``):
   ``image_size``; audio mono ``[L]`` at its ``sample_rate``), decoded by :mod:`zoo.media`;
   a corrupt/unreadable/wrong-modality item raises :class:`~zoo.errors.MediaError` naming its
   key. ``loader.load_many(items)`` -> ``[(item, tensor | None, error | None)]`` for engines
-  that record failures and go on.
+  that record failures and go on; a video longer than one clip comes as a
+  :class:`~zoo.datasets.sources.VideoClips` stream instead of a tensor (iterate it for
+  ``(clip item, clip)`` pairs decoded one at a time; tokenize's job encodes them as they come).
 
 Engines (:mod:`zoo.datasets.engines`), for any command that runs a model over a dataset:
 
@@ -51,11 +53,12 @@ from zoo.datasets.sources import (
     Item,
     ItemLoader,
     Listing,
+    VideoClips,
     guess_modality,
     list_items,
     sniff_modality,
 )
 
 __all__ = [
-    "AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "Item", "ItemLoader", "Listing", "guess_modality", "list_items", "sniff_modality",
+    "AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "Item", "ItemLoader", "Listing", "VideoClips", "guess_modality", "list_items", "sniff_modality",
 ]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from zoo.datasets.shards import item_row, token_info
-from zoo.datasets.sources import Item, ItemLoader
+from zoo.datasets.sources import Item, ItemLoader, VideoClips
 from zoo.errors import InputError, ZooError
 
 __all__ = [
@@ -94,41 +94,76 @@ def _encode_group(model: Any, loader: ItemLoader, xs: list[Any], tokens: int | N
     return items
 
 
+def _encode_entries(model: Any, loader: ItemLoader, pairs: Sequence[tuple[Item, Any]], tokens: int | None) -> list[Any]:
+    """Encode equal-shape ``(item, input)`` pairs as one batch: per pair its tokens, or a failure
+    ``{"key", "error"}``. When the model refuses the batch (a :class:`~zoo.errors.ZooError`), each
+    pair is encoded alone so only the bad ones fail."""
+    try:
+        return _encode_group(model, loader, [x for _, x in pairs], tokens)
+    except ZooError:
+        outs: list[Any] = []
+        for item, x in pairs:
+            try:
+                outs.append(_encode_group(model, loader, [x], tokens)[0])
+            except ZooError as exc:
+                outs.append({"key": item.key, "error": f"{type(exc).__name__}: {exc}"})
+        return outs
+
+
+def _encode_stream(model: Any, loader: ItemLoader, item: Item, clips: VideoClips, tokens: int | None,
+                   clip_batch: int) -> list[tuple[Item, Any]]:
+    """Encode a long video's clips as they are decoded, ``clip_batch`` at a time: ``(chunk item,
+    tokens or failure)`` per clip; a video that stops decoding half way is one failure under its
+    key (its encoded clips are dropped, as if it had failed to decode up front)."""
+    out: list[tuple[Item, Any]] = []
+    pending: list[tuple[Item, Any]] = []
+    try:
+        for pair in clips:
+            pending.append(pair)
+            if len(pending) == clip_batch:
+                out.extend(zip((i for i, _ in pending), _encode_entries(model, loader, pending, tokens)))
+                pending = []
+        if pending:
+            out.extend(zip((i for i, _ in pending), _encode_entries(model, loader, pending, tokens)))
+    except (ZooError, OSError) as exc:
+        return [(item, {"key": item.key, "error": f"{type(exc).__name__}: {exc}"})]
+    return out
+
+
 def encode_batch(model: Any, loader: ItemLoader, decoded: Sequence[tuple[Item, Any, str | None]],
-                 tokens: int | None = None) -> BatchResult:
+                 tokens: int | None = None, clip_batch: int | None = None) -> BatchResult:
     """Encode one planned batch of decoded items (``ItemLoader.load_many``'s output) into rows.
 
     Items that failed to decode become failures; the others are encoded in groups of equal
     shape (inputs of one size batch together; an item's tokens never depend on its neighbours'
     sizes). When the model refuses a group (a :class:`~zoo.errors.ZooError`), each of its items
     is encoded alone so only the bad ones fail. ``tokens`` keeps the first K tokens of each item.
+    A video longer than one clip (a :class:`~zoo.datasets.sources.VideoClips`) is decoded and
+    encoded here, ``clip_batch`` clips at a time (default: the batch's item count), one row per
+    clip: memory holds at most ``clip_batch`` of its clips, whatever its length.
     """
+    clip_batch = max(1, clip_batch or len(decoded))
     result = BatchResult()
-    slots: list[Any] = [None] * len(decoded)
+    slots: list[list[tuple[Item, Any]]] = [[] for _ in decoded]
     groups: dict[tuple, list[int]] = {}
     for i, (item, x, error) in enumerate(decoded):
         if error is not None:
-            slots[i] = {"key": item.key, "error": error}
+            slots[i] = [(item, {"key": item.key, "error": error})]
+        elif isinstance(x, VideoClips):
+            slots[i] = _encode_stream(model, loader, item, x, tokens, clip_batch)
         else:
             groups.setdefault(tuple(x.shape), []).append(i)
     for idx in groups.values():
-        try:
-            outs = _encode_group(model, loader, [decoded[i][1] for i in idx], tokens)
-        except ZooError:
-            outs = []
-            for i in idx:
-                try:
-                    outs.append(_encode_group(model, loader, [decoded[i][1]], tokens)[0])
-                except ZooError as exc:
-                    outs.append({"key": decoded[i][0].key, "error": f"{type(exc).__name__}: {exc}"})
+        outs = _encode_entries(model, loader, [(decoded[i][0], decoded[i][1]) for i in idx], tokens)
         for i, out in zip(idx, outs):
-            slots[i] = out
-    for (item, _, _), slot in zip(decoded, slots):
-        if isinstance(slot, dict):
-            result.failures.append(slot)
-        else:
-            result.rows.append(item_row(item.key, slot))
-            result.info = result.info or token_info(slot)
+            slots[i] = [(decoded[i][0], out)]
+    for entries in slots:
+        for item, slot in entries:
+            if isinstance(slot, dict):
+                result.failures.append(slot)
+            else:
+                result.rows.append(item_row(item.key, slot))
+                result.info = result.info or token_info(slot)
     return result
 
 
@@ -154,19 +189,21 @@ class BatchJob(Protocol):
 @dataclass
 class EncodeJob:
     """The tokenize job: :func:`encode_batch` with the model from ``spec`` (loaded in ``setup``),
-    or ``model`` when given (the local engine's, already loaded)."""
+    or ``model`` when given (the local engine's, already loaded); a long video's clips are
+    encoded ``clip_batch`` at a time (tokenize passes its ``batch_size``)."""
 
     loader: ItemLoader
     spec: ModelSpec | None = None
     tokens: int | None = None
     model: Any = None
+    clip_batch: int | None = None
 
     def setup(self) -> None:
         if self.model is None:
             self.model = self.spec.load()
 
     def __call__(self, decoded: list[tuple[Item, Any, str | None]]) -> BatchResult:
-        return encode_batch(self.model, self.loader, decoded, self.tokens)
+        return encode_batch(self.model, self.loader, decoded, self.tokens, self.clip_batch)
 
 
 def _collect(batches: list[tuple[int, int, list[Item]]], results: Iterator[tuple[int, int, Any]],

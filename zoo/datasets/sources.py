@@ -35,7 +35,7 @@ import glob as _glob
 import hashlib
 import os
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -44,7 +44,7 @@ from typing import Any
 from zoo.errors import InputError, MediaError
 
 __all__ = [
-    "AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "POINT_SUFFIXES", "VIDEO_SUFFIXES", "Item", "ItemLoader", "Listing", "guess_modality", "list_items", "sniff_modality",
+    "AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "POINT_SUFFIXES", "VIDEO_SUFFIXES", "Item", "ItemLoader", "Listing", "VideoClips", "guess_modality", "list_items", "sniff_modality",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -329,11 +329,14 @@ class ItemLoader:
     ``modality="video"``: :meth:`load` gives one clip ``[3, num_frames, S, S]`` in ``[-1, 1]``: the
     first ``num_frames`` frames at the native rate (a shorter video repeats its last frame), shorter
     side resized to ``image_size`` and centre-cropped (:func:`zoo.media.video.load_video`).
-    :meth:`load_many` (what ``zoo tokenize`` runs) gives every clip of a longer video instead:
+    :meth:`iter_clips` gives every clip of a longer video instead, decoded as it is asked for:
     chunks of ``num_frames`` frames overlapping by ``overlap`` (:func:`zoo.media.video.iter_chunks`,
     the last one padded with its last frame), each as its own item keyed
     ``<key>#frames=<first>-<last>`` (the real frames it holds, 0-based, six digits so keys sort in
     time order: ``walk.mp4#frames=000000-000016``); a video that fits one clip keeps its key.
+    :meth:`load_many` (what ``zoo tokenize``'s decode workers run) gives a video that fits one clip
+    as its tensor and a longer one as a :class:`VideoClips` stream, which the job iterates to
+    encode clips as they are decoded (memory bounded whatever the video's length).
     ``modality="3d"``: a cloud ``[num_points, 3]``: farthest-point sampled to ``num_points`` and
     normalised into the unit sphere (:mod:`zoo.media.points`). An item of the
     other modality, or one that cannot be decoded, is a :class:`~zoo.errors.MediaError` naming
@@ -366,13 +369,35 @@ class ItemLoader:
 
     def _read(self, item: Item) -> bytes:
         """``item``'s bytes, after checking it is of this loader's modality."""
-        gif_clip = self.modality == "video" and item.key.lower().endswith(".gif")
-        if item.modality not in ("unknown", self.modality) and not gif_clip:
-            raise MediaError(f"{item.key} is an {item.modality} input; {self.model} takes {self.modality}")
+        self._check_named(item)
         data = item.read_bytes()
-        if item.modality == "unknown" and sniff_modality(data) not in ("unknown", self.modality) and not gif_clip:
-            raise MediaError(f"{item.key} holds {sniff_modality(data)} data; {self.model} takes {self.modality}")
+        self._check_sniffed(item, data)
         return data
+
+    def _check_named(self, item: Item) -> None:
+        if item.modality not in ("unknown", self.modality) and not self._gif_clip(item):
+            raise MediaError(f"{item.key} is an {item.modality} input; {self.model} takes {self.modality}")
+
+    def _check_sniffed(self, item: Item, head: bytes) -> None:
+        if item.modality == "unknown" and sniff_modality(head) not in ("unknown", self.modality) and not self._gif_clip(item):
+            raise MediaError(f"{item.key} holds {sniff_modality(head)} data; {self.model} takes {self.modality}")
+
+    def _gif_clip(self, item: Item) -> bool:
+        return self.modality == "video" and item.key.lower().endswith(".gif")
+
+    def _video_source(self, item: Item) -> str | bytes:
+        """What PyAV opens for a video item, after the modality checks: a file's path (read as
+        decoding goes, never whole) or the bytes of a Parquet row / tar member."""
+        if item.kind != "file":
+            return self._read(item)
+        self._check_named(item)
+        try:
+            with open(item.path, "rb") as f:
+                head = f.read(16)
+        except OSError as exc:
+            raise MediaError(f"{item.key}: cannot read {item.path} ({exc.strerror or exc})") from None
+        self._check_sniffed(item, head)
+        return item.path
 
     def load(self, item: Item) -> Any:
         """``item`` decoded (see the class docstring); raises :class:`~zoo.errors.MediaError`."""
@@ -409,29 +434,58 @@ class ItemLoader:
             clip = torch.cat([clip, clip[:, -1:].expand(-1, self.num_frames - clip.shape[1], -1, -1)], dim=1)
         return clip
 
-    def load_clips(self, item: Item) -> list[tuple[Item, Any]]:
-        """Every clip of a video item as ``(chunk item, [3, num_frames, S, S])`` (see the class
-        docstring for the keys); one ``(item, clip)`` when the video fits one clip."""
+    def iter_clips(self, item: Item) -> Iterator[tuple[Item, Any]]:
+        """Every clip of a video item as ``(chunk item, [3, num_frames, S, S])``, decoded as they
+        are yielded (at most one clip of frames held; see the class docstring for the keys); one
+        ``(item, clip)`` when the video fits one clip. A decoding error names the item's key."""
         from dataclasses import replace
 
         from zoo.media.video import iter_chunks
 
         if not self.num_frames:
-            return [(item, self.load(item))]
-        data = self._read(item)
+            yield item, self.load(item)
+            return
+        chunks = iter_chunks(self._video_source(item), self.num_frames, self.overlap, size=self.image_size,
+                             name=item.key)
+
+        def keyed(c: Any) -> tuple[Item, Any]:
+            return replace(item, key=f"{item.key}#frames={c.start:06d}-{c.start + c.valid - 1:06d}"), c.video[0]
+
         try:
-            chunks = [(c.start, c.valid, c.video[0])
-                      for c in iter_chunks(data, self.num_frames, self.overlap, size=self.image_size)]
+            head = [next(chunks)]
+            head.append(next(chunks, None))  # one chunk of look-ahead tells a video that fits one clip
+            if head[1] is None:
+                yield item, head[0].video[0]
+                return
+            while head:
+                yield keyed(head.pop(0))
+            for c in chunks:
+                yield keyed(c)
         except MediaError as exc:
             raise MediaError(f"{item.key}: {exc}" if item.key not in str(exc) else str(exc)) from None
-        if len(chunks) == 1:
-            return [(item, chunks[0][2])]
-        return [(replace(item, key=f"{item.key}#frames={start:06d}-{start + valid - 1:06d}"), clip)
-                for start, valid, clip in chunks]
+        finally:
+            chunks.close()
+
+    def load_clips(self, item: Item) -> list[tuple[Item, Any]]:
+        """:meth:`iter_clips` as a list: every clip of the video at once (memory grows with its length)."""
+        return list(self.iter_clips(item))
+
+    def load_video(self, item: Item) -> tuple[Item, Any]:
+        """A video item as engines take it: ``(item, [3, num_frames, S, S])`` when the video fits
+        one clip (decoded here, in the decode worker), else ``(item, VideoClips(self, item))``, a
+        stream the job iterates to encode the clips as they are decoded (the first two clips are
+        decoded here to tell, then dropped)."""
+        clips = self.iter_clips(item)
+        first = next(clips)
+        if first[0].key == item.key:  # the whole video is one clip
+            return first
+        clips.close()
+        return item, VideoClips(self, item)
 
     def load_many(self, items: Iterable[Item]) -> list[tuple[Item, Any, str | None]]:
         """``(item, tensor or None, error or None)`` for each item: the failure-tolerant form
         engines use (a zoo error or an OS error becomes its message; anything else propagates).
+        A video longer than one clip comes as ``(item, VideoClips, None)`` (:meth:`load_video`).
 
         Example:
             >>> ItemLoader("image").load_many([Item("gone.png", "/no/such/gone.png", modality="image")])[0][2]
@@ -443,9 +497,30 @@ class ItemLoader:
         for item in items:
             try:
                 if self.modality == "video":
-                    out.extend((chunk, clip, None) for chunk, clip in self.load_clips(item))
+                    out.append((*self.load_video(item), None))
                 else:
                     out.append((item, self.load(item), None))
             except (ZooError, OSError) as exc:
                 out.append((item, None, f"{type(exc).__name__}: {exc}"))
         return out
+
+
+@dataclass(frozen=True)
+class VideoClips:
+    """A video longer than one clip, as :meth:`ItemLoader.load_many` hands it to a job: iterating
+    decodes the file again and yields ``(chunk item, clip)`` one clip at a time
+    (:meth:`ItemLoader.iter_clips`), so a job that encodes and drops clips as they come holds a
+    bounded number of frames whatever the video's length. Small and picklable (no frames), so it
+    travels from decode workers and Ray tasks to the job like a tensor would.
+
+    Example:
+        >>> clips = VideoClips(ItemLoader("video", num_frames=16), Item("walk.mp4", "/data/walk.mp4"))
+        >>> clips.item.key
+        'walk.mp4'
+    """
+
+    loader: ItemLoader
+    item: Item
+
+    def __iter__(self) -> Iterator[tuple[Item, Any]]:
+        return self.loader.iter_clips(self.item)

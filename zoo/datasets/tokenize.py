@@ -237,11 +237,11 @@ def tokenize(model: Any, inputs: Sequence[str | os.PathLike] | str | os.PathLike
     bar = tqdm(total=len(items), initial=done_items, unit="item", desc=f"tokenize ({engine})", disable=not progress,
                dynamic_ncols=True)
     if engine == "local":
-        results = run_local(EncodeJob(loader, tokens=tokens, model=loaded), loader, todo, batch_size=batch_size,
+        results = run_local(EncodeJob(loader, tokens=tokens, model=loaded, clip_batch=batch_size), loader, todo, batch_size=batch_size,
                             workers=workers, progress=bar.update)
     else:
         gpus = 1.0 if device and str(device).startswith("cuda") else 0.0
-        results = run_ray(EncodeJob(loader, spec=spec, tokens=tokens), loader, todo, batch_size=batch_size,
+        results = run_ray(EncodeJob(loader, spec=spec, tokens=tokens, clip_batch=batch_size), loader, todo, batch_size=batch_size,
                           actors=actors, address=ray_address, gpus_per_actor=gpus, progress=bar.update)
     processed = 0
     try:

@@ -106,12 +106,13 @@ def _image_files(folder: Path) -> list[Path]:
     return files
 
 
-def _iter_source(path: Path | bytes, folder_fps: float) -> tuple[Iterator[np.ndarray], float]:
-    """Frames (uint8 ``[H, W, 3]``) of a file, image folder or encoded bytes, decoded lazily, and the frame rate."""
+def _iter_source(path: Path | bytes, folder_fps: float, name: str | None = None) -> tuple[Iterator[np.ndarray], float]:
+    """Frames (uint8 ``[H, W, 3]``) of a file, image folder or encoded bytes, decoded lazily, and the
+    frame rate; error messages call the source ``name`` when given."""
     if isinstance(path, (bytes, bytearray, memoryview)):
         import io
 
-        data, path = bytes(path), Path("<bytes>")
+        data, path = bytes(path), Path(name or "<bytes>")
         opener = lambda av: av.open(io.BytesIO(data))  # noqa: E731
     else:
         opener = None
@@ -126,8 +127,11 @@ def _iter_source(path: Path | bytes, folder_fps: float) -> tuple[Iterator[np.nda
     if opener is None and not path.is_file():
         raise FileNotFoundError(f"video not found: {path}")
     av = _av()
+    target = str(path)
+    if opener is None and name:
+        path = Path(name)  # what messages call it
     try:
-        container = opener(av) if opener is not None else av.open(str(path))
+        container = opener(av) if opener is not None else av.open(target)
         stream = container.streams.video[0]
     except (av.error.FFmpegError, IndexError, OSError) as exc:
         raise MediaError(f"{path} is not a video file FFmpeg can read ({exc}); is it truncated or corrupt?") from None
@@ -300,9 +304,11 @@ def chunk_video(video: torch.Tensor, length: int, overlap: int = 0) -> list[Chun
 
 
 def iter_chunks(path: str | Path | bytes, length: int, overlap: int = 0, *, size: int | tuple[int, int] | None = None,
-                fps: float | None = None, folder_fps: float = 8.0) -> Iterator[Chunk]:
+                fps: float | None = None, folder_fps: float = 8.0, name: str | None = None) -> Iterator[Chunk]:
     """Stream a long video as :class:`Chunk` s of ``length`` frames overlapping by ``overlap``,
-    decoding as it goes: at most ``length`` frames are held at a time, whatever the video's length.
+    decoding as it goes: at most ``length`` frames are held at a time, whatever the video's length
+    (a file path is read as decoding goes; ``bytes`` are held whole). ``name`` is what error
+    messages call the source (default: the path).
 
     Example:
         >>> for chunk in iter_chunks("long.mp4", 16, overlap=4, size=128, fps=8):  # doctest: +SKIP
@@ -310,7 +316,7 @@ def iter_chunks(path: str | Path | bytes, length: int, overlap: int = 0, *, size
     """
     if length < 1 or not 0 <= overlap < length:
         raise MediaError(f"chunks need length >= 1 and 0 <= overlap < length, got length={length}, overlap={overlap}")
-    frames, src_fps = _iter_source(_source(path), folder_fps)
+    frames, src_fps = _iter_source(_source(path), folder_fps, name)
     step = 1.0 if fps is None else src_fps / fps
     buf: list[torch.Tensor] = []
     start, k, emitted = 0, 0, False
@@ -327,7 +333,7 @@ def iter_chunks(path: str | Path | bytes, length: int, overlap: int = 0, *, size
         valid = len(buf)
         yield Chunk(_pad_frames(torch.cat(buf, dim=2), length), start, valid)
     elif not emitted:
-        raise MediaError(f"{path} holds no video frames")
+        raise MediaError(f"{name or path} holds no video frames")
 
 
 def stitch_chunks(chunks: Sequence[Chunk], overlap: int = 0) -> torch.Tensor:
