@@ -11,6 +11,9 @@ discipline and decoding. Families:
   diffusers flow-matching grid (:func:`zoo.sampling.flow_match_sigmas`);
 * ``instaflow``: InstaFlow-0.9B and 2-Rectified Flow (SD 1.5's UNet as a rectified flow) on
   zoo's flow driver, one-step or few-step Euler;
+* ``nitro_e``: Nitro-E (E-MMDiT with token compression and alternating subregion attention,
+  built by zoo in the official key layout, :mod:`.emmdit`) on the DC-AE latent and Llama-3.2-1B,
+  on zoo's flow driver (:mod:`.nitro_e`);
 * component cards the generators depend on, resolved on demand and shared between cards in one
   process: the T5 text encoder (``t5_encoder``), SD3's three text encoders (``sd3_text``) and
   diffusers VAEs (``diffusers_vae``), SD 1.5's CLIP text encoder (``clip_text``).
@@ -37,3 +40,8 @@ def register_builders(register):
 
     register(InstaFlowBuilder())
     register(CLIPTextBuilder())
+    from .nitro_e_builders import DCAEBuilder, LlamaTextBuilder, NitroEBuilder  # noqa: PLC0415
+
+    register(NitroEBuilder())
+    register(LlamaTextBuilder())
+    register(DCAEBuilder())
