@@ -30,29 +30,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.errors import InputTypeError, TokenError
+
 __all__ = ["FSQ", "LFQ", "VectorQuantizer", "check_token_ids", "lookup_codes", "nearest_code", "squared_distances"]
 
 _INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8)
 
 
 def check_token_ids(ids: torch.Tensor, codebook_size: int, *, what: str = "token ids") -> None:
-    """Raise ``TypeError`` for non-integer ids and ``ValueError`` for ids outside
-    ``[0, codebook_size)``, naming the range found and the one expected.
+    """Raise :class:`~zoo.errors.InputTypeError` (a ``TypeError``) for non-integer ids and
+    :class:`~zoo.errors.TokenError` (a ``ValueError``) for ids outside ``[0, codebook_size)``,
+    naming the range found, the one expected and the fix.
 
     Example:
         >>> check_token_ids(torch.tensor([0, 3]), 4)
         >>> check_token_ids(torch.tensor([4]), 4)
         Traceback (most recent call last):
         ...
-        ValueError: token ids must be in [0, 4) (the codebook has 4 entries), got range [4, 4]
+        zoo.errors.TokenError: token ids must be in [0, 4) (the codebook has 4 entries), got range [4, 4]; pass ids this model's encode made (ids of another tokenizer or codebook do not fit)
     """
     if not isinstance(ids, torch.Tensor) or ids.dtype not in _INT_DTYPES:
         got = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise TypeError(f"{what} must be an integer tensor (int64/int32), got {got}; convert with .long()")
+        raise InputTypeError(f"{what} must be an integer tensor (int64/int32), got {got}; convert with torch.as_tensor(ids).long()")
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= codebook_size):
-        raise ValueError(
+        raise TokenError(
             f"{what} must be in [0, {codebook_size}) (the codebook has {codebook_size} entries), "
-            f"got range [{int(ids.min())}, {int(ids.max())}]"
+            f"got range [{int(ids.min())}, {int(ids.max())}]; pass ids this model's encode made "
+            "(ids of another tokenizer or codebook do not fit)"
         )
 
 
