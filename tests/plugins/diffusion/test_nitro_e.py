@@ -185,3 +185,57 @@ def test_bad_configs_name_the_problem():
         EMMDiT(**{**CONFIGS["asa"], "caption_projection_dim": 8})
     with pytest.raises(ConfigError, match="block_split_stage"):
         EMMDiT(**CONFIGS["asa"], block_split_stage=(2, 2, 2))
+
+
+@pytest.mark.parametrize("card", ["nitro_e.512px", "nitro_e.512px_grpo", "nitro_e.512px_dist", "nitro_e.1024px", "nitro_e.1024px_grpo",
+                                  "nitro_e.1024px_dist"])
+def test_every_card_builds_the_official_key_and_shape_manifest(card):
+    """tests/fixtures/nitro_e/manifests.json: the reference's EMMDiTTransformer as init_pipe builds it at 512 and 1024 px."""
+    manifests = json.loads((FIXTURE.parent / "manifests.json").read_text())["manifests"]
+    cfg = zoo.get_card(card).config["transformer"]
+    with torch.device("meta"):
+        net = EMMDiT(**cfg)
+    found = {k: list(v.shape) for k, v in net.state_dict().items()}
+    assert found == manifests["1024px" if cfg["sample_size"] == 32 else "512px"]
+    assert net.use_sub_attn == (cfg["sample_size"] == 16)
+    assert sum(p.numel() for p in net.parameters()) == 302_449_952
+
+
+class _TinyCards:
+    """Tiny cards of the three Nitro-E builders (the real cards' configs are full size and hold no config file to shrink)."""
+
+    from zoo.hookspecs import hookimpl
+
+    @hookimpl
+    def register_cards(self, register):
+        lic = {"code": "MIT", "weights": "test"}
+        register({"name": "nitro_e.tiny_test", "kind": "generator", "plugin": "nitro_e", "modality": "image", "license": lic,
+                  "hub_repo": "test/nitro-e", "files": ["Nitro-E-512px.safetensors"],
+                  "config": {"transformer": dict(T.TINY_NITRO_E), "vae_scale_factor": 2, "max_sequence_length": T.TINY_TEXT_LENGTH,
+                             "text_encoder": "llama_text.tiny_test", "vae": "dc_ae.tiny_test", "steps": 2}})
+        register({"name": "llama_text.tiny_test", "kind": "tokenizer", "plugin": "llama_text", "modality": "text", "license": lic,
+                  "hub_repo": "test/llama", "files": ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]})
+        register({"name": "dc_ae.tiny_test", "kind": "tokenizer", "plugin": "dc_ae", "modality": "image", "license": lic,
+                  "hub_repo": "test/dcae", "files": ["config.json", "diffusion_pytorch_model.safetensors"]})
+
+
+def test_cli_generate_writes_a_png_with_components_resolved_on_demand(tmp_path_factory, tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from zoo.cli import cli
+    from zoo.testing.hub import HubStandIn, hub_env
+    from zoo.testing.plugins import temporary_plugin
+
+    root = tmp_path_factory.mktemp("hub")
+    T.write_nitro_e_release(root / "test" / "nitro-e")
+    T.write_llama_release(root / "test" / "llama")
+    T.write_dcae_release(root / "test" / "dcae")
+    out = tmp_path / "fox.png"
+    with temporary_plugin(_TinyCards()), HubStandIn(root) as hub, hub_env(hub.url, tmp_path_factory.mktemp("cache")):
+        res = CliRunner().invoke(cli, ["generate", "--model", "nitro_e.tiny_test", "a red fox", "--seed", "0", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    w, h = Image.open(out).size  # one 32 px image in zoo's grid (with its margin)
+    assert 32 <= w < 64 and 32 <= h < 64
+    fetched = {path.split("/resolve/")[-1].split("/", 1)[-1] for _, path in hub.requests if "/resolve/" in path}
+    assert {"Nitro-E-512px.safetensors", "model.safetensors", "tokenizer.json", "diffusion_pytorch_model.safetensors"} <= fetched
