@@ -3,10 +3,12 @@ against drift. Shrunk random-weight configs (CPU), latents out (no VAE decode on
 
     python benchmarks/t2i.py speed  --family pixart_sigma --batches 1 4   # zoo loop vs PixArtSigmaPipeline
     python benchmarks/t2i.py speed  --family sd3 --batches 1 4            # zoo loop vs StableDiffusion3Pipeline
-    python benchmarks/t2i.py tome                                          # tome_sd ratios on PixArt, SD3 and a UNet
+    python benchmarks/t2i.py speed  --family instaflow --ref /tmp/ref_instaflow/code --steps 4 --guidance 1.5 0
+                                    # zoo loop vs gnobitab/InstaFlow's RectifiedFlowPipeline (its code/ folder)
+    python benchmarks/t2i.py tome                                          # tome_sd ratios on PixArt, SD3 and InstaFlow's UNet
 
-``speed`` interleaves the two sides (CPU seconds, medians) with CFG on (2B rows on both sides)
-and checks the latents; each side's peak memory is measured in a fresh child process (peak RSS of
+``speed`` interleaves the two sides (CPU seconds, medians) with CFG on (2B rows on both sides;
+``--guidance`` values <= 1 time the loop without CFG) and checks the latents; each side's peak memory is measured in a fresh child process (peak RSS of
 one generation after the same imports and builds: the peak RSS reset before generating). ``tome`` times the denoiser with tome_sd at ratio 0, 0.3,
 0.5 and 0.7 and reports the cosine between latents (and PSNR between decoded images) against
 ratio 0. Records go to ``benchmarks/results/t2i_<mode>.json``.
@@ -33,6 +35,12 @@ PROMPTS = ["a red fox in the snow", "an astronaut riding a horse", "a bowl of fr
 def _configs(family: str) -> dict[str, Any]:
     from zoo_plugins.diffusion import testing as T
 
+    if family == "instaflow":  # SD 1.5's UNet layout (4 levels, 3 with cross-attention) at a quarter of the width, 1 layer per block
+        return {"unet": {**T.TINY_UNET, "block_out_channels": [64, 128, 256, 256], "layers_per_block": 1, "cross_attention_dim": 256,
+                         "attention_head_dim": 8, "norm_num_groups": 32, "sample_size": SIZE // 8,
+                         "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
+                         "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3},
+                "clip": {**T.TINY_SD15_CLIP, "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4}}
     if family == "pixart_sigma":
         return {"transformer": {**T.TINY_PIXART, "sample_size": SIZE // 8, "num_layers": 4, "num_attention_heads": 4,
                                 "attention_head_dim": 32, "cross_attention_dim": 128, "caption_channels": 256, "norm_num_groups": 32},
@@ -43,9 +51,41 @@ def _configs(family: str) -> dict[str, Any]:
             "clip": {**T.TINY_CLIP, "hidden_size": 64, "projection_dim": 64, "intermediate_size": 128}}
 
 
-def build(family: str, size: int = SIZE):
-    """(zoo model, diffusers pipeline) sharing every module (seeded random weights)."""
+def build_instaflow(size: int = SIZE, ref: str | None = None):
+    """(zoo InstaFlow, the official RectifiedFlowPipeline or None without ``ref``) sharing every module."""
     import torch
+
+    from zoo.compat.torchvision import ensure_torchvision
+    from zoo_plugins.diffusion import testing as T
+    from zoo_plugins.diffusion.instaflow import CLIPTextEncoder, InstaFlow, InstaFlowConfig
+    from zoo_plugins.diffusion.libs import diffusers_module, transformers_module
+
+    ensure_torchvision()
+    tf = transformers_module()
+    cfg = _configs("instaflow")
+    model = InstaFlow(InstaFlowConfig(unet={**cfg["unet"], "sample_size": size // 8})).eval()
+    T._seed_all(model.unet, 20)
+    te = CLIPTextEncoder(T._seed_all(tf.CLIPTextModel(tf.CLIPTextConfig.from_dict(cfg["clip"])), 21).eval(), T.tiny_clip_tokenizer())
+    model.use_components(text_encoder=te, vae=T.tiny_sd15_vae())
+    pipe = None
+    if ref:
+        sys.path.insert(0, str(Path(ref).resolve()))
+        from pipeline_rf import RectifiedFlowPipeline  # the reference, from the folder given
+
+        pipe = RectifiedFlowPipeline(vae=model.component("vae").vae, text_encoder=te.encoder, tokenizer=te.tokenizer, unet=model.unet,
+                                     scheduler=diffusers_module().PNDMScheduler(steps_offset=1, skip_prk_steps=True), safety_checker=None,
+                                     feature_extractor=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+    torch.manual_seed(0)
+    return model, pipe, {}
+
+
+def build(family: str, size: int = SIZE, ref: str | None = None):
+    """(zoo model, reference pipeline) sharing every module (seeded random weights)."""
+    import torch
+
+    if family == "instaflow":
+        return build_instaflow(size, ref)
 
     from zoo.compat.torchvision import ensure_torchvision
     from zoo_plugins.diffusion import testing as T
@@ -88,12 +128,12 @@ def build(family: str, size: int = SIZE):
     return model, pipe, call
 
 
-def _sides(family: str, batch: int, steps: int, size: int = SIZE):
+def _sides(family: str, batch: int, steps: int, size: int = SIZE, guidance: float = 4.5, ref: str | None = None):
     import torch
 
-    model, pipe, call = build(family, size)
+    model, pipe, call = build(family, size, ref)
     prompts = PROMPTS[:batch]
-    g = 4.5
+    g = guidance
 
     def ref():
         return pipe(prompts, guidance_scale=g, num_inference_steps=steps, height=size, width=size,
@@ -113,7 +153,7 @@ def _status_mib(key: str) -> float:
     return float("nan")
 
 
-def child(side: str, family: str, batch: int, steps: int) -> None:
+def child(side: str, family: str, batch: int, steps: int, guidance: float = 4.5, ref: str | None = None) -> None:
     """One generation in this (fresh) process after the models are built; print the resident
     memory before it and the peak during it (MiB; Linux: the peak is reset through
     ``/proc/self/clear_refs`` so building the models does not count)."""
@@ -121,18 +161,19 @@ def child(side: str, family: str, batch: int, steps: int) -> None:
 
     torch.set_num_threads(1)
     torch.set_grad_enabled(False)
-    ref, zoo = _sides(family, batch, steps)
+    ref_fn, zoo = _sides(family, batch, steps, guidance=guidance, ref=ref)
     before = _status_mib("VmRSS")
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     except OSError:
         pass
-    (ref if side == "ref" else zoo)()
+    (ref_fn if side == "ref" else zoo)()
     print(json.dumps({"before": before, "after": _status_mib("VmHWM"), "process_peak": peak_rss_mib()}))
 
 
-def _child_peak(side: str, family: str, batch: int, steps: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "child", side, family, str(batch), str(steps)], capture_output=True, text=True, check=True)
+def _child_peak(side: str, family: str, batch: int, steps: int, guidance: float = 4.5, ref: str | None = None) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "child", side, family, str(batch), str(steps), str(guidance)] + ([ref] if ref else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -141,24 +182,42 @@ def speed(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     torch.set_grad_enabled(False)
-    run = start(f"t2i_speed_{args.family}", title=f"{args.family}: zoo loop vs the diffusers pipeline (shrunk, random weights)",
-                kind="generator", threads=1, settings={k: str(v) for k, v in vars(args).items()}, reference="diffusers (installed)",
+    instaflow = args.family == "instaflow"
+    ref_path = args.ref if instaflow else None
+    has_ref = not instaflow or bool(ref_path and Path(ref_path, "pipeline_rf.py").exists())
+    if instaflow and not has_ref:
+        print(f"no pipeline_rf.py under --ref {ref_path!r}: timing zoo alone (the reference column is skipped)", flush=True)
+        ref_path = None
+    reference = ("gnobitab/InstaFlow RectifiedFlowPipeline (" + str(ref_path) + ")") if instaflow and has_ref else (
+        None if instaflow else "diffusers (installed)")
+    what = "the official RectifiedFlowPipeline" if instaflow else "the diffusers pipeline"
+    run = start(f"t2i_speed_{args.family}", title=f"{args.family}: zoo loop vs {what} (shrunk, random weights)",
+                kind="generator", threads=1, settings={k: str(v) for k, v in vars(args).items()}, reference=reference,
                 results=args.results)
     rows = []
-    for b in args.batches:
-        ref, zoo = _sides(args.family, b, args.steps)
-        rt, zt, (ra, za) = interleave(ref, zoo, args.reps)
-        mem_ref, mem_zoo = _child_peak("ref", args.family, b, args.steps), _child_peak("zoo", args.family, b, args.steps)
-        row = {"batch": b, "model": f"{args.family} (shrunk)", "unit": f"images/CPU-s, batch {b}, {args.steps} steps, CFG",
-               "zoo_per_s": b / zt[0], "ref_per_s": b / rt[0], "speedup": rt[0] / zt[0], "steps": args.steps, "cfg_rows": 2 * b,
-               "zoo_cpu_s": zt[0], "ref_cpu_s": rt[0], "speedup_cpu": rt[0] / zt[0], "speedup_wall": rt[1] / zt[1],
-               "zoo_images_per_s": b / zt[0], "ref_images_per_s": b / rt[0],
-               "zoo_peak_rss_mib": mem_zoo["after"], "ref_peak_rss_mib": mem_ref["after"],
-               "zoo_peak_growth_mib": mem_zoo["after"] - mem_zoo["before"], "ref_peak_growth_mib": mem_ref["after"] - mem_ref["before"],
-               "latents_max_abs_diff": float((ra - za).abs().max()), "latents_abs_max": float(ra.abs().max())}
-        rows.append(row)
-        print({k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-        run.write(rows, notes=NOTES[args.family])
+    for g in (args.guidance if instaflow else [4.5]):
+        cfg = g > 1
+        for b in args.batches:
+            ref, zoo = _sides(args.family, b, args.steps, guidance=g, ref=ref_path)
+            rt, zt, (ra, za) = interleave(ref if has_ref else None, zoo, args.reps)
+            if args.no_memory:
+                mem_ref = mem_zoo = {"after": float("nan"), "before": float("nan")}
+            else:
+                mem_zoo = _child_peak("zoo", args.family, b, args.steps, g, ref_path)
+                mem_ref = _child_peak("ref", args.family, b, args.steps, g, ref_path) if has_ref else {"after": float("nan"), "before": float("nan")}
+            row = {"batch": b, "model": f"{args.family} (shrunk)", "guidance_scale": g,
+                   "unit": f"images/CPU-s, batch {b}, {args.steps} steps, " + ("CFG" if cfg else "no CFG"),
+                   "zoo_per_s": b / zt[0], "steps": args.steps, "cfg_rows": 2 * b if cfg else b,
+                   "zoo_cpu_s": zt[0], "zoo_images_per_s": b / zt[0],
+                   "zoo_peak_rss_mib": mem_zoo["after"], "zoo_peak_growth_mib": mem_zoo["after"] - mem_zoo["before"]}
+            if has_ref:
+                row.update({"ref_per_s": b / rt[0], "speedup": rt[0] / zt[0], "ref_cpu_s": rt[0], "speedup_cpu": rt[0] / zt[0],
+                            "speedup_wall": rt[1] / zt[1], "ref_images_per_s": b / rt[0], "ref_peak_rss_mib": mem_ref["after"],
+                            "ref_peak_growth_mib": mem_ref["after"] - mem_ref["before"],
+                            "latents_max_abs_diff": float((ra - za).abs().max()), "latents_abs_max": float(ra.abs().max())})
+            rows.append(row)
+            print({k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+            run.write(rows, notes=NOTES[args.family])
 
 
 NOTES = {
@@ -170,6 +229,11 @@ NOTES = {
             "since the committed record, which measured one batched call: no difference in speed); no scheduler object; the "
             "rest is the same transformer call on 2B rows",
             "shrunk: 4 MMDiT blocks of width 128, CLIPs width 64, T5 2 layers of width 256 on 256 padded tokens (no mask: kept), 256 px"],
+    "instaflow": ["both sides run the same UNet calls on the same rows (B, or 2B with CFG) and the CLIP encoder apart on prompts "
+                  "and negatives; zoo's loop is zoo.sampling.sample_flow (uniform Euler, velocity negated), the pipeline's its own "
+                  "Euler loop: the work is the same, the ratio measures the loops' overhead",
+                  "shrunk: SD 1.5's UNet layout at a quarter of the width (64/128/256/256, 1 layer per block, cross-attention "
+                  "width 256), CLIP 2 layers of width 256, 256 px (32x32 latents)"],
 }
 
 
@@ -177,8 +241,6 @@ def tome(args: argparse.Namespace) -> None:
     import torch
 
     import zoo as zoo_pkg
-    from zoo_plugins.diffusion.testing import tiny_unet
-
     torch.set_num_threads(1)
     torch.set_grad_enabled(False)
     reducer = zoo_pkg.load("tome_sd")
@@ -190,12 +252,23 @@ def tome(args: argparse.Namespace) -> None:
     def psnr(a, b):
         return float(10 * torch.log10(4.0 / ((a - b) ** 2).mean()))
 
-    for family in ("pixart_sigma", "sd3"):
-        model, _, _ = build(family, size)
+    setups = [  # (row label, family, steps, guidance, tokens merged per self-attention call at the top level)
+        ("pixart_sigma (shrunk)", "pixart_sigma", args.steps, 4.5, (size // 16) ** 2),
+        ("sd3 (shrunk)", "sd3", args.steps, 4.5, (size // 16) ** 2),
+        ("InstaFlow UNet (shrunk), 1 step", "instaflow", 1, 0.0, (size // 8) ** 2),
+        ("2-Rectified Flow UNet (shrunk), 2 steps, CFG 1.5", "instaflow", 2, 1.5, (size // 8) ** 2),
+    ]
+    built: dict[str, Any] = {}
+    for label, family, steps, guidance, tokens in setups:
+        if args.only and family not in args.only:
+            continue
+        if family not in built:
+            built[family] = build(family, size)[0]
+        model = built[family]
         vae = model.component("vae")
 
-        def gen(model=model):
-            return model.generate(PROMPTS[:1], steps=args.steps, guidance_scale=4.5, height=size, width=size, seed=0, return_latents=True)
+        def gen(model=model, steps=steps, guidance=guidance):
+            return model.generate(PROMPTS[:1], steps=steps, guidance_scale=guidance, height=size, width=size, seed=0, return_latents=True)
 
         base_t, base = None, None
         for ratio in args.ratios:
@@ -205,46 +278,33 @@ def tome(args: argparse.Namespace) -> None:
                 base_t, base, base_img = t, z, vae.decode_raw(vae.from_model_space(z))
             img = vae.decode_raw(vae.from_model_space(z))
             cos = float(torch.nn.functional.cosine_similarity(z.flatten(), base.flatten(), dim=0))
-            rows.append({"model": f"{family} (shrunk)", "config": f"zoo tome_sd ratio={ratio}" if ratio else "baseline",
-                         "tokens": (size // 16) ** 2, "ratio": ratio, "cpu_s": t[0], "img_s": 1 / t[0], "speedup": base_t[0] / t[0], "cosine": cos,
-                         "latent_cosine": cos,
+            rows.append({"model": label, "config": f"zoo tome_sd ratio={ratio}" if ratio else "baseline", "steps": steps,
+                         "guidance_scale": guidance, "tokens": tokens, "ratio": ratio, "cpu_s": t[0], "img_s": 1 / t[0],
+                         "speedup": base_t[0] / t[0], "cosine": cos, "latent_cosine": cos,
                          "image_psnr_db": None if ratio == 0 else psnr(img, base_img)})
             print(rows[-1], flush=True)
             run.write(rows, notes=TOME_NOTES)
-    unet = tiny_unet(block_out_channels=[64, 128], cross_attention_dim=64, attention_head_dim=8, norm_num_groups=32, sample_size=size // 8)
-    g = torch.Generator().manual_seed(0)
-    x, ctx = torch.randn(2, 4, size // 8, size // 8, generator=g), torch.randn(2, 77, 64, generator=g)
-
-    def step():
-        return unet(x, torch.tensor([500, 500]), encoder_hidden_states=ctx).sample
-
-    for ratio in args.ratios:
-        with reducer.apply(unet, ratio=ratio):
-            _, t, (_, out) = interleave(None, step, args.reps)
-        if ratio == 0:
-            base_t, base = t, out
-        cos = float(torch.nn.functional.cosine_similarity(out.flatten(), base.flatten(), dim=0))
-        rows.append({"model": "UNet, SD 1.5 layout as InstaFlow's (shrunk)", "config": f"zoo tome_sd ratio={ratio}" if ratio else "baseline",
-                     "tokens": (size // 8) ** 2, "ratio": ratio, "cpu_s": t[0], "img_s": 1 / t[0], "speedup": base_t[0] / t[0], "cosine": cos, "latent_cosine": cos,
-                     "image_psnr_db": None})
-        print(rows[-1], flush=True)
-        run.write(rows, notes=TOME_NOTES)
 
 
-TOME_NOTES = ["DiT/MMDiT rows: a whole generation (CFG 4.5, batch 1: 2 rows) with tome_sd on every block, latents and decoded "
-              "images compared with ratio 0 (which is bit-exact to no patch); UNet row: one denoiser call at batch 2 (CFG rows), "
-              "merging in its top-resolution blocks (max_downsample=1, tomesd's default)",
+TOME_NOTES = ["every row: a whole generation at batch 1 (DiT/MMDiT: CFG 4.5, 2 rows; InstaFlow: 1 step without CFG; 2-Rectified "
+              "Flow: 2 steps with CFG 1.5, 2 rows), latents and decoded images compared with ratio 0 (which is bit-exact to no "
+              "patch); DiT/MMDiT: tome_sd on every block; UNet: merging in its top-resolution blocks (max_downsample=1, tomesd's "
+              "default), the shrunk SD 1.5 layout of the speed benchmark (64/128/256/256 channels)",
               "LPIPS is not reported: its network weights cannot be downloaded here; PSNR between decoded images instead",
               "random weights: drift on trained weights is smaller (image tokens are smoother); the speed-up is what the ratio buys"]
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), sys.argv[7] if len(sys.argv) > 7 else None)
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["speed", "tome"])
-    p.add_argument("--family", choices=["pixart_sigma", "sd3"], default="pixart_sigma")
+    p.add_argument("--family", choices=["pixart_sigma", "sd3", "instaflow"], default="pixart_sigma")
+    p.add_argument("--ref", default=None, help="instaflow: gnobitab/InstaFlow's code/ folder (pipeline_rf.py); absent: zoo alone")
+    p.add_argument("--guidance", type=float, nargs="+", default=[1.5, 0.0], help="instaflow speed: guidance scales (<= 1: no CFG)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
+    p.add_argument("--only", nargs="+", choices=["pixart_sigma", "sd3", "instaflow"], default=None, help="tome: these families' rows only")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4])
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
