@@ -58,14 +58,18 @@ class Tokens:
             raise InputTypeError(f"Tokens.tokenizer must be a model name (str), got {type(self.tokenizer).__name__}")
         if self.lengths is None:
             self.lengths = torch.full((self.ids.shape[0],), self.ids.shape[-1], dtype=torch.long)
-        lengths = torch.as_tensor(self.lengths)
-        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
-            raise InputTypeError(f"Tokens.lengths must hold integer counts, got {lengths.dtype}")
-        self.lengths = lengths.to(dtype=torch.long).cpu()
-        if self.lengths.shape != (self.ids.shape[0],):
-            raise TokenError(f"Tokens.lengths must be [B]={self.ids.shape[0]}, got {tuple(self.lengths.shape)}")
-        if (self.lengths < 0).any() or (self.lengths > self.ids.shape[-1]).any():
-            raise TokenError(f"Tokens.lengths must lie in [0, {self.ids.shape[-1]}], got {self.lengths.tolist()}")
+        lengths = self.lengths
+        if not (type(lengths) is torch.Tensor and lengths.dtype == torch.long and lengths.is_cpu):  # else as given
+            lengths = torch.as_tensor(lengths)
+            if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+                raise InputTypeError(f"Tokens.lengths must hold integer counts, got {lengths.dtype}")
+            self.lengths = lengths = lengths.to(dtype=torch.long).cpu()
+        if lengths.shape != (self.ids.shape[0],):
+            raise TokenError(f"Tokens.lengths must be [B]={self.ids.shape[0]}, got {tuple(lengths.shape)}")
+        if lengths.numel():  # one reduction, not four elementwise ops: encoders build Tokens per batch
+            low, high = torch.aminmax(lengths)
+            if int(low) < 0 or int(high) > self.ids.shape[-1]:
+                raise TokenError(f"Tokens.lengths must lie in [0, {self.ids.shape[-1]}], got {lengths.tolist()}")
 
     def __len__(self) -> int:
         return self.ids.shape[0]

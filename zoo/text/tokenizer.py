@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from zoo.errors import CheckpointError, InputError, InputTypeError, TokenError
@@ -34,6 +36,8 @@ from zoo.interfaces import Tokens
 from zoo.model import ZooModel
 
 __all__ = ["TextTokenizer", "as_texts", "special_token_names", "PROBE_TEXTS"]
+
+_chain = chain.from_iterable
 
 #: Strings :attr:`TextTokenizer.lossless` round-trips: case, runs of spaces, tabs and newlines,
 #: NFKC-sensitive characters (ligature, circled digit, full-width letter), accents, CJK, emoji.
@@ -56,27 +60,34 @@ def as_texts(texts: str | Sequence[str]) -> list[str]:
     out = list(texts)
     if not out:
         raise InputError("no texts given (an empty batch): pass a string or a non-empty list of strings")
-    for i, t in enumerate(out):
-        if not isinstance(t, str):
-            raise InputTypeError(f"text {i} is a {type(t).__name__}, not a str")
+    if set(map(type, out)) != {str}:  # one C-level pass; the loop below names the first non-str
+        for i, t in enumerate(out):
+            if not isinstance(t, str):
+                raise InputTypeError(f"text {i} is a {type(t).__name__}, not a str")
     return out
 
 
 def _padded(ids: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ragged id lists -> right-padded ``[B, N]`` long tensor and ``[B]`` lengths (through numpy:
-    one pass over the ids, no padded Python lists)."""
-    import itertools
+    """Ragged id lists -> right-padded ``[B, N]`` long tensor and ``[B]`` lengths.
 
-    import numpy as np
+    One C-level pass converts the ids (``np.fromiter`` over the chained lists); lengths, total and
+    width come from Python's builtins, and padding is one masked store (no padded Python lists).
 
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
-    width = int(lengths.max()) if len(ids) else 0
-    if (lengths == width).all():
-        out = flat.reshape(len(ids), width)
+    Example:
+        >>> ids, lengths = _padded([[5, 6, 7], [8]], pad=0)
+        >>> ids.tolist(), lengths.tolist()
+        ([[5, 6, 7], [8, 0, 0]], [3, 1])
+    """
+    n = len(ids)
+    lens = list(map(len, ids))
+    total, width = sum(lens), max(lens, default=0)
+    flat = np.fromiter(_chain(ids), dtype=np.int64, count=total)
+    lengths = np.array(lens, dtype=np.int64)
+    if total == width * n:
+        out = flat.reshape(n, width)
     else:
-        out = np.full((len(ids), width), pad, dtype=np.int64)
-        out[np.arange(width)[None, :] < lengths[:, None]] = flat
+        out = np.full((n, width), pad, dtype=np.int64)
+        out[np.arange(width) < lengths[:, None]] = flat
     return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
