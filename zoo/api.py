@@ -92,10 +92,18 @@ def get_card(name: str) -> ModelCard:
     return get_registry().find_card(name)[0]
 
 
+_NO_WEIGHTS = {  # license_summary for cards without weights (card_facts' "weights"), instead of the code's licence
+    "none needed": "none (this model has no weights)",
+    "none published": "none published",
+}
+
+
 def info(name: str) -> dict[str, Any]:
     """A JSON-able record of a model: its card, licence, where the weights come from, and the
     catalogue's facts (:func:`zoo.card_facts.card_facts`: ``parameters``, ``download_bytes``,
     ``research_only``, ``licence_label``, ``headline_metric``, ``parity_status``, ``weights``).
+    ``license_summary`` gives the weights' licence (the code's when the card names none), or says
+    there are none for a model without weights (``weights: none (this model has no weights)``).
 
     Example:
         >>> import json, zoo
@@ -114,7 +122,7 @@ def info(name: str) -> dict[str, Any]:
     record.update(card_facts(card))  # parameters, download size, research only, headline metric, parity status
     lic = card.license
     record["license_summary"] = (
-        f"code: {lic.code}; weights: {lic.weights or lic.code}"
+        f"code: {lic.code}; weights: {lic.weights or _NO_WEIGHTS.get(record['weights'], lic.code)}"
         + ("; RESEARCH USE ONLY" if lic.research_only else "")
         + (f"; {lic.notes}" if lic.notes else "")
     )

@@ -248,3 +248,22 @@ def test_temporary_plugin_leaves_an_installed_plugin_alone():
             assert "installed.only" in zoo.list_models()
         assert registry.pm.is_registered(plugin)  # still there after the block
         assert "installed.only" in zoo.list_models()
+
+
+@pytest.mark.parametrize("card, summary", [
+    ({"kind": "token_reducer"}, "code: MIT; weights: none (this model has no weights)"),
+    ({"weights_available": False}, "code: MIT; weights: none published"),
+    ({"hub_repo": "org/toy", "files": ["model.safetensors"]}, "code: MIT; weights: MIT"),  # weights with no licence of their own: the code's
+    ({"hub_repo": "org/toy", "files": ["model.safetensors"], "license": {"code": "MIT", "weights": "CC-BY-NC-4.0"}}, "code: MIT; weights: CC-BY-NC-4.0"),
+    ({"kind": "token_reducer", "license": {"code": "MIT", "weights": "Apache-2.0"}}, "code: MIT; weights: Apache-2.0"),
+])
+def test_info_licence_summary_says_when_there_are_no_weights(card, summary):
+    mod = types.ModuleType("licence_plugin")
+
+    @hookimpl
+    def register_cards(register):
+        register({**BASE, "name": "toy.one", "default": True, **card})
+
+    mod.register_cards = register_cards
+    with isolated_registry(mod):
+        assert zoo.info("toy.one")["license_summary"] == summary
