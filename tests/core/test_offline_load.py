@@ -239,6 +239,16 @@ def _hita(tmp: Path):  # the release (no DINOv2 inside) + the DINOv2 .pth beside
     torch.save({"ema": release_state(fx, "vanilla")}, folder / "hita-tok.pt")
     return "hita.vanilla", folder, dict(SMALL)
 
+
+def _meditok(tmp: Path):  # the bare state dict build_meditok loads
+    from tests.plugins.meditok.test_meditok import SMALL, release_state
+
+    fx = torch.load(FIXTURES / "meditok" / "meditok.pt", weights_only=True)
+    path = tmp / "meditok" / zoo.get_card("meditok.simple_v1").files[0]
+    path.parent.mkdir(parents=True)
+    torch.save(release_state(fx), path)
+    return "meditok.simple_v1", path, dict(SMALL)
+
 def _mar_vae(tmp: Path):
     state, cfg = _conv_family_state("kl_vae", "mar_kl16")
     name = _card("mar_vae")
@@ -530,6 +540,27 @@ def _mingtok(tmp: Path):  # the transformers layout: config.json (read as data) 
     return _card("mingtok"), folder, {"image_size": 64}
 
 
+def _nitro_e(tmp: Path):
+    """A single Nitro-E-512px.safetensors at the root (no config file: the card's config, shrunk here)."""
+    from zoo_plugins.diffusion.nitro_e_testing import TINY_NITRO_E, TINY_TEXT_LENGTH, write_nitro_e_release
+
+    return "nitro_e.512px", write_nitro_e_release(tmp / "nitro_e"), {"transformer": dict(TINY_NITRO_E), "vae_scale_factor": 2,
+                                                                    "max_sequence_length": TINY_TEXT_LENGTH}
+
+
+def _llama_text(tmp: Path):
+    """A Llama folder: config.json, model.safetensors (the causal LM's model.* keys), tokenizer.json + jsons."""
+    from zoo_plugins.diffusion.nitro_e_testing import write_llama_release
+
+    return "llama_text.llama_3_2_1b", write_llama_release(tmp / "llama"), {}
+
+
+def _dc_ae(tmp: Path):
+    from zoo_plugins.diffusion.nitro_e_testing import write_dcae_release
+
+    return "dc_ae.f32c32_sana_1_0", write_dcae_release(tmp / "dcae"), {}
+
+
 WRITERS = {
     "llmlingua2": _llmlingua2,
     "text_tokenizer": _text_tokenizer,
@@ -552,6 +583,7 @@ WRITERS = {
     "dinov2": _dinov2,
     "digit": _digit,
     "hita": _hita,
+    "meditok": _meditok,
     "mar_vae": _mar_vae,
     "va_vae": _va_vae,
     "var": _var,
@@ -573,6 +605,9 @@ WRITERS = {
     "sd3_text": _sd3_text,
     "instaflow": _instaflow,
     "clip_text": _clip_text,
+    "nitro_e": _nitro_e,
+    "llama_text": _llama_text,
+    "dc_ae": _dc_ae,
 }
 NO_WEIGHTS = {"reducers", "flextok_ar", "kv_cache"}  # no published weights: nothing to load from a file
 
