@@ -3,7 +3,8 @@
 * ``pixart_sigma``: ``transformer/config.json`` (class ``PixArtTransformer2DModel``, or the
   ``Transformer2DModel`` name the PixArt-Σ repos were written with: the same keys) and
   ``transformer/diffusion_pytorch_model.safetensors``; ``scheduler/scheduler_config.json`` when
-  present. The text encoder and VAE are other cards, loaded when first needed.
+  present; or one bare transformer state dict (``pixart-sigma-nitro.safetensors``), the
+  architecture then from the card. The text encoder and VAE are other cards, loaded when first needed.
 * ``diffusers_vae``: ``vae/config.json`` + ``vae/diffusion_pytorch_model.safetensors`` (``AutoencoderKL``).
 * ``t5_encoder``: ``text_encoder/`` (transformers ``T5EncoderModel``: ``config.json``, one
   ``model.safetensors`` or shards with their index) and ``tokenizer/`` (``spiece.model`` and
@@ -85,6 +86,16 @@ class PixArtSigmaBuilder(ModelBuilder):
         return set()
 
     def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
+        single = [p for n, p in files.paths.items() if "/" not in n and n.endswith(".safetensors")]
+        if single and not subfolder_files(files.paths, "transformer"):
+            # a bare transformer state dict (amd/PixArt-Sigma-Nitro's pixart-sigma-nitro.safetensors: the
+            # PixArtTransformer2DModel keys, loaded by its README with load_state_dict): the card holds the config
+            from zoo.weights import load_safetensors
+
+            if len(single) > 1:
+                raise CheckpointError(f"{len(single)} top-level safetensors files among {sorted(files.paths)}: give the one transformer file")
+            state, _meta = load_safetensors(single[0])
+            return Checkpoint(state_dict={f"transformer.{k}": v for k, v in state.items()}, config={})
         cfg = component_config(files.paths, "transformer", PIXART_CLASSES)
         config: dict[str, Any] = {"transformer": cfg}
         sched = subfolder_files(files.paths, "scheduler").get("scheduler_config.json")

@@ -22,7 +22,11 @@ class PixArtSigmaConfig:
     defaults: DPM-Solver++ order 2, linear betas 1e-4..0.02, epsilon prediction; a release's
     ``scheduler/scheduler_config.json`` wins). ``text_encoder`` / ``vae`` name the component
     cards loaded when first needed; ``vae_scale_factor`` is that VAE's downsampling. Sampler defaults are the diffusers pipeline's (20 steps, CFG
-    4.5, 300 T5 tokens). ``trim_text_padding``: run T5 and the cross-attention on the longest real
+    4.5, 300 T5 tokens). ``timesteps``: explicit scheduler timesteps (the pipeline's ``timesteps=``),
+    used when a generation asks for their number of steps or none (PixArt-Σ Nitro: ``[400]``, one
+    step). ``resolution_binning``: generate at the trained aspect-ratio bin and resize back (the
+    pipeline's ``use_resolution_binning``, its default; zoo's default renders the size asked).
+    ``trim_text_padding``: run T5 and the cross-attention on the longest real
     prompt length instead of 300 padded tokens (the padding is masked: same result, less work)."""
 
     transformer: dict[str, Any] = field(default_factory=dict)
@@ -33,6 +37,8 @@ class PixArtSigmaConfig:
     max_sequence_length: int = 300
     steps: int = 20
     guidance_scale: float = 4.5
+    timesteps: list[int] | None = None
+    resolution_binning: bool = False
     trim_text_padding: bool = True
 
 

@@ -7,15 +7,17 @@ prompts lower-cased and stripped; T5 on at most ``max_sequence_length`` tokens w
 attention mask; initial noise ``randn([B, C, H/8, W/8], generator)``; per scheduler timestep one
 transformer call on ``[cond; uncond]`` rows (CFG as 2B rows, ``uncond + w (cond - uncond)``),
 the learned-variance half of the output dropped, ``scheduler.step``; decode
-``vae.decode(z / scaling_factor)``.
+``vae.decode(z / scaling_factor)``; explicit ``timesteps`` (the pipeline's ``timesteps=``;
+PixArt-Σ Nitro's card sets ``[400]``, one step) go to ``set_timesteps`` as the pipeline sends them.
 
 What differs (each says why): the prompts and negative prompts go through T5 in ONE batch,
 trimmed to the longest real prompt instead of 300 padded tokens (masked padding: same states
 and the same cross-attention, less work; ``trim_text_padding=False`` keeps 300); the variance
 half is dropped before the CFG combine (the same numbers, half the work); no caption cleaning
-(the pipeline's ``clean_caption`` needs bs4 + ftfy); no resolution binning: the image has the
-size asked (multiples of the VAE factor x the patch size: 16 pixels), diffusers' default snaps it to a trained aspect ratio and
-resizes back.
+(the pipeline's ``clean_caption`` needs bs4 + ftfy); resolution binning is off by default: the
+image has the size asked (multiples of the VAE factor x the patch size: 16 pixels), where
+diffusers' default snaps it to a trained aspect ratio and resizes back (``resolution_binning=True``
+does that, equal to the pipeline).
 
 Example:
     >>> from zoo_plugins.diffusion.testing import tiny_pixart
@@ -42,7 +44,7 @@ from .components import DiffusersVAE, TextEncoder, check_prompts
 from .config import PixArtSigmaConfig
 from .libs import diffusers_module
 
-__all__ = ["PixArtSigma", "TextToImageBase", "check_size"]
+__all__ = ["PixArtSigma", "TextToImageBase", "check_size", "aspect_ratio_bins", "resize_and_crop"]
 
 
 def check_size(height: Any, width: Any, multiple: int) -> tuple[int, int]:
@@ -60,6 +62,44 @@ def check_size(height: Any, width: Any, multiple: int) -> tuple[int, int]:
             raise InputError(f"{name}={v} must be a positive multiple of {multiple} pixels (VAE factor x patch size)")
         out.append(v)
     return out[0], out[1]
+
+
+def aspect_ratio_bins(sample_size: int) -> dict[str, Any]:
+    """PixArt's aspect-ratio bins (``{"0.25": [h, w], ...}`` in pixels) for a transformer of
+    ``sample_size`` latents, read from diffusers' PixArt pipelines (the tables they define for
+    ``use_resolution_binning``: 256, 512, 1024 and 2048 px); any other size is an InputError."""
+    from importlib import import_module
+
+    diffusers_module()
+    where = {32: ("pixart_alpha", "ASPECT_RATIO_256_BIN"), 64: ("pixart_alpha", "ASPECT_RATIO_512_BIN"),
+             128: ("pixart_alpha", "ASPECT_RATIO_1024_BIN"), 256: ("pixart_sigma", "ASPECT_RATIO_2048_BIN")}
+    if sample_size not in where:
+        raise InputError(f"resolution binning needs a transformer trained at 256, 512, 1024 or 2048 px (sample_size 32, 64, 128 "
+                         f"or 256), this one has sample_size {sample_size}: generate with resolution_binning=False")
+    module, name = where[sample_size]
+    try:
+        return dict(getattr(import_module(f"diffusers.pipelines.pixart_alpha.pipeline_{module}"), name))
+    except (ImportError, AttributeError):
+        raise ZooError(f"this diffusers version does not define {name} in its PixArt pipelines: generate with "
+                       "resolution_binning=False") from None
+
+
+def resize_and_crop(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bilinear resize of ``images [B, C, H, W]`` so they cover ``height x width``, then a center
+    crop to it (diffusers' ``PixArtImageProcessor.resize_and_crop_tensor``).
+
+    Example:
+        >>> tuple(resize_and_crop(torch.zeros(1, 3, 64, 32), 40, 40).shape)
+        (1, 3, 40, 40)
+    """
+    h, w = images.shape[-2:]
+    if (h, w) == (height, width):
+        return images
+    ratio = max(height / h, width / w)
+    rh, rw = int(h * ratio), int(w * ratio)
+    images = nn.functional.interpolate(images, size=(rh, rw), mode="bilinear", align_corners=False)
+    top, left = (rh - height) // 2, (rw - width) // 2
+    return images[:, :, top:top + height, left:left + width]
 
 
 class TextToImageBase(ZooModel, nn.Module):
@@ -174,11 +214,16 @@ class PixArtSigma(TextToImageBase):
         return hidden.to(p.device, p.dtype), mask.to(p.device)
 
     def denoise(self, latents: torch.Tensor, states: torch.Tensor, mask: torch.Tensor, *, steps: int,
-                guidance_scale: float, generator: Optional[torch.Generator] = None, progress: ProgressArg = None) -> torch.Tensor:
+                guidance_scale: float, generator: Optional[torch.Generator] = None, progress: ProgressArg = None,
+                timesteps: Optional[Sequence[int]] = None) -> torch.Tensor:
         """Run the sampler from ``latents`` (already scaled by ``init_noise_sigma``); ``states``
-        holds ``2B`` rows ``[cond; uncond]`` when ``guidance_scale > 1``, else ``B``."""
+        holds ``2B`` rows ``[cond; uncond]`` when ``guidance_scale > 1``, else ``B``; ``timesteps``:
+        explicit scheduler timesteps instead of ``steps`` uniform ones."""
         sched = self.scheduler()
-        sched.set_timesteps(steps, device=latents.device)
+        if timesteps is not None:
+            sched.set_timesteps(timesteps=list(timesteps), device=latents.device)
+        else:
+            sched.set_timesteps(steps, device=latents.device)
         guided = guidance_scale > 1.0
         c = self.latent_channels
         learned_sigma = self.transformer.config.out_channels // 2 == c
@@ -200,24 +245,61 @@ class PixArtSigma(TextToImageBase):
             report.close()
         return latents
 
+    def binned_size(self, height: int, width: int) -> tuple[int, int]:
+        """The trained ``(height, width)`` bin nearest the aspect ratio ``height / width`` (the
+        PixArt aspect-ratio table of this transformer's ``sample_size``: 32, 64, 128 or 256 latents),
+        as diffusers' ``PixArtImageProcessor.classify_height_width_bin`` picks it."""
+        bins = aspect_ratio_bins(int(self.transformer.config.sample_size))
+        ar = float(height / width)
+        closest = min(bins, key=lambda ratio: abs(float(ratio) - ar))
+        return int(bins[closest][0]), int(bins[closest][1])
+
+    def _timesteps(self, timesteps: Optional[Sequence[int]], steps: Optional[int]) -> Optional[list[int]]:
+        """The explicit timesteps of a generation: those given, else the card's when ``steps`` is
+        None or equals their number, else None; checked to be decreasing integers in range."""
+        if timesteps is None:
+            card = self.config.timesteps
+            if not card or (steps is not None and steps != len(card)):
+                return None
+            timesteps = card
+        ts = list(timesteps) if not isinstance(timesteps, torch.Tensor) else timesteps.tolist()
+        n = int(dict(self.config.scheduler).get("num_train_timesteps", 1000))
+        if not ts or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < n for t in ts) or any(a <= b for a, b in zip(ts, ts[1:])):
+            raise InputError(f"timesteps must be decreasing whole numbers in [0, {n}), got {timesteps!r}")
+        return ts
+
     @torch.no_grad()
     def generate(self, prompt: str | Sequence[str], negative_prompt: str | Sequence[str] | None = None, *,
                  steps: Optional[int] = None, guidance_scale: Optional[float] = None, height: Optional[int] = None,
                  width: Optional[int] = None, generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
-                 num_images_per_prompt: int = 1, return_latents: bool = False, progress: ProgressArg = None) -> torch.Tensor:
+                 num_images_per_prompt: int = 1, return_latents: bool = False, progress: ProgressArg = None,
+                 timesteps: Optional[Sequence[int]] = None, resolution_binning: Optional[bool] = None) -> torch.Tensor:
         """Images ``[B * num_images_per_prompt, 3, height, width]`` in ``[-1, 1]`` (or, with
         ``return_latents``, the final latents ``[B, C, h, w]`` in the transformer's space).
 
-        Defaults: ``steps`` 20, ``guidance_scale`` 4.5 (CFG off at <= 1), the trained size."""
+        ``resolution_binning`` (default: the config's, off): generate at the trained aspect-ratio
+        bin nearest ``height / width`` (:meth:`binned_size`) and resize + center-crop the images
+        back to ``height x width`` (any positive size), as the pipeline's ``use_resolution_binning``;
+        ``return_latents`` then gives the latents at the binned size.
+
+        Defaults: ``steps`` 20, ``guidance_scale`` 4.5 (CFG off at <= 1), the trained size (the
+        card's values where it sets them). ``timesteps``: explicit scheduler timesteps (integers in
+        ``[0, num_train_timesteps)``, decreasing); without it the card's ``timesteps`` are used when
+        ``steps`` is not given or equals their number, else ``steps`` uniform ones."""
         prompts = check_prompts(prompt)
-        steps = self.config.steps if steps is None else steps
+        timesteps = self._timesteps(timesteps, steps)
+        steps = (len(timesteps) if timesteps is not None else self.config.steps) if steps is None else steps
         guidance_scale = self.config.guidance_scale if guidance_scale is None else guidance_scale
         self._check_steps_cfg(steps, guidance_scale)
+        if timesteps is not None and len(timesteps) != steps:
+            raise InputError(f"steps={steps} disagrees with {len(timesteps)} timesteps {list(timesteps)}: give one of them")
         height = self.image_size if height is None else height
         width = self.image_size if width is None else width
         vf = self.config.vae_scale_factor
         f = vf * self.patch_size
-        height, width = check_size(height, width, f)
+        binning = self.config.resolution_binning if resolution_binning is None else bool(resolution_binning)
+        asked = check_size(height, width, 1) if binning else None
+        height, width = check_size(*(self.binned_size(*asked) if binning else (height, width)), f)
         if isinstance(num_images_per_prompt, bool) or not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
             raise InputError(f"num_images_per_prompt must be a whole number >= 1, got {num_images_per_prompt!r}")
         g = self._generator(generator, seed)
@@ -233,8 +315,13 @@ class PixArtSigma(TextToImageBase):
         sched_sigma = float(self.scheduler().init_noise_sigma)
         noise = as_noise_source(g).randn((b * n, self.latent_channels, height // vf, width // vf), dtype=torch.float32)
         latents = (noise * sched_sigma).to(p.device, p.dtype)
-        latents = self.denoise(latents, states, mask, steps=steps, guidance_scale=float(guidance_scale), generator=g, progress=progress)
+        latents = self.denoise(latents, states, mask, steps=steps, guidance_scale=float(guidance_scale), generator=g, progress=progress,
+                               timesteps=timesteps)
         if return_latents:
             return latents
         vae: DiffusersVAE = self.component("vae")
-        return vae.decode_raw(vae.from_model_space(latents))
+        if asked is None or asked == (height, width):
+            return vae.decode_raw(vae.from_model_space(latents))
+        p = next(vae.vae.parameters())  # resized back before clamping, as the pipeline does
+        images = vae.vae.decode(vae.from_model_space(latents).to(p.device, p.dtype), return_dict=False)[0].float()
+        return resize_and_crop(images, *asked).clamp(-1, 1)

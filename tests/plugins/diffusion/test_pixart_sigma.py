@@ -173,3 +173,112 @@ def test_a_random_build_refuses_to_build_a_text_encoder_it_cannot_tokenize_for()
     model.components_pretrained = False  # what zoo.load(..., pretrained=False) sets
     with pytest.raises(ZooError, match="use_components"):
         model.generate("a fox", steps=1)
+
+
+# ------------------------------------------------------------------ PixArt-Σ Nitro (amd/PixArt-Sigma-Nitro): one step at timestep 400
+NITRO = dict(num_inference_steps=1, guidance_scale=0.0, timesteps=[400])  # its README and core/tools/gen_samples.py
+
+
+@pytest.mark.parametrize("prompts,n", [(["a red fox"], 1), (["a red fox", "the lazy cat on a sofa"], 2)])
+def test_nitro_sampling_matches_the_pipeline_with_explicit_timesteps(model, pipe, prompts, n):
+    ref = pipe(prompts, height=S, width=S, generator=torch.Generator().manual_seed(5), output_type="latent", use_resolution_binning=False,
+               clean_caption=False, max_sequence_length=24, num_images_per_prompt=n, **NITRO).images
+    nitro = tiny_pixart(components=False, steps=1, guidance_scale=0.0, timesteps=[400])
+    nitro.transformer.load_state_dict(model.transformer.state_dict())
+    nitro.use_components(text_encoder=model.component("text_encoder"), vae=model.component("vae"))
+    z = nitro.generate(prompts, height=S, width=S, num_images_per_prompt=n, generator=torch.Generator().manual_seed(5), return_latents=True)
+    assert (z - ref).abs().max() <= 1e-5 * ref.abs().max()  # bitwise at 24 padded tokens; T5 trimmed: rounding only
+    explicit = model.generate(prompts, steps=1, guidance_scale=0.0, timesteps=[400], height=S, width=S, num_images_per_prompt=n,
+                              generator=torch.Generator().manual_seed(5), return_latents=True)
+    assert torch.equal(explicit, z)
+    uniform = model.generate(prompts, steps=1, guidance_scale=0.0, height=S, width=S, num_images_per_prompt=n,
+                             generator=torch.Generator().manual_seed(5), return_latents=True)
+    assert (uniform - z).abs().max() > 1e-3  # one uniform step starts at 999, not 400: the timesteps matter
+    # the card's timesteps apply to its own step count only: steps=2 samples the uniform 2-step grid
+    two = nitro.generate(prompts[0], steps=2, height=S, width=S, seed=5, return_latents=True)
+    assert torch.equal(two, model.generate(prompts[0], steps=2, guidance_scale=0.0, height=S, width=S, seed=5, return_latents=True))
+
+
+@pytest.mark.parametrize("kwargs,words", [(dict(timesteps=[100, 400]), "decreasing"), (dict(timesteps=[1000]), "decreasing"),
+                                          (dict(timesteps=[400.5]), "whole"), (dict(timesteps=[400, 200], steps=3), "disagrees")])
+def test_bad_timesteps_are_refused(model, kwargs, words):
+    with pytest.raises(InputError, match=words):
+        model.generate("a fox", **kwargs)
+
+
+def test_nitro_release_file_loads_strictly_into_the_cards_architecture(model, tmp_path):
+    from safetensors.torch import save_file
+
+    from zoo_plugins.diffusion.testing import TINY_PIXART
+
+    path = tmp_path / "pixart-sigma-nitro.safetensors"
+    save_file({k: v.contiguous() for k, v in model.transformer.state_dict().items()}, str(path))
+    nitro = zoo.load("pixart_sigma.nitro", weights=path, transformer=dict(TINY_PIXART))
+    assert (nitro.config.steps, nitro.config.guidance_scale, nitro.config.timesteps) == (1, 0.0, [400])
+    nitro.use_components(text_encoder=model.component("text_encoder"), vae=model.component("vae"))
+    z = nitro.generate("a fox", height=S, width=S, seed=2, return_latents=True)
+    assert torch.equal(z, model.generate("a fox", steps=1, guidance_scale=0.0, timesteps=[400], height=S, width=S, seed=2, return_latents=True))
+    save_file({k: v.contiguous() for k, v in list(model.transformer.state_dict().items())[1:]}, str(path))  # one key short
+    with pytest.raises(CheckpointError):
+        zoo.load("pixart_sigma.nitro", weights=path, transformer=dict(TINY_PIXART))
+
+
+# ------------------------------------------------------------------ resolution binning (the pipeline's use_resolution_binning)
+@pytest.fixture(scope="module")
+def model_256(model):
+    """The tiny PixArt-Σ at sample_size 32 (a '256 px' transformer: diffusers has aspect-ratio bins for it)."""
+    from zoo_plugins.diffusion.config import PixArtSigmaConfig
+    from zoo_plugins.diffusion.pixart import PixArtSigma
+    from zoo_plugins.diffusion.testing import TINY_PIXART, _seed_all
+
+    m = PixArtSigma(PixArtSigmaConfig(transformer={**TINY_PIXART, "sample_size": 32}, max_sequence_length=24))
+    _seed_all(m.transformer, 2)
+    return m.eval().use_components(text_encoder=model.component("text_encoder"), vae=model.component("vae"))
+
+
+@pytest.mark.parametrize("sample_size", [32, 64, 128, 256])
+def test_binned_size_picks_the_pipelines_bin(model_256, sample_size):
+    from diffusers.image_processor import PixArtImageProcessor
+
+    from zoo_plugins.diffusion.pixart import aspect_ratio_bins
+
+    bins = aspect_ratio_bins(sample_size)
+    model_256.transformer.config.sample_size = sample_size  # binned_size reads only this
+    try:
+        for h, w in [(100, 400), (200, 300), (256, 256), (1000, 700), (512, 2048), (999, 17), (17, 999), (640, 480)]:
+            assert model_256.binned_size(h, w) == PixArtImageProcessor.classify_height_width_bin(h, w, ratios=bins)
+    finally:
+        model_256.transformer.config.sample_size = 32
+
+
+def test_resize_and_crop_equals_the_pipelines():
+    from diffusers.image_processor import PixArtImageProcessor
+
+    from zoo_plugins.diffusion.pixart import resize_and_crop
+
+    x = torch.randn(2, 3, 96, 160, generator=torch.Generator().manual_seed(0))
+    for h, w in [(96, 160), (100, 100), (50, 300), (200, 120)]:
+        assert torch.equal(resize_and_crop(x, h, w), PixArtImageProcessor.resize_and_crop_tensor(x, w, h))
+
+
+@pytest.mark.parametrize("height,width", [(200, 300), (100, 400), (256, 256), (250, 130)])
+def test_resolution_binning_matches_the_pipeline(model_256, height, width):
+    from diffusers import PixArtSigmaPipeline
+
+    te, vae = model_256.component("text_encoder"), model_256.component("vae")
+    pipe = PixArtSigmaPipeline(tokenizer=te.tokenizer, text_encoder=te.encoder, vae=vae.vae, transformer=model_256.transformer,
+                               scheduler=model_256.scheduler())
+    kw = dict(guidance_scale=4.5, num_inference_steps=2, height=height, width=width, clean_caption=False, max_sequence_length=24)
+    ref_z = pipe("a red fox", generator=torch.Generator().manual_seed(1), output_type="latent", **kw).images
+    ref = pipe("a red fox", generator=torch.Generator().manual_seed(1), output_type="pt", **kw).images  # [0, 1]
+    mine = dict(steps=2, guidance_scale=4.5, height=height, width=width, resolution_binning=True)
+    z = model_256.generate("a red fox", seed=1, return_latents=True, **mine)
+    assert z.shape == ref_z.shape and tuple(8 * s for s in z.shape[-2:]) == model_256.binned_size(height, width)
+    assert (z - ref_z).abs().max() <= 1e-5 * ref_z.abs().max()
+    img = model_256.generate("a red fox", seed=1, **mine)
+    assert img.shape == (1, 3, height, width) and torch.allclose((img + 1) / 2, ref, atol=1e-5)
+
+
+def test_resolution_binning_needs_a_trained_size(model):
+    with pytest.raises(InputError, match="sample_size 4"):
+        model.generate("a fox", steps=1, resolution_binning=True)
