@@ -25,6 +25,20 @@ def test_kmeans_nearest_is_the_brute_force_argmin(dtype, chunk):
     torch.testing.assert_close(km(ids), km.centroids[ids])
 
 
+
+def test_kmeans_cached_centroid_norms_follow_new_centroids():
+    """|c|^2 is cached between calls; a checkpoint load, an in-place edit or a dtype change must not
+    reuse stale norms, and the distances are squared_distances' bit for bit."""
+    from zoo.nn.quantize import squared_distances
+
+    g = torch.Generator().manual_seed(3)
+    km, x = KMeansCodebook.empty(40, 5, chunk=16), torch.randn(30, 5, generator=g)
+    for change in (lambda: km.load_state_dict({"centroids": torch.randn(40, 5, generator=g)}),
+                   lambda: km.centroids.mul_(-2.0), lambda: None):
+        change()
+        assert torch.equal(km.nearest(x), squared_distances(x, km.centroids).argmin(-1))
+    assert torch.equal(km.nearest(x.double()), squared_distances(x.double(), km.centroids.double()).argmin(-1))
+
 def test_kmeans_searches_in_the_features_dtype():
     """Two centroids 1e-12 apart in float64 (equal in float32): float64 features tell them apart."""
     c = torch.tensor([[0.0], [1.0 + 1e-12]], dtype=torch.float64)

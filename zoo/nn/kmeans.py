@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import ConfigError, TokenError
-from zoo.nn.quantize import check_token_ids, squared_distances
+from zoo.nn.quantize import check_token_ids
 
 __all__ = ["KMeansCodebook"]
 
@@ -66,8 +66,23 @@ class KMeansCodebook(nn.Module):
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.dim)
         book = self.centroids.to(flat.dtype)
-        ids = [squared_distances(part, book).argmin(dim=-1) for part in flat.split(self.chunk)] if flat.shape[0] else []
+        book_sq = self._squared_norms(book)
+        ids = []
+        for part in flat.split(self.chunk):
+            # squared_distances' |x|^2 + |c|^2 - 2 x.c with |c|^2 cached and the product added in place:
+            # the same values, without a [K, D] temporary per call or a second [M, K] buffer
+            dist = part.pow(2).sum(1, keepdim=True) + book_sq[None, :]
+            ids.append(dist.addmm_(part, book.t(), alpha=-2.0).argmin(dim=-1))
         return (torch.cat(ids) if ids else flat.new_zeros(0, dtype=torch.long)).view(lead)
+
+    def _squared_norms(self, book: torch.Tensor) -> torch.Tensor:
+        """``|c|^2`` per centroid (``book.pow(2).sum(1)``, computed ``chunk`` rows at a time), kept while ``book`` is unchanged (same storage,
+        dtype and in-place version; a checkpoint load bumps the version)."""
+        key = (book.data_ptr(), book._version, book.dtype, book.device, tuple(book.shape))
+        if getattr(self, "_sq_key", None) != key:
+            self._sq = torch.cat([rows.pow(2).sum(1) for rows in book.split(self.chunk)])  # no [K, D] temporary
+            self._sq_key = key
+        return self._sq
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Ids ``[...]`` -> centroids ``[..., D]`` (after :func:`~zoo.nn.quantize.check_token_ids`)."""
