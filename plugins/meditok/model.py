@@ -32,7 +32,7 @@ from zoo.nn.multi_codebook import MultiCodebookVQ
 
 from .config import MedITokConfig
 
-__all__ = ["AttnProjection", "MedITok", "ViTaminDecoder", "vitamin_encoder"]
+__all__ = ["AttnProjection", "MedITok", "ViTaminDecoder", "upsample_conv3x3", "vitamin_encoder"]
 
 
 def _timm_parts():
@@ -136,15 +136,48 @@ class AttnProjection(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+def _phase_taps(w: torch.Tensor, dim: int, phase: int) -> torch.Tensor:
+    """The 2 taps along ``dim`` (2 or 3) of a 3-tap kernel that output phase ``phase`` of a nearest-2x
+    upsampled input sees at the low resolution: phase 0 reads rows (i-1, i, i) -> (w0, w1 + w2),
+    phase 1 reads (i, i, i+1) -> (w0 + w1, w2)."""
+    t0, t1, t2 = w.unbind(dim)
+    return torch.stack((t0, t1 + t2) if phase == 0 else (t0 + t1, t2), dim=dim)
+
+
+def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``conv3x3(nearest_upsample_2x(x), padding=1)`` computed at the input resolution: each of the 4
+    output phases is a 2x2 conv of ``x`` with summed taps (4 instead of 9 multiply-adds per output
+    value and no upsampled copy of ``x``); equal up to float rounding of the summed taps. Inputs of
+    fewer than 1024 positions (batch x height x width) take the direct path, where summing the taps
+    costs more than it saves.
+
+    Example:
+        >>> x, w, b = torch.randn(64, 3, 5, 4), torch.randn(2, 3, 3, 3), torch.randn(2)
+        >>> ref = F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), w, b, padding=1)
+        >>> torch.allclose(upsample_conv3x3(x, w, b), ref, atol=1e-5)
+        True
+    """
+    b, _, h, wd = x.shape
+    if b * h * wd < 1024:
+        return F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), weight, bias, padding=1)
+    xp = F.pad(x, (1, 1, 1, 1))
+    out = x.new_empty(b, weight.shape[0], h, 2, wd, 2)
+    for a in (0, 1):
+        rows = _phase_taps(weight, 2, a)
+        for c in (0, 1):
+            out[:, :, :, a, :, c] = F.conv2d(xp[:, :, a:a + h + 1, c:c + wd + 1], _phase_taps(rows, 3, c), bias)
+    return out.view(b, weight.shape[0], 2 * h, 2 * wd)
+
+
 class _Upsample2d(nn.Module):
-    """Nearest 2x, then a 3x3 conv."""
+    """Nearest 2x, then a 3x3 conv (computed by :func:`upsample_conv3x3`)."""
 
     def __init__(self, dim: int, dim_out: int):
         super().__init__()
         self.conv = nn.Conv2d(dim, dim_out, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return upsample_conv3x3(x, self.conv.weight, self.conv.bias)
 
 
 class _InvMbConv(nn.Module):
