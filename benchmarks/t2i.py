@@ -252,6 +252,13 @@ def tome(args: argparse.Namespace) -> None:
     def psnr(a, b):
         return float(10 * torch.log10(4.0 / ((a - b) ** 2).mean()))
 
+    lpips_net = _lpips_network(args.lpips_weights)
+    if lpips_net is None:
+        print("LPIPS skipped: no AlexNet weights (pass --lpips-weights alexnet-owt-7be5be79.pth or put it in zoo's metric cache)", flush=True)
+
+    def lpips(a, b):
+        return None if lpips_net is None else float(lpips_net(a.clamp(-1, 1), b.clamp(-1, 1)).mean())
+
     setups = [  # (row label, family, steps, guidance, tokens merged per self-attention call at the top level)
         ("pixart_sigma (shrunk)", "pixart_sigma", args.steps, 4.5, (size // 16) ** 2),
         ("sd3 (shrunk)", "sd3", args.steps, 4.5, (size // 16) ** 2),
@@ -281,16 +288,31 @@ def tome(args: argparse.Namespace) -> None:
             rows.append({"model": label, "config": f"zoo tome_sd ratio={ratio}" if ratio else "baseline", "steps": steps,
                          "guidance_scale": guidance, "tokens": tokens, "ratio": ratio, "cpu_s": t[0], "img_s": 1 / t[0],
                          "speedup": base_t[0] / t[0], "cosine": cos, "latent_cosine": cos,
-                         "image_psnr_db": None if ratio == 0 else psnr(img, base_img)})
+                         "image_psnr_db": None if ratio == 0 else psnr(img, base_img),
+                         "image_lpips": None if ratio == 0 else lpips(img, base_img)})
             print(rows[-1], flush=True)
             run.write(rows, notes=TOME_NOTES)
+
+
+def _lpips_network(path: str | None):
+    """LPIPS (alex) through zoo's metric weights, or None when the AlexNet file is neither given nor
+    in zoo's metric cache (nothing is downloaded here)."""
+    from zoo.evaluation.metric_weights import METRIC_WEIGHTS, metric_cache_dir
+
+    cached = metric_cache_dir() / METRIC_WEIGHTS["lpips-alex"].filename
+    if path is None and not cached.exists():
+        return None
+    from zoo.evaluation.metrics import lpips_network
+
+    return lpips_network("alex", path or cached)
 
 
 TOME_NOTES = ["every row: a whole generation at batch 1 (DiT/MMDiT: CFG 4.5, 2 rows; InstaFlow: 1 step without CFG; 2-Rectified "
               "Flow: 2 steps with CFG 1.5, 2 rows), latents and decoded images compared with ratio 0 (which is bit-exact to no "
               "patch); DiT/MMDiT: tome_sd on every block; UNet: merging in its top-resolution blocks (max_downsample=1, tomesd's "
               "default), the shrunk SD 1.5 layout of the speed benchmark (64/128/256/256 channels)",
-              "LPIPS is not reported: its network weights cannot be downloaded here; PSNR between decoded images instead",
+              "LPIPS (alex, between decoded images) is reported when its AlexNet weights are given (--lpips-weights) or cached; "
+              "they could not be downloaded here (image_lpips null), PSNR between decoded images instead",
               "random weights: drift on trained weights is smaller (image tokens are smoother); the speed-up is what the ratio buys"]
 
 
@@ -304,6 +326,7 @@ def main() -> None:
     p.add_argument("--ref", default=None, help="instaflow: gnobitab/InstaFlow's code/ folder (pipeline_rf.py); absent: zoo alone")
     p.add_argument("--guidance", type=float, nargs="+", default=[1.5, 0.0], help="instaflow speed: guidance scales (<= 1: no CFG)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
+    p.add_argument("--lpips-weights", default=None, help="tome: torchvision's alexnet-owt-7be5be79.pth for LPIPS (default: zoo's metric cache)")
     p.add_argument("--only", nargs="+", choices=["pixart_sigma", "sd3", "instaflow"], default=None, help="tome: these families' rows only")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4])
     p.add_argument("--steps", type=int, default=8)
