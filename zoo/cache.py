@@ -6,6 +6,12 @@ orphaned ``.incomplete`` downloads) and mapped onto the catalogue: a model is a 
 repo (``yucornetto/RAR`` holds four) and, across revisions, one blob: :func:`plan_removal`
 removes only the snapshot files of the named models and the blobs nothing else still uses.
 
+The weights of the networks inside metrics (LPIPS backbones, the FID Inception;
+:mod:`zoo.evaluation.metric_weights`) are plain files in ``<hub cache>/zoo-metrics``; they are
+listed as ``metric:<name>`` (``metric:lpips-alex``), with their download URL as ``repo``, and
+``zoo cache rm`` / ``verify`` take them too (verify checks the sha256 prefix the publisher puts
+in the file name).
+
 Example:
     >>> import tempfile
     >>> list_cached(cache_dir=tempfile.mkdtemp())
@@ -30,6 +36,7 @@ __all__ = [
     "CachedModel",
     "Removal",
     "VerifyRow",
+    "METRIC_PREFIX",
     "cache_dir",
     "cache_summary",
     "clean_partial",
@@ -41,6 +48,7 @@ __all__ = [
 ]
 
 DAY = 24 * 3600
+METRIC_PREFIX = "metric:"
 
 
 @dataclass
@@ -136,13 +144,45 @@ def _models(info, cards: list[ModelCard]) -> list[CachedModel]:
     return out
 
 
+def _metric_models(root: str | Path | None) -> list[CachedModel]:
+    """The metric weights in ``<hub cache>/zoo-metrics`` as ``metric:<name>`` entries (a file no
+    metric names: ``metric:<file name>``); torch's ``.partial`` downloads count as partial bytes,
+    and a metric with only those is ``partial``."""
+    from zoo.evaluation.metric_weights import METRIC_WEIGHTS, metric_cache_dir
+
+    folder = metric_cache_dir(cache_dir(root))
+    if not folder.is_dir():
+        return []
+    specs = {spec.filename: spec for spec in METRIC_WEIGHTS.values()}
+    found: dict[str, CachedModel] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        partial = path.name.endswith(".partial")  # torch.hub: <file>.<uuid>.partial while downloading
+        filename = path.name.rsplit(".", 2)[0] if partial else path.name
+        spec = specs.get(filename)
+        name = METRIC_PREFIX + (spec.name if spec is not None else filename)
+        model = found.setdefault(name, CachedModel(name=name, repo=spec.url if spec is not None else str(folder)))
+        size = path.stat().st_size
+        if partial:
+            model.partial_bytes += size
+        else:
+            model.files.append(CachedFile(path.name, "", str(path), str(path), size))
+            model.size_on_disk += size
+    for model in found.values():
+        if not model.files:
+            model.status, model.missing = "partial", [model.name[len(METRIC_PREFIX):]]
+    return sorted(found.values(), key=lambda m: m.name)
+
+
 def list_cached(pattern: str = "*", *, cache_dir: str | Path | None = None) -> list[CachedModel]:
-    """Cached models whose name matches ``pattern`` (fnmatch), with files, size and status.
+    """Cached models whose name matches ``pattern`` (fnmatch), with files, size and status, then
+    the cached metric weights (``metric:lpips-alex``, ...; see the module docstring).
 
     A model is ``partial`` when some file its card lists (at its pinned revision, when pinned)
     is not in the cache.
     """
-    models = _models(scan(cache_dir), _cards())
+    models = _models(scan(cache_dir), _cards()) + _metric_models(cache_dir)
     return [m for m in models if fnmatch.fnmatchcase(m.name, pattern) or fnmatch.fnmatchcase(m.repo, pattern)]
 
 
@@ -192,7 +232,7 @@ def plan_removal(names: list[str], *, cache_dir: str | Path | None = None) -> Re
     """Plan removing the cached files of ``names`` (card names, families or ``hf-hub:org/repo``):
     their snapshot files, and the blobs that no other cached model's file points to."""
     info = scan(cache_dir)
-    models = _models(info, _cards())
+    models = _models(info, _cards()) + _metric_models(cache_dir)
     chosen: list[CachedModel] = []
     for name in names:
         hits = [m for m in models if m.name == name or m.name.split(".", 1)[0] == name]
@@ -206,7 +246,8 @@ def plan_removal(names: list[str], *, cache_dir: str | Path | None = None) -> Re
         for f in m.files:
             owners.setdefault(f.path, set()).add(m.name)
     kept_links = {p: names - chosen_names for p, names in owners.items() if names & chosen_names and names - chosen_names}
-    targets = {f.path for m in chosen for f in m.files if f.path not in kept_links}
+    # snapshot links to unlink; a metric's file is its own blob (below), with no snapshot folder to prune
+    targets = {f.path for m in chosen for f in m.files if f.path not in kept_links and not m.name.startswith(METRIC_PREFIX)}
     users: dict[str, set[str]] = {}  # blob -> who still uses it after the removal
     if info is not None:
         for repo in info.repos:
@@ -227,23 +268,27 @@ def plan_removal(names: list[str], *, cache_dir: str | Path | None = None) -> Re
 
 
 def clean_partial(*, cache_dir: str | Path | None = None, older_than: float = DAY, dry_run: bool = False) -> list[tuple[str, int]]:
-    """Delete orphaned ``.incomplete`` downloads older than ``older_than`` seconds (default a
-    day: a younger one may still be resuming). Returns ``(path, bytes)`` of each."""
+    """Delete orphaned ``.incomplete`` downloads (and metric weights' ``.partial`` ones) older than
+    ``older_than`` seconds (default a day: a younger one may still be resuming). Returns
+    ``(path, bytes)`` of each."""
+    from zoo.evaluation.metric_weights import metric_cache_dir
+
     info = scan(cache_dir)
-    if info is None:
-        return []
     cutoff = time.time() - older_than
+    metrics = metric_cache_dir(cache_dir)
+    candidates = [Path(inc.file_path) for inc in (getattr(info, "incomplete_files", ()) or ())] if info is not None else []
+    candidates += list(metrics.glob("*.partial")) if metrics.is_dir() else []  # metric weights' torch.hub downloads
     out = []
-    for inc in sorted(getattr(info, "incomplete_files", ()) or (), key=lambda i: str(i.file_path)):
-        path = Path(inc.file_path)
+    for path in sorted(candidates, key=str):
         try:
-            if path.stat().st_mtime > cutoff:
-                continue
+            stat = path.stat()
         except FileNotFoundError:
+            continue
+        if stat.st_mtime > cutoff:
             continue
         if not dry_run:
             path.unlink(missing_ok=True)
-        out.append((str(path), inc.size_on_disk))
+        out.append((str(path), stat.st_size))
     return out
 
 
@@ -273,6 +318,9 @@ def verify_cached(name: str | None = None, *, cache_dir: str | Path | None = Non
             raise UnknownModelError(f"{name!r} is not in the cache; `zoo cache ls` lists what is")
     for m in models:
         card = cards.get(m.name)
+        if m.name.startswith(METRIC_PREFIX):
+            rows.extend(_verify_metric(m))
+            continue
         for f in m.files:
             got = sha256_of(f.path)
             info = card.file_info.get(f.name) if card is not None else None
@@ -286,6 +334,24 @@ def verify_cached(name: str | None = None, *, cache_dir: str | Path | None = Non
                 rows.append(VerifyRow(m.name, f.name, f.revision, "mismatch", f"{os.path.getsize(f.path)} bytes, the card says {info.size}"))
             else:
                 rows.append(VerifyRow(m.name, f.name, f.revision, "ok", "sha256 matches" if info.sha256 else "size matches (no sha256 for non-LFS files)"))
+    return rows
+
+
+def _verify_metric(model: CachedModel) -> list[VerifyRow]:
+    """A metric weights file against the sha256 prefix its publisher puts in the file name."""
+    from zoo.evaluation.metric_weights import METRIC_WEIGHTS
+    from zoo.hub import sha256_of
+
+    spec = METRIC_WEIGHTS.get(model.name[len(METRIC_PREFIX):])
+    rows = []
+    for f in model.files:
+        got = sha256_of(f.path)
+        if spec is None or not spec.hash_prefix:
+            rows.append(VerifyRow(model.name, f.name, "", "unpinned", f"sha256 {got} (the publisher names no hash)"))
+        elif got.startswith(spec.hash_prefix):
+            rows.append(VerifyRow(model.name, f.name, "", "ok", f"sha256 starts with {spec.hash_prefix}, as its name says"))
+        else:
+            rows.append(VerifyRow(model.name, f.name, "", "mismatch", f"sha256 {got}, the file name says {spec.hash_prefix}..."))
     return rows
 
 

@@ -87,7 +87,7 @@ def params(check: bool) -> None:
 
 @click.group("cache")
 def cache_group() -> None:
-    """See and manage the hub cache: what is downloaded, its size, remove, verify."""
+    """See and manage the hub cache (models and metric weights): what is downloaded, its size, remove, verify."""
 
 
 _CACHE_DIR = click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
@@ -99,7 +99,8 @@ _CACHE_DIR = click.option("--cache-dir", type=click.Path(file_okay=False), defau
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records.")
 @_CACHE_DIR
 def cache_ls(pattern: str, as_json: bool, cache_dir: str | None) -> None:
-    """List cached models matching PATTERN: files, size on disk, revision, complete or partial."""
+    """List cached models matching PATTERN: files, size on disk, revision, complete or partial;
+    then the metric weights `zoo eval` downloaded (metric:lpips-alex, metric:inception, ...)."""
     from zoo.cache import cache_dir as resolve_dir
     from zoo.cache import human_size, list_cached
 

@@ -135,3 +135,59 @@ def test_doctor_reports_the_cache(cached):
     assert cache["size_on_disk"] == sum(len(v) for v in FILES.values()) and cache["free_disk"] > 0
     text = CliRunner().invoke(cli, ["doctor"]).output
     assert f"cache: {cached.cache_dir}" in text and "free disk" in text
+
+
+def _metric_files(cache_dir):
+    """lpips-alex and the inception weights cached as `zoo eval` leaves them, plus an unfinished download."""
+    from zoo.evaluation.metric_weights import METRIC_WEIGHTS, metric_cache_dir
+
+    folder = metric_cache_dir(cache_dir)
+    folder.mkdir(parents=True)
+    alex, inception = METRIC_WEIGHTS["lpips-alex"], METRIC_WEIGHTS["inception"]
+    (folder / alex.filename).write_bytes(b"a" * 700)
+    (folder / inception.filename).write_bytes(b"i" * 900)
+    (folder / (METRIC_WEIGHTS["lpips-vgg"].filename + ".0123abcd.partial")).write_bytes(b"v" * 50)
+    return folder, alex, inception
+
+
+def test_ls_lists_metric_weights(cached):
+    folder, alex, inception = _metric_files(cached.cache_dir)
+    models = _ls()
+    assert set(models) == {"cachetest.a", "cachetest.b", "metric:inception", "metric:lpips-alex", "metric:lpips-vgg"}
+    a = models["metric:lpips-alex"]
+    assert (a["repo"], a["size_on_disk"], a["status"]) == (alex.url, 700, "complete")
+    assert [(f["name"], f["path"], f["size"]) for f in a["files"]] == [(alex.filename, str(folder / alex.filename), 700)]
+    assert models["metric:inception"]["size_on_disk"] == 900
+    vgg = models["metric:lpips-vgg"]  # only an unfinished download
+    assert (vgg["status"], vgg["partial_bytes"], vgg["files"]) == ("partial", 50, [])
+    assert set(_ls("metric:*")) == {"metric:inception", "metric:lpips-alex", "metric:lpips-vgg"}
+    table = CliRunner().invoke(cli, ["cache", "ls"]).output
+    assert "metric:lpips-alex" in table and "700 B" in table
+
+
+def test_rm_and_verify_take_metric_weights(cached, monkeypatch):
+    import dataclasses
+    import hashlib
+
+    from zoo.evaluation import metric_weights
+
+    folder, alex, inception = _metric_files(cached.cache_dir)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["cache", "verify", "metric:inception"]).output
+    assert "unpinned" in out and hashlib.sha256(b"i" * 900).hexdigest() in out  # its publisher names no hash
+    bad = runner.invoke(cli, ["cache", "verify", "metric:lpips-alex"])
+    assert bad.exit_code == 1 and "mismatch" in bad.output and "the file name says 7be5be79" in bad.output
+    prefix = hashlib.sha256(b"a" * 700).hexdigest()[:8]
+    monkeypatch.setitem(metric_weights.METRIC_WEIGHTS, "lpips-alex", dataclasses.replace(alex, hash_prefix=prefix))
+    assert runner.invoke(cli, ["cache", "verify", "metric:lpips-alex"]).output.startswith("ok ")
+
+    result = runner.invoke(cli, ["cache", "rm", "metric:lpips-alex", "--yes"])
+    assert result.exit_code == 0 and "freed 700 B" in result.output, result.output
+    assert not (folder / alex.filename).exists() and (folder / inception.filename).exists()
+    assert set(_ls()) == {"cachetest.a", "cachetest.b", "metric:inception", "metric:lpips-vgg"}
+    partial = next(folder.glob("*.partial"))
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(partial, (two_days_ago, two_days_ago))
+    result = runner.invoke(cli, ["cache", "rm", "--partial", "--yes"])
+    assert "removed 1 partial download(s), 50 B" in result.output and not partial.exists()
+    assert set(_ls()) == {"cachetest.a", "cachetest.b", "metric:inception"}
