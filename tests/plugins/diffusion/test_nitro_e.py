@@ -141,6 +141,26 @@ def test_the_grpo_card_merges_its_lora_as_peft_does(tmp_path):
     assert torch.equal(model.transformer.state_dict()[untouched], base.state_dict()[untouched])
 
 
+
+def test_the_grpo_card_equals_peft_merge_and_unload_in_the_official_pipeline(parts, tmp_path):
+    """tests/fixtures/nitro_e/grpo.safetensors: the reference's GRPO path (EMMDiTTransformer, peft's
+    PeftModel.from_pretrained(...).merge_and_unload() as init_pipe does, EMMDiTPipeline) on this release."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = FIXTURE.parent / "grpo.safetensors"
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    case, checksum = json.loads(meta["case"]), json.loads(meta["merged_checksum"])
+    root, over = _release(tmp_path, grpo=True)
+    model = zoo.load("nitro_e.512px_grpo", weights=root, **over).use_components(text_encoder=parts[0], vae=parts[1])
+    total = sum(float(v.double().abs().sum()) for v in model.transformer.state_dict().values())
+    assert abs(total - checksum) <= 1e-9 * checksum  # the merged weights (bitwise equal to peft's when recorded)
+    z = model.generate(case["prompt"], case["negative_prompt"], steps=case["num_inference_steps"], guidance_scale=case["guidance_scale"],
+                       generator=torch.Generator().manual_seed(case["seed"]), return_latents=True)
+    ref = load_file(str(path))["grpo.latents"]
+    assert (z - ref).abs().max() <= 1e-5 * ref.abs().max()
+
 @pytest.mark.parametrize("config,adapter,message", [
     ({"r": 1, "use_dora": True}, {}, "plain LoRA"),
     ({"r": 1, "rank_pattern": {"x": 2}}, {}, "rank_pattern"),
