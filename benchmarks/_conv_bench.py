@@ -40,6 +40,10 @@ def codec_parser(description: str, ref_help: str) -> argparse.ArgumentParser:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-memory", action="store_true", help="skip the per-implementation memory children")
+    ap.add_argument("--stages", default="encode,decode",
+                    help="stages to time (a long run can be split: encode, then decode; decode still encodes once, untimed)")
+    ap.add_argument("--no-warmup", action="store_true",
+                    help="skip the warm-up round (for large batches whose one round fills a time slot)")
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     add_results_option(ap)
     return ap
@@ -99,33 +103,63 @@ def measure_child(encode: Callable[[Any], Any], decode: Callable[[Any], Any], x:
     print(json.dumps({"activation_peak_mib": round(peak_mib() - base, 1), "base_rss_mib": round(base, 1)}))
 
 
+class _Encodings(dict):
+    """Each implementation's encoding of the inputs, made (untimed) the first time a decoder needs it."""
+
+    def __init__(self, impls: dict[str, tuple[Callable, Callable]], x: Any):
+        super().__init__()
+        self.impls, self.x = impls, x
+
+    def __missing__(self, name: str) -> Any:
+        self[name] = value = self.impls[name][0](self.x)
+        return value
+
+
 def time_impls(impls: dict[str, tuple[Callable, Callable]], x: Any, repeats: int,
-               decode_input: Callable[[str, Any], Any]) -> tuple[dict, dict, dict]:
+               decode_input: Callable[[str, Any], Any], *, warmup: bool = True,
+               stages: tuple[str, ...] = ("encode", "decode")) -> tuple[dict, dict, dict]:
     """Interleaved timing; ``decode_input(impl, encoded)`` picks what each decoder gets (the
-    reference's encoding, so both decode the same tokens). Returns (cpu, wall, outputs)."""
+    reference's encoding, so both decode the same tokens). Returns (cpu, wall, outputs) for the
+    ``stages`` timed; without ``warmup`` the first round is timed too (encodings a decoder needs
+    are then made once, untimed)."""
     import torch
 
-    cpu: dict[tuple[str, str], list[float]] = {(n, s): [] for n in impls for s in ("encode", "decode")}
+    cpu: dict[tuple[str, str], list[float]] = {(n, s): [] for n in impls for s in stages}
     wall: dict[tuple[str, str], list[float]] = {k: [] for k in cpu}
     outs: dict[tuple[str, str], Any] = {}
     with torch.inference_mode():
-        encoded = {n: enc(x) for n, (enc, _) in impls.items()}  # warm-up encode
-        for n, (_, dec) in impls.items():
-            dec(decode_input(n, encoded))  # warm-up decode
+        encoded = _Encodings(impls, x)
+        if warmup:
+            for n in impls:
+                _ = encoded[n]  # warm-up encode
+            if "decode" in stages:
+                for n, (_, dec) in impls.items():
+                    dec(decode_input(n, encoded))  # warm-up decode
         for _ in range(repeats):
             for n, (enc, dec) in impls.items():
-                w0, t0 = time.perf_counter(), time.process_time()
-                outs[(n, "encode")] = enc(x)
-                cpu[(n, "encode")].append(time.process_time() - t0)
-                wall[(n, "encode")].append(time.perf_counter() - w0)
-                inp = decode_input(n, encoded)
-                w0, t0 = time.perf_counter(), time.process_time()
-                outs[(n, "decode")] = dec(inp)
-                cpu[(n, "decode")].append(time.process_time() - t0)
-                wall[(n, "decode")].append(time.perf_counter() - w0)
+                if "encode" in stages:
+                    w0, t0 = time.perf_counter(), time.process_time()
+                    outs[(n, "encode")] = enc(x)
+                    cpu[(n, "encode")].append(time.process_time() - t0)
+                    wall[(n, "encode")].append(time.perf_counter() - w0)
+                if "decode" in stages:
+                    inp = decode_input(n, encoded)
+                    w0, t0 = time.perf_counter(), time.process_time()
+                    outs[(n, "decode")] = dec(inp)
+                    cpu[(n, "decode")].append(time.process_time() - t0)
+                    wall[(n, "decode")].append(time.perf_counter() - w0)
     med = {k: statistics.median(v) for k, v in cpu.items()}
     wmed = {k: statistics.median(v) for k, v in wall.items()}
     return med, wmed, outs
+
+
+def stages_option(args: argparse.Namespace, known: tuple[str, ...] = ("encode", "decode")) -> tuple[str, ...]:
+    """The ``--stages`` asked for, in ``known`` order; an unknown stage is an error naming the choices."""
+    asked = [s.strip() for s in str(getattr(args, "stages", ",".join(known))).split(",") if s.strip()]
+    bad = sorted(set(asked) - set(known))
+    if bad or not asked:
+        raise SystemExit(f"--stages takes a comma list of {', '.join(known)}; got {getattr(args, 'stages', '')!r}")
+    return tuple(s for s in known if s in asked)
 
 
 def random_images(batch: int, size: int):
@@ -224,10 +258,12 @@ def run_codec_benchmark(args: argparse.Namespace, *, script: str,
           f"{'peak MiB':>9} {'agreement':>24}")
     rows = []
     for b in (int(v) for v in args.batches.split(",")):
-        cpu, wall, outs = time_impls(table, inputs(b), args.repeats, decode_input)
+        timed = tuple(s for s in stages_option(args) if s in spec.stages)
+        cpu, wall, outs = time_impls(table, inputs(b), args.repeats, decode_input,
+                                     warmup=not getattr(args, "no_warmup", False), stages=timed)
         child_args = spec.child_args + (["--ref", args.ref] if args.ref else [])
         mem = {n: None if args.no_memory else child_memory(script, n, b, child_args) for n in table}
-        for stage in spec.stages:
+        for stage in timed:
             for n in table:
                 t, rt = cpu[(n, stage)], cpu.get(("reference", stage))
                 key, agree, note = "max_abs_diff_vs_ref", None, "-"
@@ -243,7 +279,8 @@ def run_codec_benchmark(args: argparse.Namespace, *, script: str,
                                  "zoo_s": t, "ref_s": rt, "zoo_per_s": b / t, "ref_per_s": b / rt if rt else None,
                                  "speedup": rt / t if rt else None, "zoo_wall_s": wall[(n, stage)],
                                  "zoo_peak_mib": mem.get("zoo"), "ref_peak_mib": mem.get("reference"),
-                                 key: agree, "check": note if has_ref else None})
+                                 key: agree, "check": note if has_ref else None, "measured": run.started,
+                                 **({"warmup": False} if getattr(args, "no_warmup", False) else {})})
     if getattr(args, "merge", False) and spec.merge_key is not None:
         folder = results_dir(args.results)
         path = None if folder is None else folder / f"{spec.name}.json"

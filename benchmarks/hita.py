@@ -16,6 +16,10 @@ and kornia_rs; ``refile`` and ``cv2`` are imported but unused, so stand-in modul
 Usage::
 
     PYTHONPATH=/tmp/pylib python benchmarks/hita.py --ref /tmp/ref/Hita [--batches 1,8] [--repeats 3]
+
+A batch-8 round fills more than a 5-minute slot on a busy 2-core machine; split it into runs that
+merge into one record: ``--batches 8 --repeats 1 --no-warmup --no-memory --merge --stages encode``,
+then the same with ``--stages decode`` (each row keeps its own ``measured`` date).
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ def _impls(ours, ref):
 
 def main(argv: list[str] | None = None) -> int:
     ap = codec_parser(__doc__.splitlines()[0], "root of a CVMI-Lab/Hita checkout")
+    ap.add_argument("--merge", action="store_true", help="keep the record's rows of other (stage, batch) pairs")
     args = ap.parse_args(argv)
 
     def decode_input(impl, encoded):  # both decode the reference's ids (zoo: as one [B, 569] row each)
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs=lambda b: smooth_images(b, 336),
         bench=lambda ours, ref: CodecBench(
             name="hita", title=f"Hita ({CARD}) encode/decode", header="Hita vanilla, 336x336", model=CARD,
-            child_args=[], notes=notes, decode_input=decode_input,
+            child_args=[], notes=notes, decode_input=decode_input, merge_key=lambda r: (r["op"], r["batch"]),
             compared=lambda impl, stage, out: _zoo_layout(out) if impl == "reference" and stage == "encode" else out))
 
 
