@@ -13,9 +13,8 @@ attend within each subset; blocks ``i % 3 == 0`` attend globally.
 Every parameter and buffer name is the reference's (``AMD-AGI/Nitro-E``
 ``core/models/transformer_emmdit.py``, which builds on diffusers 0.32 internals): the official
 ``Nitro-E-*.safetensors`` load with ``strict=True``. zoo writes the blocks on torch and
-:func:`zoo.nn.attention` (no diffusers import). Two things zoo computes less of, with the same
-result: the last block's text tokens (the reference computes their queries and output and
-drops them) and nothing else.
+:func:`zoo.nn.attention` (no diffusers import). zoo computes one thing less, with the same result:
+the last block's text queries and text output (the reference computes them and drops them).
 
 Example:
     >>> import torch
@@ -288,8 +287,9 @@ class AdaLNSingle(nn.Module):
 class EMMDiT(nn.Module):
     """The E-MMDiT denoiser: ``forward(latents [B, C, h, w], text [B, L, caption_channels], timestep [B]) -> [B, C, h, w]``.
 
-    Arguments are the reference's (``EMMDiTTransformer``'s; its ``num_layers`` is unused there:
-    the depth is ``block_split_stage``, fixed to ``[4, 16, 4]`` in the reference).
+    Arguments are the reference's (``EMMDiTTransformer``'s; its ``num_layers`` and
+    ``interpolation_scale`` are unused there: the depth is ``block_split_stage``, fixed to
+    ``[4, 16, 4]``, and the position scale is ``max(sample_size // 16, 1)``).
     """
 
     def __init__(self, sample_size: int = 16, patch_size: int = 1, in_channels: int = 32, attention_head_dim: int = 32,
