@@ -305,6 +305,12 @@ class EMMDiT(nn.Module):
             raise ConfigError(f"block_split_stage {list(block_split_stage)}: the reference (and its checkpoints) fix it to [4, 16, 4]")
         if dim % 16:
             raise ConfigError(f"the token reconstructor pixel-shuffles by 4: the width ({dim}) must be a multiple of 16")
+        grid = sample_size // patch_size
+        if sample_size % patch_size or grid % 4:
+            raise ConfigError(f"the token compressor pixel-unshuffles by 4: the latent grid ({sample_size} / patch {patch_size}) must be a multiple of 4")
+        if use_sub_attn and (grid * grid % 16 or (grid * grid // 4 + grid * grid // 16) % 16):
+            raise ConfigError(f"subregion attention splits tokens into 4 x 4 runs: a {grid}x{grid} grid gives {grid * grid} and "
+                              f"{grid * grid // 4 + grid * grid // 16} (compressed) image tokens, both must be multiples of 16")
         self.sample_size, self.patch_size, self.in_channels, self.out_channels = sample_size, patch_size, in_channels, out_channels
         self.use_sub_attn, self.inner_dim = use_sub_attn, dim
         self.block_split_stage = list(block_split_stage)

@@ -31,7 +31,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
-from zoo.errors import InputError, TokenError, ZooError
+from zoo.errors import ConfigError, InputError, TokenError, ZooError
 from zoo.interfaces import Latents
 from zoo.model import ZooModel
 from zoo.sampling.flow import sample_flow
@@ -135,6 +135,9 @@ class NitroE(TextToImageBase):
         super().__init__()
         self.config = config
         self.transformer = EMMDiT(**dict(config.transformer))
+        if self.transformer.use_sub_attn and config.max_sequence_length % 16:
+            raise ConfigError(f"subregion attention splits the text into 4 x 4 runs too: max_sequence_length "
+                              f"({config.max_sequence_length}) must be a multiple of 16")
 
     @property
     def latent_channels(self) -> int:

@@ -205,6 +205,13 @@ def test_bad_configs_name_the_problem():
         EMMDiT(**{**CONFIGS["asa"], "caption_projection_dim": 8})
     with pytest.raises(ConfigError, match="block_split_stage"):
         EMMDiT(**CONFIGS["asa"], block_split_stage=(2, 2, 2))
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        EMMDiT(**{**CONFIGS["noasa"], "sample_size": 6})
+    with pytest.raises(ConfigError, match="20 \\(compressed\\)"):
+        EMMDiT(**{**CONFIGS["asa"], "sample_size": 8})  # 64 tokens fit, the 16 + 4 compressed ones do not
+    EMMDiT(**{**CONFIGS["noasa"], "sample_size": 8})  # without ASA any multiple of 4 works
+    with pytest.raises(ConfigError, match="max_sequence_length"):
+        NitroE(NitroEConfig(transformer=CONFIGS["asa"], max_sequence_length=120))
 
 
 @pytest.mark.parametrize("card", ["nitro_e.512px", "nitro_e.512px_grpo", "nitro_e.512px_dist", "nitro_e.1024px", "nitro_e.1024px_grpo",
