@@ -125,7 +125,12 @@ def test_every_benchmark_script_writes_a_record():
         direct = "from _record import" in source and "start(" in source and ".write(" in source
         # the generator benchmarks open and write theirs through _generator.begin / run_batches
         via_generator = "from _generator import" in source and "begin(" in source and "run_batches(" in source
-        assert direct or via_generator, f"{script.name} does not write a JSON record (benchmarks/_record.py)"
+        # the image tokenizer benchmarks that time encode + decode write theirs through _conv_bench
+        via_codec = "from _conv_bench import" in source and "run_codec_benchmark(" in source
+        if via_codec:
+            driver = (script.parent / "_conv_bench.py").read_text(encoding="utf-8")
+            assert "from _record import" in driver and "start(" in driver and ".write(" in driver
+        assert direct or via_generator or via_codec, f"{script.name} does not write a JSON record (benchmarks/_record.py)"
     helper = (ROOT / "benchmarks" / "_generator.py").read_text(encoding="utf-8")
     assert "from _record import" in helper and "start(" in helper and ".write(" in helper
 
