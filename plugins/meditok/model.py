@@ -136,12 +136,29 @@ class AttnProjection(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def _phase_taps(w: torch.Tensor, dim: int, phase: int) -> torch.Tensor:
-    """The 2 taps along ``dim`` (2 or 3) of a 3-tap kernel that output phase ``phase`` of a nearest-2x
-    upsampled input sees at the low resolution: phase 0 reads rows (i-1, i, i) -> (w0, w1 + w2),
-    phase 1 reads (i, i, i+1) -> (w0 + w1, w2)."""
-    t0, t1, t2 = w.unbind(dim)
-    return torch.stack((t0, t1 + t2) if phase == 0 else (t0 + t1, t2), dim=dim)
+#: For output phase 0 a nearest-2x upsampled input repeats low-resolution rows (i-1, i, i) under the
+#: 3 taps, for phase 1 rows (i, i, i+1): the tap ranges each of the 2 low-resolution taps sums.
+_PHASE_TAPS = (((0, 1), (1, 3)), ((0, 2), (2, 3)))
+
+
+def _phase_matrix(a: int, c: int) -> torch.Tensor:
+    """``[9, 4]`` 0/1 matrix: which of a 3x3 kernel's taps (row-major) each tap of the 2x2 kernel of
+    output phase ``(a, c)`` sums."""
+    m = torch.zeros(3, 3, 2, 2)
+    for i, (r0, r1) in enumerate(_PHASE_TAPS[a]):
+        for j, (q0, q1) in enumerate(_PHASE_TAPS[c]):
+            m[r0:r1, q0:q1, i, j] = 1.0
+    return m.view(9, 4)
+
+
+_PHASE_MATRICES = {(a, c): _phase_matrix(a, c) for a in (0, 1) for c in (0, 1)}
+
+
+def _phase_kernel(w: torch.Tensor, a: int, c: int) -> torch.Tensor:
+    """The 2x2 kernel of output phase ``(a, c)`` (row, column) of a 3x3 ``w`` applied after nearest 2x:
+    one ``[Co*Ci, 9] @ [9, 4]`` product (no temporary beyond the kernel itself)."""
+    m = _PHASE_MATRICES[(a, c)].to(device=w.device, dtype=w.dtype)
+    return (w.reshape(-1, 9) @ m).view(w.shape[0], w.shape[1], 2, 2)
 
 
 def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -163,9 +180,8 @@ def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     xp = F.pad(x, (1, 1, 1, 1))
     out = x.new_empty(b, weight.shape[0], h, 2, wd, 2)
     for a in (0, 1):
-        rows = _phase_taps(weight, 2, a)
         for c in (0, 1):
-            out[:, :, :, a, :, c] = F.conv2d(xp[:, :, a:a + h + 1, c:c + wd + 1], _phase_taps(rows, 3, c), bias)
+            out[:, :, :, a, :, c] = F.conv2d(xp[:, :, a:a + h + 1, c:c + wd + 1], _phase_kernel(weight, a, c), bias)
     return out.view(b, weight.shape[0], 2 * h, 2 * wd)
 
 
