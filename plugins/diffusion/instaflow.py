@@ -17,7 +17,9 @@ zoo runs the same Euler steps with :func:`zoo.sampling.sample_flow` on the unifo
 and its velocity negated (zoo's update is ``x - dt v``); CFG is one batch of 2B rows
 ``[prompt; negative]``. Prompts are CLIP-encoded as the pipeline does: 77 padded tokens, no
 attention mask, the last hidden state; prompts and negatives apart. With the same modules and
-generator the latents are bitwise equal to the official pipeline's.
+generator the latents are bitwise equal to the official pipeline's (float32). In half precision
+the UNet runs in its dtype while zoo keeps the latents and the Euler sum in float32 (the pipeline
+keeps them in the UNet's dtype): the results then differ by that rounding.
 
 Example:
     >>> from zoo_plugins.diffusion.testing import tiny_instaflow
