@@ -24,12 +24,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: prompts, negative prompt, guidance scale, steps, images per prompt, seed
+#: prompts, negative prompt, guidance scale, steps, images per prompt, seed, height, width
 CASES = [
-    (["a red fox"], None, 0.0, 1, 1, 0),                                   # InstaFlow-0.9B: one step, no CFG
-    (["a red fox", "the lazy cat on a sofa"], "blurry", 1.5, 4, 2, 3),    # 2-Rectified Flow: few steps, CFG, negatives
-    (["A Cat"], None, 3.0, 2, 1, 7),                                       # CFG with the empty negative
-    (["zebra yak quilt"], None, 1.0, 25, 1, 5),                            # 25 steps (the README's), CFG off at 1
+    (["a red fox"], None, 0.0, 1, 1, 0, 32, 32),                                   # InstaFlow-0.9B: one step, no CFG
+    (["a red fox", "the lazy cat on a sofa"], "blurry", 1.5, 4, 2, 3, 32, 32),    # 2-Rectified Flow: few steps, CFG, negatives
+    (["A Cat"], None, 3.0, 2, 1, 7, 32, 32),                                       # CFG with the empty negative
+    (["zebra yak quilt"], None, 1.0, 25, 1, 5, 32, 32),                            # 25 steps (the README's), CFG off at 1
+    (["a bowl of fruit on a wooden table"], "dog", 2.0, 3, 1, 123, 48, 32),       # not square (6x4 latents), another seed
 ]
 
 
@@ -57,12 +58,12 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     out: dict[str, torch.Tensor] = {}
     worst = 0.0
-    for i, (prompts, neg, g, steps, n, seed) in enumerate(CASES):
+    for i, (prompts, neg, g, steps, n, seed, height, width) in enumerate(CASES):
         kw = dict(prompt=prompts, negative_prompt=[neg] * len(prompts) if neg else None, guidance_scale=g, num_inference_steps=steps,
-                  num_images_per_prompt=n, height=32, width=32)
+                  num_images_per_prompt=n, height=height, width=width)
         ref = pipe(**kw, generator=torch.Generator().manual_seed(seed), output_type="latent").images
         out[f"case{i}.latents"] = ref.contiguous()
-        mine = model.generate(prompts, neg, steps=steps, guidance_scale=g, num_images_per_prompt=n, height=32, width=32,
+        mine = model.generate(prompts, neg, steps=steps, guidance_scale=g, num_images_per_prompt=n, height=height, width=width,
                               generator=torch.Generator().manual_seed(seed), return_latents=True)
         worst = max(worst, float((mine - ref).abs().max()))
         print(f"case {i}: latents {tuple(ref.shape)}, max|zoo - ref| {float((mine - ref).abs().max()):.3g}")

@@ -42,24 +42,24 @@ def test_the_fixture_covers_one_step_few_steps_cfg_and_negatives(recorded):
     _, cases = recorded
     assert {c[3] for c in cases} >= {1, 4, 25}  # steps
     assert any(c[2] > 1 and c[1] for c in cases) and any(c[2] <= 1 for c in cases)  # CFG with a negative; CFG off
-    assert any(c[4] > 1 for c in cases)  # several images per prompt
+    assert any(c[4] > 1 for c in cases) and any(c[6] != c[7] for c in cases)  # several images per prompt; not square
 
 
-@pytest.mark.parametrize("i", range(4))
+@pytest.mark.parametrize("i", range(5))
 def test_latents_match_the_official_pipeline(model, recorded, i):
     tensors, cases = recorded
-    prompts, neg, g, steps, n, seed = cases[i]
+    prompts, neg, g, steps, n, seed, h, w = cases[i]
     ref = tensors[f"case{i}.latents"]
-    z = model.generate(prompts, neg, steps=steps, guidance_scale=g, num_images_per_prompt=n, height=S, width=S,
+    z = model.generate(prompts, neg, steps=steps, guidance_scale=g, num_images_per_prompt=n, height=h, width=w,
                        generator=torch.Generator().manual_seed(seed), return_latents=True)
-    assert z.shape == ref.shape == (len(prompts) * n, 4, S // 8, S // 8)
+    assert z.shape == ref.shape == (len(prompts) * n, 4, h // 8, w // 8)
     assert (z - ref).abs().max() <= 1e-5 * ref.abs().max()  # bitwise equal on the machine that recorded it
 
 
 def test_images_match_the_official_pipeline_and_follow_zoo_range(model, recorded):
     tensors, cases = recorded
-    prompts, neg, g, steps, n, seed = cases[0]
-    img = model.generate(prompts, neg, steps=steps, guidance_scale=g, height=S, width=S, seed=seed)
+    prompts, neg, g, steps, n, seed, h, w = cases[0]
+    img = model.generate(prompts, neg, steps=steps, guidance_scale=g, height=h, width=w, seed=seed)
     assert img.shape == (1, 3, S, S) and img.min() >= -1 and img.max() <= 1
     assert torch.allclose((img + 1) / 2, tensors["case0.images"], atol=1e-5)
 
