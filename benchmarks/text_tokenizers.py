@@ -99,6 +99,13 @@ def byte_rows(ref: str | None, n_bytes: int, prompts: list[str]) -> list[dict]:
         from byte_prediction_model import BytePredLLM
 
         ref_model = BytePredLLM(str(model_dir), "cpu")
+    ByteLM(lm, TextTokenizer.from_file(sp_path)).generate("warm up", 2, stop_at_end=False)  # first calls (imports, allocator)
+    if ref_model is not None:
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            ref_model.prob_next_byte(list("warm\u2581up".encode()))
     rows = []
     for prompt in prompts:
         zoo_lm = ByteLM(lm, TextTokenizer.from_file(sp_path))  # fresh caches for every prompt
@@ -106,11 +113,8 @@ def byte_rows(ref: str | None, n_bytes: int, prompts: list[str]) -> list[dict]:
         ours = zoo_lm.generate(prompt, n_bytes, stop_at_end=False)
         zoo_s = (time.process_time() - t) / n_bytes
         row = {"what": "byte generation (greedy)", "prompt": prompt, "bytes": n_bytes, "zoo_cpu_s_per_byte": zoo_s,
-               "zoo_lm_calls": zoo_lm.lm_calls}
+               "zoo_lm_calls": zoo_lm.lm_calls, "zoo_lm_tokens": zoo_lm.lm_tokens}
         if ref_model is not None:
-            import contextlib
-            import io
-
             # the reference's own greedy loop can pick one of its special-token entries (>= 256) and then
             # stops on an assertion; so it is stepped here through zoo's bytes with its incremental
             # state (one step per byte; a space is its three U+2581 bytes), checking its argmax each time

@@ -69,10 +69,15 @@ class ByteLM:
         check_validity: mask next tokens that would make the encoding non-canonical (exact;
             one tokenizer call per candidate). ``False`` is the paper's fast mode.
         cache_size: LM results kept by token prefix (generation reuses most of them).
+        kv_cache: score a new token sequence from the LM's key/value cache of the last one scored
+            (transformers ``cache`` / ``past_key_values``, cropped to the shared prefix), so that a generation
+            step runs the LM only on the tokens its prefix's encoding changed; ``False`` runs every
+            new sequence from its start. Used when the model's ``forward`` takes one.
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, bos_id: int | None = None, eos_id: int | None = None,
-                 check_validity: bool = True, cache_size: int = 4096, device: str | torch.device | None = None):
+                 check_validity: bool = True, cache_size: int = 4096, device: str | torch.device | None = None,
+                 kv_cache: bool = True):
         from zoo.text.tokenizer import TextTokenizer
 
         if isinstance(tokenizer, (str, bytes)) or hasattr(tokenizer, "__fspath__"):
@@ -101,7 +106,14 @@ class ByteLM:
         self._cache_size = cache_size
         self._canon: dict[bytes, tuple[int, ...] | None] = {}
         self._partial: dict[tuple[bytes, tuple[int, ...]], bool] = {}
+        self._candidates = [t for t, b in enumerate(self.table) if b]  # ids with bytes (no specials)
+        self._ends_ascii = [bool(b) and b[-1] < 0x80 for b in self.table]  # data + such a token ends a character
+        cache_arg = _cache_argument(model)
+        self._no_cache = {"use_cache": False} if cache_arg else {}  # batched scoring builds no cache
+        self._kv = _KVTrunk(model, cache_arg) if cache_arg and kv_cache else None
+        self._last_covers: tuple[bytes, list[tuple[tuple[int, ...], bytes]], torch.Tensor | None] | None = None
         self.lm_calls = 0
+        self.lm_tokens = 0  # token positions run through the LM (a measure of the KV cache's savings)
 
     # ------------------------------------------------------------------ tokenizer side
     def _implicit_prefix(self) -> bytes:
@@ -152,10 +164,9 @@ class ByteLM:
         key = (data, ids)
         if key in self._partial:
             return self._partial[key]
-        need = _utf8_length(tail[0]) - len(tail)
         ok = False
         for b in range(0x80, 0xC0):
-            full = self.canonical(data + bytes([b]) + b"\x80" * (need - 1))
+            full = self.canonical(_completion(data, b))
             if full is not None and full[: len(ids)] == ids:
                 ok = True
                 break
@@ -206,17 +217,26 @@ class ByteLM:
     def _score(self, seqs: list[tuple[int, ...]]) -> list[tuple[float, torch.Tensor]]:
         """``(log P(seq), log P(next token | seq))`` of each sequence (cached by prefix)."""
         todo = [s for s in dict.fromkeys(seqs) if s not in self._cache]
-        if todo:
+        if len(todo) == 1 and self._kv is not None:  # one new sequence (a generation step): extend the cached one
+            s = todo[0]
+            total, nxt, ran = self._kv.score((self.bos_id, *s), self.device)
+            self.lm_calls += 1
+            self.lm_tokens += ran
+            self._cache[s] = (total, nxt)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        elif todo:
             width = 1 + max(len(s) for s in todo)
             ids = torch.zeros(len(todo), width, dtype=torch.long)
             mask = torch.zeros(len(todo), width, dtype=torch.long)
             for b, s in enumerate(todo):
                 ids[b, : 1 + len(s)] = torch.tensor((self.bos_id, *s))
                 mask[b, : 1 + len(s)] = 1
-            out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+            out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **self._no_cache)
             logits = out.logits if hasattr(out, "logits") else out
             logp = torch.log_softmax(logits.double(), dim=-1).cpu()
             self.lm_calls += 1
+            self.lm_tokens += int(mask.sum())
             for b, s in enumerate(todo):
                 n = len(s)
                 total = float(logp[b, torch.arange(n), torch.tensor(s, dtype=torch.long)].sum()) if n else 0.0
@@ -232,18 +252,48 @@ class ByteLM:
         """The cover encodings of ``x``: ``(ids, rest)`` where ``ids`` spells ``x`` (after the
         tokenizer's implicit prefix) followed by ``rest`` and only its last token reaches the end."""
         data = self.prefix + _as_bytes(x)
+        return self._covers(data)[0]
+
+    def _covers(self, data: bytes) -> tuple[list[tuple[tuple[int, ...], bytes]], torch.Tensor | None]:
+        """Covers of ``data`` (prefix included) and, when known, their log-probabilities.
+
+        One byte past the last call (generation), they are updated as the official code does:
+        the last call's covers whose rest starts with the new byte, minus that byte, then the
+        covers whose last token starts at the new byte. That equals the search from scratch, in
+        the same order, except after a text that ends inside a UTF-8 character (a split there
+        depends on the character's end): that case is searched again."""
         n = len(data)
+        last = self._last_covers
+        if last is not None and data == last[0]:
+            return last[1], last[2]
         if n == 0:
-            return [((), b"")]
+            self._last_covers = (data, [((), b"")], None)
+            return self._last_covers[1], None
+        if last is not None and n == len(last[0]) + 1 and data.startswith(last[0]) and not _incomplete_tail(last[0]):
+            b = data[-1]
+            keep = [k for k, (_, rest) in enumerate(last[1]) if rest and rest[0] == b]
+            out = [(last[1][k][0], last[1][k][1][1:]) for k in keep]
+            fresh = self._covers_at(data, n - 1)
+            lp = None
+            if last[2] is not None:
+                lp = torch.cat([last[2][keep], self._cover_logprobs(fresh)]) if fresh else last[2][keep]
+            out += fresh
+        else:
+            out = [c for i in range(max(0, n - self.max_token_bytes), n) for c in self._covers_at(data, i)]
+            lp = None
+        self._last_covers = (data, out, lp)
+        return out, lp
+
+    def _covers_at(self, data: bytes, i: int) -> list[tuple[tuple[int, ...], bytes]]:
+        """The covers of ``data`` whose last token starts at byte ``i``."""
+        left = self._left(data, i)
+        if left is None:
+            return []
         out = []
-        for i in range(max(0, n - self.max_token_bytes), n):
-            left = self._left(data, i)
-            if left is None:
-                continue
-            for t in self.starting_with(data[i:]):
-                ids = (*left, t)
-                if self.valid_as(data[:i] + self.table[t], ids):
-                    out.append((ids, self.table[t][n - i:]))
+        for t in self.starting_with(data[i:]):
+            ids = (*left, t)
+            if self.valid_as(data[:i] + self.table[t], ids):
+                out.append((ids, self.table[t][len(data) - i:]))
         return out
 
     def _cover_logprobs(self, covers: list[tuple[tuple[int, ...], bytes]]) -> torch.Tensor:
@@ -282,11 +332,14 @@ class ByteLM:
         :data:`END`. ``return_mass=True`` also returns ``(unnormalised total, P(prefix))``: equal
         when the LM puts no mass on invalid encodings (their ratio is what the normalisation hides)."""
         data = _as_bytes(prefix)
-        covers = self.covers(data)
+        covers, cover_lp = self._covers(self.prefix + data)
         if not covers:
             raise InputError(f"no valid token sequence spells {data[-20:]!r}: it has probability 0 under this tokenizer "
                              "(characters its vocabulary lacks, or a tokenizer that normalises text: see TextTokenizer.lossless)")
-        cover_lp = self._cover_logprobs(covers) if covers != [((), b"")] else torch.zeros(1, dtype=torch.float64)
+        if cover_lp is None:
+            cover_lp = self._cover_logprobs(covers) if covers != [((), b"")] else torch.zeros(1, dtype=torch.float64)
+            if self._last_covers is not None and self._last_covers[1] is covers:
+                self._last_covers = (self._last_covers[0], covers, cover_lp)
         p_prefix = float(torch.logsumexp(cover_lp, 0)) if data else 0.0  # P(empty prefix) = 1
         mass = torch.zeros(257, dtype=torch.float64)
         if not data and self.prefix and self.eos_id is not None:  # EOS first: the empty text, which has no implicit prefix
@@ -310,33 +363,155 @@ class ByteLM:
         return (out, (total, 1.0)) if return_mass else out
 
     def _valid_next(self, ids: tuple[int, ...], size: int) -> torch.Tensor:
-        """Mask of the tokens ``t`` for which ``ids + (t,)`` is valid (one batched tokenizer call)."""
+        """Mask of the tokens ``t`` for which ``ids + (t,)`` is valid: the uncached encodings in
+        one batched tokenizer call, then (for tokens that leave a character unfinished) one
+        batch with each such text's first completion and one with the rest of the undecided."""
         data = self.spell(ids)
-        cand = [t for t in range(size) if self.table[t]]
-        texts, keys = [], []
-        for t in cand:
-            full = data + self.table[t]
-            if full in self._canon or full == self.prefix:
+        table, canon, ends_ascii = self.table, self._canon, self._ends_ascii
+        cand = [t for t in self._candidates if t < size]
+        fulls = [data + table[t] for t in cand]
+        partial = [k for k, (t, full) in enumerate(zip(cand, fulls)) if not ends_ascii[t] and _incomplete_tail(full)]
+        self._fill_canonical([full for full in fulls if full not in canon])
+        if partial:  # valid_as's completions, in rounds: one batch per next byte b, for the texts still undecided
+            todo = [(fulls[k], (*ids, cand[k])) for k in partial]
+            todo = [key for key in dict.fromkeys(todo) if key not in self._partial]
+            for key in todo:  # no completion decodes when the text before the unfinished character does not
+                if not _decodes(key[0][len(self.prefix): len(key[0]) - len(_incomplete_tail(key[0]))]):
+                    self._partial[key] = False
+            todo = [key for key in todo if key not in self._partial]
+            for b in range(0x80, 0xC0):
+                if not todo:
+                    break
+                done = [_completion(full, b) for full, _ in todo]
+                self._fill_canonical(done)
+                undecided = []
+                for key, text in zip(todo, done):
+                    enc = self.canonical(text)
+                    if enc is not None and enc[: len(key[1])] == key[1]:
+                        self._partial[key] = True
+                    else:
+                        undecided.append(key)
+                todo = undecided
+            for key in todo:
+                self._partial[key] = False
+        keep = [False] * size
+        for t, full in zip(cand, fulls):
+            got = canon.get(full, _MISSING) if ends_ascii[t] else _MISSING
+            keep[t] = self.valid_as(full, (*ids, t)) if got is _MISSING else got == (*ids, t)
+        return torch.tensor(keep, dtype=torch.bool)
+
+    def _fill_canonical(self, keys: list[bytes]) -> None:
+        """Encode (one batched tokenizer call) the byte strings among ``keys`` that
+        :meth:`canonical` would send to the tokenizer, and cache the results as it does."""
+        texts, todo = [], []
+        for data in dict.fromkeys(keys):
+            if data in self._canon or data == self.prefix or not data.startswith(self.prefix):
                 continue
             try:
-                texts.append(full[len(self.prefix):].decode("utf-8"))
-                keys.append(full)
+                text = data[len(self.prefix):].decode("utf-8")
             except UnicodeDecodeError:
-                pass  # ends inside a character: valid_as decides below
-        if texts:
-            encoded, _ = self.tok._backend().encode(texts, False, False)
-            for full, enc in zip(keys, encoded):
-                ok = b"".join(self.table[i] or b"\0\0" for i in enc) == full
-                self._canon[full] = tuple(enc) if ok else None
-        mask = torch.zeros(size, dtype=torch.bool)
-        for t in cand:
-            full = data + self.table[t]
-            mask[t] = self.valid_as(full, (*ids, t))  # cached by the batch above
-        return mask
+                continue
+            if text:
+                texts.append(text)
+                todo.append(data)
+        if not texts:
+            return
+        if len(self._canon) + len(texts) > 200_000:
+            self._canon.clear()
+        encoded, _ = self.tok._backend().encode(texts, False, False)
+        table = self.table
+        for data, enc in zip(todo, encoded):
+            self._canon[data] = tuple(enc) if b"".join(table[i] or b"\0\0" for i in enc) == data else None
 
     def generate(self, prompt: str | bytes = b"", max_new_bytes: int = 64, **sampling: Any) -> bytes:
         """Continue ``prompt`` byte by byte (:func:`generate_bytes`); returns the new bytes."""
         return generate_bytes(self.next_byte_logprobs, prompt, max_new_bytes, **sampling)
+
+
+_MISSING = object()
+
+
+def _completion(data: bytes, b: int) -> bytes:
+    """``data`` (ending inside a UTF-8 character) with that character finished: the byte ``b``,
+    then ``0x80`` bytes.
+
+    Example:
+        >>> _completion(b"d\\xe2", 0x82)
+        b'd\\xe2\\x82\\x80'
+    """
+    tail = _incomplete_tail(data)
+    return data + bytes([b]) + b"\x80" * (_utf8_length(tail[0]) - len(tail) - 1)
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _cache_argument(model: Any) -> str | None:
+    """The keyword a transformers causal LM's ``forward`` takes its key/value cache by
+    (``cache`` in transformers 5, ``past_key_values`` before), or ``None``."""
+    import inspect
+
+    forward = getattr(model, "forward", None)
+    if forward is None or getattr(model, "config", None) is None:
+        return None
+    try:
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return None
+    return next((name for name in ("cache", "past_key_values") if name in params), None)
+
+
+class _KVTrunk:
+    """The key/value cache of the last token sequence scored, with the log-probability of each
+    of its prefixes: a new sequence is scored by cropping the cache to the prefix both share and
+    running the LM on the rest (at least the last token, whose logits give the next-token
+    distribution)."""
+
+    def __init__(self, model: Any, cache_arg: str = "cache"):
+        self.model, self.cache_arg = model, cache_arg
+        self.ids: tuple[int, ...] = ()
+        self.cache: Any = None
+        self.prefix_lp: list[float] = []  # prefix_lp[k]: log P(ids[1:k + 1] | ids[0]), k < len(ids)
+        self.last: torch.Tensor | None = None  # log P(next | ids)
+
+    def score(self, seq: tuple[int, ...], device: torch.device) -> tuple[float, torch.Tensor, int]:
+        """``(log P(seq[1:] | seq[0]), log P(next token | seq), tokens run)``."""
+        if self.cache is not None and seq == self.ids:
+            return self.prefix_lp[-1], self.last, 0
+        shared = 0
+        for a, b in zip(self.ids, seq):
+            if a != b:
+                break
+            shared += 1
+        if self.cache is None or shared == 0:
+            start, base = 0, [0.0]
+        elif shared == len(self.ids):  # seq extends the cached sequence: its last logits score seq[shared]
+            start, base = shared, [*self.prefix_lp, self.prefix_lp[-1] + float(self.last[seq[shared]])]
+        else:  # they part (or seq is shorter): rerun the last shared token, whose logits score seq[shared]
+            start, base = shared - 1, self.prefix_lp[:shared]
+        if start:
+            if len(self.ids) > start:
+                self.cache.crop(start - len(self.ids))  # negative: drop that many positions (any transformers version)
+        else:
+            from transformers import DynamicCache
+
+            self.cache = DynamicCache(config=getattr(self.model, "config", None))
+        new = seq[start:]
+        out = self.model(input_ids=torch.tensor([new], device=device),
+                         attention_mask=torch.ones(1, len(seq), dtype=torch.long, device=device),
+                         use_cache=True, **{self.cache_arg: self.cache})
+        self.cache = out[self.cache_arg] if self.cache_arg in out else out.past_key_values
+        logp = torch.log_softmax(out.logits[0].double(), dim=-1).cpu()
+        lp = base
+        for j in range(len(new) - 1):  # logits at seq position start + j score the token after it
+            lp.append(lp[-1] + float(logp[j, new[j + 1]]))
+        self.ids, self.prefix_lp, self.last = seq, lp, logp[-1].clone()
+        return lp[-1], self.last, len(new)
 
 
 def _utf8_length(lead: int) -> int:

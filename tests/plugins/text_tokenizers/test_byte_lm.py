@@ -195,3 +195,57 @@ def test_next_byte_probabilities_agree_with_the_official_code_on_a_sentencepiece
         ours[0xE2] += ours[0x20]
         ours[0x20] = 0
         assert torch.allclose(ours / ours.sum(), ref / ref.sum(), atol=1e-6, rtol=0), case["prompt"]
+
+
+@pytest.mark.parametrize("setup", ["bpe", "superbpe", "sentencepiece"])
+def test_generation_with_the_kv_cache_equals_generation_without_it(setups, setup):
+    """The KV cache (and the incremental cover update it comes with) changes the cost, not the
+    bytes: greedy and sampled generations are byte-for-byte those of a ByteLM that runs every
+    sequence from its start, and each step's distribution agrees to float rounding."""
+    tok, lm, bos, eos = setups[setup]
+    fast, plain = ByteLM(lm, tok, bos_id=bos, eos_id=eos), ByteLM(lm, tok, bos_id=bos, eos_id=eos, kv_cache=False)
+    assert fast._kv is not None and plain._kv is None
+    for prompt in ["the q", "of th", "d\u00e9j"]:
+        out = fast.generate(prompt, 12, stop_at_end=False)
+        assert out == plain.generate(prompt, 12, stop_at_end=False)
+        data = prompt.encode() + out
+        for i in range(len(prompt.encode()), len(data) + 1):  # every step's distribution, both ways
+            # float32 logits of a shorter matmul: ~1e-8 apart; a wrong position or cache row would be far off
+            assert torch.allclose(fast.next_byte_logprobs(data[:i]).exp(), plain.next_byte_logprobs(data[:i]).exp(), atol=1e-6, rtol=0)
+    seeded = dict(temperature=1.0, stop_at_end=False)
+    assert fast.generate("the", 12, generator=torch.Generator().manual_seed(5), **seeded) == \
+        plain.generate("the", 12, generator=torch.Generator().manual_seed(5), **seeded)
+    assert fast.lm_tokens < plain.lm_tokens  # the cache ran fewer token positions through the LM
+
+
+@pytest.mark.parametrize("setup", ["bpe", "sentencepiece"])
+def test_covers_updated_byte_by_byte_equal_the_search_from_scratch(setups, setup):
+    """Stepping through a text one byte at a time (the incremental update) gives the covers, in the
+    same order, and the next-byte distribution of a fresh ByteLM asked about each prefix alone,
+    also where the text ends inside a character."""
+    tok, lm, bos, eos = setups[setup]
+    stepper = ByteLM(lm, tok, bos_id=bos, eos_id=eos, kv_cache=False)  # the cover update alone (the cache: above)
+    text = "of th\u00e9 caf\u00e9 d\u00e9j\u00e0".encode()
+    for i in range(len(text) + 1):
+        fresh = ByteLM(lm, tok, bos_id=bos, eos_id=eos, kv_cache=False)
+        got = stepper.next_byte_logprobs(text[:i])
+        assert stepper._last_covers[1] == fresh.covers(text[:i])
+        assert torch.allclose(got.exp(), fresh.next_byte_logprobs(text[:i]).exp(), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("setup", ["bpe", "superbpe", "sentencepiece"])
+def test_batched_validity_mask_equals_the_per_token_definition(setups, setup):
+    """_valid_next batches the tokenizer calls (and the completions of an unfinished character in
+    rounds); each entry is still valid_as(bytes + token, ids + (token,)) asked alone."""
+    tok, lm, bos, eos = setups[setup]
+    for prefix in ["", "the", "of t", "d\u00e9j\u00e0 ", "déj".encode() + b"\xc3"]:
+        batched = ByteLM(lm, tok, bos_id=bos, eos_id=eos)
+        data = batched.prefix + (prefix if isinstance(prefix, bytes) else prefix.encode())
+        for ids, rest in batched.covers(data[len(batched.prefix):]):
+            if rest:
+                continue
+            size = len(batched.table)
+            mask = batched._valid_next(ids, size)
+            alone = ByteLM(lm, tok, bos_id=bos, eos_id=eos)  # fresh caches: one tokenizer call per question
+            want = [bool(alone.table[t]) and alone.valid_as(data + alone.table[t], (*ids, t)) for t in range(size)]
+            assert mask.tolist() == want, prefix
