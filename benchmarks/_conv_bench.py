@@ -114,6 +114,9 @@ class _Encodings(dict):
         self[name] = value = self.impls[name][0](self.x)
         return value
 
+    def __contains__(self, name: object) -> bool:  # "reference" in encoded: it can be made
+        return name in self.impls
+
 
 def time_impls(impls: dict[str, tuple[Callable, Callable]], x: Any, repeats: int,
                decode_input: Callable[[str, Any], Any], *, warmup: bool = True,
