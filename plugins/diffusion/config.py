@@ -52,7 +52,11 @@ class SD3Config:
     256 T5 tokens); the 3.5 cards override them with the values their model cards recommend.
     ``batch_text_encoders``: encode prompts and negative prompts in one batch per encoder (default
     False: apart, as the pipeline does, bitwise equal to it; batching changes float rounding only, but
-    random-weight runs amplify it and it bought no measurable speed, benchmarks/results/t2i_speed_sd3.json)."""
+    random-weight runs amplify it and it bought no measurable speed, benchmarks/results/t2i_speed_sd3.json).
+    ``scheduler`` may set ``use_dynamic_shifting`` (+ ``base_shift``, ``max_shift``, ``base_image_seq_len``,
+    ``max_image_seq_len``): ``mu`` then follows the image's token count, as in the pipeline.
+    ``skip_layer_guidance``: ``{layers, scale, start, stop}`` applied by default on guided steps (None: off;
+    the SD3.5 Medium card sets Stability's recommended layers 7, 8, 9)."""
 
     transformer: dict[str, Any] = field(default_factory=dict)
     scheduler: dict[str, Any] = field(default_factory=lambda: {"shift": 3.0})
@@ -63,3 +67,4 @@ class SD3Config:
     steps: int = 28
     guidance_scale: float = 7.0
     batch_text_encoders: bool = False
+    skip_layer_guidance: dict[str, Any] | None = None

@@ -10,6 +10,13 @@ a mask (so the padding is part of the condition and is kept), CLIP states zero-p
 width and put before T5's; prompts and negatives go through each encoder apart, as in the pipeline
 (``batch_text_encoders=True``: one batch), and no scheduler object is built.
 
+The time grid honours the scheduler config the release ships (:func:`zoo.sampling.scheduler_sigmas`:
+static ``shift``, or ``use_dynamic_shifting`` with ``mu`` from the latent's token count as the
+pipeline computes it, or ``generate(mu=...)``). Skip-layer guidance (``generate(skip_layer_guidance=
+{"layers": [7, 8, 9], ...})`` or the config field; :class:`zoo.sampling.SkipLayerGuidance`) adds the
+pipeline's ``skip_guidance_layers`` term on guided steps inside its window: one more pass of the
+``B`` conditional rows with those blocks skipped (``SD3Transformer2DModel(..., skip_layers=)``).
+
 Example:
     >>> from zoo_plugins.diffusion.testing import tiny_sd3
     >>> model = tiny_sd3()
@@ -26,8 +33,9 @@ from torch import nn
 
 from zoo.errors import InputError, ZooError
 from zoo.model import ZooModel
+from zoo.sampling.cfg import SkipLayerGuidance, as_skip_layer_guidance
 from zoo.sampling.flow import sample_flow
-from zoo.sampling.flow_match import flow_match_sigmas, flow_match_timestep
+from zoo.sampling.flow_match import flow_match_timestep, scheduler_sigmas
 from zoo.sampling.noise import as_noise_source
 from zoo.sampling.progress import ProgressArg
 
@@ -111,20 +119,40 @@ class StableDiffusion3(TextToImageBase):
     def describe_facts(self) -> dict[str, Any]:
         return {"text": self.config.text_encoders, "vae": self.config.vae}  # one line: card names of the components
 
-    def sigmas(self, steps: int) -> list[float]:
-        """The noise levels of a ``steps``-step generation (the scheduler config's static shift)."""
-        sched = dict(self.config.scheduler)
-        if sched.get("use_dynamic_shifting"):
-            raise ZooError("this SD3 card's scheduler uses dynamic shifting, which needs a resolution-dependent mu: not supported")
-        return flow_match_sigmas(steps, shift=float(sched.get("shift", 1.0)), num_train_timesteps=int(sched.get("num_train_timesteps", 1000)))
+    def sigmas(self, steps: int, height: Optional[int] = None, width: Optional[int] = None, *, mu: Optional[float] = None) -> list[float]:
+        """The noise levels of a ``steps``-step generation at ``height x width`` px (default: the card's
+        size): the scheduler config's static shift, or with ``use_dynamic_shifting`` the pipeline's
+        ``mu`` from the latent's patch count (or ``mu`` itself).
+
+        Example:
+            >>> from zoo_plugins.diffusion.testing import tiny_sd3
+            >>> [round(s, 4) for s in tiny_sd3(components=False).sigmas(2)]
+            [1.0, 0.0089, 0.0]
+        """
+        f = self.config.vae_scale_factor * int(self.transformer.config.patch_size)
+        h, w = (self.image_size if height is None else height) // f, (self.image_size if width is None else width) // f
+        return scheduler_sigmas(steps, dict(self.config.scheduler), image_seq_len=h * w, mu=mu)
+
+    def skip_layer_guidance(self, value: Any = None) -> Optional[SkipLayerGuidance]:
+        """The skip-layer guidance a generation uses: ``value`` (``False``: off), else the config's."""
+        slg = as_skip_layer_guidance(self.config.skip_layer_guidance if value is None else value)
+        if slg is not None:
+            slg.check_layers(int(self.transformer.config.num_layers))
+        return slg
 
     @torch.no_grad()
     def generate(self, prompt: str | Sequence[str], negative_prompt: str | Sequence[str] | None = None, *,
                  steps: Optional[int] = None, guidance_scale: Optional[float] = None, height: Optional[int] = None,
                  width: Optional[int] = None, generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
-                 num_images_per_prompt: int = 1, return_latents: bool = False, progress: ProgressArg = None) -> torch.Tensor:
+                 num_images_per_prompt: int = 1, return_latents: bool = False, progress: ProgressArg = None,
+                 skip_layer_guidance: SkipLayerGuidance | dict[str, Any] | bool | None = None, mu: Optional[float] = None) -> torch.Tensor:
         """Images ``[B * num_images_per_prompt, 3, height, width]`` in ``[-1, 1]`` (``return_latents``:
-        the final latents ``[B, 16, h, w]`` in the transformer's space). CFG off at ``guidance_scale <= 1``."""
+        the final latents ``[B, 16, h, w]`` in the transformer's space). CFG off at ``guidance_scale <= 1``.
+
+        ``skip_layer_guidance``: ``{"layers": [...], "scale", "start", "stop"}`` (the pipeline's
+        ``skip_guidance_layers``, ``skip_layer_guidance_scale/start/stop``), ``False`` to turn off the
+        card's; it acts only with CFG, as in the pipeline. ``mu``: the dynamic-shift ``mu`` (used only when
+        the scheduler config sets ``use_dynamic_shifting``; default: from the image size)."""
         prompts = check_prompts(prompt)
         steps = self.config.steps if steps is None else steps
         guidance_scale = self.config.guidance_scale if guidance_scale is None else guidance_scale
@@ -134,6 +162,8 @@ class StableDiffusion3(TextToImageBase):
         height, width = check_size(self.image_size if height is None else height, self.image_size if width is None else width, f)
         if isinstance(num_images_per_prompt, bool) or not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
             raise InputError(f"num_images_per_prompt must be a whole number >= 1, got {num_images_per_prompt!r}")
+        slg = self.skip_layer_guidance(skip_layer_guidance)
+        times = self.sigmas(steps, height, width, mu=mu)
         g = self._generator(generator, seed)
         guided = guidance_scale > 1.0
         b, n = len(prompts), num_images_per_prompt
@@ -157,8 +187,14 @@ class StableDiffusion3(TextToImageBase):
             return self.transformer(hidden_states=x.to(p.dtype), timestep=ts, encoder_hidden_states=states[:rows] if pair else states[: b * n],
                                     pooled_projections=pooled[:rows] if pair else pooled[: b * n], return_dict=False)[0]
 
-        latents = sample_flow(velocity, noise.to(p.device), times=self.sigmas(steps), guidance=float(guidance_scale) if guided else None,
-                              progress=progress)
+        def skipped(x: torch.Tensor, t: float, layers: tuple[int, ...]) -> torch.Tensor:
+            ts = torch.tensor(flow_match_timestep(t), dtype=torch.float32, device=p.device).expand(x.shape[0])
+            return self.transformer(hidden_states=x.to(p.dtype), timestep=ts, encoder_hidden_states=states[: b * n],
+                                    pooled_projections=pooled[: b * n], return_dict=False, skip_layers=list(layers))[0]
+
+        slg = slg if guided else None
+        latents = sample_flow(velocity, noise.to(p.device), times=times, guidance=float(guidance_scale) if guided else None,
+                              progress=progress, skip_guidance=slg, skip_fn=skipped if slg is not None else None)
         if return_latents:
             return latents
         vae: DiffusersVAE = self.component("vae")

@@ -6,6 +6,8 @@
   grid, CFG with a guidance interval / channel subset, APG);
 * :func:`flow_match_sigmas` — the time grid of diffusers' ``FlowMatchEulerDiscreteScheduler``
   (static or ``mu`` shift), number for number, for :func:`sample_flow` (SD3, InstaFlow);
+  :func:`scheduler_sigmas` reads a scheduler config (dynamic shifting from the image's token count);
+* :class:`SkipLayerGuidance` — SD3.5's skip-layer guidance, an extra term on guided flow steps;
 * :func:`sample_sde` — Euler-Maruyama SDE sampling with a final mean step (SiT/xAR);
 * :func:`ddpm_sample` — DDPM/IDDPM ancestral sampling (learned variance, respacing, temperature)
   for small diffusion heads (MAR);
@@ -32,10 +34,10 @@ from zoo.sampling.blocks import (
     range_blocks,
     scale_blocks,
 )
-from zoo.sampling.cfg import RAMPS, cfg_channels, in_interval, ramp_progress
+from zoo.sampling.cfg import RAMPS, SkipLayerGuidance, as_skip_layer_guidance, cfg_channels, in_interval, ramp_progress
 from zoo.sampling.ddpm import DiffusionSchedule, ddpm_sample, space_timesteps
 from zoo.sampling.flow import SOLVERS, flow_timesteps, sample_flow, shift_time, time_grid
-from zoo.sampling.flow_match import flow_match_sigmas, flow_match_timestep
+from zoo.sampling.flow_match import dynamic_shift_mu, flow_match_sigmas, flow_match_timestep, scheduler_sigmas
 from zoo.sampling.guidance import (
     APG,
     SCHEDULES,
@@ -77,5 +79,5 @@ __all__ = [
     "masked_set_blocks", "masked_set_counts", "ramp_progress", "random_orders", "range_blocks", "sample_sde",
     "scale_blocks", "sde_time_grid", "space_timesteps", "time_grid",
     # diffusers flow-matching grids (issue 25)
-    "flow_match_sigmas", "flow_match_timestep",
+    "flow_match_sigmas", "flow_match_timestep", "dynamic_shift_mu", "scheduler_sigmas", "SkipLayerGuidance", "as_skip_layer_guidance",
 ]

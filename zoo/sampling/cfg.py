@@ -12,6 +12,9 @@ convention ``guided = uncond + w * (cond - uncond)`` (``w = 1``: conditional alo
   a block-wise loop: the **block index** (``"block"``: ``i / n``; ``"block_end"``:
   ``i / (n - 1)``, VAR's ``si / (num_stages - 1)``) or the **generated fraction** after the
   block (``"fraction"``, MAR's linear ramp ``1 + (cfg - 1) (L - masked) / L``).
+* :class:`SkipLayerGuidance` — **skip-layer guidance** (SLG, Stability's SD3.5 recipe and diffusers'
+  ``StableDiffusion3Pipeline``): on guided steps ``start * T < i < stop * T`` one more pass of the
+  ``B`` conditional rows with ``layers`` skipped adds ``scale * (cond - skipped)`` to the CFG result.
 
 How the references' formulas map onto ``w``: MAR ``cfg`` (``uncond + cfg (cond - uncond)``) and
 LightningDiT ``cfg_scale`` are ``w`` itself; VAR's ``(1 + t) cond - t uncond`` is ``w = 1 + t``
@@ -28,13 +31,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import Optional, Union
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Union
 
 import torch
 
 from zoo.errors import InputError
 
-__all__ = ["RAMPS", "cfg_channels", "in_interval", "check_interval", "ramp_progress"]
+__all__ = ["RAMPS", "cfg_channels", "in_interval", "check_interval", "ramp_progress", "SkipLayerGuidance", "as_skip_layer_guidance"]
 
 RAMPS = ("block", "block_end", "fraction")
 
@@ -116,3 +121,73 @@ def ramp_progress(ramp: str, index: int, total: int, fraction: float) -> float:
     if ramp == "fraction":
         return float(fraction)
     raise InputError(f"unknown CFG ramp {ramp!r}; choose one of {RAMPS}")
+
+
+@dataclass(frozen=True)
+class SkipLayerGuidance:
+    """Skip-layer guidance: ``guided + scale * (cond - skipped)`` at steps ``start * T < i < stop * T``.
+
+    ``skipped`` is the conditional output of the model run with the transformer blocks ``layers``
+    skipped (the plugin's ``skip_fn``; for SD3, ``SD3Transformer2DModel(..., skip_layers=layers)``).
+    The window is on the step index ``i`` of ``T`` steps with strict bounds, as in diffusers'
+    ``StableDiffusion3Pipeline`` and Stability's ``sd3_infer.py``; it acts only on steps that run CFG.
+    Defaults are the pipeline's argument defaults (scale 2.8, window 0.01..0.2).
+
+    Example:
+        >>> slg = SkipLayerGuidance(layers=(7, 8, 9), scale=2.5)
+        >>> [i for i in range(40) if slg.active(i, 40)]
+        [1, 2, 3, 4, 5, 6, 7]
+    """
+
+    layers: tuple[int, ...]
+    scale: float = 2.8
+    start: float = 0.01
+    stop: float = 0.2
+
+    def __post_init__(self) -> None:
+        layers = self.layers
+        if isinstance(layers, (int, str)) or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in layers) or not layers:
+            raise InputError(f"skip-layer guidance needs a non-empty list of block indices >= 0, got {layers!r}")
+        object.__setattr__(self, "layers", tuple(int(k) for k in layers))
+        for name in ("scale", "start", "stop"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InputError(f"skip-layer guidance {name} must be a finite number, got {v!r}")
+            object.__setattr__(self, name, float(v))
+        if not self.start <= self.stop:
+            raise InputError(f"skip-layer guidance needs start <= stop, got start={self.start}, stop={self.stop}")
+
+    def active(self, step: int, steps: int) -> bool:
+        """True when step ``step`` (0-based) of ``steps`` runs the skipped-layer pass."""
+        return steps * self.start < step < steps * self.stop
+
+    def combine(self, guided: torch.Tensor, cond: torch.Tensor, skipped: torch.Tensor) -> torch.Tensor:
+        """``guided + (cond - skipped) * scale`` (the pipeline's order of operations)."""
+        return guided + (cond - skipped) * self.scale
+
+    def check_layers(self, num_layers: int) -> None:
+        """Raise InputError when a layer index is not a block of a ``num_layers``-block model."""
+        bad = [k for k in self.layers if k >= num_layers]
+        if bad:
+            raise InputError(f"skip-layer guidance layers {bad} do not exist: the model has {num_layers} blocks (0..{num_layers - 1})")
+
+
+def as_skip_layer_guidance(value: Union[SkipLayerGuidance, Mapping[str, Any], bool, None]) -> Optional[SkipLayerGuidance]:
+    """``None`` / ``False`` / ``{}`` -> off; a mapping (``layers``, ``scale``, ``start``, ``stop``) or an instance -> on.
+
+    Example:
+        >>> as_skip_layer_guidance({"layers": [7, 8, 9], "scale": 2.5}).layers
+        (7, 8, 9)
+        >>> as_skip_layer_guidance(False) is None
+        True
+    """
+    if value is None or value is False or (isinstance(value, Mapping) and not value):
+        return None
+    if isinstance(value, SkipLayerGuidance):
+        return value
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"layers", "scale", "start", "stop"}
+        if unknown or "layers" not in value:
+            raise InputError(f"skip-layer guidance is {{layers, scale, start, stop}} (layers required), got keys {sorted(value)}")
+        return SkipLayerGuidance(**{k: (tuple(v) if k == "layers" and not isinstance(v, (int, str)) else v) for k, v in value.items()})
+    raise InputError(f"skip-layer guidance must be a SkipLayerGuidance, a dict with 'layers', or None/False, got {value!r}")

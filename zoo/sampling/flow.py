@@ -17,6 +17,9 @@ shift, or a reference's own float32 grid) replaces ``steps``/``shift``; the upda
 (torchdiffeq's fixed-grid Euler). ``guidance_interval=(lo, hi)`` applies CFG only where
 ``lo <= t <= hi`` and skips the unconditional pass elsewhere; ``guidance_channels`` guides only
 those channels (dim 1) and keeps the conditional output on the rest (LightningDiT: ``3``).
+``skip_guidance=SkipLayerGuidance(...)`` with ``skip_fn(x, t, layers) -> v`` (the ``B`` conditional
+rows run with those blocks skipped) adds skip-layer guidance on the guided steps of its window
+(SD3.5's SLG; :class:`~zoo.sampling.cfg.SkipLayerGuidance`).
 
 Example:
     >>> import torch
@@ -33,7 +36,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 
 from zoo.errors import InputError
-from zoo.sampling.cfg import cfg_channels, check_interval, in_interval
+from zoo.sampling.cfg import SkipLayerGuidance, cfg_channels, check_interval, in_interval
 from zoo.sampling.guidance import APG, Guidance, apg_combine, as_guidance
 from zoo.sampling.progress import ProgressArg, progress_reporter
 
@@ -116,6 +119,8 @@ def sample_flow(
     times: Optional[Sequence[float]] = None,
     guidance_interval: Optional[tuple[float, float]] = None,
     guidance_channels: Union[slice, int, None] = None,
+    skip_guidance: Optional[SkipLayerGuidance] = None,
+    skip_fn: Optional[Callable[[torch.Tensor, float, tuple[int, ...]], torch.Tensor]] = None,
 ) -> torch.Tensor:
     """Integrate from ``noise`` (``t = 1``) to ``t = 0`` and return the final state (float32).
 
@@ -129,12 +134,16 @@ def sample_flow(
         guidance_interval: ``(lo, hi)``: CFG only where ``lo <= t <= hi``; elsewhere one
             conditional pass of ``B`` rows (``velocity_fn(x, t, False)``).
         guidance_channels: guide only these channels of dim 1 (a slice or the first ``k``).
+        skip_guidance, skip_fn: skip-layer guidance and the skipped-blocks velocity of the ``B``
+            conditional rows (both or neither); acts on guided steps inside its window only.
     """
     if solver not in SOLVERS:
         raise InputError(f"unknown solver {solver!r}; choose one of {SOLVERS}")
     g = as_guidance(guidance)
     apg = (APG() if norm_guidance is True else norm_guidance) or None
     interval = check_interval(guidance_interval)
+    if (skip_guidance is None) != (skip_fn is None):
+        raise InputError("skip-layer guidance needs both skip_guidance= and skip_fn= (the velocity with its layers skipped)")
     if apg is not None and (interval is not None or guidance_channels is not None):
         raise InputError("norm guidance (APG) sees every step and all channels: drop guidance_interval/guidance_channels")
     if times is not None:
@@ -169,8 +178,11 @@ def sample_flow(
         v = velocity_fn(torch.cat([xx, xx], dim=0), t, True).float()
         cond, uncond = v[:b], v[b:]
         if apg is None:
-            return cfg_channels(v, w, guidance_channels) if guidance_channels is not None else uncond + w * (cond - uncond)
-        out, running = apg_combine(cond, uncond, w, running, apg)
+            out = cfg_channels(v, w, guidance_channels) if guidance_channels is not None else uncond + w * (cond - uncond)
+        else:
+            out, running = apg_combine(cond, uncond, w, running, apg)
+        if skip_guidance is not None and skip_guidance.active(i, steps):
+            out = skip_guidance.combine(out, cond, skip_fn(xx, t, skip_guidance.layers).float())
         return out
 
     try:

@@ -139,3 +139,90 @@ def test_cli_generate_through_the_hub(tmp_path_factory, tmp_path):
     assert res.exit_code == 0, res.output
     w, h = Image.open(out).size
     assert S <= w < 2 * S and S <= h < 2 * S
+
+
+# ---------------------------------------------------------------- skip-layer guidance and dynamic shift (issue 25)
+SLG_CASES = [  # layers, scale, start, stop, guidance, steps, prompts: the pipeline's skip_guidance_layers / skip_layer_guidance_*
+    ((1,), 2.8, 0.01, 0.2, 7.0, 10, ["a red fox"]),  # the pipeline's defaults: the window holds step 1 of 10
+    ((0, 1), 2.5, 0.0, 1.0, 4.5, 4, ["a red fox", "the lazy cat"]),  # every block skipped, steps 1..3
+    ((1,), 1.5, -0.5, 0.6, 3.0, 5, ["a cat"]),  # window from step 0
+    ((0,), 2.8, 0.0, 1.0, 1.0, 3, ["a cat"]),  # CFG off: the pipeline skips SLG too
+]
+
+
+@pytest.mark.parametrize("layers,scale,start,stop,g,steps,prompts", SLG_CASES)
+def test_skip_layer_guidance_matches_the_pipeline(model, pipe, layers, scale, start, stop, g, steps, prompts):
+    ref = pipe(prompts, guidance_scale=g, num_inference_steps=steps, height=S, width=S, generator=torch.Generator().manual_seed(3),
+               output_type="latent", max_sequence_length=16, skip_guidance_layers=list(layers), skip_layer_guidance_scale=scale,
+               skip_layer_guidance_start=start, skip_layer_guidance_stop=stop).images
+    slg = {"layers": list(layers), "scale": scale, "start": start, "stop": stop}
+    z = model.generate(prompts, steps=steps, guidance_scale=g, height=S, width=S, generator=torch.Generator().manual_seed(3),
+                       return_latents=True, skip_layer_guidance=slg)
+    assert torch.equal(z, ref)
+    plain = model.generate(prompts, steps=steps, guidance_scale=g, seed=3, return_latents=True)
+    assert torch.equal(plain, ref) == (g <= 1.0)  # SLG changed the result exactly where CFG runs
+
+
+def test_skip_layer_guidance_from_the_config_and_turned_off(model):
+    kw = dict(steps=4, guidance_scale=4.0, seed=1, return_latents=True)
+    on = model.generate("a fox", skip_layer_guidance={"layers": [1], "start": 0.0, "stop": 1.0}, **kw)
+    model.config.skip_layer_guidance = {"layers": [1], "start": 0.0, "stop": 1.0}
+    try:
+        assert torch.equal(model.generate("a fox", **kw), on)
+        assert torch.equal(model.generate("a fox", skip_layer_guidance=False, **kw), model.generate("a fox", skip_layer_guidance={}, **kw))
+        assert not torch.equal(model.generate("a fox", skip_layer_guidance=False, **kw), on)
+    finally:
+        model.config.skip_layer_guidance = None
+
+
+@pytest.mark.parametrize("slg,words", [({"layers": [2]}, "do not exist"), ({"layers": []}, "non-empty"), ({"scale": 2.0}, "layers required"),
+                                       ({"layers": [1], "start": 0.5, "stop": 0.1}, "start <= stop"), ("7,8", "SkipLayerGuidance")])
+def test_bad_skip_layer_guidance(model, slg, words):
+    with pytest.raises(InputError, match=words):
+        model.generate("a fox", steps=1, guidance_scale=3.0, skip_layer_guidance=slg)
+
+
+def test_the_sd3_5_medium_card_recommends_stabilitys_skip_layers():
+    cfg = zoo.get_card("sd3.sd3_5_medium").config["skip_layer_guidance"]
+    assert cfg == {"layers": [7, 8, 9], "scale": 2.5, "start": 0.01, "stop": 0.2}
+    assert all("skip_layer_guidance" not in zoo.get_card(c).config for c in ("sd3.medium", "sd3.sd3_5_large", "sd3.sd3_5_large_turbo"))
+
+
+SHIFT_CASES = [  # scheduler config, generate(mu=), size: the pipeline computes mu from the latent's patch count unless given
+    ({"shift": 3.0}, None, S),
+    ({"shift": 3.0}, 0.9, S),  # mu without use_dynamic_shifting: ignored by the scheduler, and by zoo
+    ({"use_dynamic_shifting": True}, None, S),  # defaults: base 0.5 at 256 tokens, max 1.15 at 4096
+    ({"use_dynamic_shifting": True, "base_shift": 0.2, "max_shift": 3.0, "base_image_seq_len": 4, "max_image_seq_len": 64}, None, 2 * S),
+    ({"use_dynamic_shifting": True}, 1.7, S),
+    ({"use_dynamic_shifting": True, "time_shift_type": "linear", "base_image_seq_len": 1, "max_image_seq_len": 16}, None, 2 * S),
+]
+
+
+@pytest.mark.parametrize("sched,mu,size", SHIFT_CASES)
+def test_dynamic_shift_matches_the_pipeline(model, pipe, sched, mu, size):
+    from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
+
+    ref_pipe = StableDiffusion3Pipeline(**{**pipe.components, "scheduler": FlowMatchEulerDiscreteScheduler(**sched)})
+    ref = ref_pipe("a red fox", guidance_scale=5.0, num_inference_steps=6, height=size, width=size, output_type="latent",
+                   generator=torch.Generator().manual_seed(5), max_sequence_length=16, mu=mu).images
+    old = model.config.scheduler
+    model.config.scheduler = dict(sched)
+    try:
+        z = model.generate("a red fox", steps=6, guidance_scale=5.0, height=size, width=size, seed=5, return_latents=True, mu=mu)
+        grid = model.sigmas(6, size, size, mu=mu)
+    finally:
+        model.config.scheduler = old
+    assert grid == ref_pipe.scheduler.sigmas.tolist()
+    assert torch.equal(z, ref)
+
+
+def test_scheduler_options_zoo_does_not_reproduce_are_refused(model):
+    from zoo.errors import ConfigError
+
+    old = model.config.scheduler
+    model.config.scheduler = {"shift": 3.0, "use_karras_sigmas": True, "shift_terminal": None}
+    try:
+        with pytest.raises(ConfigError, match="use_karras_sigmas"):
+            model.generate("a fox", steps=2)
+    finally:
+        model.config.scheduler = old
