@@ -289,6 +289,8 @@ def run_codec_benchmark(args: argparse.Namespace, *, script: str,
         path = None if folder is None else folder / f"{spec.name}.json"
         if path is not None and path.exists():
             new = {spec.merge_key(r) for r in rows}
-            rows = [r for r in json.loads(path.read_text()).get("rows", []) if spec.merge_key(r) not in new] + rows
+            kept = json.loads(path.read_text())
+            rows = [{**r, "measured": r.get("measured", kept.get("date"))} for r in kept.get("rows", [])
+                    if spec.merge_key(r) not in new] + rows
     run.write(rows, notes=spec.notes)
     return 0
