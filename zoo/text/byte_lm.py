@@ -33,8 +33,10 @@ Example:
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections import OrderedDict
+from functools import cached_property
 from typing import Any, Callable, Sequence
 
 import torch
@@ -107,6 +109,7 @@ class ByteLM:
         self._canon: dict[bytes, tuple[int, ...] | None] = {}
         self._partial: dict[tuple[bytes, tuple[int, ...]], bool] = {}
         self._candidates = [t for t, b in enumerate(self.table) if b]  # ids with bytes (no specials)
+        self._spelled = [b or b"\0\0" for b in self.table]  # specials spell nothing a text can hold
         self._ends_ascii = [bool(b) and b[-1] < 0x80 for b in self.table]  # data + such a token ends a character
         cache_arg = _cache_argument(model)
         self._no_cache = {"use_cache": False} if cache_arg else {}  # batched scoring builds no cache
@@ -144,7 +147,7 @@ class ByteLM:
                 text = None
             if text is not None:
                 ids = tuple(self.tok.canonical_ids(text)) if text else ()
-                if b"".join(self.table[i] or b"\0\0" for i in ids) == data:
+                if b"".join(map(self._spelled.__getitem__, ids)) == data:
                     out = ids
         if len(self._canon) > 200_000:
             self._canon.clear()
@@ -364,41 +367,83 @@ class ByteLM:
 
     def _valid_next(self, ids: tuple[int, ...], size: int) -> torch.Tensor:
         """Mask of the tokens ``t`` for which ``ids + (t,)`` is valid: the uncached encodings in
-        one batched tokenizer call, then (for tokens that leave a character unfinished) one
-        batch with each such text's first completion and one with the rest of the undecided."""
+        one batched tokenizer call, then, for tokens that leave a character unfinished,
+        :meth:`valid_as`'s completions in rounds (one batch per completion byte, for the texts
+        still undecided). Equal to asking :meth:`valid_as` token by token."""
         data = self.spell(ids)
-        table, canon, ends_ascii = self.table, self._canon, self._ends_ascii
-        cand = [t for t in self._candidates if t < size]
+        table, canon = self.table, self._canon
+        cand = self._candidates if size >= len(table) else [t for t in self._candidates if t < size]
         fulls = [data + table[t] for t in cand]
-        partial = [k for k, (t, full) in enumerate(zip(cand, fulls)) if not ends_ascii[t] and _incomplete_tail(full)]
-        self._fill_canonical([full for full in fulls if full not in canon])
-        if partial:  # valid_as's completions, in rounds: one batch per next byte b, for the texts still undecided
-            todo = [(fulls[k], (*ids, cand[k])) for k in partial]
-            todo = [key for key in dict.fromkeys(todo) if key not in self._partial]
-            for key in todo:  # no completion decodes when the text before the unfinished character does not
-                if not _decodes(key[0][len(self.prefix): len(key[0]) - len(_incomplete_tail(key[0]))]):
-                    self._partial[key] = False
-            todo = [key for key in todo if key not in self._partial]
-            for b in range(0x80, 0xC0):
-                if not todo:
-                    break
-                done = [_completion(full, b) for full, _ in todo]
-                self._fill_canonical(done)
-                undecided = []
-                for key, text in zip(todo, done):
-                    enc = self.canonical(text)
-                    if enc is not None and enc[: len(key[1])] == key[1]:
-                        self._partial[key] = True
-                    else:
-                        undecided.append(key)
-                todo = undecided
-            for key in todo:
-                self._partial[key] = False
+        partial = {k for k, t in enumerate(cand) if not self._ends_ascii[t] and _incomplete_tail(fulls[k])}
+        head = self._text_of(data)
+        if head is None:
+            self._fill_canonical([full for full in fulls if full not in canon])
+        else:  # the prefix decodes: each text is it + the token's own text (no per-candidate decoding)
+            pieces, keys, texts = self._token_text, [], []
+            for t, full in zip(cand, fulls):
+                if pieces[t] is not None and full not in canon:
+                    keys.append(full)
+                    texts.append(head + pieces[t])
+            self._encode_into_canonical(keys, texts)
+        if partial:
+            self._decide_partial([(fulls[k], (*ids, cand[k])) for k in sorted(partial)])
         keep = [False] * size
-        for t, full in zip(cand, fulls):
-            got = canon.get(full, _MISSING) if ends_ascii[t] else _MISSING
-            keep[t] = self.valid_as(full, (*ids, t)) if got is _MISSING else got == (*ids, t)
+        for k, (t, full) in enumerate(zip(cand, fulls)):
+            if k in partial:
+                keep[t] = self._partial[(full, (*ids, t))]
+            else:
+                got = canon.get(full, _MISSING)
+                keep[t] = self.valid_as(full, (*ids, t)) if got is _MISSING else got == (*ids, t)
         return torch.tensor(keep, dtype=torch.bool)
+
+    def _decide_partial(self, keys: list[tuple[bytes, tuple[int, ...]]]) -> None:
+        """:meth:`valid_as` for texts that end inside a character, batched: completion byte ``b``
+        by byte, one tokenizer call per round for the texts still undecided. A completion that
+        cannot decode (the text before the character does not, or no character starts so) is
+        never tried; :meth:`canonical` would refuse it."""
+        todo = []
+        for key in dict.fromkeys(keys):
+            if key in self._partial:
+                continue
+            full = key[0]
+            tail = _incomplete_tail(full)
+            if not _decodes(full[len(self.prefix): len(full) - len(tail)]) or not _completable(tail):
+                self._partial[key] = False
+            else:
+                todo.append((key, _completable(tail)))
+        for b in range(0x80, 0xC0):
+            round_ = [(key, _completion(key[0], b)) for key, ok in todo if b in ok]
+            if not round_:
+                continue
+            self._fill_canonical([text for _, text in round_])
+            for key, text in round_:
+                enc = self.canonical(text)
+                if enc is not None and enc[: len(key[1])] == key[1]:
+                    self._partial[key] = True
+            todo = [(key, ok) for key, ok in todo if key not in self._partial]
+        for key, _ in todo:
+            self._partial[key] = False
+
+    def _text_of(self, data: bytes) -> str | None:
+        """The text ``data`` spells after the implicit prefix, or ``None`` (no prefix, cut UTF-8)."""
+        if not data.startswith(self.prefix):
+            return None
+        try:
+            return data[len(self.prefix):].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    @cached_property
+    def _token_text(self) -> list[str | None]:
+        """Each token's bytes as text where they decode alone (``None`` for specials and pieces
+        of a character)."""
+        out: list[str | None] = []
+        for b in self.table:
+            try:
+                out.append(b.decode("utf-8") if b else None)
+            except UnicodeDecodeError:
+                out.append(None)
+        return out
 
     def _fill_canonical(self, keys: list[bytes]) -> None:
         """Encode (one batched tokenizer call) the byte strings among ``keys`` that
@@ -414,14 +459,19 @@ class ByteLM:
             if text:
                 texts.append(text)
                 todo.append(data)
+        self._encode_into_canonical(todo, texts)
+
+    def _encode_into_canonical(self, keys: list[bytes], texts: list[str]) -> None:
+        """Encode ``texts`` (each the text of the byte string in ``keys`` after the implicit prefix,
+        non-empty) in one tokenizer call; cache each encoding when it spells its key exactly."""
         if not texts:
             return
         if len(self._canon) + len(texts) > 200_000:
             self._canon.clear()
         encoded, _ = self.tok._backend().encode(texts, False, False)
-        table = self.table
-        for data, enc in zip(todo, encoded):
-            self._canon[data] = tuple(enc) if b"".join(table[i] or b"\0\0" for i in enc) == data else None
+        spelled, canon = self._spelled.__getitem__, self._canon
+        for data, enc in zip(keys, encoded):
+            canon[data] = tuple(enc) if b"".join(map(spelled, enc)) == data else None
 
     def generate(self, prompt: str | bytes = b"", max_new_bytes: int = 64, **sampling: Any) -> bytes:
         """Continue ``prompt`` byte by byte (:func:`generate_bytes`); returns the new bytes."""
@@ -441,6 +491,19 @@ def _completion(data: bytes, b: int) -> bytes:
     """
     tail = _incomplete_tail(data)
     return data + bytes([b]) + b"\x80" * (_utf8_length(tail[0]) - len(tail) - 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _completable(tail: bytes) -> frozenset[int]:
+    """The bytes ``b`` after which the unfinished character ``tail`` can decode (finished with
+    ``0x80`` bytes, as :func:`_completion` does): none for leads no UTF-8 character starts with.
+
+    Example:
+        >>> sorted(_completable(b"\\xe0"))[:2], len(_completable(b"\\xc0"))
+        ([160, 161], 0)
+    """
+    need = _utf8_length(tail[0]) - len(tail) - 1
+    return frozenset(b for b in range(0x80, 0xC0) if _decodes(tail + bytes([b]) + b"\x80" * need))
 
 
 def _decodes(data: bytes) -> bool:
