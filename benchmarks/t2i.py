@@ -3,6 +3,8 @@ against drift. Shrunk random-weight configs (CPU), latents out (no VAE decode on
 
     python benchmarks/t2i.py speed  --family pixart_sigma --batches 1 4   # zoo loop vs PixArtSigmaPipeline
     python benchmarks/t2i.py speed  --family sd3 --batches 1 4            # zoo loop vs StableDiffusion3Pipeline
+    python benchmarks/t2i.py speed  --family sd3 --batches 1 --slg 1 2 --slg-windows 0.01:0.2 0:1
+                                    # the same with skip-layer guidance (record t2i_speed_sd3_slg.json)
     python benchmarks/t2i.py speed  --family instaflow --ref /tmp/ref_instaflow/code --steps 4 --guidance 1.5 0
                                     # zoo loop vs gnobitab/InstaFlow's RectifiedFlowPipeline (its code/ folder)
     python benchmarks/t2i.py tome                                          # tome_sd ratios on PixArt, SD3 and InstaFlow's UNet
@@ -128,12 +130,19 @@ def build(family: str, size: int = SIZE, ref: str | None = None):
     return model, pipe, call
 
 
-def _sides(family: str, batch: int, steps: int, size: int = SIZE, guidance: float = 4.5, ref: str | None = None):
+def _sides(family: str, batch: int, steps: int, size: int = SIZE, guidance: float = 4.5, ref: str | None = None,
+           slg: dict[str, Any] | None = None):
+    """(reference call, zoo call); ``slg`` (sd3): skip-layer guidance ``{layers, scale, start, stop}`` on both sides."""
     import torch
 
     model, pipe, call = build(family, size, ref)
     prompts = PROMPTS[:batch]
     g = guidance
+    zoo_kw: dict[str, Any] = {}
+    if slg:
+        call = {**call, "skip_guidance_layers": list(slg["layers"]), "skip_layer_guidance_scale": slg["scale"],
+                "skip_layer_guidance_start": slg["start"], "skip_layer_guidance_stop": slg["stop"]}
+        zoo_kw["skip_layer_guidance"] = dict(slg)
 
     def ref():
         return pipe(prompts, guidance_scale=g, num_inference_steps=steps, height=size, width=size,
@@ -141,7 +150,7 @@ def _sides(family: str, batch: int, steps: int, size: int = SIZE, guidance: floa
 
     def zoo():
         return model.generate(prompts, steps=steps, guidance_scale=g, height=size, width=size,
-                              generator=torch.Generator().manual_seed(0), return_latents=True)
+                              generator=torch.Generator().manual_seed(0), return_latents=True, **zoo_kw)
 
     return ref, zoo
 
@@ -153,7 +162,8 @@ def _status_mib(key: str) -> float:
     return float("nan")
 
 
-def child(side: str, family: str, batch: int, steps: int, guidance: float = 4.5, ref: str | None = None) -> None:
+def child(side: str, family: str, batch: int, steps: int, guidance: float = 4.5, ref: str | None = None,
+          slg: dict[str, Any] | None = None) -> None:
     """One generation in this (fresh) process after the models are built; print the resident
     memory before it and the peak during it (MiB; Linux: the peak is reset through
     ``/proc/self/clear_refs`` so building the models does not count)."""
@@ -161,7 +171,7 @@ def child(side: str, family: str, batch: int, steps: int, guidance: float = 4.5,
 
     torch.set_num_threads(1)
     torch.set_grad_enabled(False)
-    ref_fn, zoo = _sides(family, batch, steps, guidance=guidance, ref=ref)
+    ref_fn, zoo = _sides(family, batch, steps, guidance=guidance, ref=ref, slg=slg)
     before = _status_mib("VmRSS")
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
@@ -171,8 +181,9 @@ def child(side: str, family: str, batch: int, steps: int, guidance: float = 4.5,
     print(json.dumps({"before": before, "after": _status_mib("VmHWM"), "process_peak": peak_rss_mib()}))
 
 
-def _child_peak(side: str, family: str, batch: int, steps: int, guidance: float = 4.5, ref: str | None = None) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "child", side, family, str(batch), str(steps), str(guidance)] + ([ref] if ref else [])
+def _child_peak(side: str, family: str, batch: int, steps: int, guidance: float = 4.5, ref: str | None = None,
+                slg: dict[str, Any] | None = None) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "child", side, family, str(batch), str(steps), str(guidance), ref or "-", json.dumps(slg) if slg else "-"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -191,22 +202,32 @@ def speed(args: argparse.Namespace) -> None:
     reference = ("gnobitab/InstaFlow RectifiedFlowPipeline (" + str(ref_path) + ")") if instaflow and has_ref else (
         None if instaflow else "diffusers (installed)")
     what = "the official RectifiedFlowPipeline" if instaflow else "the diffusers pipeline"
-    run = start(f"t2i_speed_{args.family}", title=f"{args.family}: zoo loop vs {what} (shrunk, random weights)",
+    slgs: list[dict[str, Any] | None] = [None]
+    if args.slg:
+        if args.family != "sd3":
+            raise SystemExit("--slg (skip-layer guidance) is an SD3 option")
+        slgs = [{"layers": args.slg, "scale": args.slg_scale, "start": float(w.split(":")[0]), "stop": float(w.split(":")[1])}
+                for w in args.slg_windows]
+    suffix = "_slg" if args.slg else ""
+    run = start(f"t2i_speed_{args.family}{suffix}", title=f"{args.family}{' with skip-layer guidance' if args.slg else ''}: zoo loop vs {what} "
+                "(shrunk, random weights)",
                 kind="generator", threads=1, settings={k: str(v) for k, v in vars(args).items()}, reference=reference,
                 results=args.results)
     rows = []
-    for g in (args.guidance if instaflow else [4.5]):
+    for g, slg in [(g, slg) for g in (args.guidance if instaflow else [4.5]) for slg in slgs]:
         cfg = g > 1
         for b in args.batches:
-            ref, zoo = _sides(args.family, b, args.steps, guidance=g, ref=ref_path)
+            ref, zoo = _sides(args.family, b, args.steps, guidance=g, ref=ref_path, slg=slg)
             rt, zt, (ra, za) = interleave(ref if has_ref else None, zoo, args.reps)
             if args.no_memory:
                 mem_ref = mem_zoo = {"after": float("nan"), "before": float("nan")}
             else:
-                mem_zoo = _child_peak("zoo", args.family, b, args.steps, g, ref_path)
-                mem_ref = _child_peak("ref", args.family, b, args.steps, g, ref_path) if has_ref else {"after": float("nan"), "before": float("nan")}
+                mem_zoo = _child_peak("zoo", args.family, b, args.steps, g, ref_path, slg)
+                mem_ref = _child_peak("ref", args.family, b, args.steps, g, ref_path, slg) if has_ref else {"after": float("nan"), "before": float("nan")}
+            slg_steps = [i for i in range(args.steps) if slg and args.steps * slg["start"] < i < args.steps * slg["stop"]]
             row = {"batch": b, "model": f"{args.family} (shrunk)", "guidance_scale": g,
-                   "unit": f"images/CPU-s, batch {b}, {args.steps} steps, " + ("CFG" if cfg else "no CFG"),
+                   "unit": f"images/CPU-s, batch {b}, {args.steps} steps, " + ("CFG" if cfg else "no CFG")
+                   + (f", SLG layers {slg['layers']} on steps {slg_steps}" if slg else ""),
                    "zoo_per_s": b / zt[0], "steps": args.steps, "cfg_rows": 2 * b if cfg else b,
                    "zoo_cpu_s": zt[0], "zoo_images_per_s": b / zt[0],
                    "zoo_peak_rss_mib": mem_zoo["after"], "zoo_peak_growth_mib": mem_zoo["after"] - mem_zoo["before"]}
@@ -215,9 +236,11 @@ def speed(args: argparse.Namespace) -> None:
                             "speedup_wall": rt[1] / zt[1], "ref_images_per_s": b / rt[0], "ref_peak_rss_mib": mem_ref["after"],
                             "ref_peak_growth_mib": mem_ref["after"] - mem_ref["before"],
                             "latents_max_abs_diff": float((ra - za).abs().max()), "latents_abs_max": float(ra.abs().max())})
+            if slg:
+                row.update({"skip_layer_guidance": slg, "slg_steps": slg_steps})
             rows.append(row)
             print({k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-            run.write(rows, notes=NOTES[args.family])
+            run.write(rows, notes=NOTES[args.family] + (NOTES["sd3_slg"] if args.slg else []))
 
 
 NOTES = {
@@ -229,6 +252,9 @@ NOTES = {
             "since the committed record, which measured one batched call: no difference in speed); no scheduler object; the "
             "rest is the same transformer call on 2B rows",
             "shrunk: 4 MMDiT blocks of width 128, CLIPs width 64, T5 2 layers of width 256 on 256 padded tokens (no mask: kept), 256 px"],
+    "sd3_slg": ["skip-layer guidance: on the steps of its window both sides run one more transformer call on the B conditional "
+                "rows with the layers skipped (diffusers' skip_layers) and add scale * (cond - skipped); zoo's is "
+                "zoo.sampling.sample_flow(skip_guidance=, skip_fn=)"],
     "instaflow": ["both sides run the same UNet calls on the same rows (B, or 2B with CFG) and the CLIP encoder apart on prompts "
                   "and negatives; zoo's loop is zoo.sampling.sample_flow (uniform Euler, velocity negated), the pipeline's its own "
                   "Euler loop: the work is the same, the ratio measures the loops' overhead",
@@ -318,7 +344,9 @@ TOME_NOTES = ["every row: a whole generation at batch 1 (DiT/MMDiT: CFG 4.5, 2 r
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), sys.argv[7] if len(sys.argv) > 7 else None)
+        ref = sys.argv[7] if len(sys.argv) > 7 and sys.argv[7] != "-" else None
+        slg = json.loads(sys.argv[8]) if len(sys.argv) > 8 and sys.argv[8] != "-" else None
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), ref, slg)
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["speed", "tome"])
@@ -328,6 +356,9 @@ def main() -> None:
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     p.add_argument("--lpips-weights", default=None, help="tome: torchvision's alexnet-owt-7be5be79.pth for LPIPS (default: zoo's metric cache)")
     p.add_argument("--only", nargs="+", choices=["pixart_sigma", "sd3", "instaflow"], default=None, help="tome: these families' rows only")
+    p.add_argument("--slg", type=int, nargs="+", default=None, help="sd3 speed: skip-layer guidance on these blocks (record t2i_speed_sd3_slg)")
+    p.add_argument("--slg-windows", nargs="+", default=["0.01:0.2"], help="sd3 --slg: start:stop fractions of the steps, one row set each")
+    p.add_argument("--slg-scale", type=float, default=2.5, help="sd3 --slg: skip-layer guidance scale (Stability's 2.5)")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4])
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
