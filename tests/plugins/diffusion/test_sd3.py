@@ -226,3 +226,18 @@ def test_scheduler_options_zoo_does_not_reproduce_are_refused(model):
             model.generate("a fox", steps=2)
     finally:
         model.config.scheduler = old
+
+
+def test_the_card_default_reaches_a_loaded_model_and_can_be_overridden(model, tmp_path):
+    write_sd3_release(tmp_path / "r")
+    write_sd3_components(tmp_path / "r")
+    loaded = zoo.load("sd3.sd3_5_medium", weights=tmp_path / "r", max_sequence_length=16)
+    assert loaded.config.skip_layer_guidance == {"layers": [7, 8, 9], "scale": 2.5, "start": 0.01, "stop": 0.2}
+    with pytest.raises(InputError, match="do not exist: the model has 2 blocks"):  # the tiny release has 2 blocks, the card's layers 7..9
+        loaded.generate("a fox", steps=1, guidance_scale=3.0)
+    mine = zoo.load("sd3.sd3_5_medium", weights=tmp_path / "r", max_sequence_length=16, skip_layer_guidance={"layers": [1], "start": 0.0, "stop": 1.0})
+    assert mine.config.skip_layer_guidance == {"layers": [1], "scale": 2.5, "start": 0.0, "stop": 1.0}  # merged onto the card's
+    mine.use_components(text_encoders=model.component("text_encoders"), vae=model.component("vae"))
+    kw = dict(steps=3, guidance_scale=3.0, seed=2, return_latents=True)
+    assert torch.equal(mine.generate("a fox", **kw), model.generate("a fox", skip_layer_guidance={"layers": [1], "scale": 2.5, "start": 0.0, "stop": 1.0}, **kw))
+    assert zoo.load("sd3.sd3_5_medium", weights=tmp_path / "r", max_sequence_length=16, skip_layer_guidance=None).config.skip_layer_guidance is None
