@@ -36,7 +36,7 @@ FIGURES: list[dict[str, Any]] = [
         "files": ["assets/figures/reconstruction_grid.png"],
         "title": "Coarse to fine: the demo tokenizer decoding 1 to N tokens",
         "caption": "Each row is a held-out image (left; never used in training) followed by its reconstruction "
-                   "from the first 1, 2, 4, ... 64 tokens of its FlexTok token sequence (9 bits per token), "
+                   "from the first 1, 2, 4, ... 64 tokens of its FlexTok token sequence (5.3 bits per token), "
                    "decoded in one step by the embedded demo model `flextok.demo_128` (128 px, trained on one "
                    "CPU thread on images that Python packages ship; weights inside the package; not for research). "
                    "Any prefix decodes: more tokens, more detail.",
