@@ -32,7 +32,10 @@ from zoo.testing.weights import assert_manifest_equal, seeded_state_dict, state_
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "flowar"
 SMALL = json.loads((FIX / "small.json").read_text())
 DATA = load_file(str(FIX / "small.safetensors"))
-ATOL = 1e-3
+# Latents reach |x| ~ 70 (rms ~ 20): zoo integrates in float32, the reference in float64, and GEMM
+# summation order differs between CPUs (AVX2 vs AVX-512 kernels), so the bound is atol + rtol * |ref|.
+# Observed: at most 1.2e-3 absolute (s_cfg on an AVX2 Xeon; 2e-4 elsewhere), 1.3e-5 beyond atol relative.
+ATOL, RTOL = 1e-3, 1e-4
 CARDS = {"flowar.s": "flowar_small", "flowar.l": "flowar_large", "flowar.h": "flowar_huge"}
 
 
@@ -75,7 +78,7 @@ def test_generation_matches_the_reference(case):
     lat = model.generate(c["labels"], steps=c["steps"], guidance_scale=c["cfg"], guidance_high=c["guidance"],
                          generator=torch.Generator().manual_seed(c["seed"]), return_latents=True)
     want = DATA[f"{case}.latents"]
-    torch.testing.assert_close(_grid(lat), want, atol=ATOL, rtol=0)
+    torch.testing.assert_close(_grid(lat), want, atol=ATOL, rtol=RTOL)
     assert lat.meta["normalized"] and lat.tokenizer == "mar_vae.kl16"
 
 
@@ -124,7 +127,7 @@ def test_release_file_loads_through_zoo_load(tmp_path):
     c = SMALL["cases"]["s_cfg"]
     lat = model.generate(c["labels"], steps=c["steps"], guidance_scale=c["cfg"], guidance_high=c["guidance"], seed=c["seed"],
                          return_latents=True)
-    torch.testing.assert_close(_grid(lat), DATA["s_cfg.latents"], atol=ATOL, rtol=0)
+    torch.testing.assert_close(_grid(lat), DATA["s_cfg.latents"], atol=ATOL, rtol=RTOL)
     bad = tmp_path / "x.pth"
     torch.save({"optimizer": {}}, bad)
     with pytest.raises(CheckpointError, match="not a FlowAR checkpoint"):
