@@ -557,10 +557,12 @@ class _KVTrunk:
             start, base = shared, [*self.prefix_lp, self.prefix_lp[-1] + float(self.last[seq[shared]])]
         else:  # they part (or seq is shorter): rerun the last shared token, whose logits score seq[shared]
             start, base = shared - 1, self.prefix_lp[:shared]
-        if start:
-            if len(self.ids) > start:
+        if start and len(self.ids) > start:
+            try:
                 self.cache.crop(start - len(self.ids))  # negative: drop that many positions (any transformers version)
-        else:
+            except (ValueError, NotImplementedError, AttributeError, TypeError):  # a cache that cannot be cut back
+                start, base = 0, [0.0]
+        if not start:
             from transformers import DynamicCache
 
             self.cache = DynamicCache(config=getattr(self.model, "config", None))

@@ -249,3 +249,23 @@ def test_batched_validity_mask_equals_the_per_token_definition(setups, setup):
             alone = ByteLM(lm, tok, bos_id=bos, eos_id=eos)  # fresh caches: one tokenizer call per question
             want = [bool(alone.table[t]) and alone.valid_as(data + alone.table[t], (*ids, t)) for t in range(size)]
             assert mask.tolist() == want, prefix
+
+
+def test_a_cache_that_cannot_be_cropped_is_rebuilt(setups, monkeypatch):
+    """Caches without crop (sliding-window layers, state-space models) are rebuilt from the start
+    of the sequence: the same bytes, every position run again."""
+    from transformers import DynamicCache
+
+    tok, lm, bos, eos = setups["bpe"]
+    want = ByteLM(lm, tok, bos_id=bos, eos_id=eos, kv_cache=False).generate("of th", 8, stop_at_end=False)
+
+    refused = []
+
+    def refuse(self, max_length):
+        refused.append(max_length)
+        raise ValueError("cannot crop")
+
+    monkeypatch.setattr(DynamicCache, "crop", refuse)
+    blm = ByteLM(lm, tok, bos_id=bos, eos_id=eos)
+    assert blm.generate("of th", 8, stop_at_end=False) == want
+    assert refused  # the encoding changed behind the last token at least once
