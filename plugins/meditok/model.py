@@ -166,7 +166,8 @@ def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     output phases is a 2x2 conv of ``x`` with summed taps (4 instead of 9 multiply-adds per output
     value and no upsampled copy of ``x``); equal up to float rounding of the summed taps. Inputs of
     fewer than 1024 positions (batch x height x width) take the direct path, where summing the taps
-    costs more than it saves.
+    costs more than it saves. The output keeps the input's memory format (channels-last in and out,
+    as the direct form gives after timm's ``LayerNorm2d``).
 
     Example:
         >>> x, w, b = torch.randn(64, 3, 5, 4), torch.randn(2, 3, 3, 3), torch.randn(2)
@@ -177,12 +178,19 @@ def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     b, _, h, wd = x.shape
     if b * h * wd < 1024:
         return F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), weight, bias, padding=1)
-    xp = F.pad(x, (1, 1, 1, 1))
-    out = x.new_empty(b, weight.shape[0], h, 2, wd, 2)
+    co, xp = weight.shape[0], F.pad(x, (1, 1, 1, 1))
+    if x.is_contiguous(memory_format=torch.channels_last):  # keep the layout the next convs run fastest in
+        out = x.new_empty(b, h, 2, wd, 2, co)
+        for a in (0, 1):
+            for c in (0, 1):
+                phase = F.conv2d(xp[:, :, a:a + h + 1, c:c + wd + 1], _phase_kernel(weight, a, c), bias)
+                out[:, :, a, :, c] = phase.permute(0, 2, 3, 1)
+        return out.view(b, 2 * h, 2 * wd, co).permute(0, 3, 1, 2)
+    out = x.new_empty(b, co, h, 2, wd, 2)
     for a in (0, 1):
         for c in (0, 1):
             out[:, :, :, a, :, c] = F.conv2d(xp[:, :, a:a + h + 1, c:c + wd + 1], _phase_kernel(weight, a, c), bias)
-    return out.view(b, weight.shape[0], 2 * h, 2 * wd)
+    return out.view(b, co, 2 * h, 2 * wd)
 
 
 class _Upsample2d(nn.Module):
@@ -216,10 +224,17 @@ class _InvMbConv(nn.Module):
         self.conv3_1x1 = t["create_conv2d"](mid, out_chs, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # one step per statement: each rebinding of x frees the previous activation before the next
+        # op allocates (a nested expression would keep it alive through two more ops)
         shortcut = self.shortcut(x)
-        x = F.gelu(self.conv1_1x1(self.pre_norm(x)))
-        x = F.gelu(self.conv2_kxk(self.up(x)))
-        return self.conv3_1x1(x) + shortcut
+        x = self.pre_norm(x)
+        x = self.conv1_1x1(x)
+        x = F.gelu(x)
+        x = self.up(x)
+        x = self.conv2_kxk(x)
+        x = F.gelu(x)
+        x = self.conv3_1x1(x)
+        return x + shortcut
 
 
 class _InvStem(nn.Module):
@@ -230,7 +245,9 @@ class _InvStem(nn.Module):
         self.conv2 = t["create_conv2d"](in_chs, out_chs, 3, stride=1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.norm1(self.conv1(x)))
+        x = self.conv1(x)
+        x = self.norm1(x)
+        return self.conv2(x)
 
 
 class ViTaminDecoder(nn.Module):
@@ -256,9 +273,13 @@ class ViTaminDecoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         side = int(n ** 0.5)
-        x = self.norm(self.blocks(x))
+        x = self.blocks(x)
+        x = self.norm(x)
         x = x.view(b, side, side, d).permute(0, 3, 1, 2)
-        return self.up_conv4(self.up_conv3(self.up_conv2(self.up_conv1(x))))
+        x = self.up_conv1(x)
+        x = self.up_conv2(x)
+        x = self.up_conv3(x)
+        return self.up_conv4(x)
 
 
 class MedITok(ZooModel, nn.Module):

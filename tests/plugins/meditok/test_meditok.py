@@ -130,6 +130,9 @@ def test_upsample_conv3x3_is_the_upsampled_conv(batch, cin, cout, h, w):
     assert got.shape == (batch, cout, 2 * h, 2 * w)
     torch.testing.assert_close(got.double(), want, atol=2e-5, rtol=0)
     torch.testing.assert_close(upsample_conv3x3(x.double(), wt.double(), b.double()), want, atol=1e-12, rtol=0)
+    last = upsample_conv3x3(x.contiguous(memory_format=torch.channels_last), wt, b)  # the layout timm's LayerNorm2d leaves
+    torch.testing.assert_close(last.double(), want, atol=2e-5, rtol=0)
+    assert last.is_contiguous(memory_format=torch.channels_last) or batch * h * w < 1024 or cin == 1
 
 
 # --------------------------------------------------------------------------- files
