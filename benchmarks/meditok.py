@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = codec_parser(__doc__.splitlines()[0], "root of a Masaaki-75/meditok checkout")
     ap.add_argument("--depth", type=int, default=8, help="ViT blocks in the encoder and in the decoder (release: 31)")
     ap.add_argument("--size", type=int, default=128, help="image side in px (release: 256)")
-    ap.add_argument("--merge", action="store_true", help="keep committed rows of other batch sizes")
+    ap.add_argument("--merge", action="store_true", help="keep the record's rows of other (stage, batch, size, depth)")
     args = ap.parse_args(argv)
     notes = [f"{args.size}x{args.size} fp32, released widths, ViT depth {args.depth} (release 31) in encoder and decoder, "
              "random weights (the reference's init), interleaved",
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             name="meditok", title=f"MedITok ({CARD}) encode/decode",
             header=f"MedITok simple_v1 (ViTamin-L widths, depth {args.depth}), {args.size}x{args.size}", model=CARD,
             child_args=["--depth", str(args.depth), "--size", str(args.size)], notes=notes,
-            row_extra={"size": args.size, "depth": args.depth}, merge_key=lambda r: (r["op"], r["batch"])))
+            row_extra={"size": args.size, "depth": args.depth}, merge_key=lambda r: (r["op"], r["batch"], r.get("size"), r.get("depth"))))
 
 
 if __name__ == "__main__":
