@@ -99,18 +99,18 @@ def reconstruct_video(model: Any, path: str | Path, out: str | Path, *, device: 
     if _is_image(path):
         return _reconstruct_image(model, path, out, device=device, echo=echo)
 
-    from zoo.media.video import VideoWriter, probe_video, side_by_side
+    from zoo.media.video import VideoWriter, side_by_side, video_fps
 
     frames = int(model.num_frames)
-    info = probe_video(path)  # an unreadable file fails here
+    fps = video_fps(path)  # from the header (an unreadable file fails here); the clip is decoded once, below
     chunks = tokens = 0
-    with VideoWriter(out, fps=info.fps) as writer:
+    with VideoWriter(out, fps=fps) as writer:
         for chunk, tok in encode_video_chunks(model, path, device=device):
             with torch.inference_mode():
                 y = model.decode(tok)
             writer.write(side_by_side(chunk.video, y.cpu())[:, :, : chunk.valid])
             chunks, tokens = chunks + 1, tokens + int(tok.ids.numel())
-    echo(f"wrote {out} ({writer.frames} frames at {info.fps:g} fps: input | reconstruction; "
+    echo(f"wrote {out} ({writer.frames} frames at {fps:g} fps: input | reconstruction; "
          f"{chunks} chunk(s) of {frames} frames, {tokens} tokens)")
     return Path(out)
 

@@ -37,6 +37,16 @@ def test_write_then_read_round_trip(tmp_path, suffix):
     assert (back - clip).abs().mean() < 0.05
 
 
+@pytest.mark.parametrize("suffix,fps", [(".mp4", 6), (".gif", 5), (".webm", 12)])
+def test_video_fps_reads_the_header(tmp_path, suffix, fps):
+    path = V.write_video(_ramp(), tmp_path / f"c{suffix}", fps=fps)
+    assert V.video_fps(path) == V.probe_video(path).fps == pytest.approx(fps, rel=0.05)
+    assert V.video_fps(path.read_bytes()) == V.video_fps(path)
+    assert V.video_fps(tmp_path, folder_fps=25) == 25.0  # a folder: its images are frames
+    with pytest.raises(MediaError, match="not a video file"):
+        V.video_fps(b"not a video")
+
+
 def test_odd_sizes_are_padded_for_h264(tmp_path):
     path = V.write_video(torch.zeros(3, 2, 15, 17), tmp_path / "odd.mp4")
     assert (V.probe_video(path).height, V.probe_video(path).width) == (16, 18)

@@ -44,7 +44,8 @@ from zoo.errors import InputTypeError, MediaError
 
 __all__ = [
     "Chunk", "VideoInfo", "check_video", "chunk_video", "frames_to_tensor", "iter_chunks", "load_video",
-    "probe_video", "read_frames", "VideoWriter", "resample_indices", "side_by_side", "stitch_chunks", "write_video",
+    "probe_video", "read_frames", "VideoWriter", "resample_indices", "side_by_side", "stitch_chunks", "video_fps",
+    "write_video",
     "IMAGE_SUFFIXES", "VIDEO_SUFFIXES",
 ]
 
@@ -168,6 +169,19 @@ def probe_video(path: str | Path | bytes, folder_fps: float = 8.0) -> VideoInfo:
     if n == 0:
         raise MediaError(f"{path} holds no video frames")
     return VideoInfo(frames=n, fps=fps, height=int(shape[0]), width=int(shape[1]))
+
+
+def video_fps(path: str | Path | bytes, folder_fps: float = 8.0) -> float:
+    """The frame rate of a video file (read from its header: no frame is decoded, unlike
+    :func:`probe_video`) or of an image folder (``folder_fps``).
+
+    Example:
+        >>> video_fps(write_video(torch.zeros(3, 8, 16, 16), "/tmp/zoo_doctest_fps.mp4", fps=4))
+        4.0
+    """
+    frames, fps = _iter_source(_source(path), folder_fps)
+    frames.close()
+    return fps
 
 
 def read_frames(path: str | Path | bytes, *, fps: float | None = None, start: int = 0, num_frames: int | None = None,
