@@ -248,9 +248,8 @@ NOTES = {
                      "calls on 300 padded tokens each), the cross-attention over the real tokens only (masked padding), the "
                      "learned-variance half dropped before the CFG combine",
                      "shrunk: 4 DiT blocks of width 128, T5 2 layers of width 256, 256 px (256 image tokens), DPM-Solver++"],
-    "sd3": ["zoo: the encoders run prompts and negatives apart as the pipeline does (batch_text_encoders=False, the default "
-            "since the committed record, which measured one batched call: no difference in speed); no scheduler object; the "
-            "rest is the same transformer call on 2B rows",
+    "sd3": ["zoo: the encoders run prompts and negatives apart as the pipeline does (batch_text_encoders=False, the "
+            "default; latents bitwise equal); no scheduler object; the rest is the same transformer call on 2B rows",
             "shrunk: 4 MMDiT blocks of width 128, CLIPs width 64, T5 2 layers of width 256 on 256 padded tokens (no mask: kept), 256 px"],
     "sd3_slg": ["skip-layer guidance: on the steps of its window both sides run one more transformer call on the B conditional "
                 "rows with the layers skipped (diffusers' skip_layers) and add scale * (cond - skipped); zoo's is "
