@@ -75,6 +75,8 @@ def test_long_video_gives_every_clip(tmp_path, monkeypatch, overlap, keys):
     loader = dataclasses.replace(ItemLoader.for_model(model), overlap=overlap)
     [(got, stream, error)] = loader.load_many([item])  # a long video travels as a stream, not as frames
     assert (got, error, stream) == (item, None, VideoClips(loader, item))
+    assert repr(stream) == "VideoClips('a.mp4': clips of 8 frames, overlap %d, decoded as iterated)" % overlap
+    assert len(repr(VideoClips(loader, dataclasses.replace(item, key="k" * 500)))) <= 200
     clips = list(stream)
     assert [i.key for i, _ in clips] == keys == [i.key for i, _ in loader.load_clips(item)]
     assert all(tuple(x.shape) == (3, 8, 32, 32) for _, x in clips)

@@ -524,3 +524,8 @@ class VideoClips:
 
     def __iter__(self) -> Iterator[tuple[Item, Any]]:
         return self.loader.iter_clips(self.item)
+
+    def __repr__(self) -> str:
+        key = self.item.key if len(self.item.key) <= 80 else "..." + self.item.key[-77:]
+        return (f"VideoClips({key!r}: clips of {self.loader.num_frames} frames, overlap {self.loader.overlap}, "
+                "decoded as iterated)")
