@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import TokenError
+from zoo.interfaces import Tokens, as_tokens  # at import, not in the first encode (1.4 MiB of modules)
+from zoo.media.image import check_images
 from zoo.model import ZooModel
 from zoo.nn.attention import attention
 from zoo.nn.masks import CausalMask
@@ -328,8 +330,6 @@ class MedITok(ZooModel, nn.Module):
 
     # ------------------------------------------------------------------ stages
     def _check_images(self, images: Any) -> torch.Tensor:
-        from zoo.media.image import check_images
-
         check_images(images, size=self.image_size, model=self._name())
         p = self.quant_proj.proj.weight
         return images.to(device=p.device, dtype=p.dtype)
@@ -342,15 +342,11 @@ class MedITok(ZooModel, nn.Module):
     @torch.no_grad()
     def encode(self, images: torch.Tensor):
         """Images ``[B, 3, 256, 256]`` in [-1, 1] -> :class:`zoo.interfaces.Tokens` ids ``[B, 8, 256]``."""
-        from zoo.interfaces import Tokens
-
         ids = self.quantizer.nearest(self.encode_latents(images)).transpose(1, 2).contiguous()
         g = self.config.grid
         return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(), meta={"grid": (g, g)})
 
     def _ids(self, tokens: Any) -> torch.Tensor:
-        from zoo.interfaces import Tokens, as_tokens
-
         if not isinstance(tokens, (Tokens, torch.Tensor)):
             raise TokenError(f"{self._name()} decodes Tokens from its encode() or ids [B, {self.config.num_codebooks}, "
                              f"{self.num_tokens}]; got {type(tokens).__name__}")
