@@ -191,3 +191,27 @@ def test_tokenize_and_detokenize_point_clouds(tmp_path, monkeypatch):
     written = detokenize(tmp_path / "tok", tmp_path / "out", model=model)
     assert [p.name for p in written] == ["a.ply", "b.ply"]
     torch.testing.assert_close(load_points(written[0]), model.decode(direct)[0], atol=1e-5, rtol=0)
+
+
+def test_reconstruct_streams_a_long_video(tmp_path, monkeypatch):
+    """zoo reconstruct to .mp4 holds one chunk at a time: the chunks alive while the model
+    decodes stay at one however long the clip, and every frame is written."""
+    from zoo.media.video import probe_video, write_video
+    from zoo.reconstruct_media import reconstruct_video
+
+    model = _case_model("larp", "larp.l_long", monkeypatch)
+    g = torch.Generator().manual_seed(4)
+    for frames in (24, 96):
+        clip = write_video(torch.rand(3, frames, 32, 32, generator=g) * 2 - 1, tmp_path / f"c{frames}.mp4", fps=8)
+        count, alive = _live_chunks(monkeypatch), []
+        decode = type(model).decode
+
+        def counting(self, tokens, *args, count=count, alive=alive, decode=decode, **kwargs):
+            alive.append(count["made"] - count["freed"])
+            return decode(self, tokens, *args, **kwargs)
+
+        monkeypatch.setattr(type(model), "decode", counting)
+        out = reconstruct_video(model, clip, tmp_path / f"r{frames}.mp4", echo=lambda line: None)
+        monkeypatch.setattr(type(model), "decode", decode)
+        assert len(alive) == frames // 8 and max(alive) == 1
+        assert probe_video(out).frames == frames
