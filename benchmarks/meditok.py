@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=128, help="image side in px (release: 256)")
     ap.add_argument("--merge", action="store_true", help="keep the record's rows of other (stage, batch, size, depth)")
     args = ap.parse_args(argv)
-    notes = [f"{args.size}x{args.size} fp32, released widths, ViT depth {args.depth} (release 31) in encoder and decoder, "
-             "random weights (the reference's init), interleaved",
+    notes = ["fp32, released widths; each row's size (px) and depth (ViT blocks in encoder and decoder; the release: "
+             "256 px, 31) as run; random weights (the reference's init), interleaved",
              "speedup = reference CPU seconds / zoo CPU seconds; decode runs the reference's ids in both",
              "zoo's decoder computes each nearest-2x + conv3x3 at the low resolution (4 phase convs with summed taps)",
              "peak MiB = a fresh child's peak RSS during encode + decode minus its RSS after building the model"]
