@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import TokenError
+from zoo.errors import ConfigError, TokenError
 from zoo.interfaces import Tokens, as_tokens  # at import, not in the first encode (1.4 MiB of modules)
 from zoo.media.image import check_images
 from zoo.model import ZooModel
@@ -383,7 +383,8 @@ class MedITok(ZooModel, nn.Module):
         ``encode_image``: ``projection(fc_norm(mean(post_quant_proj(codes))))``, l2-normalised when
         ``normalize``)."""
         if self.config.drop_alignment:
-            raise TokenError(f"{self._name()} was built with drop_alignment=True: it has no alignment head to embed with")
+            raise ConfigError(f"{self._name()} was built with drop_alignment=True (its checkpoint has no fc_norm/projection): "
+                              "it has no alignment head to embed with; use encode() or a checkpoint with the head")
         ids = self.quantizer.nearest(self.encode_latents(images))
         feats = self.projection(self.fc_norm(self.post_quant_proj(self.quantizer(ids)).mean(dim=1)))
         return F.normalize(feats, dim=-1) if normalize else feats
