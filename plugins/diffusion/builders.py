@@ -30,7 +30,7 @@ from zoo.errors import CheckpointError, ConfigError
 from .config import PixArtSigmaConfig
 from .layout import component_config, component_state, read_json, subfolder_files
 
-__all__ = ["PixArtSigmaBuilder", "DiffusersVAEBuilder", "T5EncoderBuilder", "SD3Builder", "SD3TextBuilder"]
+__all__ = ["PixArtSigmaBuilder", "DiffusersVAEBuilder", "TextEncoderBuilder", "T5EncoderBuilder", "SD3Builder", "SD3TextBuilder"]
 
 PIXART_CLASSES = ("PixArtTransformer2DModel", "Transformer2DModel")
 _HF_BOOKKEEPING = ("auto_map", "architectures", "_name_or_path", "transformers_version")
@@ -132,21 +132,39 @@ class DiffusersVAEBuilder(ModelBuilder):
         return DiffusersVAE(diffusers_module().AutoencoderKL.from_config(dict(config.get("vae") or {})))
 
 
-class T5EncoderBuilder(ModelBuilder):
-    name = "t5_encoder"
+class TextEncoderBuilder(ModelBuilder):
+    """A transformers text encoder (+ tokenizer) card: ``read_checkpoint`` loads the release with
+    transformers and hands the very instance to ``build`` (no second copy of the weights);
+    ``build`` without a read (``pretrained=False``, ``device="meta"``) makes a fresh model from the
+    config dict. A subclass names the transformers classes and the zoo wrapper.
+
+    Example:
+        >>> T5EncoderBuilder().config_class is dict
+        True
+    """
+
     config_class = dict
+    model_class: str = ""   # transformers model class, e.g. "T5EncoderModel"
+    hf_config_class: str = ""  # its config class, e.g. "T5Config"
+    what: str = ""  # for messages: "T5", "CLIP text", ...
+    default_max_length: int = 77
 
     def __init__(self) -> None:
         self._loaded: tuple[int, Any, Any] | None = None  # (id of the hf dict, encoder, tokenizer)
 
-    def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
-        encoder, hf = hf_from_pretrained(files, "text_encoder", "t5", "T5EncoderModel", "T5Config")
-        tokenizer = hf_tokenizer(files, "tokenizer", "T5Tokenizer", ("spiece.model", "tokenizer.json"))
+    def loaded(self, hf: dict[str, Any], encoder: Any, tokenizer: Any) -> Checkpoint:
+        """Keep what ``read_checkpoint`` loaded for ``build``; the checkpoint ``zoo.load`` checks."""
         self._loaded = (id(hf), encoder, tokenizer)
         return Checkpoint(state_dict=encoder.state_dict(), config={"hf": hf})
 
+    def hf_config(self, hf: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword dict the transformers config class is built from."""
+        return dict(hf)
+
+    def wrap(self, encoder: Any, tokenizer: Any, max_length: int):
+        raise NotImplementedError
+
     def build(self, config: Mapping[str, Any]):
-        from .components import TextEncoder
         from .libs import transformers_module
 
         hf = config.get("hf") or {}
@@ -156,14 +174,29 @@ class T5EncoderBuilder(ModelBuilder):
         else:
             tf = transformers_module()
             try:
-                encoder = tf.T5EncoderModel(tf.T5Config.from_dict(dict(hf)))
+                encoder = getattr(tf, self.model_class)(getattr(tf, self.hf_config_class).from_dict(self.hf_config(hf)))
             except (TypeError, ValueError) as exc:
-                raise ConfigError(f"bad T5 config {hf!r}: {exc}") from None
+                raise ConfigError(f"bad {self.what} config {hf!r}: {exc}") from None
             tokenizer = None
-        return TextEncoder(encoder, tokenizer, max_length=int(config.get("max_length", 512)))
+        return self.wrap(encoder, tokenizer, int(config.get("max_length", self.default_max_length)))
 
     def convert(self, state_dict: Mapping[str, Any], config: Any) -> Mapping[str, Any]:
         return {f"encoder.{k}": v for k, v in state_dict.items()}
+
+
+class T5EncoderBuilder(TextEncoderBuilder):
+    name = "t5_encoder"
+    model_class, hf_config_class, what, default_max_length = "T5EncoderModel", "T5Config", "T5", 512
+
+    def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
+        encoder, hf = hf_from_pretrained(files, "text_encoder", "t5", "T5EncoderModel", "T5Config")
+        tokenizer = hf_tokenizer(files, "tokenizer", "T5Tokenizer", ("spiece.model", "tokenizer.json"))
+        return self.loaded(hf, encoder, tokenizer)
+
+    def wrap(self, encoder: Any, tokenizer: Any, max_length: int):
+        from .components import TextEncoder
+
+        return TextEncoder(encoder, tokenizer, max_length=max_length)
 
 
 class SD3Builder(ModelBuilder):

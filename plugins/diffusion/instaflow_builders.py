@@ -19,12 +19,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
-from zoo.errors import ConfigError
 
-from .builders import hf_from_pretrained, hf_tokenizer
+from .builders import TextEncoderBuilder, hf_from_pretrained, hf_tokenizer
 from .layout import component_config, component_state
 
 __all__ = ["InstaFlowBuilder", "CLIPTextBuilder"]
@@ -57,35 +56,16 @@ class InstaFlowBuilder(ModelBuilder):
         return model
 
 
-class CLIPTextBuilder(ModelBuilder):
+class CLIPTextBuilder(TextEncoderBuilder):
     name = "clip_text"
-    config_class = dict
-
-    def __init__(self) -> None:
-        self._loaded: tuple[int, Any, Any] | None = None  # (id of the hf dict, encoder, tokenizer)
+    model_class, hf_config_class, what, default_max_length = "CLIPTextModel", "CLIPTextConfig", "CLIP text", 77
 
     def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
         encoder, hf = hf_from_pretrained(files, "text_encoder", "clip_text_model", "CLIPTextModel", "CLIPTextConfig")
         tokenizer = hf_tokenizer(files, "tokenizer", "CLIPTokenizer", ("vocab.json",))
-        self._loaded = (id(hf), encoder, tokenizer)
-        return Checkpoint(state_dict=encoder.state_dict(), config={"hf": hf})
+        return self.loaded(hf, encoder, tokenizer)
 
-    def build(self, config: Mapping[str, Any]):
+    def wrap(self, encoder: Any, tokenizer: Any, max_length: int):
         from .instaflow import CLIPTextEncoder
-        from .libs import transformers_module
 
-        hf = config.get("hf") or {}
-        if self._loaded is not None and self._loaded[0] == id(hf):
-            _, encoder, tokenizer = self._loaded
-            self._loaded = None
-        else:
-            tf = transformers_module()
-            try:
-                encoder = tf.CLIPTextModel(tf.CLIPTextConfig.from_dict(dict(hf)))
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"bad CLIP text config {hf!r}: {exc}") from None
-            tokenizer = None
-        return CLIPTextEncoder(encoder, tokenizer, max_length=int(config.get("max_length", 77)))
-
-    def convert(self, state_dict: Mapping[str, Any], config: Any) -> Mapping[str, Any]:
-        return {f"encoder.{k}": v for k, v in state_dict.items()}
+        return CLIPTextEncoder(encoder, tokenizer, max_length=max_length)

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 from zoo.builders import Checkpoint, CheckpointFiles, ModelBuilder
 from zoo.errors import CheckpointError, ConfigError
 
+from .builders import TextEncoderBuilder
 from .layout import read_json
 from .nitro_e import NitroEConfig
 
@@ -119,14 +120,11 @@ def _folder(files: CheckpointFiles, needs: str) -> Path:
     return found[0].parent
 
 
-class LlamaTextBuilder(ModelBuilder):
+class LlamaTextBuilder(TextEncoderBuilder):
     """A Llama checkpoint folder -> :class:`~.nitro_e.LlamaTextEncoder` (Nitro-E's text encoder)."""
 
     name = "llama_text"
-    config_class = dict
-
-    def __init__(self) -> None:
-        self._loaded: tuple[int, Any, Any] | None = None
+    model_class, hf_config_class, what, default_max_length = "LlamaModel", "LlamaConfig", "Llama", 128
 
     def read_checkpoint(self, files: CheckpointFiles) -> Checkpoint:
         from .libs import transformers_module
@@ -145,28 +143,15 @@ class LlamaTextBuilder(ModelBuilder):
         if problems:
             raise CheckpointError(f"the weights in {folder} do not fit LlamaModel: " + "; ".join(f"{k}: {sorted(map(str, v))[:6]}" for k, v in problems.items()))
         hf = {k: v for k, v in hf.items() if k not in ("architectures", "_name_or_path", "transformers_version", "auto_map")}
-        self._loaded = (id(hf), encoder, tokenizer)
-        return Checkpoint(state_dict=encoder.state_dict(), config={"hf": hf})
+        return self.loaded(hf, encoder, tokenizer)
 
-    def build(self, config: Mapping[str, Any]):
-        from .libs import transformers_module
+    def hf_config(self, hf: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in hf.items() if k != "model_type"}
+
+    def wrap(self, encoder: Any, tokenizer: Any, max_length: int):
         from .nitro_e import LlamaTextEncoder
 
-        hf = config.get("hf") or {}
-        if self._loaded is not None and self._loaded[0] == id(hf):
-            _, encoder, tokenizer = self._loaded
-            self._loaded = None
-        else:
-            tf = transformers_module()
-            try:
-                encoder = tf.LlamaModel(tf.LlamaConfig.from_dict({k: v for k, v in hf.items() if k != "model_type"}))
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"bad Llama config {hf!r}: {exc}") from None
-            tokenizer = None
-        return LlamaTextEncoder(encoder, tokenizer, max_length=int(config.get("max_length", 128)))
-
-    def convert(self, state_dict: Mapping[str, Any], config: Any) -> Mapping[str, Any]:
-        return {f"encoder.{k}": v for k, v in state_dict.items()}
+        return LlamaTextEncoder(encoder, tokenizer, max_length=max_length)
 
 
 class DCAEBuilder(ModelBuilder):
