@@ -138,7 +138,7 @@ def _sides(family: str, batch: int, steps: int, size: int = SIZE, guidance: floa
     model, pipe, call = build(family, size, ref)
     prompts = PROMPTS[:batch]
     g = guidance
-    zoo_kw: dict[str, Any] = {}
+    zoo_kw: dict[str, Any] = {"clean_caption": False} if family == "pixart_sigma" else {}  # as the pipeline call
     if slg:
         call = {**call, "skip_guidance_layers": list(slg["layers"]), "skip_layer_guidance_scale": slg["scale"],
                 "skip_layer_guidance_start": slg["start"], "skip_layer_guidance_stop": slg["stop"]}

@@ -63,7 +63,8 @@ def _sides(batch: int, steps: int, ref: str | None, guidance: float = 4.5):
     prompts = PROMPTS[:batch]
 
     def zoo():
-        return model.generate(prompts, steps=steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(0), return_latents=True)
+        return model.generate(prompts, steps=steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(0), return_latents=True,
+                              clean_caption=False)  # as the reference call
 
     if ref is None:
         return None, zoo

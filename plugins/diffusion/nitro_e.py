@@ -3,7 +3,8 @@ official key layout), the DC-AE f32c32 latent (diffusers ``AutoencoderDC``) and 
 last hidden states (transformers ``LlamaModel``), sampled by zoo's flow driver.
 
 The loop is the official ``EMMDiTPipeline``'s (``AMD-AGI/Nitro-E`` ``core/models/emmdit_pipeline.py``):
-prompts (and negative prompts, default ``""``) lower-cased and stripped; Llama on
+prompts (and negative prompts, default ``""``) cleaned as the pipeline's default
+``clean_caption=True`` (:mod:`.captions`; ``clean_caption=False``: only lower-cased and stripped); Llama on
 ``max_sequence_length`` (128) tokens padded with EOS, with the attention mask, its final-norm
 hidden states as the condition (the padding is not masked in the denoiser, so it is part of the
 condition and kept); noise ``randn([B, 32, H/32, W/32], generator)``;
@@ -12,8 +13,8 @@ condition and kept); noise ``randn([B, 32, H/32, W/32], generator)``;
 of 2B rows, ``uncond + w (cond - uncond)``, off at ``guidance_scale <= 1`` (the distilled cards:
 4 steps, no CFG); decode ``vae.decode(z / scaling_factor)``.
 
-What differs: no caption cleaning (the pipeline's default ``clean_caption=True`` needs bs4 + ftfy
-and falls back to this without them); E-MMDiT runs at its trained size only (it adds its fixed
+What differs: caption cleaning without bs4 + ftfy is an error naming the extra (the pipeline
+warns and falls back to lower-case + strip); E-MMDiT runs at its trained size only (it adds its fixed
 positional table after the token reconstruction), which zoo checks up front.
 
 Example:
@@ -39,6 +40,7 @@ from zoo.sampling.flow_match import flow_match_sigmas, flow_match_timestep
 from zoo.sampling.noise import as_noise_source
 from zoo.sampling.progress import ProgressArg
 
+from .captions import preprocess_captions
 from .components import DiffusersVAE, check_prompts
 from .emmdit import EMMDiT
 from .pixart import TextToImageBase, check_size
@@ -154,17 +156,21 @@ class NitroE(TextToImageBase):
         """The noise levels of a ``steps``-step generation (``FlowMatchEulerDiscreteScheduler(1000)``: no shift)."""
         return flow_match_sigmas(steps, shift=1.0, num_train_timesteps=self.config.num_train_timesteps)
 
-    def _embed(self, texts: list[str], length: int) -> torch.Tensor:
-        return self.component("text_encoder").embed([t.lower().strip() for t in texts], length)[0]
+    def _embed(self, texts: list[str], length: int, clean_caption: bool = True) -> torch.Tensor:
+        return self.component("text_encoder").embed(preprocess_captions(texts, clean=clean_caption), length)[0]
 
     @torch.no_grad()
     def generate(self, prompt: str | Sequence[str], negative_prompt: str | Sequence[str] | None = None, *,
                  steps: Optional[int] = None, guidance_scale: Optional[float] = None, height: Optional[int] = None,
                  width: Optional[int] = None, generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
-                 num_images_per_prompt: int = 1, return_latents: bool = False, progress: ProgressArg = None) -> torch.Tensor:
+                 num_images_per_prompt: int = 1, return_latents: bool = False, progress: ProgressArg = None,
+                 clean_caption: bool = True) -> torch.Tensor:
         """Images ``[B * num_images_per_prompt, 3, height, width]`` in ``[-1, 1]`` (``return_latents``: the
         final latents ``[B, 32, h, w]``, scaled as the transformer sees them). CFG off at ``guidance_scale <= 1``;
-        ``height``/``width`` default to (and must equal) the card's size."""
+        ``height``/``width`` default to (and must equal) the card's size. ``clean_caption`` (default True,
+        as the pipeline): prompts and negative prompts cleaned of URLs, HTML, @handles, CJK, ids, file
+        names... (:func:`~zoo_plugins.diffusion.captions.clean_caption`; needs bs4 + ftfy from
+        ``zoo[diffusion]``); False only lower-cases and strips."""
         prompts = check_prompts(prompt)
         steps = self.config.steps if steps is None else steps
         guidance_scale = self.config.guidance_scale if guidance_scale is None else guidance_scale
@@ -180,9 +186,10 @@ class NitroE(TextToImageBase):
         guided = guidance_scale > 1.0
         b, n = len(prompts), num_images_per_prompt
         length = self.config.max_sequence_length
-        states = self._embed(prompts, length)
+        clean = bool(clean_caption)
+        states = self._embed(prompts, length, clean)
         if guided:  # as the pipeline: negatives apart, padded to the prompts' length
-            states = torch.cat([states, self._embed(self._negatives(negative_prompt, b), states.shape[1])])
+            states = torch.cat([states, self._embed(self._negatives(negative_prompt, b), states.shape[1], clean)])
         p = next(self.transformer.parameters())
         states = states.to(p.device, p.dtype)
         if n > 1:  # prompt i's rows repeat n times in a row (the pipeline's order)

@@ -3,7 +3,9 @@ sampled with DPM-Solver++ — diffusers' ``PixArtTransformer2DModel`` and
 ``DPMSolverMultistepScheduler``, zoo's loop.
 
 What zoo's loop does (and the diffusers ``PixArtSigmaPipeline`` does too, so latents agree):
-prompts lower-cased and stripped; T5 on at most ``max_sequence_length`` tokens with the
+prompts and negative prompts cleaned as the pipeline's default ``clean_caption=True``
+(:mod:`.captions`: URLs, HTML, @handles, CJK, ids, file names... removed; ``clean_caption=False``
+only lower-cases and strips); T5 on at most ``max_sequence_length`` tokens with the
 attention mask; initial noise ``randn([B, C, H/8, W/8], generator)``; per scheduler timestep one
 transformer call on ``[cond; uncond]`` rows (CFG as 2B rows, ``uncond + w (cond - uncond)``),
 the learned-variance half of the output dropped, ``scheduler.step``; decode
@@ -13,8 +15,8 @@ PixArt-Σ Nitro's card sets ``[400]``, one step) go to ``set_timesteps`` as the 
 What differs (each says why): the prompts and negative prompts go through T5 in ONE batch,
 trimmed to the longest real prompt instead of 300 padded tokens (masked padding: same states
 and the same cross-attention, less work; ``trim_text_padding=False`` keeps 300); the variance
-half is dropped before the CFG combine (the same numbers, half the work); no caption cleaning
-(the pipeline's ``clean_caption`` needs bs4 + ftfy); resolution binning is off by default: the
+half is dropped before the CFG combine (the same numbers, half the work); caption cleaning
+without bs4 + ftfy is an error naming the extra (the pipeline warns and skips it); resolution binning is off by default: the
 image has the size asked (multiples of the VAE factor x the patch size: 16 pixels), where
 diffusers' default snaps it to a trained aspect ratio and resizes back (``resolution_binning=True``
 does that, equal to the pipeline).
@@ -40,6 +42,7 @@ from zoo.sampling.guidance import cfg_combine
 from zoo.sampling.noise import as_noise_source
 from zoo.sampling.progress import ProgressArg, progress_reporter
 
+from .captions import preprocess_captions
 from .components import DiffusersVAE, TextEncoder, check_prompts
 from .config import PixArtSigmaConfig
 from .libs import diffusers_module
@@ -205,10 +208,12 @@ class PixArtSigma(TextToImageBase):
         """A fresh ``DPMSolverMultistepScheduler`` (schedulers hold state: one per generation)."""
         return diffusers_module().DPMSolverMultistepScheduler.from_config(dict(self.config.scheduler))
 
-    def encode_prompts(self, prompts: Sequence[str], negatives: Optional[Sequence[str]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """T5 states and masks of ``[prompts; negatives]`` (one batch) as the transformer's dtype."""
+    def encode_prompts(self, prompts: Sequence[str], negatives: Optional[Sequence[str]], *,
+                       clean_caption: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """T5 states and masks of ``[prompts; negatives]`` (one batch) as the transformer's dtype;
+        ``clean_caption``: the pipeline's caption cleaning (:mod:`.captions`), else lower-case + strip."""
         te: TextEncoder = self.component("text_encoder")
-        texts = [t.lower().strip() for t in list(prompts) + list(negatives or [])]  # the pipeline's preprocessing
+        texts = preprocess_captions(list(prompts) + list(negatives or []), clean=clean_caption)  # the pipeline's preprocessing
         hidden, mask = te.embed(texts, self.config.max_sequence_length, trim=self.config.trim_text_padding)
         p = next(self.transformer.parameters())
         return hidden.to(p.device, p.dtype), mask.to(p.device)
@@ -273,7 +278,8 @@ class PixArtSigma(TextToImageBase):
                  steps: Optional[int] = None, guidance_scale: Optional[float] = None, height: Optional[int] = None,
                  width: Optional[int] = None, generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
                  num_images_per_prompt: int = 1, return_latents: bool = False, progress: ProgressArg = None,
-                 timesteps: Optional[Sequence[int]] = None, resolution_binning: Optional[bool] = None) -> torch.Tensor:
+                 timesteps: Optional[Sequence[int]] = None, resolution_binning: Optional[bool] = None,
+                 clean_caption: bool = True) -> torch.Tensor:
         """Images ``[B * num_images_per_prompt, 3, height, width]`` in ``[-1, 1]`` (or, with
         ``return_latents``, the final latents ``[B, C, h, w]`` in the transformer's space).
 
@@ -285,7 +291,12 @@ class PixArtSigma(TextToImageBase):
         Defaults: ``steps`` 20, ``guidance_scale`` 4.5 (CFG off at <= 1), the trained size (the
         card's values where it sets them). ``timesteps``: explicit scheduler timesteps (integers in
         ``[0, num_train_timesteps)``, decreasing); without it the card's ``timesteps`` are used when
-        ``steps`` is not given or equals their number, else ``steps`` uniform ones."""
+        ``steps`` is not given or equals their number, else ``steps`` uniform ones.
+
+        ``clean_caption`` (default True, as the pipeline): prompts and negative prompts cleaned of
+        URLs, HTML, @handles, CJK ideographs, ids, file names, shop phrases and stray punctuation
+        (:func:`~zoo_plugins.diffusion.captions.clean_caption`; needs bs4 + ftfy from ``zoo[diffusion]``);
+        False only lower-cases and strips."""
         prompts = check_prompts(prompt)
         timesteps = self._timesteps(timesteps, steps)
         steps = (len(timesteps) if timesteps is not None else self.config.steps) if steps is None else steps
@@ -305,7 +316,7 @@ class PixArtSigma(TextToImageBase):
         g = self._generator(generator, seed)
         guided = guidance_scale > 1.0
         negatives = self._negatives(negative_prompt, len(prompts)) if guided else None
-        states, mask = self.encode_prompts(prompts, negatives)
+        states, mask = self.encode_prompts(prompts, negatives, clean_caption=bool(clean_caption))
         n = num_images_per_prompt
         b = len(prompts)
         if n > 1:  # prompt i's rows repeat n times in a row (the pipeline's order)

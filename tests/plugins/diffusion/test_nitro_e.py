@@ -79,6 +79,20 @@ def test_the_seed_decides_the_noise_and_cfg_changes_the_result(parts):
     assert not torch.allclose(a, model.generate("a red fox", steps=2, seed=0, guidance_scale=1.0, return_latents=True))
 
 
+def test_prompts_and_negatives_are_cleaned_as_the_pipeline_default(parts):
+    pytest.importorskip("bs4")
+    pytest.importorskip("ftfy")
+    from zoo_plugins.diffusion.captions import clean_caption
+
+    model = _model("asa", parts)
+    dirty = ("<b>A Red Fox</b> https://example.com/fox.jpg @bob #123 in the snow!!! FREE SHIPPING", "blurry &amp; <i>ugly</i> IMG_1.png")
+    kw = dict(steps=2, guidance_scale=4.5, seed=3, return_latents=True)
+    z = model.generate(*dirty, **kw)
+    # the official pipeline's clean_caption=True text is clean_caption's (tests/plugins/diffusion/test_captions.py)
+    assert torch.equal(z, model.generate(*map(clean_caption, dirty), clean_caption=False, **kw))
+    assert not torch.allclose(z, model.generate(*dirty, clean_caption=False, **kw))
+
+
 @pytest.mark.parametrize("ratio,run", [(4, 1), (4, 4), (2, 2)])
 def test_asa_split_is_the_einops_pattern_and_merge_inverts_it(ratio, run):
     x = torch.randn(2, 32, 3)

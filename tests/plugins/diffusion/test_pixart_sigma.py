@@ -64,6 +64,28 @@ def test_latents_match_the_diffusers_pipeline(model, pipe, prompts, neg, g, step
         assert torch.equal(z, ref)
 
 
+DIRTY = ("<b>A Red Fox</b> https://example.com/fox.jpg @bob #123 in the snow!!! FREE SHIPPING",
+         "blurry &amp; <i>ugly</i> 1920x1080 IMG_0001.png")
+
+
+@pytest.mark.parametrize("trim", [False, True])
+def test_dirty_prompts_are_cleaned_as_the_pipeline_default(model, pipe, trim):
+    pytest.importorskip("bs4")
+    pytest.importorskip("ftfy")
+    ref = pipe(DIRTY[0], negative_prompt=DIRTY[1], guidance_scale=4.5, num_inference_steps=3, height=S, width=S,
+               generator=torch.Generator().manual_seed(7), output_type="latent", use_resolution_binning=False,
+               max_sequence_length=24).images  # the pipeline's default: clean_caption=True
+    model.config.trim_text_padding = trim
+    try:
+        kw = dict(steps=3, guidance_scale=4.5, height=S, width=S, return_latents=True)
+        z = model.generate(DIRTY[0], DIRTY[1], generator=torch.Generator().manual_seed(7), **kw)
+        raw = model.generate(DIRTY[0], DIRTY[1], generator=torch.Generator().manual_seed(7), clean_caption=False, **kw)
+    finally:
+        model.config.trim_text_padding = True
+    assert torch.equal(z, ref) if not trim else (z - ref).abs().max() <= 1e-5 * ref.abs().max()
+    assert (raw - ref).abs().max() > 1e-3  # cleaning changes the condition: the option is what makes them agree
+
+
 def test_images_match_the_pipeline_and_follow_zoo_range(model, pipe):
     ref = _ref(pipe, ["a red fox"], None, 4.5, 3, 1, output_type="pt")  # [0, 1]
     img = model.generate("a red fox", steps=3, height=S, width=S, seed=7)
