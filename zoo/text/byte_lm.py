@@ -111,6 +111,9 @@ class ByteLM:
         self._candidates = [t for t, b in enumerate(self.table) if b]  # ids with bytes (no specials)
         self._spelled = [b or b"\0\0" for b in self.table]  # specials spell nothing a text can hold
         self._ends_ascii = [bool(b) and b[-1] < 0x80 for b in self.table]  # data + such a token ends a character
+        self._completions: dict[int, list[tuple[bytes, str]]] = {}
+        self._starts_inside = [bool(b) and 0x80 <= b[0] < 0xC0 for b in self.table]  # a continuation byte first
+        self._ends_inside = [bool(b) and bool(_incomplete_tail(b)) for b in self.table]  # ends inside a character
         cache_arg = _cache_argument(model)
         self._no_cache = {"use_cache": False} if cache_arg else {}  # batched scoring builds no cache
         self._kv = _KVTrunk(model, cache_arg) if cache_arg and kv_cache else None
@@ -368,25 +371,33 @@ class ByteLM:
     def _valid_next(self, ids: tuple[int, ...], size: int) -> torch.Tensor:
         """Mask of the tokens ``t`` for which ``ids + (t,)`` is valid: the uncached encodings in
         one batched tokenizer call, then, for tokens that leave a character unfinished,
-        :meth:`valid_as`'s completions in rounds (one batch per completion byte, for the texts
-        still undecided). Equal to asking :meth:`valid_as` token by token."""
+        :meth:`valid_as`'s completions in rounds (the first in the same call, then one per
+        completion rank, for the texts still undecided). After whole characters, see
+        :meth:`_valid_next_after`; inside one, only tokens that start with a continuation byte are
+        asked. Equal to asking :meth:`valid_as` token by token."""
         data = self.spell(ids)
         table, canon = self.table, self._canon
         cand = self._candidates if size >= len(table) else [t for t in self._candidates if t < size]
+        head = self._text_of(data)
+        if head is not None:
+            return self._valid_next_after(data, head, ids, cand, size)
+        if _incomplete_tail(data):  # only a continuation byte can follow: any other token never decodes (invalid)
+            cont = self._starts_inside
+            cand = [t for t in cand if cont[t]]
         fulls = [data + table[t] for t in cand]
         partial = {k for k, t in enumerate(cand) if not self._ends_ascii[t] and _incomplete_tail(fulls[k])}
-        head = self._text_of(data)
         if head is None:
-            self._fill_canonical([full for full in fulls if full not in canon])
+            keys, texts = self._to_encode([full for full in fulls if full not in canon])
         else:  # the prefix decodes: each text is it + the token's own text (no per-candidate decoding)
             pieces, keys, texts = self._token_text, [], []
             for t, full in zip(cand, fulls):
                 if pieces[t] is not None and full not in canon:
                     keys.append(full)
                     texts.append(head + pieces[t])
+        if partial:  # the first round of completions rides in the same tokenizer call
+            self._decide_partial([(fulls[k], (*ids, cand[k])) for k in sorted(partial)], keys, texts)
+        else:
             self._encode_into_canonical(keys, texts)
-        if partial:
-            self._decide_partial([(fulls[k], (*ids, cand[k])) for k in sorted(partial)])
         keep = [False] * size
         for k, (t, full) in enumerate(zip(cand, fulls)):
             if k in partial:
@@ -396,11 +407,14 @@ class ByteLM:
                 keep[t] = self.valid_as(full, (*ids, t)) if got is _MISSING else got == (*ids, t)
         return torch.tensor(keep, dtype=torch.bool)
 
-    def _decide_partial(self, keys: list[tuple[bytes, tuple[int, ...]]]) -> None:
-        """:meth:`valid_as` for texts that end inside a character, batched: completion byte ``b``
-        by byte, one tokenizer call per round for the texts still undecided. A completion that
-        cannot decode (the text before the character does not, or no character starts so) is
-        never tried; :meth:`canonical` would refuse it."""
+    def _decide_partial(self, keys: list[tuple[bytes, tuple[int, ...]]], more_keys: Sequence[bytes] = (),
+                        more_texts: Sequence[str] = ()) -> None:
+        """:meth:`valid_as` for texts that end inside a character, batched in rounds: round ``r``
+        tries each undecided text's ``r``-th completion byte (in order), one tokenizer call per
+        round; the first round also encodes ``more_texts`` (for :meth:`canonical`, keyed by
+        ``more_keys``). Any order gives the same answers: a text is valid when *some* completion
+        keeps its tokens. A completion that cannot decode (the text before the character does
+        not, or no character starts so) is never tried; :meth:`canonical` would refuse it."""
         todo = []
         for key in dict.fromkeys(keys):
             if key in self._partial:
@@ -410,19 +424,102 @@ class ByteLM:
             if not _decodes(full[len(self.prefix): len(full) - len(tail)]) or not _completable(tail):
                 self._partial[key] = False
             else:
-                todo.append((key, _completable(tail)))
-        for b in range(0x80, 0xC0):
-            round_ = [(key, _completion(key[0], b)) for key, ok in todo if b in ok]
-            if not round_:
-                continue
-            self._fill_canonical([text for _, text in round_])
+                todo.append((key, _completable_sorted(tail)))
+        r = 0
+        while todo or more_texts:
+            round_ = [(key, _completion(key[0], ok[r])) for key, ok in todo]
+            ks, ts = self._to_encode([text for _, text in round_])
+            self._encode_into_canonical([*more_keys, *ks], [*more_texts, *ts])
+            more_keys, more_texts = (), ()
             for key, text in round_:
                 enc = self.canonical(text)
                 if enc is not None and enc[: len(key[1])] == key[1]:
                     self._partial[key] = True
+            r += 1
+            for key, ok in todo:
+                if key not in self._partial and r == len(ok):  # every completion tried: none keeps the tokens
+                    self._partial[key] = False
             todo = [(key, ok) for key, ok in todo if key not in self._partial]
-        for key, _ in todo:
-            self._partial[key] = False
+
+    def _valid_next_after(self, data: bytes, head: str, ids: tuple[int, ...], cand: list[int], size: int) -> torch.Tensor:
+        """:meth:`_valid_next` after whole characters (``data`` spells the text ``head``): each
+        token that decodes alone is valid when ``head`` + its text encodes to exactly ``ids`` + it
+        (those ids spell ``data`` + the token: :meth:`canonical`'s test); one that ends inside a
+        character goes to :meth:`_decide_partial_after`, whose first round shares the tokenizer
+        call; any other (stray continuation bytes) cannot decode after ``data``: invalid."""
+        pieces, inside = self._token_text, self._ends_inside
+        whole = [t for t in cand if pieces[t] is not None]
+        partial = [t for t in cand if inside[t]]
+        texts = [head + pieces[t] for t in whole]
+        encoded = self._decide_partial_after(data, head, ids, partial, texts)
+        target = list(ids)
+        keep = torch.zeros(size, dtype=torch.bool)
+        ok = [t for t, enc in zip(whole, encoded) if enc and enc[-1] == t and enc[:-1] == target]
+        ok += [t for t in partial if self._partial[(data + self.table[t], (*ids, t))]]
+        if ok:
+            keep[torch.tensor(ok, dtype=torch.long)] = True
+        return keep
+
+    def _decide_partial_after(self, data: bytes, head: str, ids: tuple[int, ...], tokens: list[int],
+                              more_texts: list[str]) -> list[list[int]]:
+        """:meth:`_decide_partial` for ``data + token`` (``data`` whole characters spelling ``head``,
+        each token ending inside a character), from per-token completions: the text of each
+        is ``head`` + the completed token's text (data + bytes that do not decode alone never
+        decode: UTF-8 synchronises at a character's start). The first round also encodes
+        ``more_texts``, whose encodings it returns."""
+        todo = []
+        for t in tokens:
+            key = (data + self.table[t], (*ids, t))
+            if key in self._partial:
+                continue
+            done = self._token_completions(t)
+            if not done:
+                self._partial[key] = False
+            else:
+                todo.append((key, done))
+        canon, spelled, backend, r, first = self._canon, self._spelled.__getitem__, self.tok._backend(), 0, None
+        while todo or first is None:
+            round_ = [(key, data + done[r][0]) for key, done in todo]
+            ks, ts = [], []
+            for (_, done), (_, full) in zip(todo, round_):
+                if full not in canon:
+                    ks.append(full)
+                    ts.append(head + done[r][1])
+            texts = ts if first is not None else [*more_texts, *ts]
+            encoded = backend.encode(texts, False, False)[0] if texts else []
+            if first is None:
+                first, encoded = encoded[: len(more_texts)], encoded[len(more_texts):]
+            if len(canon) + len(ks) > 200_000:
+                canon.clear()
+            for full, enc in zip(ks, encoded):
+                canon[full] = tuple(enc) if b"".join(map(spelled, enc)) == full else None
+            r += 1
+            left = []
+            for (key, done), (_, full) in zip(todo, round_):
+                enc = canon[full] if full in canon else self.canonical(full)  # (a full cache was cleared)
+                if enc is not None and enc[: len(key[1])] == key[1]:
+                    self._partial[key] = True
+                elif r == len(done):  # every completion tried: none keeps the tokens
+                    self._partial[key] = False
+                else:
+                    left.append((key, done))
+            todo = left
+        return first
+
+    def _token_completions(self, t: int) -> list[tuple[bytes, str]]:
+        """A token that ends inside a character, completed each way :func:`_completable` allows:
+        ``(bytes, text)``; none when its bytes before that character do not decode."""
+        got = self._completions.get(t)
+        if got is None:
+            b = self.table[t]
+            tail = _incomplete_tail(b)
+            got = []
+            if _decodes(b[: len(b) - len(tail)]):
+                for c in _completable_sorted(tail):
+                    full = _completion(b, c)
+                    got.append((full, full.decode("utf-8")))
+            self._completions[t] = got
+        return got
 
     def _text_of(self, data: bytes) -> str | None:
         """The text ``data`` spells after the implicit prefix, or ``None`` (no prefix, cut UTF-8)."""
@@ -448,6 +545,11 @@ class ByteLM:
     def _fill_canonical(self, keys: list[bytes]) -> None:
         """Encode (one batched tokenizer call) the byte strings among ``keys`` that
         :meth:`canonical` would send to the tokenizer, and cache the results as it does."""
+        self._encode_into_canonical(*self._to_encode(keys))
+
+    def _to_encode(self, keys: list[bytes]) -> tuple[list[bytes], list[str]]:
+        """The byte strings among ``keys`` that :meth:`canonical` would send to the tokenizer
+        (not cached, the implicit prefix, then text that decodes), with those texts."""
         texts, todo = [], []
         for data in dict.fromkeys(keys):
             if data in self._canon or data == self.prefix or not data.startswith(self.prefix):
@@ -459,7 +561,7 @@ class ByteLM:
             if text:
                 texts.append(text)
                 todo.append(data)
-        self._encode_into_canonical(todo, texts)
+        return todo, texts
 
     def _encode_into_canonical(self, keys: list[bytes], texts: list[str]) -> None:
         """Encode ``texts`` (each the text of the byte string in ``keys`` after the implicit prefix,
@@ -504,6 +606,12 @@ def _completable(tail: bytes) -> frozenset[int]:
     """
     need = _utf8_length(tail[0]) - len(tail) - 1
     return frozenset(b for b in range(0x80, 0xC0) if _decodes(tail + bytes([b]) + b"\x80" * need))
+
+
+@functools.lru_cache(maxsize=None)
+def _completable_sorted(tail: bytes) -> tuple[int, ...]:
+    """:func:`_completable` in increasing order."""
+    return tuple(sorted(_completable(tail)))
 
 
 def _decodes(data: bytes) -> bool:

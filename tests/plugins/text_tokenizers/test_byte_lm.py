@@ -269,3 +269,63 @@ def test_a_cache_that_cannot_be_cropped_is_rebuilt(setups, monkeypatch):
     blm = ByteLM(lm, tok, bos_id=bos, eos_id=eos)
     assert blm.generate("of th", 8, stop_at_end=False) == want
     assert refused  # the encoding changed behind the last token at least once
+
+
+@pytest.fixture(scope="module")
+def sp_with_a_grave(setups, tmp_path_factory):
+    """A SentencePiece model (byte fallback) with "À" as a piece: the lead byte 0xC3 as a token
+    is valid only through a completion other than the first (0x80 makes "À", one piece)."""
+    import io
+
+    import sentencepiece as spm
+
+    from zoo_plugins.text_tokenizers.testing import CORPUS
+
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS * 4), model_writer=buf, vocab_size=330, model_type="unigram",
+                                   byte_fallback=True, character_coverage=1.0, minloglevel=2, hard_vocab_limit=False,
+                                   normalization_rule_name="identity", remove_extra_whitespaces=False,
+                                   user_defined_symbols=["À"])
+    path = tmp_path_factory.mktemp("sp_a") / "tokenizer.model"
+    path.write_bytes(buf.getvalue())
+    sp = TextTokenizer.from_file(path)
+    return sp, tiny_llama(sp.vocab_size, 2, sp.bos_id, sp.eos_id), sp.bos_id, sp.eos_id
+
+
+FAST_PATH_PREFIXES = ["", " ", "the", "the ", "of the ", "of  the", "the quick brown", "\n", "a\tb ", "déjà", "déjà ",
+                      "d\u00e9j\u00e0 vu", "\u20ac5", "日本", "the\u00a0", "1234 5", "of the la", "Section 2(",
+                      "déj".encode() + b"\xc3", b"the \xe2", b"the \xe2\x82", b"\xf0\x9f", "x\U0001F600".encode()[:-1]]
+
+
+@pytest.mark.parametrize("setup", ["bpe", "superbpe", "sentencepiece", "sentencepiece-À"])
+@pytest.mark.parametrize("prefix", FAST_PATH_PREFIXES, ids=[repr(p)[:20] for p in FAST_PATH_PREFIXES])
+def test_validity_mask_after_whole_characters_equals_the_full_check(setups, sp_with_a_grave, setup, prefix):
+    """_valid_next's fast path (prefix of whole characters: one batched encoding of prefix +
+    token text, compared to ids + token; completions per token) gives the mask valid_as gives
+    token by token from a fresh ByteLM (the full check), for every cover encoding of the prefix
+    and for a non-canonical spelling of it (one token per byte where the vocabulary has them):
+    prefixes ending in whitespace, inside multi-byte characters, and superword (multi-word) tokens."""
+    tok, lm, bos, eos = sp_with_a_grave if setup == "sentencepiece-À" else setups[setup]
+    fast = ByteLM(lm, tok, bos_id=bos, eos_id=eos)
+    data = fast.prefix + (prefix if isinstance(prefix, bytes) else prefix.encode())
+    covers = fast.covers(data[len(fast.prefix):]) if data else [((), b"")]
+    byte_ids = {b: t for t, b in enumerate(fast.table) if b and len(b) == 1}
+    if data and all(data[k:k + 1] in byte_ids for k in range(len(data))):
+        covers = [*covers, (tuple(byte_ids[data[k:k + 1]] for k in range(len(data))), b"")]
+    checked = 0
+    for ids, rest in covers:
+        if rest:
+            continue
+        size = len(fast.table)
+        mask = fast._valid_next(ids, size)
+        alone = ByteLM(lm, tok, bos_id=bos, eos_id=eos)
+        want = [bool(alone.table[t]) and alone.valid_as(data + alone.table[t], (*ids, t)) for t in range(size)]
+        assert mask.tolist() == want
+        checked += 1
+        if setup == "superbpe" and prefix == "of the " and ids == fast.canonical(data):
+            multi = [t for t in range(size) if want[t] and b" " in (fast.table[t] or b"").strip(b" ")]
+            assert multi, "expected valid superword tokens after 'of the '"
+        if setup == "sentencepiece-À" and ids == fast.canonical(data) and fast.prefix:
+            assert want[fast.tok.canonical_ids("\u00c1")[-2]], "0xC3 is valid through the completion 0x81"
+    if fast._text_of(data) is not None and any(not rest for _, rest in covers):
+        assert checked
