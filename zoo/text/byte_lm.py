@@ -69,7 +69,8 @@ class ByteLM:
         bos_id: the id every sequence starts from (default: the tokenizer's BOS, else the
             model config's ``bos_token_id``); ``eos_id`` likewise (``END`` gets its mass).
         check_validity: mask next tokens that would make the encoding non-canonical (exact;
-            one tokenizer call per candidate). ``False`` is the paper's fast mode.
+            the full prefix re-encoded with every candidate, in one batched tokenizer call). ``False``
+            is the paper's fast mode.
         cache_size: LM results kept by token prefix (generation reuses most of them).
         kv_cache: score a new token sequence from the LM's key/value cache of the last one scored
             (transformers ``cache`` / ``past_key_values``, cropped to the shared prefix), so that a generation
