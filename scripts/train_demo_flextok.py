@@ -5,8 +5,9 @@ Demo weights, not for research: a small FlexTok (the real architecture of zoo_pl
 f8 KL-VAE -> 2x2 patches + sincos posemb | nested registers -> prefix-LM encoder -> FSQ
 -> rectified-flow decoder with nested dropout and a learned null condition) at 128x128 pixels,
 1..64 ordered tokens of 5.3 bits each (FSQ 8-5, 40 codes), trained on the free-licence photographs and
-textures that Python packages ship (see SOURCES below: every image with its package and licence),
-as random multi-scale crops (crop side log-uniform between ~the output size and the image's
+textures that Python packages ship (see SOURCES below: every image with its package and licence;
+the DEBIAN entries, 57 wallpapers that Debian packages ship, GPL-2+ or CC-BY-SA-3.0 as their
+debian/copyright states, were added by the second attempt described below), as random multi-scale crops (crop side log-uniform between ~the output size and the image's
 shorter side, resized to 128), flips, channel permutations of colour images and random duotone
 colourings of grey ones.
 
@@ -44,10 +45,38 @@ Writes (what ``zoo.load("flextok.demo_128")`` reads)::
     OUT/train_stats.json                             data, licences, durations, metrics
     EXAMPLES/*.png                                   the held-out images (128x128 centre squares)
 
-Command used for the committed weights (one thread of a shared 2-core CPU)::
+Commands used for the committed weights (one thread of a shared 2-core CPU; training then used only the
+19 Python-package images, as it does without ``--debian-root``)::
 
     pip install scikit-image scikit-learn matplotlib   # training data only; zoo does not need them
-    python scripts/train_demo_flextok.py --out plugins/flextok/demo --examples examples/images --device cpu
+    python scripts/train_demo_flextok.py --out RUN1 --examples examples/images --device cpu   # VAE, 18 min kept
+    python scripts/train_demo_flextok.py --vae-from RUN1 --out RUN2 --examples examples/images --device cpu --tok-minutes 38
+    python scripts/train_demo_flextok.py --resume RUN2 --out plugins/flextok/demo --examples examples/images --device cpu --pix-minutes 27
+
+(plugins/flextok/demo/README.md has the details: RUN2's 10-minute checkpoint was resumed.)
+
+Second attempt (2 December, measured, NOT released: worse on the held-out images)::
+
+    apt-get install mate-backgrounds ukui-wallpapers plasma-workspace-wallpapers lomiri-wallpapers
+    # (or: apt-get download <the same> && dpkg -x <each .deb> ROOT, then --debian-root ROOT;
+    #  gnome-backgrounds was looked at and not used: most of its files have no licence in its copyright)
+    python scripts/train_demo_flextok.py --out OUT --examples EX --device cpu --vae-from RUN1 --tok-minutes 0 \
+        --pix-minutes 76 --pix-batch 8 --pix-lr 1.5e-3 --pix-enc-lr-mult 2 --pix-dec-lr 2e-4 --pix-p-t1 0.95 \
+        --pix-ema 0.998 --pix-vae-rec 4 --pix-bank 4096 --val 32 --debian-root ROOT --image-cache /tmp/imgs.npz
+
+76 images (19 + 57 Debian wallpapers), the committed VAE, then the pixel stage from initialisation
+with EMA weights for 76 minutes (8453 steps of 8). Held-out (examples/images): 15.92 dB at 1 token,
+15.96 at 2, 16.29 at 4, 16.28 at 64 (committed: 16.54 / 14.30 / 15.88 / 17.63); VAE alone 22.18 dB
+(committed 21.58). On validation views of the *training* images it plateaued from minute 45 at
+17.3 dB (1 token) -> 17.7 dB (64), while a 1x1 (mean-colour) thumbnail gets 20.6 dB there. What
+was measured on its checkpoints (training views only): the encoder does put information in the
+tokens (token 1's two FSQ values predict an image's mean colour linearly with held-out R^2 0.79;
+20 of 40 codes used at every position over 32 views), but the decoder reads little beyond token 1
+(mean-colour error 0.17 with 1 token, 0.15 with 64; latent MSE 0.44 -> 0.42 of unit variance).
+An untested suspicion: with t = 1 the decoder's patch tokens are pure noise, so its attention
+queries are noise-dominated and learn slowly to pick registers. A 4-minute latent-only pilot showed
+the same flatness (per-k latent MSE 0.49 -> 0.47), and the committed weights are as flat on
+training views (16.5 -> 17.6 dB) as on the held-out ones: not a data problem but a training one.
 
 ``--vae-minutes 0.5 --tok-minutes 0.5 --bank 256 --out /tmp/demo`` runs the whole pipeline in ~2 minutes.
 """
@@ -98,6 +127,29 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "flower": ("scikit-learn", "sklearn.datasets.load_sample_image('flower.jpg')", "CC BY 2.0 (vultilion, Flickr)"),
     "moon": ("scikit-image", "skimage.data.moon", "not stated by scikit-image (BSD-3-Clause package data; unverified)"),
 }
+# Debian packages (``apt-get install mate-backgrounds ukui-wallpapers
+# plasma-workspace-wallpapers lomiri-wallpapers``, or ``apt-get download`` + ``dpkg -x`` into a folder
+# given as ``--debian-root``): file under the root -> (package, licence as its debian/copyright states it).
+PLASMA = ("Altai", "Autumn", "BytheWater", "Canopee", "Cascade", "Cluster", "ColdRipple", "ColorfulCups", "DarkestHour",
+          "Elarun", "EveningGlow", "FallenLeaf", "Flow", "FlyingKonqui", "Grey", "Honeywave", "IceCold", "Kay", "Kite",
+          "Kokkini", "MilkyWay", "OneStandsOut", "Opal", "PastelHills", "Patak", "Path", "SafeLanding", "Shell", "Volna",
+          "summer_1am")
+DEBIAN: dict[str, tuple[str, str]] = {
+    **{f"usr/share/wallpapers/{n}": ("plasma-workspace-wallpapers", "GPL-2+ (KDE Visual Design Group)") for n in PLASMA},
+    **{f"usr/share/backgrounds/mate/nature/{n}.jpg": ("mate-backgrounds", "GPL-2+") for n in (
+        "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops", "Storm", "TwoWings",
+        "Wood", "YellowFlower")},
+    "usr/share/backgrounds/mate/abstract/Elephants.jpg": ("mate-backgrounds", "GPL-2+ (Wyng Stancikaite)"),
+    "usr/share/backgrounds/mate/desktop/GreenTraditional.jpg": ("mate-backgrounds", "GPL-2+ (l0r4n0n)"),
+    **{f"usr/share/backgrounds/{n}": ("ukui-wallpapers", "CC-BY-SA-3.0 (Ubuntu Kylin community contributors)") for n in (
+        "2004default.jpg", "calla.png", "city.png", "desert.png", "firstgeneration.jpg", "fluent-color.png",
+        "focal-ubuntukylin.png", "goldfish.png", "rhythm.jpg", "rollpaper.png", "string.jpg", "the-mouse.jpg")},
+    "usr/share/backgrounds/warty-final-ubuntu.png": ("lomiri-wallpapers", "CC-BY-SA-3.0 (Nathaniel McCallum, Daniel Holbach, Ubuntu community)"),
+}
+#: the same as SOURCES entries (added to the training set only with ``--debian-root``)
+DEBIAN_SOURCES: dict[str, tuple[str, str, str]] = {
+    "deb:" + path: (pkg, "/" + path + ("/contents/images/<largest>" if "/wallpapers/" in path else ""), lic)
+    for path, (pkg, lic) in DEBIAN.items()}
 HELDOUT = ("chelsea", "coffee", "rocket", "flower", "moon")
 TRAIN = tuple(n for n in SOURCES if n not in HELDOUT)
 IMAGE_SIZE = 128
@@ -106,8 +158,32 @@ FSQ_LEVELS = [8, 5]
 TOKENS_EVAL = (1, 2, 4, 8, 16, 32, 64)
 
 
+DEBIAN_ROOT = Path("/")  # set from --debian-root
+MAX_SIDE = 512  # Debian wallpapers are decoded once, shorter side <= 512 px (the views are 128 px)
+
+
+def load_debian(rel: str) -> np.ndarray:
+    """A package wallpaper, shorter side resized to <= MAX_SIDE (plasma themes: their largest size)."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    path = DEBIAN_ROOT / rel
+    if path.is_dir():  # a plasma wallpaper theme: contents/images/<W>x<H>.<ext>
+        path = max((path / "contents" / "images").iterdir(), key=lambda f: int(f.stem.split("x")[0]))
+    img = Image.open(path)
+    if img.format == "JPEG":
+        img.draft("RGB", (img.width // 4, img.height // 4))
+    img = img.convert("RGB")
+    s = MAX_SIDE / min(img.size)
+    if s < 1:
+        img = img.resize((round(img.width * s), round(img.height * s)), Image.LANCZOS)
+    return np.asarray(img)
+
+
 def load_source(name: str) -> np.ndarray:
     """One training / held-out image as uint8 ``[H, W, 3]`` (grey replicated, alpha composited on white)."""
+    if name.startswith("deb:"):
+        return np.ascontiguousarray(load_debian(name[4:]))
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
 
@@ -432,10 +508,47 @@ def train_flextok(model, bank: torch.Tensor, minutes: float, batch: int, t0: flo
     return step
 
 
+class EMA:
+    """Exponential moving average of parameters (``decay`` warmed up as ``min(decay, (1 + n) / (10 + n))``);
+    ``swap()`` exchanges the live and averaged values (call it twice to undo)."""
+
+    def __init__(self, params: list[torch.nn.Parameter], decay: float):
+        self.params, self.decay, self.n = params, decay, 0
+        self.shadow = [p.detach().clone() for p in params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.n += 1
+        d = min(self.decay, (1 + self.n) / (10 + self.n))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1 - d)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        for p, s in zip(self.params, self.shadow):
+            tmp = p.detach().clone()
+            p.copy_(s)
+            s.copy_(tmp)
+
+
+@torch.no_grad()
+def val_psnr(model, images: torch.Tensor, keeps: tuple[int, ...] = (1, 4, 16, 64)) -> dict[int, float]:
+    """Mean PSNR per kept-token count on ``images`` (uint8 views of *training* images, a slice that is
+    not trained on; the held-out images are never looked at during training), one Euler step."""
+    was = model.training
+    model.eval()
+    x = images.float() / 127.5 - 1
+    tokens = model.encode(x)
+    out = {k: round(float(psnr(model.decode(tokens.truncate(k), generator=torch.Generator().manual_seed(0)), x).mean()), 2)
+           for k in keeps}
+    model.train(was)
+    return out
+
+
 def train_pixels(model, images: torch.Tensor, latents: torch.Tensor, minutes: float, batch: int, t0: float, lr: float,
                  dec_lr: float, device: str, p_t1: float = 0.9, t_shift: float = 1.5, pix_weight: float = 2.0,
                  crop: int = 8, seed: int = 4321, on_checkpoint: Callable[[], None] | None = None,
-                 checkpoint_minutes: float = 10.0) -> int:
+                 checkpoint_minutes: float = 10.0, ema_decay: float = 0.0, enc_lr_mult: float = 1.0,
+                 vae_rec: int | None = None, val_images: torch.Tensor | None = None, val_minutes: float = 5.0) -> int:
     """Stage 3b: the loss of :func:`train_flextok` plus a pixel loss through the VAE decoder.
 
     Regression in the VAE's latent space is a poor proxy for pixels: the decoder maps the *mean*
@@ -443,20 +556,39 @@ def train_pixels(model, images: torch.Tensor, latents: torch.Tensor, minutes: fl
     prediction ``x_t - t v`` of the t = 1 samples is decoded (a random ``crop x crop`` latent window,
     the same for the batch, for speed) and compared with the image (MSE + L1), gradients flowing
     into FlexTok *and* into the VAE decoder (learning rate ``dec_lr``); the VAE decoder also keeps
-    its reconstruction term on the true latents, so ``flextok_vae`` alone stays a VAE. The VAE
-    encoder stays frozen (the tokens' input does not move)."""
+    its reconstruction term on the true latents (of the first ``vae_rec`` samples of each batch), so
+    ``flextok_vae`` alone stays a VAE. The VAE encoder stays frozen (the tokens' input does not move).
+    ``ema_decay`` > 0 keeps an EMA of all trained weights, which is what is written and returned;
+    ``val_images`` (training-image views not in ``images``) are evaluated every ``val_minutes``."""
     enc, dec, fsq, vae = model.encoder, model.decoder, model.regularizer, model.vae
-    params = [p for p in list(enc.parameters()) + list(dec.parameters()) if p.requires_grad]
+    params = [p for p in list(dec.parameters()) if p.requires_grad]
+    enc_params = [p for p in enc.parameters() if p.requires_grad]
     vdec = list(vae.vae.decoder.parameters()) + (list(vae.vae.post_quant_conv.parameters()) if vae.vae.post_quant_conv is not None else [])
     for p in vdec:
         p.requires_grad_(True)
     opt = torch.optim.AdamW([{"params": params, "weight_decay": 0.0, "peak": lr},
+                             {"params": enc_params, "weight_decay": 0.0, "peak": lr * enc_lr_mult},
                              {"params": vdec, "weight_decay": 0.0, "peak": dec_lr}], lr=lr, betas=(0.9, 0.99))
+    params = params + enc_params
+    ema = EMA(params + vdec, ema_decay) if ema_decay > 0 else None
+    last_val = time.perf_counter()
+
+    def checkpoint() -> None:
+        model.eval()
+        if ema is not None:
+            ema.swap()
+        if val_images is not None:
+            log(f"pixels step {step:5d}  val PSNR per kept tokens {val_psnr(model, val_images)}", t0)
+        if on_checkpoint is not None:
+            on_checkpoint()
+        if ema is not None:
+            ema.swap()
+        model.train()
     n_reg = dec.n_registers
     keeps = torch.tensor([2**i for i in range(int(math.log2(n_reg)) + 1)])
     g = torch.Generator().manual_seed(seed)
     f = vae.downsample_factor
-    ema, step, budget, last_ck = None, 0, Budget(minutes), time.perf_counter()
+    avg, step, budget, last_ck = None, 0, Budget(minutes), time.perf_counter()
     while not budget.done(step):
         for gr in opt.param_groups:
             gr["lr"] = lr_at(budget.frac(step), gr["peak"], warmup=0.02)
@@ -481,29 +613,45 @@ def train_pixels(model, images: torch.Tensor, latents: torch.Tensor, minutes: fl
         sel = one.to(device)
         pred = (x_t - tb * v)[sel][win]
         target = img[sel][pix_win]
-        both = vae.decode(torch.cat([pred, x0[win]]))
+        n_rec = x0.shape[0] if vae_rec is None else min(vae_rec, x0.shape[0])
+        both = vae.decode(torch.cat([pred, x0[:n_rec][win]]))
         y_tok, y_vae = both[: pred.shape[0]], both[pred.shape[0]:]
         pix_tok = F.mse_loss(y_tok, target) + (y_tok - target).abs().mean()
-        pix_vae = F.mse_loss(y_vae, img[pix_win]) + (y_vae - img[pix_win]).abs().mean()
-        loss = lat_loss + pix_weight * (pix_tok + pix_vae)
+        rec_target = img[:n_rec][pix_win]
+        pix_vae = F.mse_loss(y_vae, rec_target) + (y_vae - rec_target).abs().mean()
+        loss = lat_loss + pix_weight * (pix_tok + pix_vae * n_rec / x0.shape[0])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params + vdec, 1.0)
         opt.step()
+        if ema is not None:
+            ema.update()
         r = float(pix_tok.detach())
-        ema = r if ema is None else 0.95 * ema + 0.05 * r
+        avg = r if avg is None else 0.95 * avg + 0.05 * r
         if step % 25 == 0:
-            log(f"pixels step {step:5d}  latent {float(lat_loss):.4f}  pix(tokens) {ema:.4f}  pix(vae) {float(pix_vae):.4f}", t0)
-        if on_checkpoint is not None and time.perf_counter() - last_ck > checkpoint_minutes * 60:
-            model.eval()
-            on_checkpoint()
-            model.train()
-            last_ck = time.perf_counter()
+            log(f"pixels step {step:5d}  latent {float(lat_loss):.4f}  pix(tokens) {avg:.4f}  pix(vae) {float(pix_vae):.4f}", t0)
+        now = time.perf_counter()
+        if on_checkpoint is not None and now - last_ck > checkpoint_minutes * 60:
+            checkpoint()  # (validates too)
+            last_ck = last_val = time.perf_counter()
+        elif val_images is not None and now - last_val > val_minutes * 60:
+            _val(model, val_images, ema, step, t0)
+            last_val = time.perf_counter()
         step += 1
+    if ema is not None:
+        ema.swap()  # the averaged weights are the result
     model.eval()
     for p in vdec:
         p.requires_grad_(False)
     return step
+
+
+def _val(model, val_images: torch.Tensor, ema: EMA | None, step: int, t0: float) -> None:
+    if ema is not None:
+        ema.swap()
+    log(f"pixels step {step:5d}  val PSNR per kept tokens {val_psnr(model, val_images)}", t0)
+    if ema is not None:
+        ema.swap()
 
 
 # ---------------------------------------------------------------------------------------- release files
@@ -655,14 +803,17 @@ def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sample
     model.vae.requires_grad_(False)
     model.vae.vae.channels_last = True
     model.train()
-    t1 = time.perf_counter()
-    bank = latent_bank(model, ViewSampler(list(train.values()), IMAGE_SIZE, seed=args.seed + 1), args.bank, args.device)
-    log(f"latent bank {tuple(bank.shape)} in {(time.perf_counter() - t1) / 60:.1f} min", t0)
     t2 = time.perf_counter()
-    tok_steps = train_flextok(model, bank, args.tok_minutes, args.tok_batch, t0, args.tok_lr, args.device,
-                              p_t1=args.p_t1, t_shift=args.t_shift,
-                              on_checkpoint=lambda: write_release(model, vae, args.out),
-                              checkpoint_minutes=args.checkpoint_minutes)
+    tok_steps = 0
+    if args.tok_minutes > 0:  # latent-space stage (skipped with --tok-minutes 0: the pixel stage starts from init)
+        t1 = time.perf_counter()
+        bank = latent_bank(model, ViewSampler(list(train.values()), IMAGE_SIZE, seed=args.seed + 1), args.bank, args.device)
+        log(f"latent bank {tuple(bank.shape)} in {(time.perf_counter() - t1) / 60:.1f} min", t0)
+        t2 = time.perf_counter()
+        tok_steps = train_flextok(model, bank, args.tok_minutes, args.tok_batch, t0, args.tok_lr, args.device,
+                                  p_t1=args.p_t1, t_shift=args.t_shift,
+                                  on_checkpoint=lambda: write_release(model, vae, args.out),
+                                  checkpoint_minutes=args.checkpoint_minutes)
     t_tok = time.perf_counter() - t2
     tok_info = {"minutes": round(t_tok / 60, 1), "steps": tok_steps, "batch": args.tok_batch, "lr": args.tok_lr,
                 "p_t1": args.p_t1, "t_shift": args.t_shift, "latent_bank": args.bank}
@@ -699,6 +850,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pix-dec-lr", type=float, default=3e-4)
     ap.add_argument("--pix-bank", type=int, default=2048, help="number of (view, latent) pairs for stage 3b")
     ap.add_argument("--fsq-levels", type=int, nargs="+", default=FSQ_LEVELS, help="FSQ levels per token dimension")
+    ap.add_argument("--pix-ema", type=float, default=0.0, help="EMA decay of the pixel stage's weights (0: none)")
+    ap.add_argument("--pix-enc-lr-mult", type=float, default=1.0, help="encoder learning rate / --pix-lr")
+    ap.add_argument("--pix-vae-rec", type=int, default=None, help="VAE reconstruction term on this many samples per batch")
+    ap.add_argument("--pix-p-t1", type=float, default=None, help="--p-t1 for the pixel stage (default: --p-t1)")
+    ap.add_argument("--val", type=int, default=0, help="validation views of training images (not trained on) for logs")
+    ap.add_argument("--debian-root", type=Path, default=None,
+                    help="also train on the DEBIAN wallpapers, found under this root ('/' when the packages are installed)")
+    ap.add_argument("--image-cache", type=Path, default=None, help="npz cache of the decoded training images")
     ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
     ap.add_argument("--vae-from", type=Path, default=None, help="reuse the VAE in DIR/vae_tiny (skip stage 1)")
     args = ap.parse_args(argv)
@@ -706,7 +865,19 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
-    train = {n: load_source(n) for n in TRAIN}
+    global DEBIAN_ROOT
+    sources = dict(SOURCES)
+    if args.debian_root is not None:
+        DEBIAN_ROOT = args.debian_root
+        sources.update(DEBIAN_SOURCES)
+    names = [n for n in sources if n not in HELDOUT]
+    if args.image_cache is not None and args.image_cache.exists():
+        with np.load(args.image_cache) as cached:
+            train = {n: cached[str(i)] for i, n in enumerate(names)}
+    else:
+        train = {n: load_source(n) for n in names}
+        if args.image_cache is not None:
+            np.savez(args.image_cache, **{str(i): train[n] for i, n in enumerate(names)})
     held = {n: load_source(n) for n in HELDOUT}
     args.examples.mkdir(parents=True, exist_ok=True)
     from PIL import Image
@@ -741,15 +912,22 @@ def main(argv: list[str] | None = None) -> None:
                 lats.append(model.vae.encode(x.to(args.device)).cpu())
         imgs, lats = torch.cat(imgs)[: args.pix_bank], torch.cat(lats)[: args.pix_bank]
         log(f"image/latent bank {tuple(imgs.shape)} in {(time.perf_counter() - t3) / 60:.1f} min", t0)
+        val = None
+        if args.val:  # other views of the training images (another seed), only logged
+            val = ((ViewSampler(list(train.values()), IMAGE_SIZE, seed=args.seed + 7)(args.val) + 1) * 127.5).round().to(torch.uint8)
         t4 = time.perf_counter()
         pix_steps = train_pixels(model, imgs, lats, args.pix_minutes, args.pix_batch, t0, args.pix_lr, args.pix_dec_lr,
-                                 args.device, p_t1=args.p_t1, t_shift=args.t_shift,
+                                 args.device, p_t1=args.p_t1 if args.pix_p_t1 is None else args.pix_p_t1,
+                                 t_shift=args.t_shift,
                                  on_checkpoint=lambda: write_release(model, model.vae.vae, args.out),
-                                 checkpoint_minutes=args.checkpoint_minutes)
+                                 checkpoint_minutes=args.checkpoint_minutes, ema_decay=args.pix_ema,
+                                 enc_lr_mult=args.pix_enc_lr_mult, vae_rec=args.pix_vae_rec, val_images=val)
         vae = model.vae.vae
         write_release(model, vae, args.out)
         pix_info = {"minutes": round((time.perf_counter() - t4) / 60, 1), "steps": pix_steps, "batch": args.pix_batch,
-                    "lr": args.pix_lr, "vae_decoder_lr": args.pix_dec_lr, "bank": args.pix_bank}
+                    "lr": args.pix_lr, "vae_decoder_lr": args.pix_dec_lr, "bank": args.pix_bank, "ema": args.pix_ema,
+                    "encoder_lr_mult": args.pix_enc_lr_mult, "vae_rec": args.pix_vae_rec,
+                    "p_t1": args.p_t1 if args.pix_p_t1 is None else args.pix_p_t1}
         log(f"pixel stage: {pix_steps} steps in {pix_info['minutes']} min -> {args.out}", t0)
 
     released = load_release(args.out).to("cpu")
@@ -768,7 +946,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python scripts/train_demo_flextok.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": args.device, "seed": args.seed, "threads": args.threads, "torch": torch.__version__,
         "sources": {n: {"package": p, "loader": ld, "licence": lic, "split": "heldout" if n in HELDOUT else "train"}
-                    for n, (p, ld, lic) in SOURCES.items()},
+                    for n, (p, ld, lic) in sources.items()},
         "image_size": IMAGE_SIZE, "fsq_levels": args.fsq_levels, "registers": N_REGISTERS,
         "vae": {**vae_info, "params": sum(p.numel() for p in vae.parameters())},
         "flextok": {**tok_info, "dim": args.dim, "depth": args.depth,
