@@ -366,17 +366,26 @@ def _free_disk(path: Path) -> int | None:
 
 
 def cache_summary(path: str | Path | None = None) -> dict[str, Any]:
-    """Where the cache is, its size, partial downloads and the free disk there (for ``zoo doctor``)."""
+    """Where the cache is, its size, partial downloads and the free disk there (for ``zoo doctor``).
+
+    ``size_on_disk`` counts the hub repos and the metric weights (``<hub cache>/zoo-metrics``);
+    ``metric_files`` / ``metric_bytes`` say how much of it is metric weights, and partial counts
+    include their unfinished downloads."""
     root = cache_dir(path)
     info = scan(root)
     incomplete = list(getattr(info, "incomplete_files", ()) or ()) if info is not None else []
+    metrics = _metric_models(root)
+    metric_bytes = sum(m.size_on_disk for m in metrics)
+    metric_partial = [m.partial_bytes for m in metrics if m.partial_bytes]
     return {
         "cache_dir": str(root),
-        "exists": info is not None,
-        "size_on_disk": int(info.size_on_disk) if info is not None else 0,
+        "exists": info is not None or bool(metrics),
+        "size_on_disk": (int(info.size_on_disk) if info is not None else 0) + metric_bytes,
         "repos": len(info.repos) if info is not None else 0,
-        "partial_files": len(incomplete),
-        "partial_bytes": sum(i.size_on_disk for i in incomplete),
+        "metric_files": sum(len(m.files) for m in metrics),
+        "metric_bytes": metric_bytes,
+        "partial_files": len(incomplete) + len(metric_partial),
+        "partial_bytes": sum(i.size_on_disk for i in incomplete) + sum(metric_partial),
         "free_disk": _free_disk(root),
     }
 

@@ -220,7 +220,8 @@ def doctor(as_json: bool) -> None:
                + (f"; env {hub['env']}" if hub["env"] else ""))
     c = r["cache"]
     partial = f", {c['partial_files']} partial download(s) ({human_size(c['partial_bytes'])}; `zoo cache rm --partial`)" if c["partial_files"] else ""
-    click.echo(f"cache: {c['cache_dir']}" + (f" ({human_size(c['size_on_disk'])} in {c['repos']} repo(s){partial})" if c["exists"] else " (empty: not created yet)")
+    metrics = f" + {c['metric_files']} metric weight file(s)" if c.get("metric_files") else ""
+    click.echo(f"cache: {c['cache_dir']}" + (f" ({human_size(c['size_on_disk'])} in {c['repos']} repo(s){metrics}{partial})" if c["exists"] else " (empty: not created yet)")
                + f"; free disk {human_size(c['free_disk'])}")
     for name, status in r["plugins"].items():
         click.echo(f"plugin {name}: {status}")

@@ -137,6 +137,16 @@ def test_doctor_reports_the_cache(cached):
     assert f"cache: {cached.cache_dir}" in text and "free disk" in text
 
 
+def test_doctor_counts_metric_weights(cached):
+    _metric_files(cached.cache_dir)
+    cache = json.loads(CliRunner().invoke(cli, ["doctor", "--json"]).output)["cache"]
+    assert (cache["metric_files"], cache["metric_bytes"]) == (2, 700 + 900)
+    assert cache["size_on_disk"] == sum(len(v) for v in FILES.values()) + 700 + 900
+    assert (cache["partial_files"], cache["partial_bytes"]) == (1, 50)  # the lpips-vgg download in progress
+    text = CliRunner().invoke(cli, ["doctor"]).output
+    assert "2 metric weight file(s)" in text and "1 partial download(s)" in text
+
+
 def _metric_files(cache_dir):
     """lpips-alex and the inception weights cached as `zoo eval` leaves them, plus an unfinished download."""
     from zoo.evaluation.metric_weights import METRIC_WEIGHTS, metric_cache_dir
