@@ -157,14 +157,17 @@ def test_pages_show_their_pictures(built_site, served_site, browser, tmp_path, p
     browser.get(f"{served_site}/{page}")
     images = WebDriverWait(browser, 10).until(
         lambda b: b.find_elements(By.CSS_SELECTOR, "article img"), message=f"{page} shows no picture")
+    # pictures are loading=lazy: one only starts loading near the viewport, and scrolling away before
+    # it starts can leave it unloaded. So each is scrolled into view and given up to 20 s to load there.
+    shown = "return arguments[0].complete && arguments[0].naturalWidth > 0"
     for img in images:
         browser.execute_script("arguments[0].scrollIntoView()", img)
+        try:
+            WebDriverWait(browser, 20).until(lambda b, img=img: b.execute_script(shown, img))
+        except Exception:
+            pass
     browser.execute_script("window.scrollTo(0, 0)")
     state = "return [...document.querySelectorAll('article img')].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])"
-    try:  # a picture scrolled into view may still be loading: give every one up to 20 s
-        WebDriverWait(browser, 20).until(lambda b: all(ok for _, ok in b.execute_script(state)))
-    except Exception:
-        pass
     loaded = browser.execute_script(state)
     assert all(ok for _, ok in loaded), f"pictures that did not load on {page}: {loaded}"
     _shot(browser, tmp_path, name)
