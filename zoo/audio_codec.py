@@ -5,7 +5,7 @@ The class provides ``sample_rate`` (Hz) and ``hop`` (samples per token frame), `
 ``decode``; the mixin adds
 
 * ``frame_rate`` = ``sample_rate / hop`` (token frames per second);
-* ``_name()``: the card's name once ``zoo.load`` set one, else ``default_name``;
+* ``name`` (from ``ZooModel``): the card's name once ``zoo.load`` set one, else ``default_name``;
 * ``_prepare(waveform, sample_rate)``: :func:`zoo.media.audio.prepare_items` at the codec's
   rate (mono unless ``mono_input`` is False), the one place inputs are checked;
 * ``_grouped(items, fn)``: :func:`zoo.media.audio.run_grouped`;
@@ -16,12 +16,13 @@ The class provides ``sample_rate`` (Hz) and ``hop`` (samples per token frame), `
 Example:
     >>> import torch
     >>> from zoo.interfaces import Tokens
-    >>> class Repeat(AudioCodecMixin):                 # a toy codec: one token per 4 samples
+    >>> from zoo.model import ZooModel
+    >>> class Repeat(AudioCodecMixin, ZooModel):       # a toy codec: one token per 4 samples
     ...     sample_rate, hop, default_name = 16, 4, "repeat"
     ...     def encode(self, waveform, sample_rate=None):
     ...         items = self._prepare(waveform, sample_rate)
     ...         ids = torch.stack([(w[:: self.hop] > 0).long() for w in items])
-    ...         return Tokens(ids=ids, codebook_size=2, tokenizer=self._name(),
+    ...         return Tokens(ids=ids, codebook_size=2, tokenizer=self.name,
     ...                       meta={"num_samples": [w.shape[-1] for w in items]})
     ...     def decode(self, tokens):
     ...         return tokens.ids.float().repeat_interleave(self.hop, -1)
@@ -44,7 +45,7 @@ class AudioCodecMixin:
 
     #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name: str = "audio codec"
-    #: How input errors name the model (``"WavTokenizer runs at 24000 Hz"``); None: ``_name()``.
+    #: How input errors name the model (``"WavTokenizer runs at 24000 Hz"``); None: ``name``.
     display_name: str | None = None
     #: False: ``_prepare`` keeps channels (``[C, L]`` items) for codecs that take several.
     mono_input: bool = True
@@ -59,15 +60,12 @@ class AudioCodecMixin:
         """Token frames per second (``sample_rate / hop``)."""
         return self.sample_rate / self.hop
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or self.default_name
 
     def _prepare(self, waveform: Any, sample_rate: int | None) -> list[torch.Tensor]:
         """Anything ``encode`` accepts (one path or tensor) -> items at the codec's rate."""
         from zoo.media.audio import prepare_items  # noqa: PLC0415
 
-        label = self.display_name or self._name()
+        label = self.display_name or self.name
         return prepare_items(waveform, sample_rate, self.sample_rate, model=label, mono=self.mono_input)
 
     @staticmethod

@@ -120,9 +120,12 @@ class ZooModel:
 
     @property
     def name(self) -> str:
-        """The card's name (``'flextok.demo_tiny'``); the class name before ``zoo.load`` set a card."""
+        """The card's name (``'flextok.demo_128'``); before ``zoo.load`` set a card, the class's
+        ``default_name`` (a family name such as ``"kl_vae"``) if it has one, else the class name."""
         card = self.card
-        return card.name if card is not None else type(self).__name__
+        if card is not None and card.name:
+            return card.name
+        return getattr(self, "default_name", None) or type(self).__name__
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """How many parameters the model holds (0 for a reducer without weights)."""

@@ -71,9 +71,8 @@ class DiGIT(ZooModel, nn.Module):
     def num_tokens(self) -> int:
         return self.config.grid ** 2
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "digit"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "digit"
 
     # ------------------------------------------------------------------ stages
     def _check_images(self, images: Any) -> torch.Tensor:
@@ -81,10 +80,10 @@ class DiGIT(ZooModel, nn.Module):
         from zoo.media.image import check_images
 
         c = self.config
-        check_images(images, multiple_of=1, model=self._name())
+        check_images(images, multiple_of=1, model=self.name)
         h, w = images.shape[-2:]
         if (h, w) not in ((c.image_size, c.image_size), (c.backbone_size, c.backbone_size)):
-            raise MediaError(f"{self._name()} takes {c.image_size}x{c.image_size} images (or {c.backbone_size}x"
+            raise MediaError(f"{self.name} takes {c.image_size}x{c.image_size} images (or {c.backbone_size}x"
                              f"{c.backbone_size}), got {h}x{w}; resize them first (zoo.media.image.to_tensor(images, "
                              f"size={c.image_size}))")
         p = self.kmeans.centroids
@@ -111,7 +110,7 @@ class DiGIT(ZooModel, nn.Module):
         from zoo.interfaces import Tokens
 
         ids = self.kmeans.nearest(self.encode_latents(images))
-        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(), meta={"grid": (self.config.grid, self.config.grid)})
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self.name, meta={"grid": (self.config.grid, self.config.grid)})
 
     def centroids(self, tokens: Any) -> torch.Tensor:
         """Tokens (or ids ``[B, N]``) -> their centroids ``[B, N, D]`` (what an understanding model can embed)."""
@@ -119,15 +118,15 @@ class DiGIT(ZooModel, nn.Module):
 
         ids = tokens.ids if isinstance(tokens, Tokens) else tokens
         if not isinstance(ids, torch.Tensor):
-            raise TokenError(f"{self._name()} takes Tokens from its encode() or ids [B, N]; got {type(tokens).__name__}")
+            raise TokenError(f"{self.name} takes Tokens from its encode() or ids [B, N]; got {type(tokens).__name__}")
         try:
             return self.kmeans(ids.to(self.kmeans.centroids.device))
         except (TypeError, ValueError) as exc:
-            raise TokenError(f"{self._name()}: {exc}") from exc
+            raise TokenError(f"{self.name}: {exc}") from exc
 
     def decode(self, tokens: Any, **kwargs: Any) -> torch.Tensor:
         """DiGIT has no decoder: its ids are k-means clusters of DINOv2 features, made for understanding
         and for an AR prior; pixels come from DiGIT's separate second-stage generator, not from these ids."""
-        raise TokenError(f"{self._name()} is an understanding-only tokenizer: its ids are k-means clusters of DINOv2 "
+        raise TokenError(f"{self.name} is an understanding-only tokenizer: its ids are k-means clusters of DINOv2 "
                          "features and have no pixel decoder. Use encode() (and centroids() for the cluster "
                          "vectors); to get images back, use a tokenizer with a decoder (e.g. zoo list --kind tokenizer)")

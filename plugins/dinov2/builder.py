@@ -66,9 +66,8 @@ class DINOv2Features(ZooModel, nn.Module):
     def image_size(self) -> int:
         return int(self.config.image_size)
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "dinov2"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "dinov2"
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor):
@@ -76,17 +75,17 @@ class DINOv2Features(ZooModel, nn.Module):
         from zoo.interfaces import Latents
         from zoo.media.image import check_images
 
-        check_images(images, multiple_of=self.config.patch_size, model=self._name())
+        check_images(images, multiple_of=self.config.patch_size, model=self.name)
         p = self.backbone.pos_embed
         x = images.to(device=p.device, dtype=p.dtype)
         x = ((x + 1.0) / 2.0 - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         h, w = x.shape[-2:]
         grid = (h // self.config.patch_size, w // self.config.patch_size)
-        return Latents(values=self.backbone(x), tokenizer=self._name(), meta={"grid": grid})
+        return Latents(values=self.backbone(x), tokenizer=self.name, meta={"grid": grid})
 
     def decode(self, tokens: Any, **kwargs: Any) -> torch.Tensor:
         """DINOv2 is an encoder only: there is nothing to decode."""
-        raise TokenError(f"{self._name()} is a feature extractor (an encoder without a decoder): encode() gives "
+        raise TokenError(f"{self.name} is a feature extractor (an encoder without a decoder): encode() gives "
                          "patch features; it cannot turn them back into images")
 
 

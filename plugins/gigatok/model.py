@@ -90,9 +90,8 @@ class GigaTok(ZooModel, nn.Module):
         return self.decoder(self.s1to2decoder(self.post_quant_conv(codes)))
 
     # ------------------------------------------------------------------ zoo interface
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "gigatok"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "gigatok"
 
     def _check_images(self, images) -> torch.Tensor:
         s = self.image_size
@@ -102,7 +101,7 @@ class GigaTok(ZooModel, nn.Module):
         if images.dim() == 3:
             images = images[None]
         if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (s, s):
-            raise InputError(f"{self._name()} takes images [B, 3, {s}, {s}] (its Q-Former has {s}x{s} position "
+            raise InputError(f"{self.name} takes images [B, 3, {s}, {s}] (its Q-Former has {s}x{s} position "
                              f"embeddings), got {tuple(images.shape)}; resize with zoo.media.image.to_tensor(images, size={s})")
         if not images.is_floating_point():
             raise InputTypeError(f"encode expects float images in [-1, 1], got {images.dtype}; "
@@ -110,7 +109,7 @@ class GigaTok(ZooModel, nn.Module):
         if images.shape[0] == 0:
             raise InputError("encode got an empty batch (0 images)")
         if not bool(torch.isfinite(images).all()):
-            raise InputError(f"images hold NaN/Inf pixel values; {self._name()} encodes finite pixels in [-1, 1] only")
+            raise InputError(f"images hold NaN/Inf pixel values; {self.name} encodes finite pixels in [-1, 1] only")
         lo, hi = float(images.min()), float(images.max())
         if lo < -1.001 or hi > 1.001:
             raise InputError(f"encode expects images in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]"
@@ -124,7 +123,7 @@ class GigaTok(ZooModel, nn.Module):
         from zoo.interfaces import Tokens  # noqa: PLC0415
 
         ids = self.quantize_latents(self.encode_latents(self._check_images(images)))
-        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name())
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self.name)
 
     @torch.no_grad()
     def decode(self, tokens, clamp: bool = True) -> torch.Tensor:
@@ -132,10 +131,10 @@ class GigaTok(ZooModel, nn.Module):
         ``clamp=False``). All 256 tokens of every image are needed."""
         from zoo.interfaces import as_tokens  # noqa: PLC0415
 
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         n = self.num_tokens
         if tok.ids.dim() != 2 or tok.ids.shape[1] != n or (tok.lengths != n).any():
-            raise TokenError(f"{self._name()} decodes exactly {n} tokens per image (one codebook), got ids "
+            raise TokenError(f"{self.name} decodes exactly {n} tokens per image (one codebook), got ids "
                              f"{tuple(tok.ids.shape)} with lengths {tok.lengths.tolist()}")
         p = next(self.parameters())
         out = self.decode_codes(self.ids_to_codes(tok.ids.to(p.device)).to(p.dtype))

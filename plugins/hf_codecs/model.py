@@ -170,7 +170,7 @@ class HFCodec(AudioCodecMixin, ZooModel, nn.Module):
         if codebooks is None:
             return self.num_codebooks
         if isinstance(codebooks, bool) or not isinstance(codebooks, int) or not 1 <= codebooks <= self.num_codebooks:
-            raise InputError(f"codebooks must be an int in [1, {self.num_codebooks}] for {self._name()}, got {codebooks!r}")
+            raise InputError(f"codebooks must be an int in [1, {self.num_codebooks}] for {self.name}, got {codebooks!r}")
         return codebooks
 
     def _margins(self) -> tuple[int, int]:
@@ -231,7 +231,7 @@ class HFCodec(AudioCodecMixin, ZooModel, nn.Module):
             return wav
         if wav.shape[0] == 1:
             return wav.expand(self.channels, -1)
-        raise InputError(f"{self._name()} takes {self.channels} channels (or mono); got {wav.shape[0]}")
+        raise InputError(f"{self.name} takes {self.channels} channels (or mono); got {wav.shape[0]}")
 
     def encode(self, waveform: Any, sample_rate: int | None = None, *, codebooks: int | None = None,
                chunk_seconds: float | None = None) -> Tokens:
@@ -259,22 +259,22 @@ class HFCodec(AudioCodecMixin, ZooModel, nn.Module):
                                 "num_samples": [int(w.shape[-1]) for w in items]}
         if self._self_chunked():
             meta["encodec_chunks"] = [e for _, e in results]
-        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(), lengths=lengths, meta=meta)
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self.name, lengths=lengths, meta=meta)
 
     def decode(self, tokens: Any, *, chunk_seconds: float | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor | list[torch.Tensor]:
         """Tokens (or ids ``[B, Q, T]``) -> audio ``[B, C, L]`` at ``sample_rate`` (a list of
         ``[C, L_b]`` when items differ in length). ``generator`` is accepted for interface
         uniformity and unused: decoding is deterministic."""
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         ids = tok.ids if tok.ids.dim() == 3 else tok.ids[:, None]
         if ids.shape[1] > self.num_codebooks:
-            raise TokenError(f"{self._name()} has {self.num_codebooks} codebook levels; these ids have {ids.shape[1]}")
+            raise TokenError(f"{self.name} has {self.num_codebooks} codebook levels; these ids have {ids.shape[1]}")
         device, _ = self._placement()
         per = self._window_frames(chunk_seconds)
         chunks = tok.meta.get("encodec_chunks") if self._self_chunked() else None
         if self._self_chunked() and chunks is None:
-            raise TokenError(f"{self._name()} decodes Tokens from its own encode() (they carry each 1 s chunk's scale)")
+            raise TokenError(f"{self.name} decodes Tokens from its own encode() (they carry each 1 s chunk's scale)")
         wavs: list[torch.Tensor] = []
         items = [ids[b, :, : int(n)].to(device) for b, n in enumerate(tok.lengths)]
         if chunks is not None:
@@ -282,7 +282,7 @@ class HFCodec(AudioCodecMixin, ZooModel, nn.Module):
                 extra = chunks[b]
                 per_chunk = math.ceil(self.hf_config.chunk_length / self.hop)
                 if item.shape[-1] != int(extra["chunks"]) * per_chunk:
-                    raise TokenError(f"{self._name()} decodes whole 1 s chunks; item {b} was truncated to {item.shape[-1]} frames")
+                    raise TokenError(f"{self.name} decodes whole 1 s chunks; item {b} was truncated to {item.shape[-1]} frames")
                 wavs.append(self.decode_codes(item[None], extra)[0])
         else:
             def run(batch: torch.Tensor) -> list[torch.Tensor]:

@@ -267,15 +267,14 @@ class Hita(ZooModel, nn.Module):
     def num_tokens(self) -> int:
         return self.config.num_tokens
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "hita"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "hita"
 
     # ------------------------------------------------------------------ stages
     def _check_images(self, images: Any) -> torch.Tensor:
         from zoo.media.image import check_images
 
-        check_images(images, size=self.image_size, model=self._name())
+        check_images(images, size=self.image_size, model=self.name)
         p = self.quant_conv.weight
         return images.to(device=p.device, dtype=p.dtype)
 
@@ -297,22 +296,22 @@ class Hita(ZooModel, nn.Module):
         _, z_ids = self.quantize(z)
         _, q_ids = self.slot_quantize(q.transpose(1, 2)[..., None])
         ids = torch.cat([q_ids.flatten(1), z_ids.flatten(1)], dim=1)
-        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(),
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self.name,
                       meta={"split": self.config.n_carrier, "grid": (self.config.grid, self.config.grid)})
 
     def _ids(self, tokens: Any) -> torch.Tensor:
         from zoo.interfaces import Tokens, as_tokens
 
         if not isinstance(tokens, (Tokens, torch.Tensor)):
-            raise TokenError(f"{self._name()} decodes Tokens from its encode() or ids [B, {self.num_tokens}]; "
+            raise TokenError(f"{self.name} decodes Tokens from its encode() or ids [B, {self.num_tokens}]; "
                              f"got {type(tokens).__name__}")
         if isinstance(tokens, Tokens) and tokens.tokenizer and tokens.tokenizer.split(".")[0] != "hita":
-            raise TokenError(f"these tokens were made by {tokens.tokenizer!r}; {self._name()} decodes its own tokens")
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+            raise TokenError(f"these tokens were made by {tokens.tokenizer!r}; {self.name} decodes its own tokens")
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         if tok.codebook_size != self.codebook_size:
-            raise TokenError(f"tokens have codebook_size {tok.codebook_size}, {self._name()} uses {self.codebook_size}")
+            raise TokenError(f"tokens have codebook_size {tok.codebook_size}, {self.name} uses {self.codebook_size}")
         if tok.ids.dim() != 2 or tok.ids.shape[1] != self.num_tokens or bool((tok.lengths != self.num_tokens).any()):
-            raise TokenError(f"{self._name()} decodes all {self.num_tokens} ids per image ({self.config.n_carrier} holistic + "
+            raise TokenError(f"{self.name} decodes all {self.num_tokens} ids per image ({self.config.n_carrier} holistic + "
                              f"{self.config.grid ** 2} patches), got shape {tuple(tok.ids.shape)}")
         return tok.ids.to(self.quant_conv.weight.device).long()
 
@@ -327,7 +326,7 @@ class Hita(ZooModel, nn.Module):
                                                           channel_first=False)
             z = self.quantize.get_codebook_entry(ids[:, c.n_carrier:].reshape(-1), (b, c.codebook_embed_dim, g, g))
         except (TypeError, ValueError) as exc:
-            raise TokenError(f"{self._name()}: {exc}") from exc
+            raise TokenError(f"{self.name}: {exc}") from exc
         h = self.post_quant_conv(z)
         out = self.decoder(self.decode_transformer(h, self.post_slots_quant(slots)))
         return out.clamp(-1.0, 1.0) if clamp else out

@@ -194,9 +194,8 @@ class InstellaBAE(ZooModel, nn.Module):
     def describe_facts(self) -> dict[str, Any]:
         return {"bits": self.bits, "any_size": f"multiples of {self.config.multiple}"}
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "instella_bae"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "instella_bae"
 
     # ------------------------------------------------------------------ stages
     def _check_size(self, h: int, w: int, what: str) -> None:
@@ -204,13 +203,13 @@ class InstellaBAE(ZooModel, nn.Module):
 
         m = self.config.multiple
         if h % m or w % m or h < 2 * m or w < 2 * m:
-            raise MediaError(f"{self._name()} {what} images whose sides are multiples of {m} (at least {2 * m}), got {h}x{w}")
+            raise MediaError(f"{self.name} {what} images whose sides are multiples of {m} (at least {2 * m}), got {h}x{w}")
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``[B, 3, H, W]`` in [-1, 1] -> bit logits ``[B, 128, 64]`` (bits are ``logits > 0``)."""
         from zoo.media.image import check_images
 
-        check_images(images, model=self._name())
+        check_images(images, model=self.name)
         self._check_size(*images.shape[-2:], "encodes")
         p = self.to_pixel.weight
         return self.quantizer.logits(self.encoder(images.to(device=p.device, dtype=p.dtype), self.config.rope_scale_tokens))
@@ -233,7 +232,7 @@ class InstellaBAE(ZooModel, nn.Module):
         from zoo.interfaces import Tokens
 
         bits = binarize(self.logits(images))
-        return Tokens(ids=bits.to(torch.uint8).transpose(1, 2).contiguous(), codebook_size=2, tokenizer=self._name(),
+        return Tokens(ids=bits.to(torch.uint8).transpose(1, 2).contiguous(), codebook_size=2, tokenizer=self.name,
                       meta={"size": tuple(int(v) for v in images.shape[-2:]), "bits": self.bits})
 
     def _bits(self, tokens: Any) -> torch.Tensor:
@@ -242,17 +241,17 @@ class InstellaBAE(ZooModel, nn.Module):
         n, q = self.num_tokens, self.bits
         if isinstance(tokens, torch.Tensor) and tokens.dim() == 3 and tokens.shape[1:] == (n, q):
             if tokens.is_floating_point() and not bool(((tokens == 0) | (tokens == 1)).all()):
-                raise TokenError(f"{self._name()} decodes bits (0 or 1); got other values")
+                raise TokenError(f"{self.name} decodes bits (0 or 1); got other values")
             return tokens.float()
         if not isinstance(tokens, (Tokens, torch.Tensor)):
-            raise TokenError(f"{self._name()} decodes the Tokens of its encode() or bits [B, {n}, {q}]; got "
+            raise TokenError(f"{self.name} decodes the Tokens of its encode() or bits [B, {n}, {q}]; got "
                              f"{type(tokens).__name__}")
-        tok = as_tokens(tokens, codebook_size=2, tokenizer=self._name())
+        tok = as_tokens(tokens, codebook_size=2, tokenizer=self.name)
         if tok.ids.dim() != 3 or tok.ids.shape[1] != q:
-            raise TokenError(f"{self._name()} tokens are {q} bit planes of {n} tokens ([B, {q}, {n}]), got "
+            raise TokenError(f"{self.name} tokens are {q} bit planes of {n} tokens ([B, {q}, {n}]), got "
                              f"{tuple(tok.ids.shape)}")
         if tok.ids.shape[2] != n or bool((tok.lengths != n).any()):
-            raise TokenError(f"{self._name()} decodes all {n} tokens of an image, got lengths {tok.lengths.tolist()}")
+            raise TokenError(f"{self.name} decodes all {n} tokens of an image, got lengths {tok.lengths.tolist()}")
         return tok.ids.transpose(1, 2).float()
 
     @torch.no_grad()

@@ -65,16 +65,15 @@ class KLVAE(ZooModel, nn.Module):
         """The training resolution (the default size ``zoo reconstruct`` resizes to)."""
         return int(self.config.image_size)
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "kl_vae"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "kl_vae"
 
     # ------------------------------------------------------------------ stages
     def posterior(self, images: torch.Tensor) -> DiagonalGaussian:
         """Images ``[B, 3, H, W]`` in [-1, 1] (H, W multiples of the downsampling factor) -> the posterior."""
         from zoo.media.image import check_images
 
-        check_images(images, multiple_of=self.downsample_factor, model=self._name())
+        check_images(images, multiple_of=self.downsample_factor, model=self.name)
         p = self.vae.quant_conv.weight if self.vae.quant_conv is not None else next(self.parameters())
         return self.vae.posterior(images.to(device=p.device, dtype=p.dtype))
 
@@ -93,7 +92,7 @@ class KLVAE(ZooModel, nn.Module):
 
         z = self.encode_latents(images, sample=sample, generator=generator)
         b, c, h, w = z.shape
-        return Latents(values=z.flatten(2).transpose(1, 2).contiguous(), tokenizer=self._name(), meta={"grid": (h, w)})
+        return Latents(values=z.flatten(2).transpose(1, 2).contiguous(), tokenizer=self.name, meta={"grid": (h, w)})
 
     def _grid_tensor(self, latents: Any) -> torch.Tensor:
         """Latents | [B, C, h, w] | [B, h*w, C] (square) -> [B, C, h, w]."""
@@ -106,18 +105,18 @@ class KLVAE(ZooModel, nn.Module):
 
                 raise InputTypeError(f"latents must be a float tensor, got {latents.dtype}")
             if latents.shape[1] != c:
-                raise TokenError(f"{self._name()} decodes latents [B, {c}, h, w], got {tuple(latents.shape)}")
+                raise TokenError(f"{self.name} decodes latents [B, {c}, h, w], got {tuple(latents.shape)}")
             if 0 in latents.shape or not bool(torch.isfinite(latents).all()):
                 raise TokenError(f"latents must be non-empty and finite, got shape {tuple(latents.shape)}")
             return latents
         if not isinstance(latents, (Latents, torch.Tensor)):
-            raise TokenError(f"{self._name()} decodes Latents from its encode(), [B, {c}, h, w] or [B, h*w, {c}] "
+            raise TokenError(f"{self.name} decodes Latents from its encode(), [B, {c}, h, w] or [B, h*w, {c}] "
                              f"tensors; got {type(latents).__name__}")
-        lat = as_latents(latents, dim=c, tokenizer=self._name())
+        lat = as_latents(latents, dim=c, tokenizer=self.name)
         grid = lat.meta.get("grid") if isinstance(latents, Latents) else None
         n = lat.max_length
         if bool((lat.lengths != n).any()):
-            raise TokenError(f"{self._name()} decodes whole latent grids, got lengths {lat.lengths.tolist()}")
+            raise TokenError(f"{self.name} decodes whole latent grids, got lengths {lat.lengths.tolist()}")
         if grid is None:
             side = int(round(n ** 0.5))
             if side * side != n:
@@ -126,7 +125,7 @@ class KLVAE(ZooModel, nn.Module):
             grid = (side, side)
         h, w = int(grid[0]), int(grid[1])
         if h * w > n:
-            raise TokenError(f"{self._name()} decodes whole latent grids: a {h}x{w} grid needs {h * w} latents, got {n}")
+            raise TokenError(f"{self.name} decodes whole latent grids: a {h}x{w} grid needs {h * w} latents, got {n}")
         if h * w != n:
             raise TokenError(f"grid {(h, w)} does not hold {n} latents")
         return lat.values.transpose(1, 2).reshape(lat.batch_size, c, h, w)

@@ -208,7 +208,7 @@ class LanguageCodec(AudioCodecMixin, ZooModel, nn.Module):
         ids = torch.zeros(len(codes), q, int(lengths.max()), dtype=torch.long)
         for b, c in enumerate(codes):
             ids[b, :, : c.shape[-1]] = c.cpu()
-        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(), lengths=lengths,
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self.name, lengths=lengths,
                       meta={"sample_rate": self.sample_rate, "frame_rate": self.frame_rate,
                             "num_samples": [int(w.shape[-1]) for w in items]})
 
@@ -216,7 +216,7 @@ class LanguageCodec(AudioCodecMixin, ZooModel, nn.Module):
                generator: torch.Generator | None = None) -> torch.Tensor | list[torch.Tensor]:
         """Tokens (or ids ``[B, Q, T]``) -> 24 kHz audio ``[B, T * hop]`` (a list when lengths differ).
         ``generator`` is accepted for interface uniformity and unused: decoding is deterministic."""
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         ids = tok.ids if tok.ids.dim() == 3 else tok.ids[:, None]
         if ids.shape[1] > self.num_codebooks:
             raise TokenError(f"Language-Codec has {self.num_codebooks} codebook levels; these ids have {ids.shape[1]}")

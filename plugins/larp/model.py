@@ -188,9 +188,8 @@ class LARP(ZooModel, nn.Module):
     def describe_facts(self) -> dict:
         return {"frames": self.num_frames, "image_size": self.image_size, "tokens": self.num_tokens}
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "larp"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "larp"
 
     # ------------------------------------------------------------------ position terms
 
@@ -257,7 +256,7 @@ class LARP(ZooModel, nn.Module):
     def _check(self, video) -> torch.Tensor:
         from zoo.media.video import check_video
 
-        video = check_video(video, frames=self.num_frames, size=self.image_size, model=self._name())
+        video = check_video(video, frames=self.num_frames, size=self.image_size, model=self.name)
         p = next(self.parameters())
         return video.to(device=p.device, dtype=p.dtype)
 
@@ -281,7 +280,7 @@ class LARP(ZooModel, nn.Module):
         if generator is not None and not sample:
             raise InputTypeError("a generator only applies with sample=True (deterministic encoding draws nothing)")
         ids = self.quantize(self.encode_latents(to_unit(self._check(video))), sample=sample, generator=generator)
-        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name())
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self.name)
 
     @torch.no_grad()
     def decode(self, tokens, clamp: bool = True) -> torch.Tensor:
@@ -290,10 +289,10 @@ class LARP(ZooModel, nn.Module):
         from zoo.interfaces import as_tokens
         from zoo.media.image import from_unit
 
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         n = self.num_tokens
         if tok.ids.dim() != 2 or tok.ids.shape[1] != n or (tok.lengths != n).any():
-            raise TokenError(f"{self._name()} decodes exactly {n} tokens per clip (one codebook), got ids "
+            raise TokenError(f"{self.name} decodes exactly {n} tokens per clip (one codebook), got ids "
                              f"{tuple(tok.ids.shape)} with lengths {tok.lengths.tolist()}")
         p = next(self.parameters())
         out = from_unit(self.decode_latents(self.ids_to_latents(tok.ids.to(p.device))))

@@ -69,15 +69,14 @@ class LlamaGenVQ(ZooModel, nn.Module):
         """The training resolution (the default size ``zoo reconstruct`` resizes to)."""
         return int(self.config.image_size)
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "llamagen_vq"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "llamagen_vq"
 
     # ------------------------------------------------------------------ stages
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
         from zoo.media.image import check_images
 
-        check_images(images, multiple_of=self.downsample_factor, model=self._name())
+        check_images(images, multiple_of=self.downsample_factor, model=self.name)
         p = self.quant_conv.weight
         return images.to(device=p.device, dtype=p.dtype).contiguous(memory_format=torch.channels_last)
 
@@ -105,7 +104,7 @@ class LlamaGenVQ(ZooModel, nn.Module):
 
         z = self.encode_latents(images)
         _, ids = self.quantize_latents(z)
-        return Tokens(ids=ids.flatten(1), codebook_size=self.codebook_size, tokenizer=self._name(),
+        return Tokens(ids=ids.flatten(1), codebook_size=self.codebook_size, tokenizer=self.name,
                       meta={"grid": (int(z.shape[-2]), int(z.shape[-1]))})
 
     def _ids_and_grid(self, tokens: Any, grid: tuple[int, int] | None) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -114,15 +113,15 @@ class LlamaGenVQ(ZooModel, nn.Module):
         if isinstance(tokens, Tokens) and grid is None:
             grid = tokens.meta.get("grid")
         if not isinstance(tokens, (Tokens, torch.Tensor)):
-            raise TokenError(f"{self._name()} decodes Tokens from its encode() or ids [B, h*w]; got {type(tokens).__name__}")
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+            raise TokenError(f"{self.name} decodes Tokens from its encode() or ids [B, h*w]; got {type(tokens).__name__}")
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         if tok.ids.dim() != 2:
-            raise TokenError(f"{self._name()} decodes ids [B, h*w] (one codebook), got {tuple(tok.ids.shape)}")
+            raise TokenError(f"{self.name} decodes ids [B, h*w] (one codebook), got {tuple(tok.ids.shape)}")
         if tok.codebook_size != self.codebook_size:
-            raise TokenError(f"tokens have codebook_size {tok.codebook_size}, {self._name()} uses {self.codebook_size}")
+            raise TokenError(f"tokens have codebook_size {tok.codebook_size}, {self.name} uses {self.codebook_size}")
         n = tok.ids.shape[-1]
         if bool((tok.lengths != n).any()):
-            raise TokenError(f"{self._name()} is a fixed-length 2D tokenizer: every image needs all its {n} "
+            raise TokenError(f"{self.name} is a fixed-length 2D tokenizer: every image needs all its {n} "
                              f"positions, got lengths {tok.lengths.tolist()}")
         if grid is None:
             side = int(round(n ** 0.5))
@@ -132,7 +131,7 @@ class LlamaGenVQ(ZooModel, nn.Module):
             grid = (side, side)
         grid = (int(grid[0]), int(grid[1]))
         if grid[0] * grid[1] > n:
-            raise TokenError(f"{self._name()} is a fixed-length 2D tokenizer: a {grid[0]}x{grid[1]} grid needs all "
+            raise TokenError(f"{self.name} is a fixed-length 2D tokenizer: a {grid[0]}x{grid[1]} grid needs all "
                              f"{grid[0] * grid[1]} ids, got {n} (a truncated prefix cannot be decoded)")
         if grid[0] * grid[1] != n:
             raise TokenError(f"grid {grid} does not hold {n} ids")

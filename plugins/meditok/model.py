@@ -324,13 +324,12 @@ class MedITok(ZooModel, nn.Module):
     def num_tokens(self) -> int:
         return self.config.num_tokens
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "meditok"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "meditok"
 
     # ------------------------------------------------------------------ stages
     def _check_images(self, images: Any) -> torch.Tensor:
-        check_images(images, size=self.image_size, model=self._name())
+        check_images(images, size=self.image_size, model=self.name)
         p = self.quant_proj.proj.weight
         return images.to(device=p.device, dtype=p.dtype)
 
@@ -344,20 +343,20 @@ class MedITok(ZooModel, nn.Module):
         """Images ``[B, 3, 256, 256]`` in [-1, 1] -> :class:`zoo.interfaces.Tokens` ids ``[B, 8, 256]``."""
         ids = self.quantizer.nearest(self.encode_latents(images)).transpose(1, 2).contiguous()
         g = self.config.grid
-        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(), meta={"grid": (g, g)})
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self.name, meta={"grid": (g, g)})
 
     def _ids(self, tokens: Any) -> torch.Tensor:
         if not isinstance(tokens, (Tokens, torch.Tensor)):
-            raise TokenError(f"{self._name()} decodes Tokens from its encode() or ids [B, {self.config.num_codebooks}, "
+            raise TokenError(f"{self.name} decodes Tokens from its encode() or ids [B, {self.config.num_codebooks}, "
                              f"{self.num_tokens}]; got {type(tokens).__name__}")
         if isinstance(tokens, Tokens) and tokens.tokenizer and tokens.tokenizer.split(".")[0] != "meditok":
-            raise TokenError(f"these tokens were made by {tokens.tokenizer!r}; {self._name()} decodes its own tokens")
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+            raise TokenError(f"these tokens were made by {tokens.tokenizer!r}; {self.name} decodes its own tokens")
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         if tok.codebook_size != self.codebook_size:
-            raise TokenError(f"tokens have codebook_size {tok.codebook_size}, {self._name()} uses {self.codebook_size}")
+            raise TokenError(f"tokens have codebook_size {tok.codebook_size}, {self.name} uses {self.codebook_size}")
         q, n = self.config.num_codebooks, self.num_tokens
         if tok.ids.dim() != 3 or tok.ids.shape[1:] != (q, n) or bool((tok.lengths != n).any()):
-            raise TokenError(f"{self._name()} decodes ids [B, {q}, {n}] ({q} sub-codebook ids for each of the "
+            raise TokenError(f"{self.name} decodes ids [B, {q}, {n}] ({q} sub-codebook ids for each of the "
                              f"{self.config.grid}x{self.config.grid} positions), got shape {tuple(tok.ids.shape)}")
         return tok.ids.to(self.quant_proj.proj.weight.device).long()
 
@@ -368,7 +367,7 @@ class MedITok(ZooModel, nn.Module):
         try:
             codes = self.quantizer(ids.transpose(1, 2))
         except (TypeError, ValueError) as exc:
-            raise TokenError(f"{self._name()}: {exc}") from exc
+            raise TokenError(f"{self.name}: {exc}") from exc
         out = self.decoder(self.post_quant_proj(codes.to(self.quant_proj.proj.weight.dtype)))
         return out.clamp(-1.0, 1.0) if clamp else out
 
@@ -383,7 +382,7 @@ class MedITok(ZooModel, nn.Module):
         ``encode_image``: ``projection(fc_norm(mean(post_quant_proj(codes))))``, l2-normalised when
         ``normalize``)."""
         if self.config.drop_alignment:
-            raise ConfigError(f"{self._name()} was built with drop_alignment=True (its checkpoint has no fc_norm/projection): "
+            raise ConfigError(f"{self.name} was built with drop_alignment=True (its checkpoint has no fc_norm/projection): "
                               "it has no alignment head to embed with; use encode() or a checkpoint with the head")
         ids = self.quantizer.nearest(self.encode_latents(images))
         feats = self.projection(self.fc_norm(self.post_quant_proj(self.quantizer(ids)).mean(dim=1)))

@@ -153,18 +153,17 @@ class MingTok(ZooModel, nn.Module):
     def describe_facts(self) -> dict[str, Any]:
         return {"latents": f"{self.num_latents()}x{self.latent_channels}"}
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "mingtok"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "mingtok"
 
     # ------------------------------------------------------------------ stages
     def encode_raw(self, images: torch.Tensor) -> torch.Tensor:
         """Square images ``[B, 3, S, S]`` in [-1, 1] (S a multiple of the patch size) -> raw latents ``[B, n+1, C]``."""
         from zoo.media.image import check_images
 
-        check_images(images, multiple_of=self.config.patch_size, model=self._name())
+        check_images(images, multiple_of=self.config.patch_size, model=self.name)
         if images.shape[-1] != images.shape[-2]:
-            raise MediaError(f"{self._name()} takes square images (its decoders assume a square grid), got "
+            raise MediaError(f"{self.name} takes square images (its decoders assume a square grid), got "
                              f"{images.shape[-2]}x{images.shape[-1]}; center-crop them first")
         p = self.sem_to_pix.weight
         return self.low_level_encoder(images.to(device=p.device, dtype=p.dtype))
@@ -190,20 +189,20 @@ class MingTok(ZooModel, nn.Module):
 
         c = self.latent_channels
         if not isinstance(latents, (Latents, torch.Tensor)):
-            raise TokenError(f"{self._name()} decodes the Latents of its encode() or [B, n+1, {c}] tensors; got "
+            raise TokenError(f"{self.name} decodes the Latents of its encode() or [B, n+1, {c}] tensors; got "
                              f"{type(latents).__name__}")
-        lat = as_latents(latents, dim=c, tokenizer=self._name())
+        lat = as_latents(latents, dim=c, tokenizer=self.name)
         n = lat.max_length
         side_made = lat.meta.get("grid_side")
         if side_made is not None and (n != int(side_made) ** 2 + 1 or bool((lat.lengths != n).any())):
-            raise TokenError(f"{self._name()} decodes whole latent sequences ({int(side_made) ** 2 + 1} for the "
+            raise TokenError(f"{self.name} decodes whole latent sequences ({int(side_made) ** 2 + 1} for the "
                              f"{side_made}x{side_made} grid encoded), got lengths {lat.lengths.tolist()}")
         side = math.isqrt(max(n - 1, 0))
         if n < 2 or side * side != n - 1:
-            raise TokenError(f"{self._name()} decodes a square grid of patch latents plus the class-token latent "
+            raise TokenError(f"{self.name} decodes a square grid of patch latents plus the class-token latent "
                              f"(e.g. {self.num_latents()}), got {n}")
         if bool((lat.lengths != n).any()):
-            raise TokenError(f"{self._name()} decodes whole latent sequences ({n}), got lengths {lat.lengths.tolist()}")
+            raise TokenError(f"{self.name} decodes whole latent sequences ({n}), got lengths {lat.lengths.tolist()}")
         if not bool(torch.isfinite(lat.values).all()):
             raise TokenError("latents must be finite (NaN or Inf found)")
         p = self.sem_to_pix.weight
@@ -218,7 +217,7 @@ class MingTok(ZooModel, nn.Module):
 
         z = (self.encode_raw(images) - self.config.mean) / self.config.scaling_factor
         side = images.shape[-1] // self.config.patch_size
-        return Latents(values=z.contiguous(), tokenizer=self._name(), meta={"class_token": "last", "grid_side": side})
+        return Latents(values=z.contiguous(), tokenizer=self.name, meta={"class_token": "last", "grid_side": side})
 
     @torch.no_grad()
     def decode(self, latents: Any, clamp: bool = True) -> torch.Tensor:

@@ -150,9 +150,8 @@ class OmniTokenizer(ZooModel, nn.Module):
         return {"image_size": self.image_size, "frames": f"1 + k*{self.config.temporal_patch_size}",
                 "kind": "vae" if self.config.use_vae else "vq"}
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "omnitokenizer"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "omnitokenizer"
 
     # ------------------------------------------------------------------ stages
 
@@ -198,12 +197,12 @@ class OmniTokenizer(ZooModel, nn.Module):
         is_image = isinstance(x, torch.Tensor) and x.dim() == 4
         s = self.image_size
         if is_image:
-            x = check_images(x, size=s, model=self._name())[:, :, None]
+            x = check_images(x, size=s, model=self.name)[:, :, None]
         else:
-            x = check_video(x, size=s, model=self._name())
+            x = check_video(x, size=s, model=self.name)
         pt = int(self.config.temporal_patch_size)
         if (x.shape[2] - 1) % pt:
-            raise InputError(f"{self._name()} takes 1 + k*{pt} frames (the first frame alone, then tubelets of {pt}), got "
+            raise InputError(f"{self.name} takes 1 + k*{pt} frames (the first frame alone, then tubelets of {pt}), got "
                              f"{x.shape[2]}; load e.g. num_frames={1 + 4 * pt}")
         p = next(self.parameters())
         return x.to(device=p.device, dtype=p.dtype), is_image
@@ -222,11 +221,11 @@ class OmniTokenizer(ZooModel, nn.Module):
         meta = {"grid": grid, "image": is_image}
         if self.config.use_vae:
             z = self.posterior(h, sample=sample, generator=generator)
-            return Latents(values=z.flatten(2).transpose(1, 2).float().contiguous(), tokenizer=self._name(), meta=meta)
+            return Latents(values=z.flatten(2).transpose(1, 2).float().contiguous(), tokenizer=self.name, meta=meta)
         if sample or generator is not None:
             raise InputError("sample / generator apply to the VAE releases; VQ encoding is deterministic")
         ids = self.quantize(h)
-        return Tokens(ids=ids.flatten(1), codebook_size=int(self.config.n_codes), tokenizer=self._name(), meta=meta)
+        return Tokens(ids=ids.flatten(1), codebook_size=int(self.config.n_codes), tokenizer=self.name, meta=meta)
 
     @torch.no_grad()
     def decode(self, tokens, grid: tuple[int, int, int] | None = None, clamp: bool = True) -> torch.Tensor:
@@ -238,18 +237,18 @@ class OmniTokenizer(ZooModel, nn.Module):
         grid = tuple(grid or meta.get("grid") or ())
         if len(grid) != 3:
             side = self.image_size // int(self.config.patch_size)
-            raise TokenError(f"{self._name()} decodes a (t, h, w) grid of tokens: pass the Tokens from encode or grid=(t, {side}, {side})")
+            raise TokenError(f"{self.name} decodes a (t, h, w) grid of tokens: pass the Tokens from encode or grid=(t, {side}, {side})")
         t, h, w = (int(v) for v in grid)
         p = next(self.parameters())
         if self.config.use_vae:
-            lat = as_latents(tokens, dim=int(self.config.codebook_dim), tokenizer=self._name())
+            lat = as_latents(tokens, dim=int(self.config.codebook_dim), tokenizer=self.name)
             if lat.values.shape[1] != t * h * w:
                 raise TokenError(f"{lat.values.shape[1]} latents do not fill the grid {grid}")
             z = lat.values.to(p.device, p.dtype).transpose(1, 2).reshape(-1, lat.dim, t, h, w)
         else:
             if isinstance(tokens, Latents):
-                raise TokenError(f"{self._name()} is a VQ tokenizer: decode its Tokens, not Latents")
-            tok = as_tokens(tokens, int(self.config.n_codes), self._name())
+                raise TokenError(f"{self.name} is a VQ tokenizer: decode its Tokens, not Latents")
+            tok = as_tokens(tokens, int(self.config.n_codes), self.name)
             if tok.ids.shape[1] != t * h * w or (tok.lengths != t * h * w).any():
                 raise TokenError(f"{tok.ids.shape[1]} ids do not fill the grid {grid} ({t * h * w} per item)")
             z = self.ids_to_codes(tok.ids.to(p.device).view(-1, t, h, w)).to(p.dtype)

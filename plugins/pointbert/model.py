@@ -163,9 +163,8 @@ class PointBERTdVAE(ZooModel, nn.Module):
     def describe_facts(self) -> dict:
         return {"points": self.num_points, "tokens": self.num_tokens}
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "point_bert"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "point_bert"
 
     # ------------------------------------------------------------------ stages
 
@@ -200,19 +199,19 @@ class PointBERTdVAE(ZooModel, nn.Module):
         """
         from zoo.media.points import check_points, normalize_points, sample_points
 
-        points = check_points(points, model=self._name()).float()
+        points = check_points(points, model=self.name).float()
         return normalize_points(sample_points(points, self.num_points))
 
     def _check(self, points) -> torch.Tensor:
         from zoo.media.points import check_points
 
-        points = check_points(points, model=self._name())
+        points = check_points(points, model=self.name)
         need = max(self.config.num_group, self.config.group_size)
         if points.shape[1] < need:
-            raise MediaError(f"{self._name()} needs at least {need} points per cloud, got {points.shape[1]}")
+            raise MediaError(f"{self.name} needs at least {need} points per cloud, got {points.shape[1]}")
         radius = float(points.float().norm(dim=-1).max())
         if radius > 2.0:
-            raise MediaError(f"{self._name()} takes clouds normalised into the unit sphere (farthest point at radius 1), "
+            raise MediaError(f"{self.name} takes clouds normalised into the unit sphere (farthest point at radius 1), "
                              f"got radius {radius:.3g}; use model.prepare_points(x) or zoo.media.points.normalize_points")
         return points.to(device=next(self.parameters()).device, dtype=torch.float32)
 
@@ -232,7 +231,7 @@ class PointBERTdVAE(ZooModel, nn.Module):
         patches, centers = self.group(self._check(points))  # FPS / kNN on float32 coordinates, whatever the model's dtype
         dtype = next(self.parameters()).dtype
         ids = self.logits(patches.to(dtype), centers.to(dtype)).argmax(dim=-1)
-        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(), meta={"centers": centers})
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self.name, meta={"centers": centers})
 
     @torch.no_grad()
     def decode(self, tokens, centers: torch.Tensor | None = None, *, coarse: bool = False) -> torch.Tensor:
@@ -244,17 +243,17 @@ class PointBERTdVAE(ZooModel, nn.Module):
         if centers is None and isinstance(tokens, Tokens):
             centers = tokens.meta.get("centers")
         if centers is None:
-            raise TokenError(f"{self._name()} decodes ids together with their patch centres: pass the Tokens returned by "
+            raise TokenError(f"{self.name} decodes ids together with their patch centres: pass the Tokens returned by "
                              "encode (centres in tokens.meta['centers']) or centers=[B, G, 3]")
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         g = self.num_tokens
         if tok.ids.dim() != 2 or (tok.lengths != tok.ids.shape[1]).any():
-            raise TokenError(f"{self._name()} decodes one id per patch: ids [B, G] without padding, got {tuple(tok.ids.shape)}")
+            raise TokenError(f"{self.name} decodes one id per patch: ids [B, G] without padding, got {tuple(tok.ids.shape)}")
         centers = torch.as_tensor(centers)
         if centers.shape != (*tok.ids.shape, 3):
             raise TokenError(f"centres must be [B, G, 3] = {(*tok.ids.shape, 3)} (one per token), got {tuple(centers.shape)}")
         if tok.ids.shape[1] != g:
-            raise TokenError(f"{self._name()} was trained with {g} patches per cloud, got {tok.ids.shape[1]} tokens")
+            raise TokenError(f"{self.name} was trained with {g} patches per cloud, got {tok.ids.shape[1]} tokens")
         p = next(self.parameters())
         codes = F.embedding(tok.ids.to(p.device), self.codebook)
         rough, fine = self.decode_codes(codes, centers.to(device=p.device, dtype=p.dtype))

@@ -212,7 +212,7 @@ class SNAC(AudioCodecMixin, ZooModel, nn.Module):
             for b, c in enumerate(out):
                 padded[b, : c[level].shape[-1]] = c[level]
             levels.append(padded)
-        return MultiRateTokens(levels=levels, strides=self.strides, codebook_size=self.codebook_size, tokenizer=self._name(),
+        return MultiRateTokens(levels=levels, strides=self.strides, codebook_size=self.codebook_size, tokenizer=self.name,
                                lengths=lengths, meta={"sample_rate": self.sample_rate, "frame_rates": self.frame_rates,
                                                       "num_samples": [int(w.shape[-1]) for w in items]})
 
@@ -221,7 +221,7 @@ class SNAC(AudioCodecMixin, ZooModel, nn.Module):
         """:class:`~zoo.MultiRateTokens` (or SNAC's list of per-level ``[B, T_l]`` ids; fewer levels
         decode the coarse ones only) -> audio ``[B, 1, lengths * strides[0] * hop]`` at
         :attr:`sample_rate`, or a list of ``[1, L_b]`` when items differ in length."""
-        tok = as_multirate_tokens(tokens, self.codebook_size, self.strides, self._name())
+        tok = as_multirate_tokens(tokens, self.codebook_size, self.strides, self.name)
         device = self.quantizer.quantizers[0].codebook.weight.device
         kw = {"generator": generator, "chunk_seconds": chunk_seconds}
         if int(tok.lengths.min()) == tok.max_length:

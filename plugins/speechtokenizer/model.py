@@ -197,7 +197,7 @@ class SpeechTokenizer(AudioCodecMixin, ZooModel, nn.Module):
         ids = torch.zeros(len(out), out[0].shape[0], int(lengths.max()), dtype=torch.long, device=device)
         for b, c in enumerate(out):
             ids[b, :, : c.shape[-1]] = c
-        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(), lengths=lengths,
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self.name, lengths=lengths,
                       meta={"sample_rate": self.sample_rate, "frame_rate": self.frame_rate,
                             "num_samples": [int(w.shape[-1]) for w in items]})
 
@@ -209,7 +209,7 @@ class SpeechTokenizer(AudioCodecMixin, ZooModel, nn.Module):
         if isinstance(tokens, torch.Tensor) and tokens.dim() == 2:
             raise InputError(f"SpeechTokenizer ids are [B, q, T] (q codebook levels); got shape {tuple(tokens.shape)}: "
                              "add the level axis (ids[:, None] for the semantic level alone)")
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         if tok.ids.dim() != 3 or not 1 <= tok.ids.shape[1] <= self.num_codebooks:
             raise InputError(f"SpeechTokenizer decodes ids [B, q, T] with 1 <= q <= {self.num_codebooks}, got shape "
                              f"{tuple(tok.ids.shape)}")

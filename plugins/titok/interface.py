@@ -44,9 +44,8 @@ class TokenizerMixin:
     def codebook_size(self) -> int | None:
         return int(self.config.codebook_size) if self.config.quantize_mode == "vq" else None
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "titok"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "titok"
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
         s = self.image_size
@@ -66,7 +65,7 @@ class TokenizerMixin:
         if images.shape[0] == 0:
             raise TokenizerInputError("encode got an empty batch (0 images)")
         if not bool(torch.isfinite(images).all()):
-            raise TokenizerInputError(f"images hold NaN/Inf pixel values; {self._name()} encodes finite pixels in [-1, 1] only")
+            raise TokenizerInputError(f"images hold NaN/Inf pixel values; {self.name} encodes finite pixels in [-1, 1] only")
         lo, hi = float(images.min()), float(images.max())
         if lo < -1.001 or hi > 1.001:
             raise TokenizerInputError(f"encode expects images in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]"
@@ -96,11 +95,11 @@ class TokenizerMixin:
         if self.config.quantize_mode == "vae":
             if num_tokens is not None:
                 raise TokenizerInputError("num_tokens applies to One-D-Piece (VQ, variable length) models only")
-            return Latents(values=z.flatten(2).transpose(1, 2).contiguous(), tokenizer=self._name())  # [B, N, C]
-        tokens = Tokens(ids=z, codebook_size=self.codebook_size, tokenizer=self._name())
+            return Latents(values=z.flatten(2).transpose(1, 2).contiguous(), tokenizer=self.name)  # [B, N, C]
+        tokens = Tokens(ids=z, codebook_size=self.codebook_size, tokenizer=self.name)
         if num_tokens is not None:
             if not self.variable_length:
-                raise TokenizerInputError(f"{self._name()} decodes exactly {self.num_latent_tokens} tokens; "
+                raise TokenizerInputError(f"{self.name} decodes exactly {self.num_latent_tokens} tokens; "
                                  "num_tokens (prefix length) needs a One-D-Piece model")
             tokens = tokens.truncate(_lengths_arg(num_tokens, z.shape[0], self.num_latent_tokens))
         return tokens
@@ -137,12 +136,12 @@ class TokenizerMixin:
 
         c, n = int(self.config.token_size), self.num_latent_tokens
         try:
-            z = as_latents(z, dim=c, tokenizer=self._name())
+            z = as_latents(z, dim=c, tokenizer=self.name)
         except (TypeError, ValueError) as exc:
             raise TokenizerInputError(f"this VAE model decodes Latents (float [B, {n}, {c}]) as returned by encode: {exc}") from None
         if z.max_length != n or (z.lengths != n).any():
             raise TokenizerInputError(
-                f"{self._name()} decodes exactly {n} continuous tokens per image, got lengths {z.lengths.tolist()}: "
+                f"{self.name} decodes exactly {n} continuous tokens per image, got lengths {z.lengths.tolist()}: "
                 "TiTok's VAE decoder takes the full sequence (the reference asserts it; no tail-drop training), "
                 "so prefixes of its latents are not decodable"
             )
@@ -154,7 +153,7 @@ class TokenizerMixin:
 
         if isinstance(tokens, torch.Tensor) and tokens.dim() == 3 and tokens.shape[1] == 1:
             tokens = tokens[:, 0]  # the reference's [B, 1, N] layout
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         if tok.ids.dim() != 2:
             raise TokenizerInputError(f"TiTok decodes one codebook: ids must be [B, n], got {tuple(tok.ids.shape)}")
         n_max = self.num_latent_tokens
@@ -162,10 +161,10 @@ class TokenizerMixin:
         if (lengths > tok.lengths).any():
             raise TokenizerInputError(f"num_tokens {lengths.tolist()} exceed the tokens given {tok.lengths.tolist()}")
         if not self.variable_length and (lengths != n_max).any():
-            raise TokenizerInputError(f"{self._name()} decodes exactly {n_max} tokens per image, got lengths "
+            raise TokenizerInputError(f"{self.name} decodes exactly {n_max} tokens per image, got lengths "
                              f"{lengths.tolist()}; only One-D-Piece models decode prefixes")
         if (lengths > n_max).any():
-            raise TokenizerInputError(f"{self._name()} decodes at most {n_max} tokens, got lengths {lengths.tolist()}")
+            raise TokenizerInputError(f"{self.name} decodes at most {n_max} tokens, got lengths {lengths.tolist()}")
         device = next(self.parameters()).device
         ids = tok.ids.to(device)
         uniq = torch.unique(lengths).tolist()

@@ -136,15 +136,14 @@ class TokenFlow(ZooModel, nn.Module):
         """The lengths :meth:`decode` accepts: whole scales, coarse first (``zoo reconstruct --tokens``)."""
         return [sum(t * t for t in self.scales[:k + 1]) for k in range(len(self.scales))]
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "tokenflow"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "tokenflow"
 
     # ------------------------------------------------------------------ stages
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
         from zoo.media.image import check_images
 
-        check_images(images, size=self.image_size, model=self._name())
+        check_images(images, size=self.image_size, model=self.name)
         p = self.quant_conv.weight
         return images.to(device=p.device, dtype=p.dtype)
 
@@ -183,7 +182,7 @@ class TokenFlow(ZooModel, nn.Module):
             per_scale.append(ids[:, pos:pos + s * s])
             pos += s * s
         if pos != ids.shape[1]:
-            raise TokenError(f"{self._name()} decodes whole scales: {ids.shape[1]} ids is not one of the prefix "
+            raise TokenError(f"{self.name} decodes whole scales: {ids.shape[1]} ids is not one of the prefix "
                              f"lengths {self.prefix_lengths}")
         return self.quantize.decode(per_scale)
 
@@ -204,26 +203,26 @@ class TokenFlow(ZooModel, nn.Module):
 
         z = self.encode_latents(images)
         if z.shape[-1] != self.scales[-1]:
-            raise TokenError(f"{self._name()}: the feature map is {z.shape[-1]}x{z.shape[-1]}, the last scale is {self.scales[-1]}")
+            raise TokenError(f"{self.name}: the feature map is {z.shape[-1]}x{z.shape[-1]}, the last scale is {self.scales[-1]}")
         ids = self.quantize.encode(z)
-        return Tokens(ids=torch.cat(ids, dim=1), codebook_size=self.codebook_size, tokenizer=self._name(),
+        return Tokens(ids=torch.cat(ids, dim=1), codebook_size=self.codebook_size, tokenizer=self.name,
                       meta={"scales": self.scales})
 
     def _ids(self, tokens: Any) -> torch.Tensor:
         from zoo.interfaces import Tokens, as_tokens
 
         if not isinstance(tokens, (Tokens, torch.Tensor)):
-            raise TokenError(f"{self._name()} decodes Tokens from its encode() or ids [B, L]; got {type(tokens).__name__}")
+            raise TokenError(f"{self.name} decodes Tokens from its encode() or ids [B, L]; got {type(tokens).__name__}")
         if isinstance(tokens, Tokens) and tokens.tokenizer and tokens.tokenizer.split(".")[0] != "tokenflow":
-            raise TokenError(f"these tokens were made by {tokens.tokenizer!r}; {self._name()} decodes its own tokens")
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+            raise TokenError(f"these tokens were made by {tokens.tokenizer!r}; {self.name} decodes its own tokens")
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         if tok.codebook_size != self.codebook_size:
-            raise TokenError(f"tokens have codebook_size {tok.codebook_size}, {self._name()} uses {self.codebook_size}")
+            raise TokenError(f"tokens have codebook_size {tok.codebook_size}, {self.name} uses {self.codebook_size}")
         if tok.ids.dim() != 2:
-            raise TokenError(f"{self._name()} decodes ids [B, L] (one codebook), got {tuple(tok.ids.shape)}")
+            raise TokenError(f"{self.name} decodes ids [B, L] (one codebook), got {tuple(tok.ids.shape)}")
         n = int(tok.lengths.max()) if tok.ids.shape[0] else 0
         if bool((tok.lengths != n).any()):
-            raise TokenError(f"{self._name()} decodes one prefix length per batch, got lengths {tok.lengths.tolist()}: "
+            raise TokenError(f"{self.name} decodes one prefix length per batch, got lengths {tok.lengths.tolist()}: "
                              "decode items of different lengths separately")
         return tok.ids[:, :n].to(self.quant_conv.weight.device).long()
 

@@ -69,9 +69,8 @@ class VARVQVAE(ZooModel, nn.Module):
         """The training resolution (the last scale times the downsampling factor)."""
         return int(as_scales(self.config.v_patch_nums)[-1][0] * self.downsample_factor)
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "var_vqvae"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "var_vqvae"
 
     # ------------------------------------------------------------------ stages
     def encode_latents(self, images: torch.Tensor, scales: Sequence[Any] | None = None) -> torch.Tensor:
@@ -82,7 +81,7 @@ class VARVQVAE(ZooModel, nn.Module):
         sc = as_scales(scales or self.config.v_patch_nums)
         f = self.downsample_factor
         size = (sc[-1][0] * f, sc[-1][1] * f)
-        check_images(images, size=size if size[0] != size[1] else size[0], model=self._name())
+        check_images(images, size=size if size[0] != size[1] else size[0], model=self.name)
         p = self.quant_conv.weight
         return self.quant_conv(self.encoder(images.to(device=p.device, dtype=p.dtype)))
 
@@ -101,7 +100,7 @@ class VARVQVAE(ZooModel, nn.Module):
 
         sc = as_scales(scales or self.config.v_patch_nums)
         ids = self.quantize.encode(self.encode_latents(images, sc), sc)
-        return Tokens(ids=torch.cat(ids, dim=1), codebook_size=self.codebook_size, tokenizer=self._name(),
+        return Tokens(ids=torch.cat(ids, dim=1), codebook_size=self.codebook_size, tokenizer=self.name,
                       meta={"scales": [list(s) for s in sc]})
 
     def split_scales(self, tokens: Any, scales: Sequence[Any] | None = None) -> tuple[list[torch.Tensor], tuple]:
@@ -111,18 +110,18 @@ class VARVQVAE(ZooModel, nn.Module):
         if isinstance(tokens, Tokens) and scales is None and "scales" in tokens.meta:
             scales = tokens.meta["scales"]
         if not isinstance(tokens, (Tokens, torch.Tensor)):
-            raise TokenError(f"{self._name()} decodes Tokens from its encode() or ids [B, L]; got {type(tokens).__name__}")
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+            raise TokenError(f"{self.name} decodes Tokens from its encode() or ids [B, L]; got {type(tokens).__name__}")
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         if tok.ids.dim() != 2:
-            raise TokenError(f"{self._name()} decodes ids [B, L] (all scales concatenated), got {tuple(tok.ids.shape)}")
+            raise TokenError(f"{self.name} decodes ids [B, L] (all scales concatenated), got {tuple(tok.ids.shape)}")
         sc = as_scales(scales or self.config.v_patch_nums)
         sizes = scale_lengths(sc)
         n = int(tok.lengths.max()) if tok.ids.shape[0] else 0
         if bool((tok.lengths != n).any()):
-            raise TokenError(f"{self._name()}: every image of a batch needs the same number of scales, got lengths {tok.lengths.tolist()}")
+            raise TokenError(f"{self.name}: every image of a batch needs the same number of scales, got lengths {tok.lengths.tolist()}")
         bounds = [sum(sizes[: k + 1]) for k in range(len(sizes))]
         if n not in bounds:
-            raise TokenError(f"{self._name()} decodes whole scales: {n} ids do not end on a scale boundary of "
+            raise TokenError(f"{self.name} decodes whole scales: {n} ids do not end on a scale boundary of "
                              f"{[list(s) for s in sc]} (cumulative lengths {bounds})")
         ids = tok.ids[:, :n].to(self.quant_conv.weight.device).long()
         return list(ids.split(sizes[: bounds.index(n) + 1], dim=1)), sc

@@ -82,9 +82,8 @@ class ViTokV2(ZooModel, nn.Module):
     def describe_facts(self) -> dict[str, Any]:
         return {"latents": f"(H/{self.patch_size})x(W/{self.patch_size})x{self.latent_channels}", "any_size": True}
 
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "vitok"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "vitok"
 
     # ------------------------------------------------------------------ stages
     def _rope(self, rows: torch.Tensor, cols: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,15 +104,15 @@ class ViTokV2(ZooModel, nn.Module):
         from zoo.media.image import check_images
 
         if isinstance(images, torch.Tensor):
-            check_images(images, model=self._name())
+            check_images(images, model=self.name)
             return list(images.unbind(0))
         if not isinstance(images, (list, tuple)) or not images:
-            raise InputError(f"{self._name()} encodes images [B, 3, H, W] in [-1, 1] or a non-empty list of [3, H, W]")
+            raise InputError(f"{self.name} encodes images [B, 3, H, W] in [-1, 1] or a non-empty list of [3, H, W]")
         for i, im in enumerate(images):
             if not isinstance(im, torch.Tensor) or im.dim() != 3:
                 raise InputError(f"image {i} must be a [3, H, W] tensor, got "
                                  f"{tuple(im.shape) if isinstance(im, torch.Tensor) else type(im).__name__}")
-            check_images(im[None], model=self._name())
+            check_images(im[None], model=self.name)
         return list(images)
 
     def encode_patches(self, images: Any):
@@ -144,13 +143,13 @@ class ViTokV2(ZooModel, nn.Module):
             meta.update(grid=pd.grids[0], size=pd.sizes[0])
         else:  # per image (sliced with the batch)
             meta.update(grids=list(pd.grids), sizes=list(pd.sizes))
-        return Latents(values=z.contiguous(), tokenizer=self._name(), lengths=pd.lengths, meta=meta)
+        return Latents(values=z.contiguous(), tokenizer=self.name, lengths=pd.lengths, meta=meta)
 
     def _layout(self, latents: Any, grid: Sequence[int] | None, sizes: Sequence[Sequence[int]] | None):
         from zoo.interfaces import Latents, as_latents
 
         c = self.latent_channels
-        lat = as_latents(latents, dim=c, tokenizer=self._name())
+        lat = as_latents(latents, dim=c, tokenizer=self.name)
         meta = latents.meta if isinstance(latents, Latents) else {}
         b = lat.batch_size
         if grid is not None:
@@ -171,7 +170,7 @@ class ViTokV2(ZooModel, nn.Module):
             raise TokenError(f"{len(grids)} grids for a batch of {b} latent sequences")
         for i, ((r, cc), n) in enumerate(zip(grids, lat.lengths.tolist())):
             if r * cc != n:
-                raise TokenError(f"{self._name()} decodes whole patch grids: item {i} has {n} latents, its "
+                raise TokenError(f"{self.name} decodes whole patch grids: item {i} has {n} latents, its "
                                  f"{r}x{cc} grid needs {r * cc}")
         if sizes is None and meta.get("sizes") is not None:
             sizes = meta["sizes"]

@@ -228,7 +228,7 @@ class WavTokenizer(AudioCodecMixin, ZooModel, nn.Module):
         padded = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long, device=device)
         for b, row in enumerate(ids):
             padded[b, : row.shape[-1]] = row
-        return Tokens(ids=padded, codebook_size=self.codebook_size, tokenizer=self._name(), lengths=lengths,
+        return Tokens(ids=padded, codebook_size=self.codebook_size, tokenizer=self.name, lengths=lengths,
                       meta={"sample_rate": self.sample_rate, "frame_rate": self.frame_rate,
                             "num_samples": [int(w.shape[-1]) for w in items]})
 
@@ -241,7 +241,7 @@ class WavTokenizer(AudioCodecMixin, ZooModel, nn.Module):
         ``generator`` is accepted for interface uniformity and unused: decoding is deterministic.
         """
         kw = {"chunk_seconds": chunk_seconds, "progress": progress}
-        tok = as_tokens(tokens, self.codebook_size, self._name())
+        tok = as_tokens(tokens, self.codebook_size, self.name)
         if tok.ids.dim() != 2:
             raise InputError(f"WavTokenizer has one codebook: ids must be [B, T], got shape {tuple(tok.ids.shape)}")
         device = self.quantizer.embed.device

@@ -99,9 +99,8 @@ class WeTok(ZooModel, nn.Module):
         return self.decoder(codes, noise=noise, generator=generator)
 
     # ------------------------------------------------------------------ zoo interface
-    def _name(self) -> str:
-        card = getattr(self, "card", None)
-        return getattr(card, "name", "") or "wetok"
+    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
+    default_name = "wetok"
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
         f = self.downsample_factor
@@ -119,10 +118,10 @@ class WeTok(ZooModel, nn.Module):
             raise InputError("encode got an empty batch (0 images)")
         h, w = images.shape[-2:]
         if h < f or w < f or h % f or w % f:
-            raise InputError(f"{self._name()} downsamples by {f}: height and width must be positive multiples of {f}, "
+            raise InputError(f"{self.name} downsamples by {f}: height and width must be positive multiples of {f}, "
                              f"got {h}x{w}; resize or crop with zoo.media.image.to_tensor(images, size=...)")
         if not bool(torch.isfinite(images).all()):
-            raise InputError(f"images hold NaN/Inf pixel values; {self._name()} encodes finite pixels in [-1, 1] only")
+            raise InputError(f"images hold NaN/Inf pixel values; {self.name} encodes finite pixels in [-1, 1] only")
         lo, hi = float(images.min()), float(images.max())
         if lo < -1.001 or hi > 1.001:
             raise InputError(f"encode expects images in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]"
@@ -139,7 +138,7 @@ class WeTok(ZooModel, nn.Module):
         x = self._check_images(images)
         z = self.encode_latents(x)
         _, ids = self.quantize_latents(z)
-        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self._name(),
+        return Tokens(ids=ids, codebook_size=self.codebook_size, tokenizer=self.name,
                       meta={"grid": (int(z.shape[-2]), int(z.shape[-1]))})
 
     def _ids_and_grid(self, tokens) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -153,25 +152,25 @@ class WeTok(ZooModel, nn.Module):
         else:
             tok = tokens if isinstance(tokens, Tokens) else None
             if tok is None:
-                raise TokenError(f"{self._name()} decodes Tokens from its encode() or ids [B, "
+                raise TokenError(f"{self.name} decodes Tokens from its encode() or ids [B, "
                                  f"{self.config.num_codebooks}, h*w]; got {type(tokens).__name__}"
                                  + (f" of shape {tuple(tokens.shape)}" if isinstance(tokens, torch.Tensor) else ""))
-            if tok.tokenizer and tok.tokenizer != self._name():
-                as_tokens(tok, self.codebook_size, self._name())  # raises: made by another tokenizer
+            if tok.tokenizer and tok.tokenizer != self.name:
+                as_tokens(tok, self.codebook_size, self.name)  # raises: made by another tokenizer
             if tok.ids.dim() != 3:
-                raise TokenError(f"{self._name()} decodes ids [B, {self.config.num_codebooks}, h*w] (one row per LFQ group), "
+                raise TokenError(f"{self.name} decodes ids [B, {self.config.num_codebooks}, h*w] (one row per LFQ group), "
                                  f"got {tuple(tok.ids.shape)}")
             if tok.codebook_size != self.codebook_size:
-                raise TokenError(f"tokens have codebook_size {tok.codebook_size}, {self._name()} uses {self.codebook_size}")
+                raise TokenError(f"tokens have codebook_size {tok.codebook_size}, {self.name} uses {self.codebook_size}")
             as_tokens(tok.ids.flatten(1), self.codebook_size)
             if (tok.lengths != tok.ids.shape[-1]).any():
-                raise TokenError(f"{self._name()} is a fixed-length 2D tokenizer: every image needs all its "
+                raise TokenError(f"{self.name} is a fixed-length 2D tokenizer: every image needs all its "
                                  f"{tok.ids.shape[-1]} positions, got lengths {tok.lengths.tolist()}")
         ids = tok.ids
         if ids.shape[0] == 0:
             raise TokenError("decode got an empty batch")
         if ids.shape[1] != self.config.num_codebooks:
-            raise TokenError(f"{self._name()} has {self.config.num_codebooks} LFQ groups, got ids with {ids.shape[1]} rows "
+            raise TokenError(f"{self.name} has {self.config.num_codebooks} LFQ groups, got ids with {ids.shape[1]} rows "
                              f"({tuple(ids.shape)}); tokens from another WeTok release?")
         n = ids.shape[-1]
         if grid is None:
@@ -182,7 +181,7 @@ class WeTok(ZooModel, nn.Module):
             grid = (side, side)
         grid = (int(grid[0]), int(grid[1]))
         if grid[0] * grid[1] != n:
-            raise TokenError(f"{self._name()} is a fixed-length 2D tokenizer: decoding needs all {grid[0] * grid[1]} "
+            raise TokenError(f"{self.name} is a fixed-length 2D tokenizer: decoding needs all {grid[0] * grid[1]} "
                              f"positions of the {grid[0]}x{grid[1]} grid (meta['grid']), got {n}")
         return ids.to(next(self.parameters()).device), grid
 
