@@ -7,7 +7,7 @@ f8 KL-VAE -> 2x2 patches + sincos posemb | nested registers -> prefix-LM encoder
 1..64 ordered tokens of 5.3 bits each (FSQ 8-5, 40 codes), trained on the free-licence photographs and
 textures that Python packages ship (see SOURCES below: every image with its package and licence;
 the DEBIAN entries, 57 wallpapers that Debian packages ship, GPL-2+ or CC-BY-SA-3.0 as their
-debian/copyright states, were added by the second attempt described below), as random multi-scale crops (crop side log-uniform between ~the output size and the image's
+debian/copyright states, used with ``--debian-root``; 5 of them are the VALIDATION split), as random multi-scale crops (crop side log-uniform between ~the output size and the image's
 shorter side, resized to 128), flips, channel permutations of colour images and random duotone
 colourings of grey ones.
 
@@ -31,9 +31,11 @@ Why these choices (demo at CPU scale, time-boxed):
   same 128 px views).
 
 Stages: 1. VAE; 2. ``scaling_factor`` = 1 / latent std; 3. FlexTok on a bank of frozen-VAE
-latents of training views; 4. held-out evaluation through the release files loaded as
+latents of training views (all registers for the first ``--tok-full-frac``, then nested dropout);
+3b. the pixel stage: FlexTok and the VAE decoder together, with a pixel loss through the decoder
+(``--pix-minutes``; EMA weights); 4. held-out evaluation through the release files loaded as
 ``zoo.load`` loads them. Stage lengths are wall-clock budgets (``--vae-minutes``,
-``--tok-minutes``) with the learning-rate schedule on elapsed time; the steps actually run are
+``--tok-minutes``, ``--pix-minutes``) with the learning-rate schedule on elapsed time; the steps actually run are
 recorded in ``train_stats.json``. Release files are rewritten every ``--checkpoint-minutes`` so a
 usable result exists if the run is stopped early.
 
@@ -45,38 +47,23 @@ Writes (what ``zoo.load("flextok.demo_128")`` reads)::
     OUT/train_stats.json                             data, licences, durations, metrics
     EXAMPLES/*.png                                   the held-out images (128x128 centre squares)
 
-Commands used for the committed weights (one thread of a shared 2-core CPU; training then used only the
-19 Python-package images, as it does without ``--debian-root``)::
+Command used for the committed weights (3 December; device cpu, both threads of the 2-core machine,
+nothing else running; VAE 22 min, FlexTok on latents 24 min, pixel stage 58 min)::
 
     pip install scikit-image scikit-learn matplotlib   # training data only; zoo does not need them
-    python scripts/train_demo_flextok.py --out RUN1 --examples examples/images --device cpu   # VAE, 18 min kept
-    python scripts/train_demo_flextok.py --vae-from RUN1 --out RUN2 --examples examples/images --device cpu --tok-minutes 38
-    python scripts/train_demo_flextok.py --resume RUN2 --out plugins/flextok/demo --examples examples/images --device cpu --pix-minutes 27
+    apt-get download mate-backgrounds ukui-wallpapers plasma-workspace-wallpapers lomiri-wallpapers
+    for f in *.deb; do dpkg -x "$f" ROOT; done          # (or apt-get install them and use --debian-root /)
+    python scripts/train_demo_flextok.py --out plugins/flextok/demo --examples examples/images --device cpu \
+        --threads 2 --debian-root ROOT --image-cache /tmp/imgs.npz --vae-minutes 22 \
+        --tok-minutes 24 --tok-batch 8 --tok-lr 1e-3 --tok-full-frac 0.35 --bank 4096 \
+        --pix-minutes 58 --pix-batch 8 --pix-lr 5e-4 --pix-dec-lr 2e-4 --pix-ema 0.998 --pix-vae-rec 4 \
+        --pix-bank 4096 --val 32 --checkpoint-minutes 10 --depth 4
 
-(plugins/flextok/demo/README.md has the details: RUN2's 10-minute checkpoint was resumed.)
-
-Second attempt (2 December, measured, NOT released: worse on the held-out images)::
-
-    apt-get install mate-backgrounds ukui-wallpapers plasma-workspace-wallpapers lomiri-wallpapers
-    # (or: apt-get download <the same> && dpkg -x <each .deb> ROOT, then --debian-root ROOT;
-    #  gnome-backgrounds was looked at and not used: most of its files have no licence in its copyright)
-    python scripts/train_demo_flextok.py --out OUT --examples EX --device cpu --vae-from RUN1 --tok-minutes 0 \
-        --pix-minutes 76 --pix-batch 8 --pix-lr 1.5e-3 --pix-enc-lr-mult 2 --pix-dec-lr 2e-4 --pix-p-t1 0.95 \
-        --pix-ema 0.998 --pix-vae-rec 4 --pix-bank 4096 --val 32 --debian-root ROOT --image-cache /tmp/imgs.npz
-
-76 images (19 + 57 Debian wallpapers), the committed VAE, then the pixel stage from initialisation
-with EMA weights for 76 minutes (8453 steps of 8). Held-out (examples/images): 15.92 dB at 1 token,
-15.96 at 2, 16.29 at 4, 16.28 at 64 (committed: 16.54 / 14.30 / 15.88 / 17.63); VAE alone 22.18 dB
-(committed 21.58). On validation views of the *training* images it plateaued from minute 45 at
-17.3 dB (1 token) -> 17.7 dB (64), while a 1x1 (mean-colour) thumbnail gets 20.6 dB there. What
-was measured on its checkpoints (training views only): the encoder does put information in the
-tokens (token 1's two FSQ values predict an image's mean colour linearly with held-out R^2 0.79;
-20 of 40 codes used at every position over 32 views), but the decoder reads little beyond token 1
-(mean-colour error 0.17 with 1 token, 0.15 with 64; latent MSE 0.44 -> 0.42 of unit variance).
-An untested suspicion: with t = 1 the decoder's patch tokens are pure noise, so its attention
-queries are noise-dominated and learn slowly to pick registers. A 4-minute latent-only pilot showed
-the same flatness (per-k latent MSE 0.49 -> 0.47), and the committed weights are as flat on
-training views (16.5 -> 17.6 dB) as on the held-out ones: not a data problem but a training one.
+The depth (4, not 6) was chosen on the VALIDATION wallpapers from two earlier one-thread runs of the
+same recipe. plugins/flextok/demo/README.md records the earlier attempts (the first release, trained
+on the 19 Python-package images only; a second attempt with pixel loss from the start that measured
+worse) and the pilots behind this recipe: nested dropout from the first step leaves the decoder
+reading little beyond the first token, so ``--tok-full-frac`` trains with every register first.
 
 ``--vae-minutes 0.5 --tok-minutes 0.5 --bank 256 --out /tmp/demo`` runs the whole pipeline in ~2 minutes.
 """
@@ -151,6 +138,11 @@ DEBIAN_SOURCES: dict[str, tuple[str, str, str]] = {
     "deb:" + path: (pkg, "/" + path + ("/contents/images/<largest>" if "/wallpapers/" in path else ""), lic)
     for path, (pkg, lic) in DEBIAN.items()}
 HELDOUT = ("chelsea", "coffee", "rocket", "flower", "moon")
+#: with ``--debian-root``: wallpapers kept out of training, for validation logs and for choosing between
+#: checkpoints / runs (the held-out images above are never used for any choice)
+VALIDATION = tuple("deb:" + p for p in (
+    "usr/share/backgrounds/mate/nature/GreenMeadow.jpg", "usr/share/backgrounds/mate/nature/Storm.jpg",
+    "usr/share/wallpapers/Path", "usr/share/wallpapers/ColorfulCups", "usr/share/backgrounds/goldfish.png"))
 TRAIN = tuple(n for n in SOURCES if n not in HELDOUT)
 IMAGE_SIZE = 128
 N_REGISTERS = 64
@@ -454,13 +446,16 @@ def latent_bank(model, sampler: ViewSampler, n: int, device: str, batch: int = 3
 
 def train_flextok(model, bank: torch.Tensor, minutes: float, batch: int, t0: float, lr: float, device: str,
                   p_t1: float = 0.9, p_null: float = 0.05, t_shift: float = 1.5, seed: int = 1234,
-                  on_checkpoint: Callable[[], None] | None = None, checkpoint_minutes: float = 10.0) -> int:
+                  on_checkpoint: Callable[[], None] | None = None, checkpoint_minutes: float = 10.0,
+                  full_frac: float = 0.0) -> int:
     """Train ``model.encoder`` + ``model.decoder`` on VAE latents ``bank`` (the VAE stays frozen).
 
     Rectified flow ``x_t = (1 - t) x + t n``, target ``n - x``; t = 1 with probability ``p_t1``
     (the one-step regime: tokens are the only information), else ``sigmoid(N(t_shift, 1))``.
     Nested dropout keeps k in {1, 2, 4, ..., n_registers} registers (uniform over the k's); the
-    learned null condition replaces the registers with probability ``p_null``."""
+    learned null condition replaces the registers with probability ``p_null``. For the first
+    ``full_frac`` of the budget every register is kept (no nested dropout): with nested dropout from
+    the start the decoder learns to read registers beyond the first very slowly."""
     enc, dec, fsq = model.encoder, model.decoder, model.regularizer
     params = [p for p in list(enc.parameters()) + list(dec.parameters()) if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
@@ -478,6 +473,8 @@ def train_flextok(model, bank: torch.Tensor, minutes: float, batch: int, t0: flo
         z = enc(x0)
         codes = fsq_ste(fsq, z)
         keep = keeps[torch.randint(0, len(keeps), (batch,), generator=g)]
+        if budget.frac(step) < full_frac:  # curriculum: all registers first, so the decoder learns to read them
+            keep = torch.full_like(keep, n_reg)
         regs = dec.cond_registers(codes, keep.to(device))
         drop = (torch.rand(batch, generator=g) < p_null).to(device)
         if bool(drop.any()):
@@ -629,7 +626,7 @@ def train_pixels(model, images: torch.Tensor, latents: torch.Tensor, minutes: fl
         r = float(pix_tok.detach())
         avg = r if avg is None else 0.95 * avg + 0.05 * r
         if step % 25 == 0:
-            log(f"pixels step {step:5d}  latent {float(lat_loss):.4f}  pix(tokens) {avg:.4f}  pix(vae) {float(pix_vae):.4f}", t0)
+            log(f"pixels step {step:5d}  latent {float(lat_loss.detach()):.4f}  pix(tokens) {avg:.4f}  pix(vae) {float(pix_vae.detach()):.4f}", t0)
         now = time.perf_counter()
         if on_checkpoint is not None and now - last_ck > checkpoint_minutes * 60:
             checkpoint()  # (validates too)
@@ -813,9 +810,10 @@ def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sample
         tok_steps = train_flextok(model, bank, args.tok_minutes, args.tok_batch, t0, args.tok_lr, args.device,
                                   p_t1=args.p_t1, t_shift=args.t_shift,
                                   on_checkpoint=lambda: write_release(model, vae, args.out),
-                                  checkpoint_minutes=args.checkpoint_minutes)
+                                  checkpoint_minutes=args.checkpoint_minutes, full_frac=args.tok_full_frac)
     t_tok = time.perf_counter() - t2
     tok_info = {"minutes": round(t_tok / 60, 1), "steps": tok_steps, "batch": args.tok_batch, "lr": args.tok_lr,
+                "full_frac": args.tok_full_frac,
                 "p_t1": args.p_t1, "t_shift": args.t_shift, "latent_bank": args.bank}
     (args.out / "tok_stats.json").write_text(json.dumps(tok_info) + "\n")
     write_release(model, vae, args.out)
@@ -838,6 +836,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tok-minutes", type=float, default=45.0)
     ap.add_argument("--tok-batch", type=int, default=32)
     ap.add_argument("--tok-lr", type=float, default=2e-3)
+    ap.add_argument("--tok-full-frac", type=float, default=0.0,
+                    help="fraction of the latent stage trained with all registers before nested dropout starts")
     ap.add_argument("--p-t1", type=float, default=0.9, help="probability of training at t = 1 (the one-step regime)")
     ap.add_argument("--t-shift", type=float, default=1.5, help="mean of logit(t) for the other samples")
     ap.add_argument("--bank", type=int, default=5120, help="number of VAE-encoded training views")
@@ -854,7 +854,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pix-enc-lr-mult", type=float, default=1.0, help="encoder learning rate / --pix-lr")
     ap.add_argument("--pix-vae-rec", type=int, default=None, help="VAE reconstruction term on this many samples per batch")
     ap.add_argument("--pix-p-t1", type=float, default=None, help="--p-t1 for the pixel stage (default: --p-t1)")
-    ap.add_argument("--val", type=int, default=0, help="validation views of training images (not trained on) for logs")
+    ap.add_argument("--val", type=int, default=0, help="validation views for the pixel-stage logs: of the VALIDATION wallpapers with --debian-root, else of the training images")
     ap.add_argument("--debian-root", type=Path, default=None,
                     help="also train on the DEBIAN wallpapers, found under this root ('/' when the packages are installed)")
     ap.add_argument("--image-cache", type=Path, default=None, help="npz cache of the decoded training images")
@@ -870,7 +870,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.debian_root is not None:
         DEBIAN_ROOT = args.debian_root
         sources.update(DEBIAN_SOURCES)
-    names = [n for n in sources if n not in HELDOUT]
+    names = [n for n in sources if n not in HELDOUT and n not in VALIDATION]
     if args.image_cache is not None and args.image_cache.exists():
         with np.load(args.image_cache) as cached:
             train = {n: cached[str(i)] for i, n in enumerate(names)}
@@ -913,8 +913,9 @@ def main(argv: list[str] | None = None) -> None:
         imgs, lats = torch.cat(imgs)[: args.pix_bank], torch.cat(lats)[: args.pix_bank]
         log(f"image/latent bank {tuple(imgs.shape)} in {(time.perf_counter() - t3) / 60:.1f} min", t0)
         val = None
-        if args.val:  # other views of the training images (another seed), only logged
-            val = ((ViewSampler(list(train.values()), IMAGE_SIZE, seed=args.seed + 7)(args.val) + 1) * 127.5).round().to(torch.uint8)
+        if args.val:  # views of the VALIDATION wallpapers (with --debian-root), else other views of the training images
+            val_src = [load_source(n) for n in VALIDATION] if args.debian_root is not None else list(train.values())
+            val = ((ViewSampler(val_src, IMAGE_SIZE, seed=args.seed + 7)(args.val) + 1) * 127.5).round().to(torch.uint8)
         t4 = time.perf_counter()
         pix_steps = train_pixels(model, imgs, lats, args.pix_minutes, args.pix_batch, t0, args.pix_lr, args.pix_dec_lr,
                                  args.device, p_t1=args.p_t1 if args.pix_p_t1 is None else args.pix_p_t1,
@@ -945,7 +946,7 @@ def main(argv: list[str] | None = None) -> None:
         "what": "zoo demo weights (flextok.demo_128 + flextok_vae.demo_128): NOT for research use",
         "command": "python scripts/train_demo_flextok.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": args.device, "seed": args.seed, "threads": args.threads, "torch": torch.__version__,
-        "sources": {n: {"package": p, "loader": ld, "licence": lic, "split": "heldout" if n in HELDOUT else "train"}
+        "sources": {n: {"package": p, "loader": ld, "licence": lic, "split": "heldout" if n in HELDOUT else "validation" if n in VALIDATION else "train"}
                     for n, (p, ld, lic) in sources.items()},
         "image_size": IMAGE_SIZE, "fsq_levels": args.fsq_levels, "registers": N_REGISTERS,
         "vae": {**vae_info, "params": sum(p.numel() for p in vae.parameters())},

@@ -10,9 +10,10 @@ never used for training or model selection, see ``HELDOUT`` in
 * from 4 tokens up every prefix beats the largest 8-bit RGB thumbnail that fits in the same
   number of bits (token bits = tokens x log2(codebook)), bicubic-upsampled.
 
-The committed weights (about 55 minutes of one CPU thread) do NOT meet all of this yet: the
-checks they fail are marked ``xfail(strict=True)`` with the measured numbers (KNOWN_SHORTFALL),
-so they turn into failures, to be unmarked, as soon as better-trained weights pass them.
+The committed weights (105 minutes of the 2-core CPU) meet all of it except the 4 dB rise, which
+they miss by 0.1 dB: that check is marked ``xfail(strict=True)`` with the measured numbers
+(KNOWN_SHORTFALL), so it turns into a failure, to be unmarked, as soon as better-trained weights
+pass it.
 """
 
 from __future__ import annotations
@@ -37,11 +38,7 @@ MIN_GAIN_DB = 4.0  # max tokens vs 1 token (issue 21)
 MAX_BYTES = 20 * 1024 * 1024  # all demo weights together
 # Measured on the committed weights (examples/images, card defaults, seed 0): what they miss.
 KNOWN_SHORTFALL = {
-    "gain": "1 -> 64 tokens rises 16.54 -> 17.63 dB (+1.1 dB, not +4)",
-    "monotone": "2 tokens (14.30 dB) decode worse than 1 token (16.54 dB)",
-    8: "8 tokens (42.6 bits) 16.83 dB < 1x1 thumbnail 17.16 dB",
-    32: "32 tokens (170 bits) 17.47 dB < 2x2 thumbnail 18.08 dB",
-    64: "64 tokens (341 bits) 17.63 dB < 3x3 thumbnail 19.14 dB",
+    "gain": "1 -> 64 tokens rises 15.78 -> 19.65 dB (+3.87 dB, not +4)",
 }
 
 
@@ -185,12 +182,12 @@ def test_psnr_never_falls_as_tokens_are_added(table):
         assert b >= a - 0.1, f"PSNR fell from {a:.2f} dB ({k0} tokens) to {b:.2f} dB ({k1} tokens)"
 
 
-def test_more_tokens_help_from_2_on(table):
-    """What the committed weights do show: from 2 tokens on, each doubling adds PSNR, and 64
-    tokens are at least 1 dB better than 1."""
-    for k0, k1 in zip(KEEPS[1:], KEEPS[2:]):
+def test_every_doubling_adds_psnr(table):
+    """What the committed weights show while the 4 dB goal is an xfail: each doubling of the kept
+    tokens adds PSNR, and 64 tokens are at least 3.5 dB better than 1."""
+    for k0, k1 in zip(KEEPS, KEEPS[1:]):
         assert table[k1] > table[k0], table
-    assert table[64] - table[1] >= 1.0, table
+    assert table[64] - table[1] >= 3.5, table
 
 
 @pytest.mark.parametrize("k", [pytest.param(k, marks=shortfall(k)) for k in KEEPS if k >= 4])
