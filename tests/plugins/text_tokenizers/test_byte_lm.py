@@ -230,7 +230,9 @@ def test_covers_updated_byte_by_byte_equal_the_search_from_scratch(setups, setup
         fresh = ByteLM(lm, tok, bos_id=bos, eos_id=eos, kv_cache=False)
         got = stepper.next_byte_logprobs(text[:i])
         assert stepper._last_covers[1] == fresh.covers(text[:i])
-        assert torch.allclose(got.exp(), fresh.next_byte_logprobs(text[:i]).exp(), atol=1e-12, rtol=0)
+        # equal covers give equal distributions up to float32 rounding of the LM's batched calls
+        # (batch composition differs; measured up to 2.3e-10 on an AMD EPYC host); a wrong cover is >> 1e-8
+        assert torch.allclose(got.exp(), fresh.next_byte_logprobs(text[:i]).exp(), atol=1e-8, rtol=0)
 
 
 @pytest.mark.parametrize("setup", ["bpe", "superbpe", "sentencepiece"])
