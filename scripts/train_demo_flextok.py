@@ -143,7 +143,6 @@ HELDOUT = ("chelsea", "coffee", "rocket", "flower", "moon")
 VALIDATION = tuple("deb:" + p for p in (
     "usr/share/backgrounds/mate/nature/GreenMeadow.jpg", "usr/share/backgrounds/mate/nature/Storm.jpg",
     "usr/share/wallpapers/Path", "usr/share/wallpapers/ColorfulCups", "usr/share/backgrounds/goldfish.png"))
-TRAIN = tuple(n for n in SOURCES if n not in HELDOUT)
 IMAGE_SIZE = 128
 N_REGISTERS = 64
 FSQ_LEVELS = [8, 5]

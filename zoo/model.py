@@ -113,7 +113,8 @@ class ZooModel:
     """Mixin for the models ``zoo.load`` returns (tokenizers, generators, reducers).
 
     ``card`` and ``config`` are set by ``zoo.load``. Subclasses may override
-    :meth:`describe_facts` to add key facts to the repr.
+    :meth:`describe_facts` to add key facts to the repr, and may set a class attribute
+    ``default_name`` (``"kl_vae"``): the :attr:`name` used in Tokens and messages before a card is set.
     """
 
     card: ModelCard | None = None

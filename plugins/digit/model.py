@@ -71,7 +71,6 @@ class DiGIT(ZooModel, nn.Module):
     def num_tokens(self) -> int:
         return self.config.grid ** 2
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "digit"
 
     # ------------------------------------------------------------------ stages

@@ -66,7 +66,6 @@ class DINOv2Features(ZooModel, nn.Module):
     def image_size(self) -> int:
         return int(self.config.image_size)
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "dinov2"
 
     @torch.no_grad()

@@ -90,7 +90,6 @@ class GigaTok(ZooModel, nn.Module):
         return self.decoder(self.s1to2decoder(self.post_quant_conv(codes)))
 
     # ------------------------------------------------------------------ zoo interface
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "gigatok"
 
     def _check_images(self, images) -> torch.Tensor:

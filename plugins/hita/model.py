@@ -267,7 +267,6 @@ class Hita(ZooModel, nn.Module):
     def num_tokens(self) -> int:
         return self.config.num_tokens
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "hita"
 
     # ------------------------------------------------------------------ stages

@@ -194,7 +194,6 @@ class InstellaBAE(ZooModel, nn.Module):
     def describe_facts(self) -> dict[str, Any]:
         return {"bits": self.bits, "any_size": f"multiples of {self.config.multiple}"}
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "instella_bae"
 
     # ------------------------------------------------------------------ stages

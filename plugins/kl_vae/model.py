@@ -65,7 +65,6 @@ class KLVAE(ZooModel, nn.Module):
         """The training resolution (the default size ``zoo reconstruct`` resizes to)."""
         return int(self.config.image_size)
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "kl_vae"
 
     # ------------------------------------------------------------------ stages

@@ -188,7 +188,6 @@ class LARP(ZooModel, nn.Module):
     def describe_facts(self) -> dict:
         return {"frames": self.num_frames, "image_size": self.image_size, "tokens": self.num_tokens}
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "larp"
 
     # ------------------------------------------------------------------ position terms

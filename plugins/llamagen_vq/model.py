@@ -69,7 +69,6 @@ class LlamaGenVQ(ZooModel, nn.Module):
         """The training resolution (the default size ``zoo reconstruct`` resizes to)."""
         return int(self.config.image_size)
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "llamagen_vq"
 
     # ------------------------------------------------------------------ stages

@@ -324,7 +324,6 @@ class MedITok(ZooModel, nn.Module):
     def num_tokens(self) -> int:
         return self.config.num_tokens
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "meditok"
 
     # ------------------------------------------------------------------ stages

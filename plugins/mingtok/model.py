@@ -153,7 +153,6 @@ class MingTok(ZooModel, nn.Module):
     def describe_facts(self) -> dict[str, Any]:
         return {"latents": f"{self.num_latents()}x{self.latent_channels}"}
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "mingtok"
 
     # ------------------------------------------------------------------ stages

@@ -150,7 +150,6 @@ class OmniTokenizer(ZooModel, nn.Module):
         return {"image_size": self.image_size, "frames": f"1 + k*{self.config.temporal_patch_size}",
                 "kind": "vae" if self.config.use_vae else "vq"}
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "omnitokenizer"
 
     # ------------------------------------------------------------------ stages

@@ -163,7 +163,6 @@ class PointBERTdVAE(ZooModel, nn.Module):
     def describe_facts(self) -> dict:
         return {"points": self.num_points, "tokens": self.num_tokens}
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "point_bert"
 
     # ------------------------------------------------------------------ stages

@@ -44,7 +44,6 @@ class TokenizerMixin:
     def codebook_size(self) -> int | None:
         return int(self.config.codebook_size) if self.config.quantize_mode == "vq" else None
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "titok"
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:

@@ -136,7 +136,6 @@ class TokenFlow(ZooModel, nn.Module):
         """The lengths :meth:`decode` accepts: whole scales, coarse first (``zoo reconstruct --tokens``)."""
         return [sum(t * t for t in self.scales[:k + 1]) for k in range(len(self.scales))]
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "tokenflow"
 
     # ------------------------------------------------------------------ stages

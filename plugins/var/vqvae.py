@@ -69,7 +69,6 @@ class VARVQVAE(ZooModel, nn.Module):
         """The training resolution (the last scale times the downsampling factor)."""
         return int(as_scales(self.config.v_patch_nums)[-1][0] * self.downsample_factor)
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "var_vqvae"
 
     # ------------------------------------------------------------------ stages

@@ -82,7 +82,6 @@ class ViTokV2(ZooModel, nn.Module):
     def describe_facts(self) -> dict[str, Any]:
         return {"latents": f"(H/{self.patch_size})x(W/{self.patch_size})x{self.latent_channels}", "any_size": True}
 
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "vitok"
 
     # ------------------------------------------------------------------ stages

@@ -99,7 +99,6 @@ class WeTok(ZooModel, nn.Module):
         return self.decoder(codes, noise=noise, generator=generator)
 
     # ------------------------------------------------------------------ zoo interface
-    #: The name used in Tokens and messages before ``zoo.load`` sets a card.
     default_name = "wetok"
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
