@@ -100,7 +100,9 @@ def wechsel_embeddings(source_tokenizer: Any, target_tokenizer: Any, source_matr
 
     ``source_matrix`` is the model's ``[len(source_tokenizer), D]`` embedding matrix (numpy or
     torch); ``dictionary`` (word pairs) aligns the two vector spaces, ``None`` takes them as
-    aligned already. Returns ``[len(target_tokenizer), D]`` float64 (numpy)."""
+    aligned already. Equal similarities at the ``neighbors``-th place go to the lower source id
+    (:func:`top_k`), so the result does not depend on the CPU. Returns ``[len(target_tokenizer), D]``
+    float64 (numpy)."""
     matrix = np.asarray(source_matrix.detach().cpu().numpy() if hasattr(source_matrix, "detach") else source_matrix, dtype=np.float64)
     src_tok, tgt_tok = _hf(source_tokenizer), _hf(target_tokenizer)
     if matrix.ndim != 2 or matrix.shape[0] < src_tok.get_vocab_size(with_added_tokens=True):
@@ -122,8 +124,7 @@ def wechsel_embeddings(source_tokenizer: Any, target_tokenizer: Any, source_matr
         if not tgt[i].any():
             out[i] = fallback[i]
             continue
-        best = np.argpartition(sims[i], -k)[-k:]
-        best = best[np.argsort(-sims[i, best], kind="stable")]
+        best = top_k(sims[i], k)
         w = np.exp(sims[i, best] / temperature)
         out[i] = (w / w.sum()) @ matrix[best]
     src_special = _specials(src_tok)
@@ -131,6 +132,23 @@ def wechsel_embeddings(source_tokenizer: Any, target_tokenizer: Any, source_matr
         if token in src_special:
             out[idx] = matrix[src_special[token]]
     return out
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest ``scores``, largest first; equal scores go to the lower index.
+
+    ``np.argpartition`` alone breaks ties at the k-th place differently on different CPUs (its
+    SIMD sort kernels), and tokens whose text gives the same vector tie exactly, so a row of the
+    transferred matrix could depend on the machine. Here it does not.
+
+    >>> top_k(np.array([0.1, 0.9, 0.5, 0.9, 0.5]), 3).tolist()
+    [1, 3, 2]
+    """
+    k = min(k, scores.shape[0])
+    kth = np.partition(scores, -k)[-k]
+    above = np.flatnonzero(scores > kth)
+    chosen = np.concatenate([above, np.flatnonzero(scores == kth)[: k - above.shape[0]]])
+    return chosen[np.argsort(-scores[chosen], kind="stable")]
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

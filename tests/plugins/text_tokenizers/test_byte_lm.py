@@ -218,14 +218,11 @@ def test_generation_with_the_kv_cache_equals_generation_without_it(setups, setup
     assert fast.lm_tokens < plain.lm_tokens  # the cache ran fewer token positions through the LM
 
 
-@pytest.mark.parametrize("setup", ["bpe", pytest.param("sentencepiece", marks=pytest.mark.xfail(
-    strict=False, reason="fails on the AMD EPYC host of 3 December, also at f4204e7 whose CI passed, with the same "
-    "package versions: equal covers, next-byte probabilities differ (2e-10 alone, ~1e-7 under xdist); to be "
-    "investigated (sentencepiece model or LM not reproducible across processes?)"))])
+@pytest.mark.parametrize("setup", ["bpe", "sentencepiece"])
 def test_covers_updated_byte_by_byte_equal_the_search_from_scratch(setups, setup):
     """Stepping through a text one byte at a time (the incremental update) gives the covers, in the
-    same order, and the next-byte distribution of a fresh ByteLM asked about each prefix alone,
-    also where the text ends inside a character."""
+    same order, and the next-byte distribution of a fresh ByteLM asked about each prefix alone (to
+    float32 rounding), also where the text ends inside a character."""
     tok, lm, bos, eos = setups[setup]
     stepper = ByteLM(lm, tok, bos_id=bos, eos_id=eos, kv_cache=False)  # the cover update alone (the cache: above)
     text = "of th\u00e9 caf\u00e9 d\u00e9j\u00e0".encode()
@@ -233,7 +230,10 @@ def test_covers_updated_byte_by_byte_equal_the_search_from_scratch(setups, setup
         fresh = ByteLM(lm, tok, bos_id=bos, eos_id=eos, kv_cache=False)
         got = stepper.next_byte_logprobs(text[:i])
         assert stepper._last_covers[1] == fresh.covers(text[:i])
-        assert torch.allclose(got.exp(), fresh.next_byte_logprobs(text[:i]).exp(), atol=1e-12, rtol=0)
+        # the two run the float32 LM on differently batched covers, whose matmul kernels may round
+        # differently (measured: 1.3e-7 relative, one float32 ulp, on some CPUs); a wrong or missing
+        # cover would be off by far more
+        assert torch.allclose(got.exp(), fresh.next_byte_logprobs(text[:i]).exp(), atol=1e-12, rtol=1e-6)
 
 
 @pytest.mark.parametrize("setup", ["bpe", "superbpe", "sentencepiece"])
