@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import json
+import inspect
 import math
 import os
 import tempfile
@@ -158,7 +159,11 @@ def _images_of(result: Any) -> Any:
 @click.option("--weights", type=click.Path(exists=True), default=None, help="Local weights in the release format.")
 @click.option("--pretrained/--random", default=True, help="--random: random weights (smoke tests, no download).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=None, help="AR generators: most tokens to sample.")
-def generate(condition, model_name, out, seed, classes, seeds, steps, guidance_scale, device, weights, pretrained, max_new_tokens) -> None:
+@click.option("--clean-caption/--no-clean-caption", default=None,
+              help="Text-to-image models with caption cleaning (PixArt-Σ, Nitro-E): --no-clean-caption only "
+                   "lower-cases and strips the prompt (the model's default, cleaning, when omitted).")
+def generate(condition, model_name, out, seed, classes, seeds, steps, guidance_scale, device, weights, pretrained, max_new_tokens,
+             clean_caption) -> None:
     """Generate from CONDITION (text for text-to-speech and text-to-image, class ids for class-conditional models;
     ``--class 207 --class 88`` is the same as ``207 88``). Several classes and ``--seeds`` write
     one grid: a row per seed, a column per class."""
@@ -196,6 +201,11 @@ def generate(condition, model_name, out, seed, classes, seeds, steps, guidance_s
         kwargs["steps"] = steps
     if guidance_scale is not None:
         kwargs["guidance_scale"] = guidance_scale
+    if clean_caption is not None:
+        if "clean_caption" not in inspect.signature(model.generate).parameters:
+            flag = "--clean-caption" if clean_caption else "--no-clean-caption"
+            raise click.UsageError(f"{model.card.name} does not clean captions; drop {flag}")
+        kwargs["clean_caption"] = clean_caption
     results = []
     try:
         for s in seed_list:

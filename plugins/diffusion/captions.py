@@ -81,7 +81,7 @@ _AFTER_FTFY: list[tuple[Any, str]] = [
     (re.compile(r"^\.\S+$"), ""),
 ]
 
-_HINT = "`pip install 'zoo[diffusion]'` (beautifulsoup4 and ftfy), or pass clean_caption=False to only lower-case and strip"
+_HINT = "`pip install 'zoo[diffusion]'` (beautifulsoup4 and ftfy), or pass clean_caption=False (zoo generate --no-clean-caption) to only lower-case and strip"
 
 
 def _libs() -> tuple[Any, Any]:

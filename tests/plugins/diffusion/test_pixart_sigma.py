@@ -4,6 +4,8 @@ through a stand-in hub, component sharing, and bad input."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -179,6 +181,26 @@ def test_cli_generate_writes_a_png_with_components_resolved_on_demand(stand_in_h
     assert S <= w < 2 * S and S <= h < 2 * S
     fetched = {path.split("/resolve/")[-1].split("/", 1)[-1] for _, path in stand_in_hub.requests if "/resolve/" in path}
     assert {"text_encoder/model-00004-of-00004.safetensors", "vae/diffusion_pytorch_model.safetensors"} <= fetched
+
+
+def test_cli_no_clean_caption_only_lower_cases_the_prompt(stand_in_hub, tmp_path):
+    """``--no-clean-caption`` reaches ``generate(clean_caption=False)``: a prompt that differs only in
+    case gives the same picture, and (where bs4 + ftfy are installed) the default cleaning, which
+    drops the URL and the tags, gives another."""
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    def run(*args: str) -> bytes:
+        out = tmp_path / f"{len(list(tmp_path.iterdir()))}.png"
+        res = CliRunner().invoke(cli, ["generate", "--model", "pixart_sigma", *args, "--seed", "0", "--steps", "2", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        return out.read_bytes()
+
+    raw = run("<b>A Red Fox</b> https://example.com/fox.jpg", "--no-clean-caption")
+    assert raw == run("<b>a red fox</b> https://example.com/FOX.jpg", "--no-clean-caption")
+    if importlib.util.find_spec("bs4") and importlib.util.find_spec("ftfy"):
+        assert raw != run("<b>A Red Fox</b> https://example.com/fox.jpg")
 
 
 def test_components_are_shared_between_cards_in_one_process(stand_in_hub):

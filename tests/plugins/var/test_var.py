@@ -303,7 +303,10 @@ def test_zoo_generate_grid_and_steps(tmp_path):
                                       "--seeds", "0,1", "--out", str(out)])
         bad = CliRunner().invoke(cli, ["generate", "--model", "vartest.tiny", "--random", "--class", "3", "--steps", "4",
                                        "--out", str(tmp_path / "x.png")])
+        no_captions = CliRunner().invoke(cli, ["generate", "--model", "vartest.tiny", "--random", "--class", "3",
+                                               "--no-clean-caption", "--out", str(tmp_path / "y.png")])
     assert ok.exit_code == 0, ok.output
     w, h = Image.open(out).size  # 2 seeds (rows) x 2 classes (columns) of 24x24 images
     assert w >= 48 and h >= 48
     assert bad.exit_code != 0 and "5 scales" in bad.output
+    assert no_captions.exit_code == 2 and "does not clean captions; drop --no-clean-caption" in no_captions.output
