@@ -66,6 +66,12 @@ worse) and the pilots behind this recipe: nested dropout from the first step lea
 reading little beyond the first token, so ``--tok-full-frac`` trains with every register first.
 
 ``--vae-minutes 0.5 --tok-minutes 0.5 --bank 256 --out /tmp/demo`` runs the whole pipeline in ~2 minutes.
+
+To be able to continue a run's pixel stage later (e.g. on a GPU), add ``--pix-state-out STATE.pt``
+(live weights, AdamW moments, EMA; ~3x the weights, not a release file); continue with ``--resume
+OUT --pix-state-in STATE.pt --pix-minutes M`` and a ``--pix-lr`` / ``--pix-dec-lr`` near where the
+first run's schedule ended (5% of its peak). Without the state a continuation starts a fresh AdamW
+and EMA, which lost 1.3-1.6 dB on validation (demo README).
 """
 
 from __future__ import annotations
@@ -544,7 +550,8 @@ def train_pixels(model, images: torch.Tensor, latents: torch.Tensor, minutes: fl
                  dec_lr: float, device: str, p_t1: float = 0.9, t_shift: float = 1.5, pix_weight: float = 2.0,
                  crop: int = 8, seed: int = 4321, on_checkpoint: Callable[[], None] | None = None,
                  checkpoint_minutes: float = 10.0, ema_decay: float = 0.0, enc_lr_mult: float = 1.0,
-                 vae_rec: int | None = None, val_images: torch.Tensor | None = None, val_minutes: float = 5.0) -> int:
+                 vae_rec: int | None = None, val_images: torch.Tensor | None = None, val_minutes: float = 5.0,
+                 state_out: Path | None = None, state_in: dict[str, Any] | None = None) -> int:
     """Stage 3b: the loss of :func:`train_flextok` plus a pixel loss through the VAE decoder.
 
     Regression in the VAE's latent space is a poor proxy for pixels: the decoder maps the *mean*
@@ -555,7 +562,15 @@ def train_pixels(model, images: torch.Tensor, latents: torch.Tensor, minutes: fl
     its reconstruction term on the true latents (of the first ``vae_rec`` samples of each batch), so
     ``flextok_vae`` alone stays a VAE. The VAE encoder stays frozen (the tokens' input does not move).
     ``ema_decay`` > 0 keeps an EMA of all trained weights, which is what is written and returned;
-    ``val_images`` (training-image views not in ``images``) are evaluated every ``val_minutes``."""
+    ``val_images`` (training-image views not in ``images``) are evaluated every ``val_minutes``.
+
+    ``state_out``: at every checkpoint and at the end, the live weights, the AdamW moments and the
+    EMA are saved there (:func:`save_pixel_state`); ``state_in`` (:func:`load_pixel_state`) continues
+    from such a state instead of from the model's (averaged) weights with a fresh optimizer and EMA.
+    A fresh AdamW moves every weight by about the learning rate on its first steps and a fresh EMA
+    starts from the live weights, which cost a continuation 1.3-1.6 dB on validation before this
+    state was kept (demo README). Continue with a peak ``lr`` near where the first run ended (its
+    schedule ends at 5% of the peak)."""
     enc, dec, fsq, vae = model.encoder, model.decoder, model.regularizer, model.vae
     params = [p for p in list(dec.parameters()) if p.requires_grad]
     enc_params = [p for p in enc.parameters() if p.requires_grad]
@@ -567,9 +582,15 @@ def train_pixels(model, images: torch.Tensor, latents: torch.Tensor, minutes: fl
                              {"params": vdec, "weight_decay": 0.0, "peak": dec_lr}], lr=lr, betas=(0.9, 0.99))
     params = params + enc_params
     ema = EMA(params + vdec, ema_decay) if ema_decay > 0 else None
+    done_before = 0
+    if state_in is not None:
+        done_before = restore_pixel_state(state_in, params + vdec, opt, ema)
+        seed += done_before  # new batches, not a replay of the first run's
     last_val = time.perf_counter()
 
     def checkpoint() -> None:
+        if state_out is not None:  # (live weights, before the swap)
+            save_pixel_state(state_out, params + vdec, opt, ema, done_before + step)
         model.eval()
         if ema is not None:
             ema.swap()
@@ -634,6 +655,8 @@ def train_pixels(model, images: torch.Tensor, latents: torch.Tensor, minutes: fl
             _val(model, val_images, ema, step, t0)
             last_val = time.perf_counter()
         step += 1
+    if state_out is not None:
+        save_pixel_state(state_out, params + vdec, opt, ema, done_before + step)
     if ema is not None:
         ema.swap()  # the averaged weights are the result
     model.eval()
@@ -648,6 +671,45 @@ def _val(model, val_images: torch.Tensor, ema: EMA | None, step: int, t0: float)
     log(f"pixels step {step:5d}  val PSNR per kept tokens {val_psnr(model, val_images)}", t0)
     if ema is not None:
         ema.swap()
+
+
+def save_pixel_state(path: Path, params: list[torch.nn.Parameter], opt: torch.optim.Optimizer, ema: EMA | None,
+                     steps: int) -> None:
+    """What a continuation of the pixel stage needs and the release files lack: the live (not
+    averaged) weights, the AdamW state and the EMA, in ``params`` order. Written to a temporary
+    file and renamed, so a stopped run never leaves half a state."""
+    state = {"steps": steps, "live": [p.detach().cpu().clone() for p in params], "optimizer": opt.state_dict(),
+             "ema": None if ema is None else {"shadow": [t.cpu() for t in ema.shadow], "n": ema.n, "decay": ema.decay}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_pixel_state(path: Path) -> dict[str, Any]:
+    """A state written by :func:`save_pixel_state`."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@torch.no_grad()
+def restore_pixel_state(state: dict[str, Any], params: list[torch.nn.Parameter], opt: torch.optim.Optimizer,
+                        ema: EMA | None) -> int:
+    """Put a saved state back (the optimizer's learning rates stay this run's); returns the steps
+    the state had run. A state of another architecture is refused by shape."""
+    live = state["live"]
+    if len(live) != len(params) or any(a.shape != p.shape for a, p in zip(live, params)):
+        raise SystemExit("--pix-state-in: the saved state does not match this model (another --dim/--depth/--fsq-levels?)")
+    for p, a in zip(params, live):
+        p.copy_(a.to(p.device))
+    peaks = [g["peak"] for g in opt.param_groups]
+    opt.load_state_dict(state["optimizer"])
+    for g, peak in zip(opt.param_groups, peaks):
+        g["peak"] = peak
+    if ema is not None and state["ema"] is not None:
+        for t, a in zip(ema.shadow, state["ema"]["shadow"]):
+            t.copy_(a.to(t.device))
+        ema.n = state["ema"]["n"]
+    return int(state["steps"])
 
 
 # ---------------------------------------------------------------------------------------- release files
@@ -859,7 +921,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--image-cache", type=Path, default=None, help="npz cache of the decoded training images")
     ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
     ap.add_argument("--vae-from", type=Path, default=None, help="reuse the VAE in DIR/vae_tiny (skip stage 1)")
+    ap.add_argument("--pix-state-out", type=Path, default=None,
+                    help="save the pixel stage's live weights, AdamW state and EMA here (at checkpoints and at the end)")
+    ap.add_argument("--pix-state-in", type=Path, default=None,
+                    help="with --resume: continue the pixel stage from this saved state (see train_pixels)")
     args = ap.parse_args(argv)
+    if args.pix_state_in is not None and args.resume is None:
+        ap.error("--pix-state-in continues a pixel stage: give the run's release files with --resume too")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -921,12 +989,15 @@ def main(argv: list[str] | None = None) -> None:
                                  t_shift=args.t_shift,
                                  on_checkpoint=lambda: write_release(model, model.vae.vae, args.out),
                                  checkpoint_minutes=args.checkpoint_minutes, ema_decay=args.pix_ema,
-                                 enc_lr_mult=args.pix_enc_lr_mult, vae_rec=args.pix_vae_rec, val_images=val)
+                                 enc_lr_mult=args.pix_enc_lr_mult, vae_rec=args.pix_vae_rec, val_images=val,
+                                 state_out=args.pix_state_out,
+                                 state_in=None if args.pix_state_in is None else load_pixel_state(args.pix_state_in))
         vae = model.vae.vae
         write_release(model, vae, args.out)
         pix_info = {"minutes": round((time.perf_counter() - t4) / 60, 1), "steps": pix_steps, "batch": args.pix_batch,
                     "lr": args.pix_lr, "vae_decoder_lr": args.pix_dec_lr, "bank": args.pix_bank, "ema": args.pix_ema,
                     "encoder_lr_mult": args.pix_enc_lr_mult, "vae_rec": args.pix_vae_rec,
+                    "continued_from_state": None if args.pix_state_in is None else str(args.pix_state_in),
                     "p_t1": args.p_t1 if args.pix_p_t1 is None else args.pix_p_t1}
         log(f"pixel stage: {pix_steps} steps in {pix_info['minutes']} min -> {args.out}", t0)
 

@@ -1,0 +1,71 @@
+"""The demo training script's pixel-stage state (``scripts/train_demo_flextok.py``,
+``--pix-state-out`` / ``--pix-state-in``): a continuation restored from a saved state takes exactly
+the steps the uninterrupted run would have taken (live weights, AdamW moments and EMA all come
+back), and a state of another model is refused."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "train_demo_flextok.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("train_demo_flextok", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def setup(seed: int = 0, width: int = 6):
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(4, width), torch.nn.GELU(), torch.nn.Linear(width, 3))
+    params = list(net.parameters())
+    opt = torch.optim.AdamW([{"params": params[:2], "peak": 1e-2}, {"params": params[2:], "peak": 5e-3}], lr=1e-2)
+    return net, params, opt
+
+
+def steps(net, params, opt, ema, n: int, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n):
+        x = torch.randn(8, 4, generator=g)
+        loss = net(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ema.update()
+
+
+def test_a_restored_state_continues_exactly(script, tmp_path):
+    net, params, opt = setup()
+    ema = script.EMA(params, 0.9)
+    steps(net, params, opt, ema, 5, seed=1)
+    script.save_pixel_state(tmp_path / "state.pt", params, opt, ema, steps=5)
+    steps(net, params, opt, ema, 3, seed=2)  # the uninterrupted run
+
+    net2, params2, opt2 = setup(seed=9)  # another start: everything must come from the state
+    for g in opt2.param_groups:
+        g["peak"] *= 0.1  # this run's schedule, which the restore keeps
+    ema2 = script.EMA(params2, 0.9)
+    assert script.restore_pixel_state(script.load_pixel_state(tmp_path / "state.pt"), params2, opt2, ema2) == 5
+    assert [g["peak"] for g in opt2.param_groups] == [1e-3, 5e-4]
+    assert ema2.n == 5
+    steps(net2, params2, opt2, ema2, 3, seed=2)
+    for a, b in zip(params, params2):
+        assert torch.equal(a, b)
+    for a, b in zip(ema.shadow, ema2.shadow):
+        assert torch.equal(a, b)
+    assert not (tmp_path / "state.pt.tmp").exists()
+
+
+def test_a_state_of_another_model_is_refused(script, tmp_path):
+    _, params, opt = setup()
+    script.save_pixel_state(tmp_path / "state.pt", params, opt, None, steps=0)
+    _, other, other_opt = setup(width=7)
+    with pytest.raises(SystemExit, match="does not match this model"):
+        script.restore_pixel_state(script.load_pixel_state(tmp_path / "state.pt"), other, other_opt, None)
