@@ -36,7 +36,10 @@ latents of training views (all registers for the first ``--tok-full-frac``, then
 (``--pix-minutes``; EMA weights); 4. held-out evaluation through the release files loaded as
 ``zoo.load`` loads them. Stage lengths are wall-clock budgets (``--vae-minutes``,
 ``--tok-minutes``, ``--pix-minutes``) with the learning-rate schedule on elapsed time; the steps actually run are
-recorded in ``train_stats.json``. Release files are rewritten every ``--checkpoint-minutes`` so a
+recorded in ``train_stats.json``. ``--vae-steps`` / ``--tok-steps`` / ``--pix-steps`` replace a stage's
+minutes with a step budget (schedule on the step fraction), the same run on any host: the released
+weights' are 4492 / 9541 / 8965 (a host ~25% slower gave ~25% fewer steps in the same minutes,
+demo README). Release files are rewritten every ``--checkpoint-minutes`` so a
 usable result exists if the run is stopped early.
 
 Writes (what ``zoo.load("flextok.demo_128")`` reads)::
@@ -335,13 +338,15 @@ def save_safetensors(state: dict[str, torch.Tensor], path: Path, metadata: dict[
 
 
 class Budget:
-    """A wall-clock budget: ``frac()`` is the elapsed fraction, ``done()`` says it is spent."""
+    """A wall-clock budget: ``frac()`` is the elapsed fraction, ``done()`` says it is spent; with
+    ``max_steps`` it ends at that many steps if they come first (``minutes=math.inf``: a step budget
+    alone, the same schedule on any host)."""
 
     def __init__(self, minutes: float, max_steps: int | None = None):
         self.start, self.seconds, self.max_steps = time.perf_counter(), minutes * 60, max_steps
 
     def frac(self, step: int) -> float:
-        f = (time.perf_counter() - self.start) / self.seconds
+        f = 0.0 if math.isinf(self.seconds) else (time.perf_counter() - self.start) / self.seconds
         if self.max_steps:
             f = max(f, step / self.max_steps)
         return min(1.0, f)
@@ -354,14 +359,15 @@ class Budget:
 
 
 def train_vae(sampler: ViewSampler, latent_channels: int, minutes: float, batch: int, crop: int, t0: float,
-              device: str, on_checkpoint: Callable[[Any], None] | None = None, checkpoint_minutes: float = 10.0):
+              device: str, on_checkpoint: Callable[[Any], None] | None = None, checkpoint_minutes: float = 10.0,
+              max_steps: int | None = None):
     from zoo_plugins.flextok.vae import AutoencoderKL
 
     vae = AutoencoderKL.from_config(vae_config(latent_channels)).to(device)
     vae.channels_last = False
     peak = 2e-3
     opt = torch.optim.AdamW(vae.parameters(), lr=peak, betas=(0.9, 0.99), weight_decay=0.0)
-    ema, step, budget, last_ck = None, 0, Budget(minutes), time.perf_counter()
+    ema, step, budget, last_ck = None, 0, Budget(minutes, max_steps), time.perf_counter()
     g = torch.Generator().manual_seed(99)
     while not budget.done(step):
         for gr in opt.param_groups:
@@ -452,7 +458,7 @@ def latent_bank(model, sampler: ViewSampler, n: int, device: str, batch: int = 3
 def train_flextok(model, bank: torch.Tensor, minutes: float, batch: int, t0: float, lr: float, device: str,
                   p_t1: float = 0.9, p_null: float = 0.05, t_shift: float = 1.5, seed: int = 1234,
                   on_checkpoint: Callable[[], None] | None = None, checkpoint_minutes: float = 10.0,
-                  full_frac: float = 0.0) -> int:
+                  full_frac: float = 0.0, max_steps: int | None = None) -> int:
     """Train ``model.encoder`` + ``model.decoder`` on VAE latents ``bank`` (the VAE stays frozen).
 
     Rectified flow ``x_t = (1 - t) x + t n``, target ``n - x``; t = 1 with probability ``p_t1``
@@ -470,7 +476,7 @@ def train_flextok(model, bank: torch.Tensor, minutes: float, batch: int, t0: flo
     n_reg = dec.n_registers
     keeps = torch.tensor([2**i for i in range(int(math.log2(n_reg)) + 1)])
     g = torch.Generator().manual_seed(seed)
-    ema, step, budget, last_ck = None, 0, Budget(minutes), time.perf_counter()
+    ema, step, budget, last_ck = None, 0, Budget(minutes, max_steps), time.perf_counter()
     while not budget.done(step):
         for gr in opt.param_groups:
             gr["lr"] = lr_at(budget.frac(step), lr)
@@ -551,7 +557,7 @@ def train_pixels(model, images: torch.Tensor, latents: torch.Tensor, minutes: fl
                  crop: int = 8, seed: int = 4321, on_checkpoint: Callable[[], None] | None = None,
                  checkpoint_minutes: float = 10.0, ema_decay: float = 0.0, enc_lr_mult: float = 1.0,
                  vae_rec: int | None = None, val_images: torch.Tensor | None = None, val_minutes: float = 5.0,
-                 state_out: Path | None = None, state_in: dict[str, Any] | None = None) -> int:
+                 state_out: Path | None = None, state_in: dict[str, Any] | None = None, max_steps: int | None = None) -> int:
     """Stage 3b: the loss of :func:`train_flextok` plus a pixel loss through the VAE decoder.
 
     Regression in the VAE's latent space is a poor proxy for pixels: the decoder maps the *mean*
@@ -605,7 +611,7 @@ def train_pixels(model, images: torch.Tensor, latents: torch.Tensor, minutes: fl
     keeps = torch.tensor([2**i for i in range(int(math.log2(n_reg)) + 1)])
     g = torch.Generator().manual_seed(seed)
     f = vae.downsample_factor
-    avg, step, budget, last_ck = None, 0, Budget(minutes), time.perf_counter()
+    avg, step, budget, last_ck = None, 0, Budget(minutes, max_steps), time.perf_counter()
     while not budget.done(step):
         for gr in opt.param_groups:
             gr["lr"] = lr_at(budget.frac(step), gr["peak"], warmup=0.02)
@@ -835,7 +841,7 @@ def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sample
     if args.vae_from is None:
         vae, vae_steps = train_vae(sampler, args.latent_channels, args.vae_minutes, args.vae_batch, args.vae_crop, t0,
                                    args.device, on_checkpoint=lambda v: write_vae(v, args.out),
-                                   checkpoint_minutes=args.checkpoint_minutes)
+                                   checkpoint_minutes=args.checkpoint_minutes, max_steps=args.vae_steps)
         write_vae(vae, args.out)
         vae_info = {"minutes": round((time.perf_counter() - t0) / 60, 1), "steps": vae_steps, "batch": args.vae_batch,
                     "crop": args.vae_crop}
@@ -871,7 +877,8 @@ def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sample
         tok_steps = train_flextok(model, bank, args.tok_minutes, args.tok_batch, t0, args.tok_lr, args.device,
                                   p_t1=args.p_t1, t_shift=args.t_shift,
                                   on_checkpoint=lambda: write_release(model, vae, args.out),
-                                  checkpoint_minutes=args.checkpoint_minutes, full_frac=args.tok_full_frac)
+                                  checkpoint_minutes=args.checkpoint_minutes, full_frac=args.tok_full_frac,
+                                  max_steps=args.tok_steps)
     t_tok = time.perf_counter() - t2
     tok_info = {"minutes": round(t_tok / 60, 1), "steps": tok_steps, "batch": args.tok_batch, "lr": args.tok_lr,
                 "full_frac": args.tok_full_frac,
@@ -921,11 +928,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--image-cache", type=Path, default=None, help="npz cache of the decoded training images")
     ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
     ap.add_argument("--vae-from", type=Path, default=None, help="reuse the VAE in DIR/vae_tiny (skip stage 1)")
+    for stage, what in (("vae", "stage 1"), ("tok", "the latent stage"), ("pix", "the pixel stage")):
+        ap.add_argument(f"--{stage}-steps", type=int, default=None,
+                        help=f"a step budget for {what} instead of --{stage}-minutes: the same run on any host "
+                             "(the released run's steps are in train_stats.json)")
     ap.add_argument("--pix-state-out", type=Path, default=None,
                     help="save the pixel stage's live weights, AdamW state and EMA here (at checkpoints and at the end)")
     ap.add_argument("--pix-state-in", type=Path, default=None,
                     help="with --resume: continue the pixel stage from this saved state (see train_pixels)")
     args = ap.parse_args(argv)
+    for stage in ("vae", "tok", "pix"):  # a step budget replaces the stage's minutes
+        if getattr(args, f"{stage}_steps") is not None:
+            setattr(args, f"{stage}_minutes", math.inf)
     if args.pix_state_in is not None and args.resume is None:
         ap.error("--pix-state-in continues a pixel stage: give the run's release files with --resume too")
 
@@ -990,7 +1004,7 @@ def main(argv: list[str] | None = None) -> None:
                                  on_checkpoint=lambda: write_release(model, model.vae.vae, args.out),
                                  checkpoint_minutes=args.checkpoint_minutes, ema_decay=args.pix_ema,
                                  enc_lr_mult=args.pix_enc_lr_mult, vae_rec=args.pix_vae_rec, val_images=val,
-                                 state_out=args.pix_state_out,
+                                 state_out=args.pix_state_out, max_steps=args.pix_steps,
                                  state_in=None if args.pix_state_in is None else load_pixel_state(args.pix_state_in))
         vae = model.vae.vae
         write_release(model, vae, args.out)
