@@ -1,11 +1,12 @@
 """The demo training script's pixel-stage state (``scripts/train_demo_flextok.py``,
 ``--pix-state-out`` / ``--pix-state-in``): a continuation restored from a saved state takes exactly
 the steps the uninterrupted run would have taken (live weights, AdamW moments and EMA all come
-back), and a state of another model is refused."""
+back), a state of another model is refused, and a step budget does not depend on the clock."""
 
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,11 @@ def test_a_state_of_another_model_is_refused(script, tmp_path):
     _, other, other_opt = setup(width=7)
     with pytest.raises(SystemExit, match="does not match this model"):
         script.restore_pixel_state(script.load_pixel_state(tmp_path / "state.pt"), other, other_opt, None)
+
+
+def test_a_step_budget_ignores_the_clock(script):
+    """``--*-steps``: the schedule follows the step fraction alone, so a run repeats on any host."""
+    budget = script.Budget(math.inf, max_steps=8)
+    assert [budget.frac(s) for s in (0, 2, 8)] == [0.0, 0.25, 1.0]
+    assert not budget.done(7) and budget.done(8)
+    assert script.Budget(1e-9, max_steps=8).done(0)  # with minutes, whichever ends first
