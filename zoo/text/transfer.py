@@ -93,6 +93,22 @@ def procrustes_alignment(source_vectors: Any, target_vectors: Any, dictionary: I
     return u @ vt
 
 
+def _wechsel_similarities(source_tokenizer: Any, target_tokenizer: Any, source_vectors: Any, target_vectors: Any,
+                         dictionary: Sequence[tuple[str, str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """WECHSEL's cosine similarities ``[len(target_tokenizer), len(source_tokenizer)]`` between the
+    two vocabularies' token vectors (the source space aligned by ``dictionary`` when given), and
+    which target tokens have a vector at all (the others get a random row)."""
+    src_tok, tgt_tok = _hf(source_tokenizer), _hf(target_tokenizer)
+    src = subword_vectors(src_tok, source_vectors)
+    tgt = subword_vectors(tgt_tok, target_vectors)
+    if dictionary is not None:
+        src = src @ procrustes_alignment(source_vectors, target_vectors, dictionary)
+    has_vector = tgt.any(axis=1)
+    src /= np.linalg.norm(src, axis=1, keepdims=True) + 1e-8
+    tgt /= np.linalg.norm(tgt, axis=1, keepdims=True) + 1e-8
+    return tgt @ src.T, has_vector
+
+
 def wechsel_embeddings(source_tokenizer: Any, target_tokenizer: Any, source_matrix: Any, source_vectors: Any,
                        target_vectors: Any, *, dictionary: Sequence[tuple[str, str]] | None = None, neighbors: int = 10,
                        temperature: float = 0.1, seed: int = 1234) -> np.ndarray:
@@ -109,19 +125,13 @@ def wechsel_embeddings(source_tokenizer: Any, target_tokenizer: Any, source_matr
         raise InputError(f"source_matrix must be [vocab >= {src_tok.get_vocab_size(with_added_tokens=True)}, D], got {matrix.shape}")
     if neighbors < 1 or temperature <= 0:
         raise InputError(f"neighbors must be >= 1 and temperature > 0, got {neighbors}, {temperature}")
-    src = subword_vectors(src_tok, source_vectors)
-    tgt = subword_vectors(tgt_tok, target_vectors)
-    if dictionary is not None:
-        src = src @ procrustes_alignment(source_vectors, target_vectors, dictionary)
-    src /= np.linalg.norm(src, axis=1, keepdims=True) + 1e-8
-    tgt /= np.linalg.norm(tgt, axis=1, keepdims=True) + 1e-8
-    n_src = src.shape[0]
+    sims, has_vector = _wechsel_similarities(src_tok, tgt_tok, source_vectors, target_vectors, dictionary)
+    n_src = sims.shape[1]
     k = min(neighbors, n_src)
-    fallback = np.random.RandomState(seed).normal(matrix[:n_src].mean(0), matrix[:n_src].std(0), (tgt.shape[0], matrix.shape[1]))
-    out = np.zeros((tgt.shape[0], matrix.shape[1]))
-    sims = tgt @ src.T
-    for i in range(tgt.shape[0]):
-        if not tgt[i].any():
+    fallback = np.random.RandomState(seed).normal(matrix[:n_src].mean(0), matrix[:n_src].std(0), (sims.shape[0], matrix.shape[1]))
+    out = np.zeros((sims.shape[0], matrix.shape[1]))
+    for i in range(sims.shape[0]):
+        if not has_vector[i]:
             out[i] = fallback[i]
             continue
         best = top_k(sims[i], k)

@@ -34,11 +34,8 @@ def tied_rows(src_tok, tgt_tok, sv, tv, k: int = 10) -> set[int]:
     """Target rows whose k-th and (k+1)-th most similar source tokens tie (tokens whose text gives
     the same vector): which of them counts is an arbitrary choice, made differently by the wechsel
     package (``np.argpartition``) on different CPUs."""
-    src = X.subword_vectors(X._hf(src_tok), sv) @ X.procrustes_alignment(sv, tv, T.DICTIONARY)
-    tgt = X.subword_vectors(X._hf(tgt_tok), tv)
-    src /= np.linalg.norm(src, axis=1, keepdims=True) + 1e-8
-    tgt /= np.linalg.norm(tgt, axis=1, keepdims=True) + 1e-8
-    ranked = -np.sort(-(tgt @ src.T), axis=1)
+    sims, _ = X._wechsel_similarities(src_tok, tgt_tok, sv, tv, T.DICTIONARY)
+    ranked = -np.sort(-sims, axis=1)
     return set(np.flatnonzero(np.abs(ranked[:, k - 1] - ranked[:, k]) < 1e-9).tolist())
 
 
