@@ -78,3 +78,31 @@ def test_a_step_budget_ignores_the_clock(script):
     assert [budget.frac(s) for s in (0, 2, 8)] == [0.0, 0.25, 1.0]
     assert not budget.done(7) and budget.done(8)
     assert script.Budget(1e-9, max_steps=8).done(0)  # with minutes, whichever ends first
+
+
+@pytest.mark.parametrize("warmup, first_decay", [(True, 2 / 11), (False, 0.9)])
+def test_ema_warmup_only_for_weights_that_are_not_yet_an_average(script, warmup, first_decay):
+    """A fresh run warms its EMA up (``(1 + n) / (10 + n)``); a continuation of a release, whose
+    weights are already an average, averages at the full decay from its first step."""
+    net, params, opt = setup()
+    start = [p.detach().clone() for p in params]
+    ema = script.EMA(params, 0.9, warmup=warmup)
+    steps(net, params, opt, ema, 1, seed=1)
+    for s, a, p in zip(ema.shadow, start, params):
+        torch.testing.assert_close(s, first_decay * a + (1 - first_decay) * p.detach())
+
+
+def test_a_continued_release_lists_the_runs_it_builds_on(script, tmp_path):
+    """``--resume``: the new train_stats.json keeps the earlier runs' commands and minutes, oldest first."""
+    import json
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / "train_stats.json").write_text(json.dumps({"command": "run 1", "device": "cpu", "total_minutes": 105.4}))
+    assert script.earlier_runs(None) == [] and script.earlier_runs(tmp_path) == []
+    (second / "train_stats.json").write_text(json.dumps(
+        {"command": "run 2", "device": "cuda", "total_minutes": 30.0, "earlier_runs": script.earlier_runs(first)}))
+    chain = script.earlier_runs(second)
+    assert [(r["command"], r["device"], r["total_minutes"]) for r in chain] == [("run 1", "cpu", 105.4), ("run 2", "cuda", 30.0)]
+    assert chain[0]["dir"] == str(first)
