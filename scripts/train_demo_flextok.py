@@ -906,6 +906,9 @@ def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sample
     return model, vae, vae_info, tok_info
 
 
+STAGES = {"vae": "stage 1", "tok": "the latent stage", "pix": "the pixel stage"}  # --<stage>-minutes / --<stage>-steps
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("plugins/flextok/demo"))
@@ -944,7 +947,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--image-cache", type=Path, default=None, help="npz cache of the decoded training images")
     ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
     ap.add_argument("--vae-from", type=Path, default=None, help="reuse the VAE in DIR/vae_tiny (skip stage 1)")
-    for stage, what in (("vae", "stage 1"), ("tok", "the latent stage"), ("pix", "the pixel stage")):
+    for stage, what in STAGES.items():
         ap.add_argument(f"--{stage}-steps", type=int, default=None,
                         help=f"a step budget for {what} instead of --{stage}-minutes: the same run on any host "
                              "(the released run's steps are in train_stats.json)")
@@ -953,7 +956,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pix-state-in", type=Path, default=None,
                     help="with --resume: continue the pixel stage from this saved state (see train_pixels)")
     args = ap.parse_args(argv)
-    for stage in ("vae", "tok", "pix"):  # a step budget replaces the stage's minutes
+    for stage in STAGES:  # a step budget replaces the stage's minutes
         if getattr(args, f"{stage}_steps") is not None:
             setattr(args, f"{stage}_minutes", math.inf)
     if args.pix_state_in is not None and args.resume is None:
