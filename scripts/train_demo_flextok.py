@@ -130,6 +130,8 @@ PLASMA = ("Altai", "Autumn", "BytheWater", "Canopee", "Cascade", "Cluster", "Col
           "Elarun", "EveningGlow", "FallenLeaf", "Flow", "FlyingKonqui", "Grey", "Honeywave", "IceCold", "Kay", "Kite",
           "Kokkini", "MilkyWay", "OneStandsOut", "Opal", "PastelHills", "Patak", "Path", "SafeLanding", "Shell", "Volna",
           "summer_1am")
+#: photographers whose name in debian/copyright differs from the one in the file name
+AUTHOR = {"Jakkub_Mede": "Jakub Mede", "Clements_Engelhardt": "Clemens Engelhardt", "_herobrine7gamer": "HEROBRINE7GAMER"}
 DEBIAN: dict[str, tuple[str, str]] = {
     **{f"usr/share/wallpapers/{n}": ("plasma-workspace-wallpapers", "GPL-2+ (KDE Visual Design Group)") for n in PLASMA},
     **{f"usr/share/backgrounds/mate/nature/{n}.jpg": ("mate-backgrounds", "GPL-2+") for n in (
@@ -142,10 +144,39 @@ DEBIAN: dict[str, tuple[str, str]] = {
         "focal-ubuntukylin.png", "goldfish.png", "rhythm.jpg", "rollpaper.png", "string.jpg", "the-mouse.jpg")},
     "usr/share/backgrounds/warty-final-ubuntu.png": ("lomiri-wallpapers", "CC-BY-SA-3.0 (Nathaniel McCallum, Daniel Holbach, Ubuntu community)"),
 }
-#: the same as SOURCES entries (added to the training set only with ``--debian-root``)
-DEBIAN_SOURCES: dict[str, tuple[str, str, str]] = {
-    "deb:" + path: (pkg, "/" + path + ("/contents/images/<largest>" if "/wallpapers/" in path else ""), lic)
-    for path, (pkg, lic) in DEBIAN.items()}
+#: ``--photos`` (with ``--debian-root``): 19 photographs, the Ubuntu Touch wallpapers of ``lomiri-wallpapers-16.04``
+#: and ``lomiri-wallpapers-20.04``; licence and photographer per file as their debian/copyright states them
+PHOTOS: dict[str, tuple[str, str]] = {
+    **{f"usr/share/backgrounds/{n}_by_{a}.jpg": ("lomiri-wallpapers-16.04", f"{lic} ({AUTHOR.get(a, a.replace('_', ' '))})")
+       for n, a, lic in (
+        ("Bridge", "Sander_Klootwijk", "CC-BY-SA-4.0"), ("Dragonfly", "Bolly", "CC-BY-SA-4.0"),
+        ("Picture_0B", "freespace", "CC-BY-4.0"), ("Picture_1A", "freespace", "CC-BY-4.0"),
+        ("Wine", "Jakkub_Mede", "CC-BY-4.0"), ("aitzgorri", "Aitzol_Berasategi", "CC-BY-4.0"),
+        ("analogpattern", "Peter_Nerlich", "CC-BY-SA-4.0"), ("free", "Peter_Nerlich", "CC-BY-SA-4.0"),
+        ("friends", "Aitzol_Berasategi", "CC-BY-4.0"), ("greentock", "Peter_Nerlich", "CC-BY-SA-4.0"),
+        ("life", "Aitzol_Berasategi", "CC-BY-4.0"), ("picosdeeuropa", "Aitzol_Berasategi", "CC-BY-4.0"),
+        ("seeding", "Clements_Engelhardt", "CC0-1.0"), ("sunset", "Aitzol_Berasategi", "CC-BY-4.0"),
+        ("umang", "Abhishek_Mudgal", "CC-BY-4.0"))},
+    **{f"usr/share/backgrounds/{n}_by_{a}.jpg": ("lomiri-wallpapers-20.04", f"{lic} ({AUTHOR.get(a, a.replace('_', ' '))})")
+       for n, a, lic in (
+        ("Fossa", "Jasper_Roks", "CC-BY-SA-3.0"), ("Infinite-Sea", "Aury88", "CC-BY-SA-3.0"),
+        ("Kleiber", "Lukas_Baubkus", "CC-BY-SA-3.0"), ("Painting-Colors", "_herobrine7gamer", "CC-BY-SA-3.0"))},
+}
+#: with ``--photos``: every 6th of those photographs in name order joins the validation split
+PHOTO_VALIDATION = tuple("deb:usr/share/backgrounds/" + f for f in (
+    "Bridge_by_Sander_Klootwijk.jpg", "Picture_0B_by_freespace.jpg", "friends_by_Aitzol_Berasategi.jpg",
+    "umang_by_Abhishek_Mudgal.jpg"))
+
+
+def deb_sources(files: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str, str]]:
+    """Package files as SOURCES entries: ``deb:<path>`` -> (package, where, licence)."""
+    return {"deb:" + path: (pkg, "/" + path + ("/contents/images/<largest>" if "/wallpapers/" in path else ""), lic)
+            for path, (pkg, lic) in files.items()}
+
+
+#: the same as SOURCES entries (added to the training set only with ``--debian-root`` / ``--photos``)
+DEBIAN_SOURCES = deb_sources(DEBIAN)
+PHOTO_SOURCES = deb_sources(PHOTOS)
 HELDOUT = ("chelsea", "coffee", "rocket", "flower", "moon")
 #: with ``--debian-root``: wallpapers kept out of training, for validation logs and for choosing between
 #: checkpoints / runs (the held-out images above are never used for any choice)
@@ -911,6 +942,18 @@ def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sample
     return model, vae, vae_info, tok_info
 
 
+def read_image_cache(path: Path, names: list[str]) -> dict[str, np.ndarray] | None:
+    """The decoded training images from an ``--image-cache`` file, or None when it is missing or was written
+    for another list of images (a cache without its names, from before they were stored, counts as another)."""
+    if not path.exists():
+        return None
+    with np.load(path) as cached:
+        if "names" not in cached.files or cached["names"].tolist() != names:
+            print(f"{path}: written for other training images, decoding them again", flush=True)
+            return None
+        return {n: cached[str(i)] for i, n in enumerate(names)}
+
+
 STAGES = {"vae": "stage 1", "tok": "the latent stage", "pix": "the pixel stage"}  # --<stage>-minutes / --<stage>-steps
 
 
@@ -949,6 +992,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val", type=int, default=0, help="validation views for the pixel-stage logs: of the VALIDATION wallpapers with --debian-root, else of the training images")
     ap.add_argument("--debian-root", type=Path, default=None,
                     help="also train on the DEBIAN wallpapers, found under this root ('/' when the packages are installed)")
+    ap.add_argument("--photos", action="store_true",
+                    help="with --debian-root: also the PHOTOS (lomiri-wallpapers-16.04/-20.04), 4 of them for validation")
     ap.add_argument("--image-cache", type=Path, default=None, help="npz cache of the decoded training images")
     ap.add_argument("--checkpoint-minutes", type=float, default=10.0)
     ap.add_argument("--vae-from", type=Path, default=None, help="reuse the VAE in DIR/vae_tiny (skip stage 1)")
@@ -966,6 +1011,8 @@ def main(argv: list[str] | None = None) -> None:
             setattr(args, f"{stage}_minutes", math.inf)
     if args.pix_state_in is not None and args.resume is None:
         ap.error("--pix-state-in continues a pixel stage: give the run's release files with --resume too")
+    if args.photos and args.debian_root is None:
+        ap.error("--photos are files of Debian packages: give the folder they are unpacked in with --debian-root")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -975,14 +1022,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.debian_root is not None:
         DEBIAN_ROOT = args.debian_root
         sources.update(DEBIAN_SOURCES)
-    names = [n for n in sources if n not in HELDOUT and n not in VALIDATION]
-    if args.image_cache is not None and args.image_cache.exists():
-        with np.load(args.image_cache) as cached:
-            train = {n: cached[str(i)] for i, n in enumerate(names)}
-    else:
+        if args.photos:
+            sources.update(PHOTO_SOURCES)
+    validation = VALIDATION + (PHOTO_VALIDATION if args.photos else ())
+    names = [n for n in sources if n not in HELDOUT and n not in validation]
+    train = read_image_cache(args.image_cache, names) if args.image_cache is not None else None
+    if train is None:
         train = {n: load_source(n) for n in names}
         if args.image_cache is not None:
-            np.savez(args.image_cache, **{str(i): train[n] for i, n in enumerate(names)})
+            np.savez(args.image_cache, names=np.array(names), **{str(i): train[n] for i, n in enumerate(names)})
     held = {n: load_source(n) for n in HELDOUT}
     args.examples.mkdir(parents=True, exist_ok=True)
     from PIL import Image
@@ -1019,7 +1067,7 @@ def main(argv: list[str] | None = None) -> None:
         log(f"image/latent bank {tuple(imgs.shape)} in {(time.perf_counter() - t3) / 60:.1f} min", t0)
         val = None
         if args.val:  # views of the VALIDATION wallpapers (with --debian-root), else other views of the training images
-            val_src = [load_source(n) for n in VALIDATION] if args.debian_root is not None else list(train.values())
+            val_src = [load_source(n) for n in validation] if args.debian_root is not None else list(train.values())
             val = ((ViewSampler(val_src, IMAGE_SIZE, seed=args.seed + 7)(args.val) + 1) * 127.5).round().to(torch.uint8)
         t4 = time.perf_counter()
         pix_steps = train_pixels(model, imgs, lats, args.pix_minutes, args.pix_batch, t0, args.pix_lr, args.pix_dec_lr,
@@ -1055,7 +1103,7 @@ def main(argv: list[str] | None = None) -> None:
         "what": "zoo demo weights (flextok.demo_128 + flextok_vae.demo_128): NOT for research use",
         "command": "python scripts/train_demo_flextok.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": args.device, "seed": args.seed, "threads": args.threads, "torch": torch.__version__,
-        "sources": {n: {"package": p, "loader": ld, "licence": lic, "split": "heldout" if n in HELDOUT else "validation" if n in VALIDATION else "train"}
+        "sources": {n: {"package": p, "loader": ld, "licence": lic, "split": "heldout" if n in HELDOUT else "validation" if n in validation else "train"}
                     for n, (p, ld, lic) in sources.items()},
         "image_size": IMAGE_SIZE, "fsq_levels": args.fsq_levels, "registers": N_REGISTERS,
         "vae": {**vae_info, "params": sum(p.numel() for p in vae.parameters())},

@@ -9,6 +9,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,27 @@ def test_a_continued_release_lists_the_runs_it_builds_on(script, tmp_path):
     chain = script.earlier_runs(second)
     assert [(r["command"], r["device"], r["total_minutes"]) for r in chain] == [("run 1", "cpu", 105.4), ("run 2", "cuda", 30.0)]
     assert chain[0]["dir"] == str(first)
+
+
+def test_the_image_cache_is_used_only_for_the_images_it_was_written_for(script, tmp_path):
+    """Adding a training image must not shift the cached arrays onto other names (the cache used to be
+    read by position)."""
+    a, b = np.zeros((2, 2, 3), np.uint8), np.full((3, 3, 3), 7, np.uint8)
+    path = tmp_path / "imgs.npz"
+    assert script.read_image_cache(path, ["a", "b"]) is None  # nothing cached yet
+    np.savez(path, names=np.array(["a", "b"]), **{"0": a, "1": b})
+    got = script.read_image_cache(path, ["a", "b"])
+    assert got is not None and (got["b"] == b).all() and got["a"].shape == a.shape
+    assert script.read_image_cache(path, ["a", "new", "b"]) is None
+    np.savez(path, **{"0": a, "1": b})  # written before the names were stored
+    assert script.read_image_cache(path, ["a", "b"]) is None
+
+
+def test_photos_need_the_folder_their_packages_are_unpacked_in(script, capsys):
+    with pytest.raises(SystemExit):
+        script.main(["--photos"])
+    assert "--debian-root" in capsys.readouterr().err
+    assert set(script.PHOTO_VALIDATION) <= set(script.PHOTO_SOURCES)
+    assert not set(script.PHOTO_SOURCES) & (set(script.DEBIAN_SOURCES) | set(script.SOURCES))
+    assert all(lic.split(" ")[0] in ("CC0-1.0", "CC-BY-4.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0")
+               for _, _, lic in script.PHOTO_SOURCES.values())
