@@ -147,25 +147,21 @@ DEBIAN: dict[str, tuple[str, str]] = {
 #: ``--photos`` (with ``--debian-root``): 19 photographs, the Ubuntu Touch wallpapers of ``lomiri-wallpapers-16.04``
 #: and ``lomiri-wallpapers-20.04``; licence and photographer per file as their debian/copyright states them
 PHOTOS: dict[str, tuple[str, str]] = {
-    **{f"usr/share/backgrounds/{n}_by_{a}.jpg": ("lomiri-wallpapers-16.04", f"{lic} ({AUTHOR.get(a, a.replace('_', ' '))})")
-       for n, a, lic in (
-        ("Bridge", "Sander_Klootwijk", "CC-BY-SA-4.0"), ("Dragonfly", "Bolly", "CC-BY-SA-4.0"),
-        ("Picture_0B", "freespace", "CC-BY-4.0"), ("Picture_1A", "freespace", "CC-BY-4.0"),
-        ("Wine", "Jakkub_Mede", "CC-BY-4.0"), ("aitzgorri", "Aitzol_Berasategi", "CC-BY-4.0"),
-        ("analogpattern", "Peter_Nerlich", "CC-BY-SA-4.0"), ("free", "Peter_Nerlich", "CC-BY-SA-4.0"),
-        ("friends", "Aitzol_Berasategi", "CC-BY-4.0"), ("greentock", "Peter_Nerlich", "CC-BY-SA-4.0"),
-        ("life", "Aitzol_Berasategi", "CC-BY-4.0"), ("picosdeeuropa", "Aitzol_Berasategi", "CC-BY-4.0"),
-        ("seeding", "Clements_Engelhardt", "CC0-1.0"), ("sunset", "Aitzol_Berasategi", "CC-BY-4.0"),
-        ("umang", "Abhishek_Mudgal", "CC-BY-4.0"))},
-    **{f"usr/share/backgrounds/{n}_by_{a}.jpg": ("lomiri-wallpapers-20.04", f"{lic} ({AUTHOR.get(a, a.replace('_', ' '))})")
-       for n, a, lic in (
-        ("Fossa", "Jasper_Roks", "CC-BY-SA-3.0"), ("Infinite-Sea", "Aury88", "CC-BY-SA-3.0"),
-        ("Kleiber", "Lukas_Baubkus", "CC-BY-SA-3.0"), ("Painting-Colors", "_herobrine7gamer", "CC-BY-SA-3.0"))},
-}
-#: with ``--photos``: every 6th of those photographs in name order joins the validation split
-PHOTO_VALIDATION = tuple("deb:usr/share/backgrounds/" + f for f in (
-    "Bridge_by_Sander_Klootwijk.jpg", "Picture_0B_by_freespace.jpg", "friends_by_Aitzol_Berasategi.jpg",
-    "umang_by_Abhishek_Mudgal.jpg"))
+    f"usr/share/backgrounds/{n}_by_{a}.jpg": (pkg, f"{lic} ({AUTHOR.get(a, a.replace('_', ' '))})")
+    for pkg, photos in (
+        ("lomiri-wallpapers-16.04", (
+            ("Bridge", "Sander_Klootwijk", "CC-BY-SA-4.0"), ("Dragonfly", "Bolly", "CC-BY-SA-4.0"),
+            ("Picture_0B", "freespace", "CC-BY-4.0"), ("Picture_1A", "freespace", "CC-BY-4.0"),
+            ("Wine", "Jakkub_Mede", "CC-BY-4.0"), ("aitzgorri", "Aitzol_Berasategi", "CC-BY-4.0"),
+            ("analogpattern", "Peter_Nerlich", "CC-BY-SA-4.0"), ("free", "Peter_Nerlich", "CC-BY-SA-4.0"),
+            ("friends", "Aitzol_Berasategi", "CC-BY-4.0"), ("greentock", "Peter_Nerlich", "CC-BY-SA-4.0"),
+            ("life", "Aitzol_Berasategi", "CC-BY-4.0"), ("picosdeeuropa", "Aitzol_Berasategi", "CC-BY-4.0"),
+            ("seeding", "Clements_Engelhardt", "CC0-1.0"), ("sunset", "Aitzol_Berasategi", "CC-BY-4.0"),
+            ("umang", "Abhishek_Mudgal", "CC-BY-4.0"))),
+        ("lomiri-wallpapers-20.04", (
+            ("Fossa", "Jasper_Roks", "CC-BY-SA-3.0"), ("Infinite-Sea", "Aury88", "CC-BY-SA-3.0"),
+            ("Kleiber", "Lukas_Baubkus", "CC-BY-SA-3.0"), ("Painting-Colors", "_herobrine7gamer", "CC-BY-SA-3.0"))))
+    for n, a, lic in photos}
 
 
 def deb_sources(files: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str, str]]:
@@ -177,6 +173,8 @@ def deb_sources(files: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str, 
 #: the same as SOURCES entries (added to the training set only with ``--debian-root`` / ``--photos``)
 DEBIAN_SOURCES = deb_sources(DEBIAN)
 PHOTO_SOURCES = deb_sources(PHOTOS)
+#: with ``--photos``: every 6th of those photographs in name order joins the validation split
+PHOTO_VALIDATION = tuple(sorted(PHOTO_SOURCES)[::6])
 HELDOUT = ("chelsea", "coffee", "rocket", "flower", "moon")
 #: with ``--debian-root``: wallpapers kept out of training, for validation logs and for choosing between
 #: checkpoints / runs (the held-out images above are never used for any choice)
@@ -942,6 +940,11 @@ def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sample
     return model, vae, vae_info, tok_info
 
 
+def write_image_cache(path: Path, images: dict[str, np.ndarray]) -> None:
+    """Save decoded training images for ``--image-cache``, with their names (see :func:`read_image_cache`)."""
+    np.savez(path, names=np.array(list(images)), **{str(i): a for i, a in enumerate(images.values())})
+
+
 def read_image_cache(path: Path, names: list[str]) -> dict[str, np.ndarray] | None:
     """The decoded training images from an ``--image-cache`` file, or None when it is missing or was written
     for another list of images (a cache without its names, from before they were stored, counts as another)."""
@@ -1030,7 +1033,7 @@ def main(argv: list[str] | None = None) -> None:
     if train is None:
         train = {n: load_source(n) for n in names}
         if args.image_cache is not None:
-            np.savez(args.image_cache, names=np.array(names), **{str(i): train[n] for i, n in enumerate(names)})
+            write_image_cache(args.image_cache, train)
     held = {n: load_source(n) for n in HELDOUT}
     args.examples.mkdir(parents=True, exist_ok=True)
     from PIL import Image

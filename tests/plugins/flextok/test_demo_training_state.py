@@ -115,7 +115,7 @@ def test_the_image_cache_is_used_only_for_the_images_it_was_written_for(script, 
     a, b = np.zeros((2, 2, 3), np.uint8), np.full((3, 3, 3), 7, np.uint8)
     path = tmp_path / "imgs.npz"
     assert script.read_image_cache(path, ["a", "b"]) is None  # nothing cached yet
-    np.savez(path, names=np.array(["a", "b"]), **{"0": a, "1": b})
+    script.write_image_cache(path, {"a": a, "b": b})
     got = script.read_image_cache(path, ["a", "b"])
     assert got is not None and (got["b"] == b).all() and got["a"].shape == a.shape
     assert script.read_image_cache(path, ["a", "new", "b"]) is None
