@@ -131,3 +131,30 @@ def test_photos_need_the_folder_their_packages_are_unpacked_in(script, capsys):
     assert not set(script.PHOTO_SOURCES) & (set(script.DEBIAN_SOURCES) | set(script.SOURCES))
     assert all(lic.split(" ")[0] in ("CC0-1.0", "CC-BY-4.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0")
                for _, _, lic in script.PHOTO_SOURCES.values())
+
+
+def test_a_float16_release_loads_as_the_float32_model_rounded(script, tmp_path):
+    """``--weights-dtype float16``: FlexTok's file holds float16 (half the bytes), the loader reads it
+    into the float32 model, and the weights are the trained ones rounded to float16 (the VAE stays
+    float32)."""
+    from safetensors import safe_open
+    from zoo_plugins.flextok.model import FlexTok
+
+    torch.manual_seed(0)
+    model = FlexTok(script.flextok_config(16, 0.5, dim=32, depth=1)).eval()
+    sizes = {}
+    for name, dtype in script.WEIGHTS_DTYPES.items():
+        script.write_release(model, model.vae.vae, tmp_path / name, dtype)
+        path = tmp_path / name / "tiny" / "model.safetensors"
+        with safe_open(str(path), "pt") as f:
+            assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16" if name == "float16" else "F32"}
+        sizes[name] = path.stat().st_size
+    assert sizes["float16"] < 0.6 * sizes["float32"]
+    loaded = script.load_release(tmp_path / "float16")
+    want = {k: v for k, v in model.state_dict().items() if not k.startswith("vae.")}
+    got = loaded.state_dict()
+    assert all(got[k].dtype == torch.float32 for k in want)
+    assert all(torch.equal(got[k], v.half().float()) for k, v in want.items())
+    assert all(torch.equal(got[k], v) for k, v in model.state_dict().items() if k.startswith("vae."))
+    with pytest.raises(SystemExit):
+        script.main(["--weights-dtype", "bfloat8"])
