@@ -776,15 +776,15 @@ def write_vae(vae, out: Path, scaling_factor: float | None = None) -> Path:
     return vdir
 
 
-def write_release(model, vae, out: Path, dtype: torch.dtype = torch.float32) -> None:
+def write_release(model, vae, out: Path, dtype: str = "float32") -> None:
     """Write the VAE and FlexTok (``model.safetensors`` with the Hydra config in its metadata, no
-    ``vae.vae.*`` keys: the loader takes them from the VAE card). ``dtype`` is FlexTok's stored
-    float type (``--weights-dtype float16`` halves the file, for widths whose float32 weights would
+    ``vae.vae.*`` keys: the loader takes them from the VAE card). ``dtype`` (a WEIGHTS_DTYPES name) is
+    FlexTok's stored float type (``--weights-dtype float16`` halves the file, for widths whose float32 weights would
     not fit the 20 MiB the demo may take; the loader casts them to the model's dtype)."""
     from zoo_plugins.flextok.export import to_header, to_metadata
 
     write_vae(vae, out, model.config.vae.scaling_factor)
-    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in model.state_dict().items()
+    state = {k: v.to(WEIGHTS_DTYPES[dtype]) if v.is_floating_point() else v for k, v in model.state_dict().items()
              if not k.startswith("vae.")}
     save_safetensors(state, out / "tiny" / "model.safetensors", metadata=to_header(to_metadata(model.config)))
 
@@ -931,7 +931,7 @@ def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sample
         t2 = time.perf_counter()
         tok_steps = train_flextok(model, bank, args.tok_minutes, args.tok_batch, t0, args.tok_lr, args.device,
                                   p_t1=args.p_t1, t_shift=args.t_shift,
-                                  on_checkpoint=lambda: write_release(model, vae, args.out, WEIGHTS_DTYPES[args.weights_dtype]),
+                                  on_checkpoint=lambda: write_release(model, vae, args.out, args.weights_dtype),
                                   checkpoint_minutes=args.checkpoint_minutes, full_frac=args.tok_full_frac,
                                   max_steps=args.tok_steps)
     t_tok = time.perf_counter() - t2
@@ -939,7 +939,7 @@ def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sample
                 "full_frac": args.tok_full_frac,
                 "p_t1": args.p_t1, "t_shift": args.t_shift, "latent_bank": args.bank}
     (args.out / "tok_stats.json").write_text(json.dumps(tok_info) + "\n")
-    write_release(model, vae, args.out, WEIGHTS_DTYPES[args.weights_dtype])
+    write_release(model, vae, args.out, args.weights_dtype)
     log(f"flextok: {tok_steps} steps in {t_tok / 60:.1f} min -> {args.out}", t0)
 
     return model, vae, vae_info, tok_info
@@ -1083,14 +1083,14 @@ def main(argv: list[str] | None = None) -> None:
         pix_steps = train_pixels(model, imgs, lats, args.pix_minutes, args.pix_batch, t0, args.pix_lr, args.pix_dec_lr,
                                  args.device, p_t1=args.p_t1 if args.pix_p_t1 is None else args.pix_p_t1,
                                  t_shift=args.t_shift,
-                                 on_checkpoint=lambda: write_release(model, model.vae.vae, args.out, WEIGHTS_DTYPES[args.weights_dtype]),
+                                 on_checkpoint=lambda: write_release(model, model.vae.vae, args.out, args.weights_dtype),
                                  checkpoint_minutes=args.checkpoint_minutes, ema_decay=args.pix_ema,
                                  enc_lr_mult=args.pix_enc_lr_mult, vae_rec=args.pix_vae_rec, val_images=val,
                                  state_out=args.pix_state_out, max_steps=args.pix_steps,
                                  ema_warmup=args.resume is None,  # a release is already an average
                                  state_in=None if args.pix_state_in is None else load_pixel_state(args.pix_state_in))
         vae = model.vae.vae
-        write_release(model, vae, args.out, WEIGHTS_DTYPES[args.weights_dtype])
+        write_release(model, vae, args.out, args.weights_dtype)
         pix_info = {"minutes": round((time.perf_counter() - t4) / 60, 1), "steps": pix_steps, "batch": args.pix_batch,
                     "lr": args.pix_lr, "vae_decoder_lr": args.pix_dec_lr, "bank": args.pix_bank, "ema": args.pix_ema,
                     "encoder_lr_mult": args.pix_enc_lr_mult, "vae_rec": args.pix_vae_rec,
