@@ -890,6 +890,22 @@ def heldout_views(held: dict[str, np.ndarray]) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------- main
 
 
+def reused_vae_info(run: Path) -> dict[str, Any]:
+    """How the VAE in ``run/vae_tiny`` was trained: a run directory's ``vae_stats.json``, else a
+    release's ``train_stats.json`` (its ``"vae"`` entry), so ``--vae-from`` takes either.
+
+    Example:
+        >>> reused_vae_info(Path("plugins/flextok/demo"))["steps"]  # doctest: +SKIP
+        4492
+    """
+    if (run / "vae_stats.json").exists():
+        return json.loads((run / "vae_stats.json").read_text())
+    if (run / "train_stats.json").exists():
+        return dict(json.loads((run / "train_stats.json").read_text())["vae"])
+    raise FileNotFoundError(f"--vae-from {run}: neither vae_stats.json nor train_stats.json is there to say how "
+                            f"its VAE was trained; point it at a run directory or a release (plugins/flextok/demo)")
+
+
 def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sampler: ViewSampler, t0: float):
     """VAE (or ``--vae-from``), scaling factor, FlexTok on a latent bank; writes the release files."""
     vae_steps = 0
@@ -900,9 +916,9 @@ def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sample
         write_vae(vae, args.out)
         vae_info = {"minutes": round((time.perf_counter() - t0) / 60, 1), "steps": vae_steps, "batch": args.vae_batch,
                     "crop": args.vae_crop}
-    else:  # stage 1 of an earlier run (its vae_stats.json says how it was trained)
+    else:  # stage 1 of an earlier run (its vae_stats.json, or a release's train_stats.json, says how it was trained)
         vae = load_vae_dir(args.vae_from / "vae_tiny").to(args.device)
-        vae_info = json.loads((args.vae_from / "vae_stats.json").read_text())
+        vae_info = reused_vae_info(args.vae_from)
         vae_info["reused_from"] = str(args.vae_from)
     (args.out / "vae_stats.json").write_text(json.dumps(vae_info) + "\n")
     vae.requires_grad_(False)

@@ -109,6 +109,19 @@ def test_a_continued_release_lists_the_runs_it_builds_on(script, tmp_path):
     assert chain[0]["dir"] == str(first)
 
 
+def test_vae_from_reads_a_run_directory_or_a_release(script, tmp_path):
+    """``--vae-from``: a run directory's vae_stats.json, else a release's train_stats.json "vae" entry (the
+    released demo is reproduced from the previous release this way); with neither it says what to pass."""
+    import json
+
+    release = Path(__file__).resolve().parents[3] / "plugins" / "flextok" / "demo"
+    assert script.reused_vae_info(release) == json.loads((release / "train_stats.json").read_text())["vae"]
+    (tmp_path / "vae_stats.json").write_text(json.dumps({"minutes": 1.5, "steps": 7}))
+    assert script.reused_vae_info(tmp_path) == {"minutes": 1.5, "steps": 7}
+    with pytest.raises(FileNotFoundError, match="vae_stats.json nor train_stats.json"):
+        script.reused_vae_info(tmp_path / "empty")
+
+
 def test_the_image_cache_is_used_only_for_the_images_it_was_written_for(script, tmp_path):
     """Adding a training image must not shift the cached arrays onto other names (the cache used to be
     read by position)."""
