@@ -50,22 +50,36 @@ Writes (what ``zoo.load("flextok.demo_128")`` reads)::
     OUT/train_stats.json                             data, licences, durations, metrics
     EXAMPLES/*.png                                   the held-out images (128x128 centre squares)
 
-Command used for the committed weights (3 December; device cpu, both threads of the 2-core machine,
-nothing else running; VAE 22 min, FlexTok on latents 24 min, pixel stage 58 min)::
+Commands behind the committed weights (device cpu, both threads of the 2-core machine, nothing else
+running). The VAE is the previous release's (3 December, commit 10e75cd: VAE 22 min, FlexTok on
+latents 24 min, pixel stage 58 min, which fine-tuned the VAE decoder)::
 
     pip install scikit-image scikit-learn matplotlib   # training data only; zoo does not need them
     apt-get download mate-backgrounds ukui-wallpapers plasma-workspace-wallpapers lomiri-wallpapers
     for f in *.deb; do dpkg -x "$f" ROOT; done          # (or apt-get install them and use --debian-root /)
-    python scripts/train_demo_flextok.py --out plugins/flextok/demo --examples examples/images --device cpu \
+    python scripts/train_demo_flextok.py --out PREV --examples /tmp/ex --device cpu \
         --threads 2 --debian-root ROOT --image-cache /tmp/imgs.npz --vae-minutes 22 \
         --tok-minutes 24 --tok-batch 8 --tok-lr 1e-3 --tok-full-frac 0.35 --bank 4096 \
         --pix-minutes 58 --pix-batch 8 --pix-lr 5e-4 --pix-dec-lr 2e-4 --pix-ema 0.998 --pix-vae-rec 4 \
         --pix-bank 4096 --val 32 --checkpoint-minutes 10 --depth 4
+    # (or: git archive 10e75cd plugins/flextok/demo | tar -x -C /tmp and PREV=/tmp/plugins/flextok/demo)
+
+then FlexTok at width 192 from initialisation on that VAE (4 December, run E: 35.6 + 45.6 min)::
+
+    python scripts/train_demo_flextok.py --out plugins/flextok/demo --examples examples/images --device cpu \
+        --threads 2 --debian-root ROOT --image-cache /tmp/imgs.npz --vae-from PREV \
+        --tok-steps 9541 --tok-batch 8 --tok-lr 1e-3 --tok-full-frac 0.35 --bank 4096 \
+        --pix-steps 8965 --pix-batch 8 --pix-lr 5e-4 --pix-dec-lr 2e-4 --pix-ema 0.998 --pix-vae-rec 4 \
+        --pix-bank 4096 --val 32 --checkpoint-minutes 10 --depth 4 --dim 192 --weights-dtype float16
+
+The second command with ``--vae-steps 4492`` in place of ``--vae-from PREV`` is the whole recipe in one
+run (71 minutes here); it measured lower on validation (its VAE decoder has one pixel stage, not two).
 
 The depth (4, not 6) was chosen on the VALIDATION wallpapers from two earlier one-thread runs of the
-same recipe. plugins/flextok/demo/README.md records the earlier attempts (the first release, trained
-on the 19 Python-package images only; a second attempt with pixel loss from the start that measured
-worse) and the pilots behind this recipe: nested dropout from the first step leaves the decoder
+same recipe; the width (192, not 128) on 512 views of the validation wallpapers and photographs.
+plugins/flextok/demo/README.md records the earlier attempts (the first release, trained on the 19
+Python-package images only; a second attempt with pixel loss from the start that measured worse;
+runs C, D, E, F) and the pilots behind this recipe: nested dropout from the first step leaves the decoder
 reading little beyond the first token, so ``--tok-full-frac`` trains with every register first.
 
 ``--vae-minutes 0.5 --tok-minutes 0.5 --bank 256 --out /tmp/demo`` runs the whole pipeline in ~2 minutes.

@@ -19,7 +19,7 @@ fresh views of the *training* images, PSNR per kept tokens 1 ... 64, EMA weights
   with 1 token, 16.17 with 8, 15.98 with 64 (a rise of 0.0 dB; equal-bit thumbnails 17.16 /
   18.08 / 19.14 dB at 8-16 / 32 / 64 tokens): flat colour fields on the 16 px patch grid; only
   the rocket (dark grey -> blue from 8 tokens) and the flower (a pink blob from 2 tokens) change
-  with more tokens. FlexTok's first demo release after 55 minutes: 16.54 -> 17.63 dB (its current one: 15.78 -> 19.65 dB);
+  with more tokens. FlexTok's first demo release after 55 minutes: 16.54 -> 17.63 dB (its current one: 15.94 -> 19.97 dB);
 * without the freeze, a continuous warm-up (no quantiser) collapses the same way (Adam's first
   steps move every weight of a wide layer by the learning rate, coherently, which swamps the ~1%
   image-dependent part of the latent tokens at init).

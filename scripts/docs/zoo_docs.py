@@ -37,10 +37,10 @@ FIGURES: list[dict[str, Any]] = [
         "title": "Coarse to fine: the demo tokenizer decoding 1 to N tokens",
         "caption": "Each row is a held-out image (left; never used in training) followed by its reconstruction "
                    "from the first 1, 2, 4, ... 64 tokens of its FlexTok token sequence (5.3 bits per token), "
-                   "decoded in one step by the embedded demo model `flextok.demo_128` (128 px, trained for 105 "
-                   "minutes on a 2-core CPU on images that Python and Debian packages ship; weights inside the "
-                   "package; not for research). Any prefix decodes: the flower and the coffee cup take shape "
-                   "from 4-8 tokens on, and held-out PSNR rises from 15.8 dB (1 token) to 19.7 dB (64).",
+                   "decoded in one step by the embedded demo model `flextok.demo_128` (128 px, trained on a 2-core "
+                   "CPU on images that Python and Debian packages ship; weights inside the package; not for "
+                   "research). Any prefix decodes: the flower takes shape from 4-8 tokens on, the coffee cup "
+                   "from 16, and held-out PSNR rises from 15.9 dB (1 token) to 20.0 dB (64).",
         "command": "python scripts/docs/figures.py reconstruction",
         "families": ["flextok"],
     },
