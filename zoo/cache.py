@@ -153,7 +153,10 @@ def _metric_models(root: str | Path | None) -> list[CachedModel]:
     folder = metric_cache_dir(cache_dir(root))
     if not folder.is_dir():
         return []
+    from zoo.evaluation.packaged_weights import PACKAGED
+
     specs = {spec.filename: spec for spec in METRIC_WEIGHTS.values()}
+    specs.update({packaged.filename: METRIC_WEIGHTS[name] for name, packaged in PACKAGED.items()})  # converted copies
     found: dict[str, CachedModel] = {}
     for path in sorted(folder.iterdir()):
         if not path.is_file():
@@ -342,11 +345,17 @@ def _verify_metric(model: CachedModel) -> list[VerifyRow]:
     from zoo.evaluation.metric_weights import METRIC_WEIGHTS
     from zoo.hub import sha256_of
 
-    spec = METRIC_WEIGHTS.get(model.name[len(METRIC_PREFIX):])
+    from zoo.evaluation.packaged_weights import PACKAGED
+
+    name = model.name[len(METRIC_PREFIX):]
+    spec, packaged = METRIC_WEIGHTS.get(name), PACKAGED.get(name)
     rows = []
     for f in model.files:
         got = sha256_of(f.path)
-        if spec is None or not spec.hash_prefix:
+        if packaged is not None and f.name == packaged.filename:
+            rows.append(VerifyRow(model.name, f.name, "", "unpinned", f"sha256 {got} (converted from {packaged.distribution}'s "
+                                  f"{packaged.path}, whose sha256 {packaged.sha256[:8]}... was checked when converting)"))
+        elif spec is None or not spec.hash_prefix:
             rows.append(VerifyRow(model.name, f.name, "", "unpinned", f"sha256 {got} (the publisher names no hash)"))
         elif got.startswith(spec.hash_prefix):
             rows.append(VerifyRow(model.name, f.name, "", "ok", f"sha256 starts with {spec.hash_prefix}, as its name says"))

