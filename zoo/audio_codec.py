@@ -9,6 +9,8 @@ The class provides ``sample_rate`` (Hz) and ``hop`` (samples per token frame), `
 * ``_prepare(waveform, sample_rate)``: :func:`zoo.media.audio.prepare_items` at the codec's
   rate (mono unless ``mono_input`` is False), the one place inputs are checked;
 * ``_grouped(items, fn)``: :func:`zoo.media.audio.run_grouped`;
+* ``_chunk_frames(chunk_seconds, multiple=1)``: token frames per chunk of a chunked encode (the
+  class's ``config.chunk_seconds`` when None; no chunking when unset or <= 0);
 * ``reconstruct(waveform, sample_rate, codebooks=None, **options)`` =
   ``decode(encode(x))`` trimmed to each item's length at the codec's rate (``options`` such as
   ``chunk_seconds`` go to both calls, ``codebooks`` to ``encode``).
@@ -67,6 +69,23 @@ class AudioCodecMixin:
 
         label = self.display_name or self.name
         return prepare_items(waveform, sample_rate, self.sample_rate, model=label, mono=self.mono_input)
+
+    def _chunk_frames(self, chunk_seconds: float | None, multiple: int = 1) -> int:
+        """Token frames per chunk for ``chunk_seconds`` (None: ``self.config.chunk_seconds``),
+        rounded down to a multiple of ``multiple`` and at least one; unset or <= 0: no chunking
+        (a count longer than any input).
+
+        Example:
+            >>> from types import SimpleNamespace
+            >>> codec = AudioCodecMixin()
+            >>> codec.sample_rate, codec.hop, codec.config = 24000, 320, SimpleNamespace(chunk_seconds=None)
+            >>> codec._chunk_frames(2.0), codec._chunk_frames(2.0, multiple=4), codec._chunk_frames(None) > 10**12
+            (150, 148, True)
+        """
+        seconds = self.config.chunk_seconds if chunk_seconds is None else chunk_seconds
+        if not seconds or seconds <= 0:
+            return 1 << 62
+        return max(multiple, int(seconds * self.sample_rate / self.hop) // multiple * multiple)
 
     @staticmethod
     def _grouped(items: Sequence[torch.Tensor], fn: Callable[[torch.Tensor], Any]) -> list[Any]:

@@ -115,12 +115,6 @@ class LanguageCodec(AudioCodecMixin, ZooModel, nn.Module):
     def num_codebooks(self) -> int:
         return self.quantizer.num_quantizers
 
-    def _chunk_frames(self, chunk_seconds: float | None) -> int:
-        seconds = self.config.chunk_seconds if chunk_seconds is None else chunk_seconds
-        if seconds is None or seconds <= 0:
-            return 1 << 62
-        return max(1, int(seconds * self.frame_rate))
-
     # ------------------------------------------------------------------ tensor-level pipeline
     @torch.inference_mode()
     def latents(self, wav: torch.Tensor, *, chunk_seconds: float | None = None) -> torch.Tensor:

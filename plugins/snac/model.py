@@ -117,11 +117,7 @@ class SNAC(AudioCodecMixin, ZooModel, nn.Module):
         return math.ceil(need / m) * m
 
     def _chunk_frames(self, chunk_seconds: float | None) -> int:
-        seconds = self.config.chunk_seconds if chunk_seconds is None else chunk_seconds
-        if not seconds or seconds <= 0:
-            return 1 << 62
-        m = self.config.frame_multiple
-        return max(m, int(seconds * self.sample_rate / self.hop) // m * m)
+        return super()._chunk_frames(chunk_seconds, self.config.frame_multiple)
 
     # ------------------------------------------------------------------ tensor-level pipeline
 

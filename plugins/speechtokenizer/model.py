@@ -96,12 +96,6 @@ class SpeechTokenizer(AudioCodecMixin, ZooModel, nn.Module):
     def num_codebooks(self) -> int:
         return self.config.n_q
 
-    def _chunk_frames(self, chunk_seconds: float | None) -> int:
-        seconds = self.config.chunk_seconds if chunk_seconds is None else chunk_seconds
-        if not seconds or seconds <= 0:
-            return 1 << 62
-        return max(1, int(seconds * self.frame_rate))
-
     # ------------------------------------------------------------------ tensor-level pipeline
 
     @torch.inference_mode()

@@ -118,12 +118,6 @@ class WavTokenizer(AudioCodecMixin, ZooModel, nn.Module):
     def codebook_size(self) -> int:
         return self.quantizer.size
 
-    def _chunk_frames(self, chunk_seconds: float | None) -> int:
-        seconds = self.config.chunk_seconds if chunk_seconds is None else chunk_seconds
-        if seconds is None or seconds <= 0:
-            return 1 << 62
-        return max(1, int(seconds * self.sample_rate / self.hop))
-
     # ------------------------------------------------------------------ tensor-level pipeline
 
     @torch.inference_mode()
