@@ -151,7 +151,8 @@ def download(name: str, revision: str | None, cache_dir: str | None, force: bool
 
 def doctor_report() -> dict:
     """What ``zoo doctor`` reports, as a JSON-able dict (versions, devices, attention backends,
-    torchvision, hub settings, the cache: where, how big, free disk; plugins, models)."""
+    torchvision, hub settings, the cache: where, how big, free disk; where the metric networks'
+    weights would come from; plugins, models)."""
     import os
     import platform
     import warnings
@@ -161,6 +162,7 @@ def doctor_report() -> dict:
     import zoo
     from zoo.cache import cache_summary
     from zoo.compat.torchvision import ensure_torchvision
+    from zoo.evaluation.metric_weights import metric_weights_status
     from zoo.hub import is_offline
     from zoo.nn.attention import available_backends, resolve_backend
 
@@ -189,6 +191,7 @@ def doctor_report() -> dict:
             "env": {k: os.environ[k] for k in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HOME", "HF_HUB_CACHE") if k in os.environ},
         },
         "cache": cache_summary(),
+        "metric_weights": metric_weights_status(),
         "plugins": {p["name"]: (f"FAILED {p['error']}" if p["error"] else "ok") for p in zoo.plugins()},
         "models": len(zoo.list_models()),
     }
@@ -198,7 +201,7 @@ def doctor_report() -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def doctor(as_json: bool) -> None:
     """Print torch, devices, attention backends that work here, the hub cache (where, size, free
-    disk) and plugin health."""
+    disk), where zoo eval's metric weights would come from, and plugin health."""
     from zoo.cache import human_size
 
     r = doctor_report()
@@ -223,6 +226,7 @@ def doctor(as_json: bool) -> None:
     metrics = f" + {c['metric_files']} metric weight file(s)" if c.get("metric_files") else ""
     click.echo(f"cache: {c['cache_dir']}" + (f" ({human_size(c['size_on_disk'])} in {c['repos']} repo(s){metrics}{partial})" if c["exists"] else " (empty: not created yet)")
                + f"; free disk {human_size(c['free_disk'])}")
+    click.echo("metric weights (zoo eval): " + "; ".join(f"{n} {status}" for n, status in r["metric_weights"].items()))
     for name, status in r["plugins"].items():
         click.echo(f"plugin {name}: {status}")
     click.echo(f"models: {r['models']} registered")

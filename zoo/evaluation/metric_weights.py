@@ -31,7 +31,8 @@ from pathlib import Path
 
 from zoo.errors import CheckpointError, HubError
 
-__all__ = ["METRIC_WEIGHTS", "MetricWeights", "metric_cache_dir", "resolve_metric_weights", "write_standin_weights"]
+__all__ = ["METRIC_WEIGHTS", "MetricWeights", "metric_cache_dir", "metric_weights_status", "resolve_metric_weights",
+           "write_standin_weights"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,32 @@ def metric_cache_dir(cache_dir: str | Path | None = None) -> Path:
     from zoo.hub import default_cache_dir
 
     return Path(cache_dir if cache_dir is not None else default_cache_dir()) / "zoo-metrics"
+
+
+def metric_weights_status(cache_dir: str | Path | None = None) -> dict[str, str]:
+    """Where each metric network's weights would come from now, without reading or fetching
+    anything: ``cached``, ``packaged: <pip requirement> (converted on first use)`` or ``not cached``
+    (what ``zoo doctor`` shows).
+
+    Example:
+        >>> import tempfile
+        >>> metric_weights_status(tempfile.mkdtemp())["inception"]
+        'not cached'
+    """
+    from zoo.evaluation.packaged_weights import PACKAGED, packaged_source
+
+    folder = metric_cache_dir(cache_dir)
+    out = {}
+    for name, spec in METRIC_WEIGHTS.items():
+        packaged = PACKAGED.get(name)
+        names = [spec.filename] + ([packaged.filename] if packaged is not None else [])
+        if any((folder / n).is_file() for n in names):
+            out[name] = "cached"
+        elif packaged is not None and packaged_source(name) is not None:
+            out[name] = f"packaged: {packaged.distribution} (converted on first use)"
+        else:
+            out[name] = "not cached"
+    return out
 
 
 def _check_state_dict(path: Path, spec: MetricWeights) -> None:
