@@ -153,10 +153,10 @@ def _metric_models(root: str | Path | None) -> list[CachedModel]:
     folder = metric_cache_dir(cache_dir(root))
     if not folder.is_dir():
         return []
-    from zoo.evaluation.packaged_weights import PACKAGED
+    from zoo.evaluation.packaged_weights import PACKAGED  # converted copies are listed under their metric
 
     specs = {spec.filename: spec for spec in METRIC_WEIGHTS.values()}
-    specs.update({packaged.filename: METRIC_WEIGHTS[name] for name, packaged in PACKAGED.items()})  # converted copies
+    specs.update({packaged.filename: METRIC_WEIGHTS[name] for name, packaged in PACKAGED.items()})
     found: dict[str, CachedModel] = {}
     for path in sorted(folder.iterdir()):
         if not path.is_file():
@@ -343,9 +343,8 @@ def verify_cached(name: str | None = None, *, cache_dir: str | Path | None = Non
 def _verify_metric(model: CachedModel) -> list[VerifyRow]:
     """A metric weights file against the sha256 prefix its publisher puts in the file name."""
     from zoo.evaluation.metric_weights import METRIC_WEIGHTS
-    from zoo.hub import sha256_of
-
     from zoo.evaluation.packaged_weights import PACKAGED
+    from zoo.hub import sha256_of
 
     name = model.name[len(METRIC_PREFIX):]
     spec, packaged = METRIC_WEIGHTS.get(name), PACKAGED.get(name)

@@ -121,9 +121,11 @@ def resolve_metric_weights(name: str, path: str | os.PathLike | None = None, *, 
     """The local file holding metric weights ``name`` (a key of :data:`METRIC_WEIGHTS`).
 
     ``path`` is used as given (it must exist and hold a state dict); otherwise the cache, then a
-    pip package's copy, then a download (see the module docstring). ``check`` reads the file weights-only to prove it is a
-    state dict (callers that load it weights-only themselves pass ``False``). Errors are :class:`~zoo.errors.HubError` (not cached and
-    offline, download failed) or :class:`~zoo.errors.CheckpointError` (not a state dict).
+    pip package's copy, then a download (see the module docstring). ``check`` reads the file
+    weights-only to prove it is a state dict (callers that load it weights-only themselves pass
+    ``False``). Errors are :class:`~zoo.errors.HubError` (not cached and offline, download failed,
+    cache not writable) or :class:`~zoo.errors.CheckpointError` (not a state dict; a packaged file
+    whose hash is not the release's).
 
     Example:
         >>> import tempfile
