@@ -93,16 +93,24 @@ def metric_weights_status(cache_dir: str | Path | None = None) -> dict[str, str]
 
     folder = metric_cache_dir(cache_dir)
     out = {}
-    for name, spec in METRIC_WEIGHTS.items():
+    for name in METRIC_WEIGHTS:
         packaged = PACKAGED.get(name)
-        names = [spec.filename] + ([packaged.filename] if packaged is not None else [])
-        if any((folder / n).is_file() for n in names):
+        if any(path.is_file() for path in _cached_files(name, folder)):
             out[name] = "cached"
         elif packaged is not None and packaged_source(name) is not None:
             out[name] = f"packaged: {packaged.distribution} (converted on first use)"
         else:
             out[name] = "not cached"
     return out
+
+
+def _cached_files(name: str, folder: Path) -> list[Path]:
+    """Where metric weights ``name`` may sit in the cache ``folder``: the published file's name,
+    then (LPIPS alex/vgg) the name of a copy converted from a pip package."""
+    from zoo.evaluation.packaged_weights import PACKAGED
+
+    packaged = PACKAGED.get(name)
+    return [folder / METRIC_WEIGHTS[name].filename] + ([folder / packaged.filename] if packaged is not None else [])
 
 
 def _check_state_dict(path: Path, spec: MetricWeights) -> None:
@@ -149,14 +157,14 @@ def resolve_metric_weights(name: str, path: str | os.PathLike | None = None, *, 
 
     folder = metric_cache_dir(cache_dir)
     cached = folder / spec.filename
-    packaged = PACKAGED.get(name)
-    converted = folder / packaged.filename if packaged is not None else None
-    for found in (cached, converted):
-        if found is not None and found.is_file():
+    for found in _cached_files(name, folder):
+        if found.is_file():
             if check:
                 _check_state_dict(found, spec)
             return found
+    packaged = PACKAGED.get(name)
     if packaged is not None and (source := packaged_source(name)) is not None:
+        converted = folder / packaged.filename
         try:
             return convert_packaged(name, converted, source)
         except OSError as exc:

